@@ -1,0 +1,465 @@
+"""HedgeCutClassifier: an extremely randomized forest that forgets training rows exactly."""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from forget import _persist
+from forget._rows import RowIndex, as_row_ids
+from forget.base import ForgetResult, Guarantee, Path
+from forget.hedgecut import _kernels as K
+
+# The node arrays, in the order of the kernels' state tuple S.
+_NODE_FIELDS = (
+    "ncls", "ncand", "feat", "thr", "left", "child", "active", "slack",
+    "parent", "link", "depth", "hedge", "path", "start", "stop",
+)  # fmt: skip
+_SMALL_BATCH = 64  # below this many rows, predict serially (no thread start-up)
+
+
+def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
+    return (
+        np.zeros((m, c), np.int32),
+        np.zeros(m, np.int8),
+        np.zeros((m, k), np.int32),
+        np.zeros((m, k), np.float32),
+        np.zeros((m, k, c), np.int32),
+        np.full((m, k, 2), -1, np.int32),
+        np.full(m, -1, np.int32),
+        np.zeros(m, np.int32),
+        np.full(m, -1, np.int32),
+        np.full(m, -1, np.int32),
+        np.zeros(m, np.int32),
+        np.zeros(m, np.int32),
+        np.zeros(m, np.uint64),
+        np.zeros(m, np.int64),
+        np.zeros(m, np.int64),
+    )
+
+
+def _grow_nodes(S: tuple[np.ndarray, ...], new_m: int) -> tuple[np.ndarray, ...]:
+    fresh = _alloc_nodes(new_m, S[2].shape[1], S[0].shape[1])
+    m = S[0].shape[0]
+    for old, new in zip(S, fresh, strict=True):
+        new[:m] = old
+    return fresh
+
+
+class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
+    """Extremely randomized trees that unlearn single training rows in microseconds, exactly.
+
+    Every random choice is keyed by ``(random_state, tree, node path)`` and cut-offs are drawn in
+    the node's region of ``feature_bounds``, so training is a pure function of the data. After
+    ``fit(X, y, row_ids=ids)`` and any sequence of ``forget`` calls, the forest (its predictions
+    and the structure of every tree) equals the forest that ``fit`` on the remaining rows builds
+    with the same parameters and ``feature_bounds=model.feature_bounds_``.
+
+    Deletions take the *fast path* when they only update counts: a node whose decision is
+    robust (no ``deletion_budget`` share of deletions can change it) is merely decremented, and a
+    non-robust node switches to a pre-built variant subtree of the runner-up (HedgeCut's hedge).
+    When a deletion changes a decision that was not hedged, the *slow path* rebuilds just that
+    subtree from the rows it still holds (DaRE). ``ForgetResult.paths`` says which path each
+    deletion took.
+
+    Parameters
+    ----------
+    n_estimators : number of trees.
+    max_depth : depth limit, ``None`` for none.
+    min_samples_leaf : fewest rows a leaf may hold.
+    max_features : candidate features per node: ``"sqrt"`` (rounded, as HedgeCut), ``"log2"``,
+        an int, or a fraction.
+    deletion_budget : share of the training rows the hedges are built to absorb (HedgeCut's ε).
+    feature_bounds : ``(low, high)`` per feature, the range cut-offs are drawn from; taken from
+        the data when ``None`` and kept as ``feature_bounds_``.
+    classes : the label set; taken from ``y`` when ``None``. Fix it to compare with a refit in
+        which a class no longer occurs.
+    hedge_min_samples : nodes with fewer rows are not hedged (rebuilding them is cheap).
+    max_variants : runners-up hedged per node.
+    max_hedge_depth : variant edges allowed on one root-to-leaf path.
+    n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores).
+    random_state : int seed (``None`` draws one, kept as ``seed_``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from forget import HedgeCutClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> m = HedgeCutClassifier(n_estimators=10, random_state=1).fit(X, y)
+    >>> r = m.forget([3, 17])
+    >>> refit = HedgeCutClassifier(n_estimators=10, random_state=1,
+    ...                            feature_bounds=m.feature_bounds_).fit(
+    ...     np.delete(X, [3, 17], axis=0), np.delete(y, [3, 17]),
+    ...     row_ids=np.delete(np.arange(200), [3, 17]))
+    >>> bool((m.predict_proba(X) == refit.predict_proba(X)).all())
+    True
+    """
+
+    guarantee = Guarantee.EXACT
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 2,
+        max_features: str | int | float = "sqrt",
+        deletion_budget: float = 0.001,
+        feature_bounds: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
+        hedge_min_samples: int = 256,
+        max_variants: int = 0,
+        max_hedge_depth: int = 1,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.deletion_budget = deletion_budget
+        self.feature_bounds = feature_bounds
+        self.classes = classes
+        self.hedge_min_samples = hedge_min_samples
+        self.max_variants = max_variants
+        self.max_hedge_depth = max_hedge_depth
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self, d: int) -> int:
+        if not isinstance(self.n_estimators, int | np.integer) or self.n_estimators < 1:
+            raise ValueError(f"n_estimators must be a positive int, got {self.n_estimators!r}")
+        if self.max_depth is not None and (
+            not isinstance(self.max_depth, int | np.integer) or self.max_depth < 1
+        ):
+            raise ValueError(f"max_depth must be None or a positive int, got {self.max_depth!r}")
+        if not isinstance(self.min_samples_leaf, int | np.integer) or self.min_samples_leaf < 1:
+            raise ValueError(f"min_samples_leaf must be a positive int, got {self.min_samples_leaf!r}")
+        if not 0.0 <= float(self.deletion_budget) < 1.0:
+            raise ValueError(f"deletion_budget must be in [0, 1), got {self.deletion_budget!r}")
+        for name in ("hedge_min_samples", "max_variants", "max_hedge_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        mf = self.max_features
+        if mf == "sqrt":
+            k = round(math.sqrt(d))
+        elif mf == "log2":
+            k = round(math.log2(d)) if d > 1 else 1
+        elif isinstance(mf, int | np.integer) and not isinstance(mf, bool):
+            k = int(mf)
+        elif isinstance(mf, float) and 0.0 < mf <= 1.0:
+            k = round(mf * d)
+        else:
+            raise ValueError(f"max_features must be 'sqrt', 'log2', an int or a fraction, got {mf!r}")
+        if not 1 <= k <= d:
+            raise ValueError(f"max_features gives {k} candidate features; it must be in 1..{d}")
+        return max(1, min(k, d, 127))
+
+    @staticmethod
+    def _check_X(X: ArrayLike, d: int | None = None) -> np.ndarray:
+        try:
+            arr = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X must be a 2-d array of numbers: {exc}") from exc
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-d (rows, features), got shape {arr.shape}")
+        if d is not None and arr.shape[1] != d:
+            raise ValueError(f"X has {arr.shape[1]} features, the model was fitted with {d}")
+        if not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[:5].tolist()
+            raise ValueError(f"X holds NaN or infinite values at (row, column) {bad}")
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def _threads(self) -> int:
+        import os
+
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs < 0:
+            return os.cpu_count() or 1
+        return max(1, int(self.n_jobs))
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None) -> HedgeCutClassifier:
+        """Fit the forest on ``X, y``; ``row_ids`` name the rows for ``forget`` (default 0..n-1)."""
+        Xf = self._check_X(X)
+        n, d = Xf.shape
+        if n == 0:
+            raise ValueError("cannot fit on 0 rows")
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or y_arr.shape[0] != n:
+            raise ValueError(f"y must be 1-d with {n} labels, got shape {y_arr.shape}")
+        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+            raise ValueError("y holds NaN or infinite values")
+        ids = as_row_ids(row_ids, n)
+        k = self._check_params(d)
+        if self.classes is None:
+            classes, codes = np.unique(y_arr, return_inverse=True)
+        else:
+            classes = np.unique(np.asarray(self.classes))
+            codes = np.searchsorted(classes, y_arr)
+            codes = np.minimum(codes, classes.size - 1)
+            if not (classes[codes] == y_arr).all():
+                raise ValueError("y holds labels that are not in `classes`")
+        if self.feature_bounds is None:
+            bounds = np.column_stack([Xf.min(axis=0), Xf.max(axis=0)]).astype(np.float64)
+        else:
+            bounds = np.asarray(self.feature_bounds, dtype=np.float64)
+            if bounds.shape != (d, 2) or not np.isfinite(bounds).all() or (bounds[:, 0] > bounds[:, 1]).any():
+                raise ValueError(f"feature_bounds must be finite (low, high) pairs, shape ({d}, 2)")
+        if self.random_state is None:
+            seed = int(np.random.default_rng().integers(0, 2**63 - 1))
+        elif isinstance(self.random_state, int | np.integer):
+            seed = int(self.random_state) & (2**63 - 1)
+        else:
+            raise ValueError("random_state must be an int or None")
+
+        self.classes_ = classes
+        self.n_features_in_ = d
+        self.feature_bounds_ = bounds
+        self.seed_ = seed
+        self.n_candidates_ = k
+        self._X = Xf
+        self._y = codes.astype(np.int32)
+        self._rows = RowIndex(ids)
+        self.budget_ = max(1, round(float(self.deletion_budget) * n)) if self.deletion_budget else 0
+        self.n_forgotten_ = 0
+        self._prm = np.array(
+            [
+                k,
+                classes.size,
+                self.min_samples_leaf,
+                self.max_depth if self.max_depth is not None else 2**30,
+                seed,
+                self.budget_,
+                self.hedge_min_samples,
+                self.max_variants,
+                self.max_hedge_depth,
+                n,
+            ],
+            dtype=np.int64,
+        )
+        with ThreadPoolExecutor(max_workers=self._threads()) as pool:
+            trees = list(pool.map(self._fit_tree, range(self.n_estimators)))
+        self._assemble(trees)
+        return self
+
+    def _fit_tree(self, t: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, int, int]:
+        n = self._X.shape[0]
+        k, c = int(self._prm[K.P_K]), int(self._prm[K.P_C])
+        cap, pool_cap = 2 * n + 16, 2 * n + 16
+        while True:
+            S = _alloc_nodes(cap, k, c)
+            rows = np.empty(pool_cap, np.int32)
+            rows[:n] = np.arange(n, dtype=np.int32)
+            meta = np.array([1, 0, n, 0], dtype=np.int64)
+            free = np.empty(0, np.int32)
+            S[8][0], S[9][0], S[10][0], S[11][0] = -1, -1, 0, 0
+            S[12][0] = K.root_path(self.seed_, t)
+            S[13][0], S[14][0] = 0, n
+            status = K.build(S, 0, self._X, self._y, rows, meta, free, self._prm, self.feature_bounds_, True)
+            if status == K.OK:
+                used, pool_used = int(meta[K.M_TAIL]), int(meta[K.M_POOL])
+                return tuple(a[:used] for a in S), rows[:pool_used], used, pool_used
+            if status == K.NEED_NODES:
+                cap *= 2
+            else:
+                pool_cap *= 2
+
+    def _assemble(self, trees: list[tuple[tuple[np.ndarray, ...], np.ndarray, int, int]]) -> None:
+        """Concatenate per-tree arrays into one flat forest (node and row indices offset)."""
+        n_nodes = sum(t[2] for t in trees)
+        n = self._X.shape[0]
+        reserve = 2 * n + 64  # room for one rebuild of a whole tree before growing
+        S = _alloc_nodes(n_nodes + reserve, int(self._prm[K.P_K]), int(self._prm[K.P_C]))
+        roots = np.empty(len(trees), np.int64)
+        rows_parts = []
+        off = pool_off = 0
+        for t, (ts, trows, used, pool_used) in enumerate(trees):
+            roots[t] = off
+            sl = slice(off, off + used)
+            for name, dst, src in zip(_NODE_FIELDS, S, ts, strict=True):
+                dst[sl] = src
+                if name in ("child", "parent"):
+                    dst[sl] = np.where(src >= 0, src + off, -1)
+                elif name in ("start", "stop"):
+                    dst[sl] = src + pool_off
+            rows_parts.append(trows)
+            off += used
+            pool_off += pool_used
+        self._S = S
+        self._roots = roots
+        self._pool = np.concatenate(rows_parts)
+        self._meta = np.array([off, 0, pool_off, 0], dtype=np.int64)
+        self._free = np.empty(S[0].shape[0], np.int32)
+        self._pending = np.empty(S[0].shape[0], np.int64)
+
+    # ------------------------------------------------------------------ forget
+
+    @property
+    def n_rows_(self) -> int:
+        """Training rows the model still holds."""
+        check_is_fitted(self, "_S")
+        return self._rows.n_alive
+
+    @property
+    def budget_left_(self) -> int:
+        """Deletions left before the hedges built at fit time no longer cover the budget."""
+        check_is_fitted(self, "_S")
+        return max(0, self.budget_ - self.n_forgotten_)
+
+    def forget(self, row_ids: ArrayLike) -> ForgetResult:
+        """Remove training rows; the forest becomes the one ``fit`` on the remaining rows gives.
+
+        Raises (changing nothing) on unknown, repeated or already forgotten ids, and when the
+        request would leave no training rows.
+        """
+        check_is_fitted(self, "_S")
+        t0 = time.perf_counter()
+        pos = self._rows.resolve(row_ids, "HedgeCutClassifier")
+        todo = pos.astype(np.int64)
+        m = todo.size
+        rebuilds = np.zeros(m, np.int64)
+        rebuilt_rows = np.zeros(m, np.int64)
+        switches = np.zeros(m, np.int64)
+        i = 0
+        while True:
+            status, i, need = K.forget_rows(
+                self._S, self._X, self._y, self._rows.alive, self._pool, self._meta, self._free,
+                self._pending, self._prm, self.feature_bounds_, self._roots, todo, i,
+                rebuilds, rebuilt_rows, switches,
+            )  # fmt: skip
+            if status == K.OK:
+                break
+            self._grow(int(need))
+        # the model no longer holds the forgotten rows' values (tombstoned positions stay)
+        self._X[todo] = 0.0
+        self._y[todo] = 0
+        self.n_forgotten_ += m
+        ids = tuple(int(v) for v in self._rows.ids[todo])
+        return ForgetResult(
+            row_ids=ids,
+            guarantee=self.guarantee,
+            paths=tuple(Path.SLOW if r else Path.FAST for r in rebuilds),
+            seconds=time.perf_counter() - t0,
+            details={
+                "subtrees_rebuilt": int(rebuilds.sum()),
+                "rows_rebuilt": int(rebuilt_rows.sum()),
+                "variant_switches": int(switches.sum()),
+                "budget_left": self.budget_left_,
+            },
+        )
+
+    def _grow(self, need: int) -> None:
+        m = self._S[0].shape[0]
+        new_m = max(2 * m, m + need + 64)
+        self._S = _grow_nodes(self._S, new_m)
+        free = np.empty(new_m, np.int32)
+        free[:m] = self._free
+        self._free = free
+        pending = np.empty(new_m, np.int64)
+        pending[:m] = self._pending
+        self._pending = pending
+
+    # ------------------------------------------------------------------ predict
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Class probabilities: the mean over trees of the leaf's class shares."""
+        check_is_fitted(self, "_S")
+        Xf = self._check_X(X, self.n_features_in_)
+        S = self._S
+        args = (Xf, self._roots, S[0], S[6], S[2], S[3], S[5])
+        if Xf.shape[0] < _SMALL_BATCH or self._threads() == 1:
+            return K.predict_proba_serial(*args)
+        return K.predict_proba_parallel(*args)
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ------------------------------------------------------------------ inspection
+
+    def tree_structures(self) -> list[np.ndarray]:
+        """The active structure of every tree, in preorder: one row per node,
+        ``(feature, cut-off, 0...)`` for a split and ``(-1, 0, class counts...)`` for a leaf."""
+        check_is_fitted(self, "_S")
+        S = self._S
+        return [K.active_structure(r, S[0], S[6], S[2], S[3], S[5]) for r in self._roots]
+
+    @property
+    def nbytes_(self) -> int:
+        """Bytes held by the fitted forest (node arrays, row pool, training rows)."""
+        check_is_fitted(self, "_S")
+        arrays = [*self._S, self._pool, self._X, self._y, self._free, self._rows.ids]
+        return int(sum(a.nbytes for a in arrays))
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_bytes(self) -> bytes:
+        """Serialise to the documented npz artifact (see ``forget._persist``): no pickle."""
+        check_is_fitted(self, "_S")
+        used = int(self._meta[K.M_TAIL])
+        arrays: dict[str, np.ndarray] = {f"node_{n}": a[:used] for n, a in zip(_NODE_FIELDS, self._S, strict=True)}
+        nfree = int(self._meta[K.M_NFREE])
+        arrays.update(
+            roots=self._roots,
+            pool=self._pool,
+            meta=self._meta,
+            free=self._free[:nfree],
+            X=self._X,
+            y=self._y,
+            row_ids=self._rows.ids,
+            alive=self._rows.alive,
+            classes=self.classes_,
+            bounds=self.feature_bounds_,
+            prm=self._prm,
+        )
+        state = {"seed": self.seed_, "budget": self.budget_, "n_forgotten": self.n_forgotten_}
+        return _persist.dump(type(self).__name__, self._json_params(), state, arrays)
+
+    def _json_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        for key in ("feature_bounds", "classes"):
+            if params[key] is not None:
+                params[key] = np.asarray(params[key]).tolist()
+        return params
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HedgeCutClassifier:
+        _, params, state, a = _persist.load(data, cls.__name__)
+        model = cls(**params)
+        model.classes_ = a["classes"]
+        model.feature_bounds_ = a["bounds"]
+        model.n_features_in_ = int(a["X"].shape[1])
+        model.seed_ = int(state["seed"])
+        model.budget_ = int(state["budget"])
+        model.n_forgotten_ = int(state["n_forgotten"])
+        model._prm = a["prm"].astype(np.int64)
+        model.n_candidates_ = int(model._prm[K.P_K])
+        model._X = np.ascontiguousarray(a["X"], dtype=np.float32)
+        model._y = a["y"].astype(np.int32)
+        model._rows = RowIndex(a["row_ids"].astype(np.int64), a["alive"].astype(np.bool_))
+        used = int(a["meta"][K.M_TAIL])
+        n = model._X.shape[0]
+        S = _alloc_nodes(used + 2 * n + 64, model.n_candidates_, model.classes_.size)
+        for name, dst in zip(_NODE_FIELDS, S, strict=True):
+            dst[:used] = a[f"node_{name}"]
+        model._S = S
+        model._roots = a["roots"].astype(np.int64)
+        model._pool = a["pool"].astype(np.int32)
+        model._meta = a["meta"].astype(np.int64).copy()
+        model._free = np.empty(S[0].shape[0], np.int32)
+        model._free[: a["free"].size] = a["free"]
+        model._pending = np.empty(S[0].shape[0], np.int64)
+        return model

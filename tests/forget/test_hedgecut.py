@@ -1,0 +1,241 @@
+"""HedgeCutClassifier: forget(S) after fit(D) equals fit(D \\ S), and bad requests change nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+from forget import ForgetResult, Guarantee, HedgeCutClassifier, Path
+from forget.errors import (
+    AlreadyForgottenError,
+    ArtifactError,
+    DuplicateRowIdsError,
+    EmptyModelError,
+    UnknownRowIdsError,
+)
+
+
+def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
+    params = model.get_params() | {"feature_bounds": model.feature_bounds_, "classes": model.classes_}
+    return HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
+
+
+def assert_same_forest(a: HedgeCutClassifier, b: HedgeCutClassifier, X) -> None:
+    sa, sb = a.tree_structures(), b.tree_structures()
+    assert len(sa) == len(sb)
+    for t, (x, z) in enumerate(zip(sa, sb, strict=True)):
+        assert x.shape == z.shape, f"tree {t}: {x.shape[0]} nodes after forget, {z.shape[0]} after refit"
+        np.testing.assert_array_equal(x, z, err_msg=f"tree {t} differs")
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(8, 70))
+    d = draw(st.integers(1, 4))
+    n_classes = draw(st.integers(2, 3))
+    levels = draw(st.integers(2, 6))  # few distinct values: many duplicates and ties
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, levels, size=(n, d)).astype(float) + rng.choice([0.0, 0.5], size=(n, d))
+    y = rng.integers(0, n_classes, size=n)
+    ids = rng.permutation(10 * n)[:n] + 1000
+    n_del = draw(st.integers(1, n - 1))
+    order = rng.permutation(n)[:n_del]
+    cuts = sorted(draw(st.lists(st.integers(1, n_del), max_size=4)))
+    batches = [order[a:b] for a, b in zip([0, *cuts], [*cuts, n_del], strict=True) if b > a]
+    params = dict(
+        n_estimators=draw(st.integers(1, 4)),
+        min_samples_leaf=draw(st.integers(1, 3)),
+        max_depth=draw(st.sampled_from([None, 2, 4])),
+        max_features=draw(st.sampled_from(["sqrt", 1, 2, 1.0])) if d > 1 else 1,
+        deletion_budget=draw(st.sampled_from([0.0, 0.05, 0.3])),
+        hedge_min_samples=draw(st.sampled_from([0, 4, 256])),
+        max_variants=draw(st.integers(0, 2)),
+        max_hedge_depth=draw(st.integers(0, 2)),
+        random_state=draw(st.integers(0, 2**31)),
+    )
+    if isinstance(params["max_features"], int) and params["max_features"] > d:
+        params["max_features"] = d
+    return X, y, ids, batches, params
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_forget_equals_refit_on_remaining_rows(problem):
+    X, y, ids, batches, params = problem
+    model = HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
+    gone = np.zeros(len(y), dtype=bool)
+    for batch in batches:
+        result = model.forget(ids[batch].tolist())
+        assert result.row_ids == tuple(ids[batch].tolist())
+        assert len(result.paths) == len(batch)
+        gone[batch] = True
+        keep = ~gone
+        assert_same_forest(model, refit_like(model, X[keep], y[keep], ids[keep]), X)
+    assert model.n_rows_ == int((~gone).sum())
+
+
+def test_deletions_that_empty_leaves_and_whole_classes():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    y = np.where(X[:, 0] > 1.0, 2, (X[:, 1] > 0).astype(int))
+    ids = np.arange(60)
+    m = HedgeCutClassifier(n_estimators=8, min_samples_leaf=1, random_state=4).fit(X, y)
+    # forget every row of class 2 (and so every leaf that held only them), then half of the rest
+    victims = ids[y == 2].tolist() + ids[y != 2][::2].tolist()
+    m.forget(victims)
+    keep = np.setdiff1d(ids, victims)
+    ref = refit_like(m, X[keep], y[keep], keep)
+    assert_same_forest(m, ref, X)
+    assert list(m.classes_) == [0, 1, 2]
+    assert (m.predict(X) != 2).all()
+
+
+def test_batch_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = (X[:, 0] - X[:, 2] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    a = HedgeCutClassifier(n_estimators=10, random_state=1, max_variants=1, hedge_min_samples=8).fit(X, y)
+    b = clone(a).fit(X, y)
+    victims = rng.permutation(200)[:60].tolist()
+    a.forget(victims)
+    for v in victims:
+        b.forget([v])
+    assert_same_forest(a, b, X)
+
+
+def test_variants_are_switched_and_paths_reported():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 6))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    m = HedgeCutClassifier(
+        n_estimators=20, random_state=0, deletion_budget=0.2, hedge_min_samples=16, max_variants=2
+    ).fit(X, y)
+    total = {"variant_switches": 0, "subtrees_rebuilt": 0}
+    for v in rng.permutation(400)[:150]:
+        r = m.forget([int(v)])
+        assert isinstance(r, ForgetResult) and r.guarantee is Guarantee.EXACT
+        assert (r.paths[0] is Path.SLOW) == (r.details["subtrees_rebuilt"] > 0)
+        for key in total:
+            total[key] += r.details[key]
+    assert total["variant_switches"] > 0 and total["subtrees_rebuilt"] > 0
+    keep = np.setdiff1d(np.arange(400), m._rows.ids[~m._rows.alive])
+    assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
+
+
+@pytest.fixture
+def fitted():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] > 0).astype(int)
+    ids = np.arange(500, 620)
+    return HedgeCutClassifier(n_estimators=6, random_state=2).fit(X, y, row_ids=ids), X, y, ids
+
+
+@pytest.mark.parametrize(
+    ("request_ids", "error"),
+    [
+        ([500, 9999], UnknownRowIdsError),
+        ([501, 502, 501], DuplicateRowIdsError),
+        ([1.5], ValueError),
+        ([[500, 501]], ValueError),
+    ],
+)
+def test_bad_requests_change_nothing(fitted, request_ids, error):
+    model, X, _, _ = fitted
+    before = model.to_bytes()
+    with pytest.raises(error):
+        model.forget(request_ids)
+    assert model.to_bytes() == before
+
+
+def test_already_forgotten_and_emptying_requests(fitted):
+    model, _, _, ids = fitted
+    model.forget([500])
+    before = model.to_bytes()
+    with pytest.raises(AlreadyForgottenError, match="500"):
+        model.forget([501, 500])
+    with pytest.raises(EmptyModelError):
+        model.forget(ids[1:].tolist())
+    assert model.to_bytes() == before
+
+
+def test_forgotten_values_leave_the_model(fitted):
+    model, X, _, ids = fitted
+    value = np.float32(X[7, 2])
+    model.forget([int(ids[7])])
+    assert not (model._X == value).any()
+    blob = model.to_bytes()
+    assert value.tobytes() not in HedgeCutClassifier.from_bytes(blob)._X.tobytes()
+
+
+def test_persistence_round_trip_then_forget(fitted):
+    model, X, y, ids = fitted
+    model.forget([510, 511])
+    loaded = HedgeCutClassifier.from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    model.forget([520])
+    loaded.forget([520])
+    assert_same_forest(loaded, model, X)
+    with pytest.raises(AlreadyForgottenError):
+        loaded.forget([510])
+
+
+def test_artifact_refuses_other_bytes():
+    with pytest.raises(ArtifactError):
+        HedgeCutClassifier.from_bytes(b"not an artifact")
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), [0, 1], "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), [0, 1], "NaN or infinite"),
+        (np.zeros((3, 2)), [0, 1], "3 labels"),
+        (np.zeros(3), [0, 1, 0], "2-d"),
+        ([["a", "b"], ["c", "d"]], [0, 1], "numbers"),
+    ],
+)
+def test_bad_training_data_is_refused(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        HedgeCutClassifier(n_estimators=2).fit(X, y)
+
+
+def test_predict_checks_width(fitted):
+    model, *_ = fitted
+    with pytest.raises(ValueError, match="4"):
+        model.predict(np.zeros((2, 3)))
+
+
+def test_duplicate_fit_ids_are_refused():
+    with pytest.raises(DuplicateRowIdsError):
+        HedgeCutClassifier(n_estimators=2).fit(np.zeros((3, 1)), [0, 1, 0], row_ids=[1, 1, 2])
+
+
+def test_sklearn_compatibility_and_multiclass():
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    m = HedgeCutClassifier(n_estimators=20, random_state=0)
+    assert clone(m).get_params() == m.get_params()
+    assert cross_val_score(m, X, y, cv=3).mean() > 0.85
+    m.fit(X, y)
+    proba = m.predict_proba(X)
+    assert proba.shape == (150, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    assert set(HedgeCutClassifier(n_estimators=5, random_state=0).fit(X, labels).predict(X)) <= set(labels)
+
+
+def test_parallel_fit_and_predict_match_serial():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    a = HedgeCutClassifier(n_estimators=12, random_state=9).fit(X, y)
+    b = HedgeCutClassifier(n_estimators=12, random_state=9, n_jobs=2).fit(X, y)
+    assert_same_forest(a, b, X)
