@@ -40,8 +40,9 @@ import numpy as np
 from numba import njit, prange
 
 # prm indices
-P_K, P_C, P_MIN_LEAF, P_MAX_DEPTH, P_SEED, P_BUDGET, P_HEDGE_MIN, P_MAX_VARIANTS, P_MAX_HEDGE, P_N = range(10)
-N_PRM = 10
+(P_K, P_C, P_MIN_LEAF, P_MAX_DEPTH, P_SEED, P_BUDGET, P_HEDGE_MIN, P_MAX_VARIANTS, P_MAX_HEDGE, P_N,
+ P_RANDOM_DEPTH, P_SAMPLE) = range(12)
+N_PRM = 12
 # meta indices
 M_TAIL, M_NFREE, M_POOL, M_NPENDING = range(4)
 
@@ -74,6 +75,25 @@ def _mix(z):
 @njit(cache=True)
 def root_path(seed, tree):
     return _mix(np.uint64(seed) ^ _mix(np.uint64(tree) + np.uint64(1)))
+
+
+@njit(cache=True, inline="always")
+def in_tree(seed, tree, row_id, sample):
+    """Whether the row named ``row_id`` trains ``tree``: keyed by the id, so a refit agrees."""
+    h = _mix(root_path(seed, tree) ^ _mix(np.uint64(row_id)))
+    return (h >> np.uint64(32)) < np.uint64(sample)
+
+
+@njit(cache=True)
+def tree_rows(seed, tree, ids, sample):
+    """Positions of the rows that train ``tree``."""
+    out = np.empty(ids.shape[0], dtype=np.int32)
+    n = 0
+    for i in range(ids.shape[0]):
+        if in_tree(seed, tree, ids[i], sample):
+            out[n] = i
+            n += 1
+    return out[:n]
 
 
 @njit(cache=True, inline="always")
@@ -132,11 +152,24 @@ def _cand_score(ncls, left, v, c, n):
 
 
 @njit(cache=True)
-def decide(ncls, left, v, k, m):
-    """The winning candidate of node ``v``, or -1 for a leaf. The one rule, at fit and forget."""
+def decide(ncls, left, v, k, m, rnd):
+    """The winning candidate of node ``v``, or -1 for a leaf. The one rule, at fit and forget.
+
+    Greedy nodes take the candidate of largest Gini gain (ties: lowest index). Random nodes
+    (``rnd``, the top levels) take the first *balanced* candidate (each side at least an eighth
+    of the rows), which few deletions can change, and fall back to greedy when none is.
+    """
     n, mx = _node_n(ncls, v)
     if n < 2 * m or mx == n:
         return -1
+    if rnd:
+        for c in range(k):
+            nl = 0
+            for j in range(ncls.shape[1]):
+                nl += left[v, c, j]
+            lo = min(nl, n - nl)
+            if lo >= m and 8 * lo >= n:
+                return c
     best = -1
     best_s = _parent_score(ncls, v, n) + TOL * n
     for c in range(k):
@@ -148,13 +181,33 @@ def decide(ncls, left, v, k, m):
 
 
 @njit(cache=True)
-def slack_of(ncls, left, v, k, m, b):
+def slack_of(ncls, left, v, k, m, b, rnd):
     """How many deletions through ``v`` provably leave its decision ``b`` unchanged.
 
     Each deletion moves a candidate's score by at most ``beta`` of the side it leaves and the
-    parent score by ``beta(n)``; the decision holds while every margin stays positive.
+    parent score by ``beta(n)``; the decision holds while every margin stays positive. At a
+    random node, balance (8 * smaller side >= n) must also hold for the chosen candidate and
+    stay out of reach for the ones before it.
     """
     n, mx = _node_n(ncls, v)
+    if rnd and n >= 2 * m and mx < n:
+        r = min(n - 2 * m, n - mx - 1)
+        for c in range(k):
+            nl = 0
+            for j in range(ncls.shape[1]):
+                nl += left[v, c, j]
+            lo = min(nl, n - nl)
+            if lo < m:
+                continue  # invalid stays invalid
+            if 8 * lo >= n:  # the first balanced candidate: the one chosen
+                return max(0, min(r, (8 * lo - n) // 7, lo - m))
+            r = min(r, n - 8 * lo - 1)  # deletions on its larger side could balance it
+        return max(0, min(r, _greedy_slack(ncls, left, v, k, m, b, n, mx)))
+    return _greedy_slack(ncls, left, v, k, m, b, n, mx)
+
+
+@njit(cache=True)
+def _greedy_slack(ncls, left, v, k, m, b, n, mx):
     p = _parent_score(ncls, v, n) + TOL * n
     eps = EPS * (n + 1)
     if b < 0:
@@ -309,9 +362,10 @@ def _node_stats(S, v, X, y, rows, prm, bounds):
         for c in range(k):
             if X[r, feat[v, c]] <= thr[v, c]:
                 left[v, c, cls] += 1
-    b = decide(ncls, left, v, k, m)
+    rnd = depth[v] < prm[P_RANDOM_DEPTH]
+    b = decide(ncls, left, v, k, m, rnd)
     active[v] = b
-    slack[v] = slack_of(ncls, left, v, k, m, b)
+    slack[v] = slack_of(ncls, left, v, k, m, b, rnd)
 
 
 @njit(cache=True)
@@ -376,6 +430,7 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
         budget = min(n, 1 + (prm[P_BUDGET] * n) // prm[P_N])
         if (
             allow_hedge
+            and depth[v] >= prm[P_RANDOM_DEPTH]  # random nodes rarely change: no hedge
             and hedge[v] < prm[P_MAX_HEDGE]
             and n >= prm[P_HEDGE_MIN]
             and slack[v] < budget
@@ -468,7 +523,7 @@ def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds):
 
 
 @njit(cache=True)
-def forget_rows(S, X, y, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, rebuilds, rebuilt_rows, switches):
+def forget_rows(S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, rebuilds, rebuilt_rows, switches):
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
     Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
@@ -495,6 +550,8 @@ def forget_rows(S, X, y, alive, rows, meta, free, pending, prm, bounds, roots, t
         alive[r] = False
         cls = y[r]
         for t in range(roots.shape[0]):
+            if not in_tree(prm[P_SEED], t, ids[r], prm[P_SAMPLE]):
+                continue
             stack[0] = roots[t]
             sp = 1
             while sp > 0:
@@ -508,7 +565,8 @@ def forget_rows(S, X, y, alive, rows, meta, free, pending, prm, bounds, roots, t
                         left[v, c, cls] -= 1
                 s = slack[v] - 1
                 if s < 0:
-                    b = decide(ncls, left, v, k, m)
+                    rnd = depth[v] < prm[P_RANDOM_DEPTH]
+                    b = decide(ncls, left, v, k, m, rnd)
                     if b != active[v]:
                         if b < 0:
                             _free_children(S, v, meta, free)
@@ -522,7 +580,7 @@ def forget_rows(S, X, y, alive, rows, meta, free, pending, prm, bounds, roots, t
                             meta[M_NPENDING] += 1
                             slack[v] = 0
                             continue
-                    s = slack_of(ncls, left, v, k, m, active[v])
+                    s = slack_of(ncls, left, v, k, m, active[v], rnd)
                 slack[v] = s
                 if sp + 2 * k >= stack.shape[0]:
                     bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
@@ -551,15 +609,19 @@ def _leaf(X, i, root, active, feat, thr, child):
 @njit(cache=True)
 def _proba_row(X, i, roots, ncls, active, feat, thr, child, out):
     nc = ncls.shape[1]
+    used = 0
     for t in range(roots.shape[0]):
         v = _leaf(X, i, roots[t], active, feat, thr, child)
         tot = 0
         for j in range(nc):
             tot += ncls[v, j]
+        if tot == 0:
+            continue  # a subsampled tree that holds no rows at all: it abstains
+        used += 1
         for j in range(nc):
             out[i, j] += ncls[v, j] / tot
     for j in range(nc):
-        out[i, j] /= roots.shape[0]
+        out[i, j] = out[i, j] / used if used else 1.0 / nc
 
 
 @njit(cache=True)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.exceptions import NotFittedError
 
 from forget import _persist
 from forget._rows import RowIndex, as_row_ids
@@ -84,6 +84,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     hedge_min_samples : nodes with fewer rows are not hedged (rebuilding them is cheap).
     max_variants : runners-up hedged per node.
     max_hedge_depth : variant edges allowed on one root-to-leaf path.
+    random_depth : the top levels take the first balanced candidate instead of the best one
+        (DaRE's random levels): large nodes then almost never change on deletion.
+    max_samples : share of the rows each tree trains on, chosen by a hash of (seed, tree, row
+        id), so a deletion touches only that share of the trees (as DynFrs).
     n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores).
     random_state : int seed (``None`` draws one, kept as ``seed_``).
 
@@ -117,6 +121,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         hedge_min_samples: int = 256,
         max_variants: int = 0,
         max_hedge_depth: int = 1,
+        random_depth: int = 0,
+        max_samples: float = 1.0,
         n_jobs: int | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -130,6 +136,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self.hedge_min_samples = hedge_min_samples
         self.max_variants = max_variants
         self.max_hedge_depth = max_hedge_depth
+        self.random_depth = random_depth
+        self.max_samples = max_samples
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -146,7 +154,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"min_samples_leaf must be a positive int, got {self.min_samples_leaf!r}")
         if not 0.0 <= float(self.deletion_budget) < 1.0:
             raise ValueError(f"deletion_budget must be in [0, 1), got {self.deletion_budget!r}")
-        for name in ("hedge_min_samples", "max_variants", "max_hedge_depth"):
+        if not 0.0 < float(self.max_samples) <= 1.0:
+            raise ValueError(f"max_samples must be in (0, 1], got {self.max_samples!r}")
+        for name in ("hedge_min_samples", "max_variants", "max_hedge_depth", "random_depth"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -247,6 +257,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
                 self.max_variants,
                 self.max_hedge_depth,
                 n,
+                self.random_depth,
+                round(float(self.max_samples) * 2**32),
             ],
             dtype=np.int64,
         )
@@ -256,13 +268,14 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_tree(self, t: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, int, int]:
-        n = self._X.shape[0]
+        members = K.tree_rows(self.seed_, t, self._rows.ids, self._prm[K.P_SAMPLE])
+        n = members.size
         k, c = int(self._prm[K.P_K]), int(self._prm[K.P_C])
         cap, pool_cap = 2 * n + 16, 2 * n + 16
         while True:
             S = _alloc_nodes(cap, k, c)
             rows = np.empty(pool_cap, np.int32)
-            rows[:n] = np.arange(n, dtype=np.int32)
+            rows[:n] = members
             meta = np.array([1, 0, n, 0], dtype=np.int64)
             free = np.empty(0, np.int32)
             S[8][0], S[9][0], S[10][0], S[11][0] = -1, -1, 0, 0
@@ -310,13 +323,13 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     @property
     def n_rows_(self) -> int:
         """Training rows the model still holds."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         return self._rows.n_alive
 
     @property
     def budget_left_(self) -> int:
         """Deletions left before the hedges built at fit time no longer cover the budget."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         return max(0, self.budget_ - self.n_forgotten_)
 
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
@@ -325,41 +338,44 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         Raises (changing nothing) on unknown, repeated or already forgotten ids, and when the
         request would leave no training rows.
         """
-        check_is_fitted(self, "_S")
         t0 = time.perf_counter()
+        self._require_fitted()
         pos = self._rows.resolve(row_ids, "HedgeCutClassifier")
-        todo = pos.astype(np.int64)
-        m = todo.size
-        rebuilds = np.zeros(m, np.int64)
-        rebuilt_rows = np.zeros(m, np.int64)
-        switches = np.zeros(m, np.int64)
+        m = pos.size
+        counts = np.zeros((3, m), np.int64)  # per row: subtrees rebuilt, rows they held, switches
         i = 0
         while True:
             status, i, need = K.forget_rows(
-                self._S, self._X, self._y, self._rows.alive, self._pool, self._meta, self._free,
-                self._pending, self._prm, self.feature_bounds_, self._roots, todo, i,
-                rebuilds, rebuilt_rows, switches,
+                self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
+                self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
+                counts[0], counts[1], counts[2],
             )  # fmt: skip
             if status == K.OK:
                 break
             self._grow(int(need))
         # the model no longer holds the forgotten rows' values (tombstoned positions stay)
-        self._X[todo] = 0.0
-        self._y[todo] = 0
+        self._X[pos] = 0.0
+        self._y[pos] = 0
         self.n_forgotten_ += m
-        ids = tuple(int(v) for v in self._rows.ids[todo])
+        totals = counts.sum(axis=1).tolist()
         return ForgetResult(
-            row_ids=ids,
+            row_ids=tuple(self._rows.ids[pos].tolist()),
             guarantee=self.guarantee,
-            paths=tuple(Path.SLOW if r else Path.FAST for r in rebuilds),
+            paths=tuple(Path.SLOW if r else Path.FAST for r in counts[0].tolist()),
             seconds=time.perf_counter() - t0,
             details={
-                "subtrees_rebuilt": int(rebuilds.sum()),
-                "rows_rebuilt": int(rebuilt_rows.sum()),
-                "variant_switches": int(switches.sum()),
-                "budget_left": self.budget_left_,
+                "subtrees_rebuilt": totals[0],
+                "rows_rebuilt": totals[1],
+                "variant_switches": totals[2],
+                "budget_left": max(0, self.budget_ - self.n_forgotten_),
             },
         )
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "_S"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) first"
+            )
 
     def _grow(self, need: int) -> None:
         m = self._S[0].shape[0]
@@ -376,7 +392,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: the mean over trees of the leaf's class shares."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         Xf = self._check_X(X, self.n_features_in_)
         S = self._S
         args = (Xf, self._roots, S[0], S[6], S[2], S[3], S[5])
@@ -393,14 +409,14 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def tree_structures(self) -> list[np.ndarray]:
         """The active structure of every tree, in preorder: one row per node,
         ``(feature, cut-off, 0...)`` for a split and ``(-1, 0, class counts...)`` for a leaf."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         S = self._S
         return [K.active_structure(r, S[0], S[6], S[2], S[3], S[5]) for r in self._roots]
 
     @property
     def nbytes_(self) -> int:
         """Bytes held by the fitted forest (node arrays, row pool, training rows)."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         arrays = [*self._S, self._pool, self._X, self._y, self._free, self._rows.ids]
         return int(sum(a.nbytes for a in arrays))
 
@@ -408,7 +424,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     def to_bytes(self) -> bytes:
         """Serialise to the documented npz artifact (see ``forget._persist``): no pickle."""
-        check_is_fitted(self, "_S")
+        self._require_fitted()
         used = int(self._meta[K.M_TAIL])
         arrays: dict[str, np.ndarray] = {f"node_{n}": a[:used] for n, a in zip(_NODE_FIELDS, self._S, strict=True)}
         nfree = int(self._meta[K.M_NFREE])

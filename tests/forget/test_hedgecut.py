@@ -56,6 +56,8 @@ def problems(draw):
         hedge_min_samples=draw(st.sampled_from([0, 4, 256])),
         max_variants=draw(st.integers(0, 2)),
         max_hedge_depth=draw(st.integers(0, 2)),
+        random_depth=draw(st.sampled_from([0, 0, 1, 3])),
+        max_samples=draw(st.sampled_from([1.0, 1.0, 0.5, 0.2])),
         random_state=draw(st.integers(0, 2**31)),
     )
     if isinstance(params["max_features"], int) and params["max_features"] > d:
@@ -63,7 +65,7 @@ def problems(draw):
     return X, y, ids, batches, params
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_forget_equals_refit_on_remaining_rows(problem):
     X, y, ids, batches, params = problem
