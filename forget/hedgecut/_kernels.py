@@ -302,12 +302,51 @@ def _alloc_node(meta, free, cap):
     return -1
 
 
+@njit(cache=True, inline="always")
+def _knot_u(knots, f, x, upper):
+    """Position in [0, 1] of value x on feature f's knot scale.
+
+    The cut-off distribution of a feature is piecewise linear between its knots (quantiles of
+    the training data, or just (low, high)). ``upper`` picks the last position whose value is
+    <= x (else the first whose value is >= x), so draws between the two stay inside [lo, hi].
+    """
+    q = knots.shape[1]
+    a = 0
+    b = q
+    while a < b:  # first knot > x (upper) or >= x (lower)
+        mid = (a + b) >> 1
+        if knots[f, mid] > x or (not upper and knots[f, mid] == x):
+            b = mid
+        else:
+            a = mid + 1
+    j = a
+    if j == 0:
+        return 0.0
+    if j == q:
+        return 1.0
+    k0 = knots[f, j - 1]
+    k1 = knots[f, j]
+    return (j - 1 + (x - k0) / (k1 - k0)) / (q - 1)
+
+
+@njit(cache=True, inline="always")
+def _knot_value(knots, f, u):
+    q = knots.shape[1]
+    p = u * (q - 1)
+    i = min(int(p), q - 2)
+    return knots[f, i] + (p - i) * (knots[f, i + 1] - knots[f, i])
+
+
 @njit(cache=True)
-def _draw_candidates(S, v, prm, bounds):
-    """Candidates of node v from (seed, tree, path) and the node's region only."""
+def _draw_candidates(S, v, prm, knots):
+    """Candidates of node v from (seed, tree, path) and the node's region only.
+
+    A cut-off is uniform on the knot scale between the region's bounds: dense where the
+    training data was dense, never dependent on the rows the node holds now.
+    """
     ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
     k = prm[P_K]
-    d = bounds.shape[0]
+    d = knots.shape[0]
     perm = np.arange(d)
     state = path[v]
     for i in range(k):
@@ -316,8 +355,8 @@ def _draw_candidates(S, v, prm, bounds):
         perm[i], perm[j] = perm[j], perm[i]
     for i in range(k):
         f = perm[i]
-        lo = bounds[f, 0]
-        hi = bounds[f, 1]
+        lo = knots[f, 0]
+        hi = knots[f, knots.shape[1] - 1]
         u = v
         while parent[u] >= 0:
             q = parent[u]
@@ -332,36 +371,58 @@ def _draw_candidates(S, v, prm, bounds):
         state = _mix(state)
         x = float(state >> _S11) * _U53
         feat[v, i] = f
-        thr[v, i] = np.float32(lo + x * (hi - lo))
+        if state & np.uint64(1):
+            # uniform in the value range: finds cuts in sparse tails (capital gains)
+            thr[v, i] = np.float32(lo + x * (hi - lo))
+        else:
+            # uniform on the knot scale: finds cuts where the data is dense
+            ulo = _knot_u(knots, f, lo, False)
+            uhi = _knot_u(knots, f, hi, True)
+            thr[v, i] = np.float32(_knot_value(knots, f, ulo + x * max(uhi - ulo, 0.0)))
 
 
 @njit(cache=True)
-def _node_stats(S, v, X, y, rows, prm, bounds):
-    """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision."""
+def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
+    """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision.
+
+    ``fl``, ``tl``, ``lc`` are scratch (candidate features, cut-offs, left counts) so the hot
+    loop over rows touches only local memory besides X.
+    """
     ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
+    nc = ncls.shape[1]
     s0 = start[v]
     s1 = stop[v]
-    ncls[v, :] = 0
-    for i in range(s0, s1):
-        ncls[v, y[rows[i]]] += 1
     child[v, :, :] = -1
     active[v] = -1
+    ncls[v, :] = 0
+    if s1 - s0 < 2 * m or depth[v] >= prm[P_MAX_DEPTH]:
+        for i in range(s0, s1):
+            ncls[v, y[rows[i]]] += 1
+        ncand[v] = 0
+        slack[v] = BIG
+        return
+    _draw_candidates(S, v, prm, bounds)
+    for c in range(k):
+        fl[c] = feat[v, c]
+        tl[c] = thr[v, c]
+    lc[:, :] = 0
+    for i in range(s0, s1):
+        r = rows[i]
+        cls = y[r]
+        ncls[v, cls] += 1
+        for c in range(k):
+            lc[c, cls] += X[r, fl[c]] <= tl[c]  # branch-free: the outcome is a coin flip
     n, mx = _node_n(ncls, v)
-    if n < 2 * m or mx == n or depth[v] >= prm[P_MAX_DEPTH]:
+    if mx == n:
         ncand[v] = 0
         slack[v] = BIG
         return
     ncand[v] = k
-    _draw_candidates(S, v, prm, bounds)
-    left[v, :, :] = 0
-    for i in range(s0, s1):
-        r = rows[i]
-        cls = y[r]
-        for c in range(k):
-            if X[r, feat[v, c]] <= thr[v, c]:
-                left[v, c, cls] += 1
+    for c in range(k):
+        for j in range(nc):
+            left[v, c, j] = lc[c, j]
     rnd = depth[v] < prm[P_RANDOM_DEPTH]
     b = decide(ncls, left, v, k, m, rnd)
     active[v] = b
@@ -414,13 +475,16 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     alts = np.empty(k, dtype=np.int64)
+    fl = np.empty(k, dtype=np.int64)
+    tl = np.empty(k, dtype=np.float32)
+    lc = np.empty((k, ncls.shape[1]), dtype=np.int64)
     stack = np.empty(1024, dtype=np.int64)
     stack[0] = v0
     sp = 1
     while sp > 0:
         sp -= 1
         v = stack[sp]
-        _node_stats(S, v, X, y, rows, prm, bounds)
+        _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc)
         if ncand[v] == 0:
             continue
         b = active[v]

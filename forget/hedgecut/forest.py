@@ -22,7 +22,8 @@ _NODE_FIELDS = (
     "ncls", "ncand", "feat", "thr", "left", "child", "active", "slack",
     "parent", "link", "depth", "hedge", "path", "start", "stop",
 )  # fmt: skip
-_SMALL_BATCH = 64  # below this many rows, predict serially (no thread start-up)
+_SMALL_BATCH = 64
+_N_KNOTS = 65  # quantile knots per feature of the cut-off distribution  # below this many rows, predict serially (no thread start-up)
 
 
 def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
@@ -77,8 +78,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     max_features : candidate features per node: ``"sqrt"`` (rounded, as HedgeCut), ``"log2"``,
         an int, or a fraction.
     deletion_budget : share of the training rows the hedges are built to absorb (HedgeCut's ε).
-    feature_bounds : ``(low, high)`` per feature, the range cut-offs are drawn from; taken from
-        the data when ``None`` and kept as ``feature_bounds_``.
+    feature_bounds : the distribution cut-offs are drawn from, per feature: ``(low, high)`` for
+        uniform draws in a range, or a row of q non-decreasing knots (cut-offs uniform on the
+        piecewise-linear scale between them). ``None`` takes 65 quantiles of the training data
+        (dense where the data is dense), kept as ``feature_bounds_``.
     classes : the label set; taken from ``y`` when ``None``. Fix it to compare with a refit in
         which a class no longer occurs.
     hedge_min_samples : nodes with fewer rows are not hedged (rebuilding them is cheap).
@@ -122,7 +125,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         max_variants: int = 0,
         max_hedge_depth: int = 1,
         random_depth: int = 0,
-        max_samples: float = 1.0,
+        max_samples: float = 0.1,
         n_jobs: int | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -223,11 +226,22 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if not (classes[codes] == y_arr).all():
                 raise ValueError("y holds labels that are not in `classes`")
         if self.feature_bounds is None:
-            bounds = np.column_stack([Xf.min(axis=0), Xf.max(axis=0)]).astype(np.float64)
+            levels = np.linspace(0.0, 1.0, _N_KNOTS)
+            bounds = np.quantile(Xf.astype(np.float64), levels, axis=0).T
+            bounds = np.ascontiguousarray(np.maximum.accumulate(bounds, axis=1))
         else:
-            bounds = np.asarray(self.feature_bounds, dtype=np.float64)
-            if bounds.shape != (d, 2) or not np.isfinite(bounds).all() or (bounds[:, 0] > bounds[:, 1]).any():
-                raise ValueError(f"feature_bounds must be finite (low, high) pairs, shape ({d}, 2)")
+            bounds = np.ascontiguousarray(self.feature_bounds, dtype=np.float64)
+            if (
+                bounds.ndim != 2
+                or bounds.shape[0] != d
+                or bounds.shape[1] < 2
+                or not np.isfinite(bounds).all()
+                or (np.diff(bounds, axis=1) < 0).any()
+            ):
+                raise ValueError(
+                    f"feature_bounds must be finite, non-decreasing rows, shape ({d}, 2) for "
+                    f"(low, high) or ({d}, q) for q knots; got shape {bounds.shape}"
+                )
         if self.random_state is None:
             seed = int(np.random.default_rng().integers(0, 2**63 - 1))
         elif isinstance(self.random_state, int | np.integer):

@@ -1,0 +1,27 @@
+"""The benchmarks run (small in every test run, full size with ``pytest -m bench``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import hedgecut
+
+
+def test_hedgecut_bench_quick(tmp_path):
+    out = tmp_path / "hc.json"
+    payload = hedgecut.main(["--quick", "--datasets", "adult", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["results"] == json.loads(json.dumps(payload["results"]))
+    ours = [r for r in payload["results"] if r["model"] == "forget HedgeCut"]
+    assert len(ours) == 1
+    assert ours[0]["equals_retrain"] is True
+    assert ours[0]["deletions"] == 50
+    assert 0.0 <= ours[0]["slow_path_share"] <= 1.0
+
+
+@pytest.mark.bench
+def test_hedgecut_bench_full(tmp_path):
+    payload = hedgecut.main(["--out", str(tmp_path / "hc.json")])
+    assert all(r["equals_retrain"] for r in payload["results"] if r["model"] == "forget HedgeCut")
