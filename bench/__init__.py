@@ -1,1 +1,1 @@
-"""Reproducible benchmarks: each script prints a Markdown table and writes JSON to bench/results/."""
+"""Reproducible benchmarks: each script prints a Markdown table and writes JSON to results/."""

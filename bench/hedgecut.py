@@ -31,11 +31,13 @@ def _predict_times(model: Any, X_test: np.ndarray, repeats: int = 5) -> tuple[fl
     rows = np.resize(X_test, (10_000, X_test.shape[1]))
     model.predict_proba(rows[:1])  # warm (compiles numba kernels on first use)
     batch = min(timed(lambda: model.predict_proba(rows))[0] for _ in range(repeats))
-    one = [timed(lambda: model.predict_proba(rows[i : i + 1]))[0] for i in range(200)]
+    one = [timed(lambda r=rows[i : i + 1]: model.predict_proba(r))[0] for i in range(200)]
     return batch, float(np.median(one))
 
 
-def bench_dataset(name: str, trees: int, deletions: int, max_rows: int | None, params: dict[str, Any]) -> list[dict[str, Any]]:
+def bench_dataset(
+    name: str, trees: int, deletions: int, max_rows: int | None, configs: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     ds = LOADERS[name]()
     X, Xte, y, yte = train_test_split(ds)
     if max_rows is not None:
@@ -58,8 +60,23 @@ def bench_dataset(name: str, trees: int, deletions: int, max_rows: int | None, p
                 "predict_1_us": one_s * 1e6,
             }
         )
-    et = out[0]
+    for label, params in configs.items():
+        out.append(_bench_hedgecut(name, label, params, trees, deletions, X, y, Xte, yte, out[0]))
+    return out
 
+
+def _bench_hedgecut(
+    name: str,
+    label: str,
+    params: dict[str, Any],
+    trees: int,
+    deletions: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    Xte: np.ndarray,
+    yte: np.ndarray,
+    et: dict[str, Any],
+) -> dict[str, Any]:
     model = HedgeCutClassifier(n_estimators=trees, random_state=0, **params)
     model.fit(X[:50], y[:50])  # compile the kernels outside the timed fit
     fit_s, _ = timed(lambda: model.fit(X, y))
@@ -74,61 +91,78 @@ def bench_dataset(name: str, trees: int, deletions: int, max_rows: int | None, p
         slow += r.n_slow
         rebuilt += r.details["rows_rebuilt"]
     keep = np.setdiff1d(np.arange(X.shape[0]), victims)
-    refit_params = model.get_params() | {"feature_bounds": model.feature_bounds_, "classes": model.classes_}
-    retrain_s, refit = timed(lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep))
+    refit_params = model.get_params() | {
+        "feature_bounds": model.feature_bounds_,
+        "classes": model.classes_,
+    }
+    retrain_s, refit = timed(
+        lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep)
+    )
     same = all(
         a.shape == b.shape and np.array_equal(a, b)
         for a, b in zip(model.tree_structures(), refit.tree_structures(), strict=True)
     ) and np.array_equal(model.predict_proba(Xte), refit.predict_proba(Xte))
-    et_retrain_s, _ = timed(lambda: ExtraTreesClassifier(n_estimators=trees, random_state=0).fit(X[keep], y[keep]))
-    dl = latency_summary(lat)
-    out.append(
-        {
-            "dataset": name,
-            "model": "forget HedgeCut",
-            "params": params,
-            "accuracy": acc,
-            "accuracy_vs_et_points": 100 * (acc - et["accuracy"]),
-            "fit_s": fit_s,
-            "fit_vs_et": fit_s / et["fit_s"],
-            "bytes": nbytes,
-            "predict_10k_ms": batch_s * 1e3,
-            "predict_1_us": one_s * 1e6,
-            "delete_p50_us": dl["p50_us"],
-            "delete_p99_us": dl["p99_us"],
-            "delete_mean_us": dl["mean_us"],
-            "delete_max_us": dl["max_us"],
-            "deletions": dl["n"],
-            "slow_path_share": slow / len(victims),
-            "rows_rebuilt_per_deletion": rebuilt / len(victims),
-            "accuracy_after": float((model.predict(Xte) == yte).mean()),
-            "retrain_s": retrain_s,
-            "et_retrain_s": et_retrain_s,
-            "speedup_vs_retrain_p50": retrain_s / (dl["p50_us"] * 1e-6),
-            "equals_retrain": bool(same),
-        }
+    et_retrain_s, _ = timed(
+        lambda: ExtraTreesClassifier(n_estimators=trees, random_state=0).fit(X[keep], y[keep])
     )
-    return out
+    dl = latency_summary(lat)
+    return {
+        "dataset": name,
+        "model": label,
+        "params": params,
+        "accuracy": acc,
+        "accuracy_vs_et_points": 100 * (acc - et["accuracy"]),
+        "fit_s": fit_s,
+        "fit_vs_et": fit_s / et["fit_s"],
+        "bytes": nbytes,
+        "predict_10k_ms": batch_s * 1e3,
+        "predict_1_us": one_s * 1e6,
+        "delete_p50_us": dl["p50_us"],
+        "delete_p99_us": dl["p99_us"],
+        "delete_mean_us": dl["mean_us"],
+        "delete_max_us": dl["max_us"],
+        "deletions": dl["n"],
+        "slow_path_share": slow / len(victims),
+        "rows_rebuilt_per_deletion": rebuilt / len(victims),
+        "accuracy_after": float((model.predict(Xte) == yte).mean()),
+        "retrain_s": retrain_s,
+        "et_retrain_s": et_retrain_s,
+        "speedup_vs_retrain_p50": retrain_s / (dl["p50_us"] * 1e-6),
+        "equals_retrain": bool(same),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", nargs="+", default=["adult", "shopping"], choices=sorted(LOADERS))
     ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--deletions", type=int, default=1000)
-    ap.add_argument("--max-samples", type=float, default=None, help="override HedgeCut's max_samples")
-    ap.add_argument("--quick", action="store_true", help="small sizes: 2,000 rows, 10 trees, 50 deletions")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/results/hedgecut[-quick].json)")
+    ap.add_argument(
+        "--max-samples", type=float, default=None, help="override HedgeCut's max_samples"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small sizes: 2,000 rows, 10 trees, 50 deletions"
+    )
+    ap.add_argument(
+        "--out", default=None, help="JSON path (default bench/results/hedgecut[-quick].json)"
+    )
     args = ap.parse_args(argv)
     trees, deletions, max_rows = args.trees, args.deletions, None
     if args.quick:
         trees, deletions, max_rows = 10, 50, 2000
-    params: dict[str, Any] = {}
+    configs: dict[str, dict[str, Any]] = {
+        "forget HedgeCut": {},
+        "forget HedgeCut, all rows per tree": {"max_samples": 1.0},
+    }
     if args.max_samples is not None:
-        params["max_samples"] = args.max_samples
+        configs = {
+            f"forget HedgeCut, max_samples={args.max_samples}": {"max_samples": args.max_samples}
+        }
     rows: list[dict[str, Any]] = []
     for name in args.datasets:
-        rows += bench_dataset(name, trees, deletions, max_rows, params)
+        rows += bench_dataset(name, trees, deletions, max_rows, configs)
     print(
         table(
             rows,

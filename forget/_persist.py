@@ -21,15 +21,20 @@ FORMAT = "forget-artifact"
 VERSION = 1
 
 
-def dump(kind: str, params: dict[str, Any], state: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+def dump(
+    kind: str, params: dict[str, Any], state: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> bytes:
     meta = {"format": FORMAT, "version": VERSION, "kind": kind, "params": params, "state": state}
     buf = io.BytesIO()
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    np.savez_compressed(buf, __meta__=blob, **arrays)
+    entries: dict[str, Any] = {"__meta__": blob, **arrays}
+    np.savez_compressed(buf, **entries)
     return buf.getvalue()
 
 
-def load(data: bytes, kind: str | None = None) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+def load(
+    data: bytes, kind: str | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -42,7 +47,9 @@ def load(data: bytes, kind: str | None = None) -> tuple[str, dict[str, Any], dic
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"corrupt artifact metadata: {exc}") from exc
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ArtifactError(f"unsupported artifact format {meta.get('format')!r} v{meta.get('version')}")
+        raise ArtifactError(
+            f"unsupported artifact format {meta.get('format')!r} v{meta.get('version')}"
+        )
     if kind is not None and meta.get("kind") != kind:
         raise ArtifactError(f"artifact holds a {meta.get('kind')}, not a {kind}")
     return meta["kind"], meta["params"], meta["state"], arrays

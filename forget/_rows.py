@@ -25,9 +25,12 @@ def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
     ids = np.asarray(row_ids)
     if ids.ndim != 1 or ids.shape[0] != n:
         raise ValueError(f"row_ids must be a 1-d array of {n} ids, got shape {ids.shape}")
-    if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        if not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
-            raise ValueError("row_ids must be integers")
+    if (
+        ids.size
+        and not np.issubdtype(ids.dtype, np.integer)
+        and (not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)))
+    ):
+        raise ValueError("row_ids must be integers")
     ids = ids.astype(np.int64)
     uniq, counts = np.unique(ids, return_counts=True)
     if uniq.size != ids.size:
@@ -60,9 +63,12 @@ class RowIndex:
             req = req.reshape(1)
         if req.ndim != 1:
             raise ValueError(f"row_ids must be 1-d, got shape {req.shape}")
-        if req.size and not np.issubdtype(req.dtype, np.integer):
-            if not np.issubdtype(req.dtype, np.number) or not np.all(req == np.round(req)):
-                raise ValueError("row_ids must be integers")
+        if (
+            req.size
+            and not np.issubdtype(req.dtype, np.integer)
+            and (not np.issubdtype(req.dtype, np.number) or not np.all(req == np.round(req)))
+        ):
+            raise ValueError("row_ids must be integers")
         req = req.astype(np.int64)
         uniq, counts = np.unique(req, return_counts=True)
         if uniq.size != req.size:

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-class Guarantee(str, enum.Enum):
+class Guarantee(enum.StrEnum):
     """What ``forget(S)`` promises about the model it leaves behind.
 
     - ``EXACT``: equal to a model fitted on the remaining rows (same seed), always.
@@ -37,7 +37,7 @@ class Guarantee(str, enum.Enum):
     APPROXIMATE = "approximate"
 
 
-class Path(str, enum.Enum):
+class Path(enum.StrEnum):
     """How one deletion was carried out."""
 
     FAST = "fast"  # statistics updated in place (and, for forests, hedged variants switched)

@@ -19,7 +19,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"training HedgeCutClassifier({args.trees} trees) ...", flush=True)
     t0 = time.perf_counter()
     model = HedgeCutClassifier(n_estimators=args.trees, random_state=0).fit(Xtr, ytr)
-    print(f"  trained in {time.perf_counter() - t0:.2f} s, accuracy {np.mean(model.predict(Xte) == yte):.4f}")
+    acc = np.mean(model.predict(Xte) == yte)
+    print(f"  trained in {time.perf_counter() - t0:.2f} s, accuracy {acc:.4f}")
     victims = np.random.default_rng(1).permutation(Xtr.shape[0])[: args.deletions]
     print(f"forgetting {victims.size} training rows, one request each ...", flush=True)
     lat = []
@@ -39,7 +40,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="forget", description="Machine unlearning for GDPR Art. 17.")
+    parser = argparse.ArgumentParser(
+        prog="forget", description="Machine unlearning for GDPR Art. 17."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train on the bundled adult data and forget rows")
     demo.add_argument("--trees", type=int, default=100, help="trees in the forest (default 100)")

@@ -39,9 +39,7 @@ class RowIdError(ForgetError, ValueError):
 
 class UnknownRowIdsError(RowIdError):
     def __init__(self, row_ids: Sequence[int], model: str = "model") -> None:
-        super().__init__(
-            f"{len(row_ids)} row ids not in {model}: {_preview(row_ids)}", row_ids
-        )
+        super().__init__(f"{len(row_ids)} row ids not in {model}: {_preview(row_ids)}", row_ids)
 
 
 class AlreadyForgottenError(RowIdError):
@@ -53,7 +51,9 @@ class AlreadyForgottenError(RowIdError):
 
 class DuplicateRowIdsError(RowIdError):
     def __init__(self, row_ids: Sequence[int]) -> None:
-        super().__init__(f"{len(row_ids)} row ids given more than once: {_preview(row_ids)}", row_ids)
+        super().__init__(
+            f"{len(row_ids)} row ids given more than once: {_preview(row_ids)}", row_ids
+        )
 
 
 class EmptyModelError(ForgetError, ValueError):

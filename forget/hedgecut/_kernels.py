@@ -40,8 +40,20 @@ import numpy as np
 from numba import njit, prange
 
 # prm indices
-(P_K, P_C, P_MIN_LEAF, P_MAX_DEPTH, P_SEED, P_BUDGET, P_HEDGE_MIN, P_MAX_VARIANTS, P_MAX_HEDGE, P_N,
- P_RANDOM_DEPTH, P_SAMPLE) = range(12)
+(
+    P_K,
+    P_C,
+    P_MIN_LEAF,
+    P_MAX_DEPTH,
+    P_SEED,
+    P_BUDGET,
+    P_HEDGE_MIN,
+    P_MAX_VARIANTS,
+    P_MAX_HEDGE,
+    P_N,
+    P_RANDOM_DEPTH,
+    P_SAMPLE,
+) = range(12)
 N_PRM = 12
 # meta indices
 M_TAIL, M_NFREE, M_POOL, M_NPENDING = range(4)
@@ -344,7 +356,23 @@ def _draw_candidates(S, v, prm, knots):
     A cut-off is uniform on the knot scale between the region's bounds: dense where the
     training data was dense, never dependent on the rows the node holds now.
     """
-    ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
+    (
+        ncls,
+        ncand,
+        feat,
+        thr,
+        left,
+        child,
+        active,
+        slack,
+        parent,
+        link,
+        depth,
+        hedge,
+        path,
+        start,
+        stop,
+    ) = S
     k = prm[P_K]
     d = knots.shape[0]
     perm = np.arange(d)
@@ -388,7 +416,23 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
     ``fl``, ``tl``, ``lc`` are scratch (candidate features, cut-offs, left counts) so the hot
     loop over rows touches only local memory besides X.
     """
-    ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
+    (
+        ncls,
+        ncand,
+        feat,
+        thr,
+        left,
+        child,
+        active,
+        slack,
+        parent,
+        link,
+        depth,
+        hedge,
+        path,
+        start,
+        stop,
+    ) = S
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     nc = ncls.shape[1]
@@ -432,7 +476,23 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
 @njit(cache=True)
 def _split(S, v, c, base, h, X, rows, meta, free, stack, sp):
     """Partition rows[base:base+n] by candidate c of v and hang two new children under it."""
-    ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
+    (
+        ncls,
+        ncand,
+        feat,
+        thr,
+        left,
+        child,
+        active,
+        slack,
+        parent,
+        link,
+        depth,
+        hedge,
+        path,
+        start,
+        stop,
+    ) = S
     n = stop[v] - start[v]
     f = feat[v, c]
     t = thr[v, c]
@@ -471,7 +531,23 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     Returns OK, or NEED_NODES / NEED_POOL when the arrays are too small (the caller grows them
     and builds again: the result does not depend on what a failed attempt left behind).
     """
-    ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
+    (
+        ncls,
+        ncand,
+        feat,
+        thr,
+        left,
+        child,
+        active,
+        slack,
+        parent,
+        link,
+        depth,
+        hedge,
+        path,
+        start,
+        stop,
+    ) = S
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     alts = np.empty(k, dtype=np.int64)
@@ -587,13 +663,47 @@ def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds):
 
 
 @njit(cache=True)
-def forget_rows(S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, rebuilds, rebuilt_rows, switches):
+def forget_rows(
+    S,
+    X,
+    y,
+    ids,
+    alive,
+    rows,
+    meta,
+    free,
+    pending,
+    prm,
+    bounds,
+    roots,
+    todo,
+    i0,
+    rebuilds,
+    rebuilt_rows,
+    switches,
+):
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
     Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
     ``pending`` rebuilds kept in ``pending`` for the call that resumes at ``next_i``.
     """
-    ncls, ncand, feat, thr, left, child, active, slack, parent, link, depth, hedge, path, start, stop = S
+    (
+        ncls,
+        ncand,
+        feat,
+        thr,
+        left,
+        child,
+        active,
+        slack,
+        parent,
+        link,
+        depth,
+        hedge,
+        path,
+        start,
+        stop,
+    ) = S
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     stack = np.empty(512, dtype=np.int64)
@@ -706,7 +816,7 @@ def predict_proba_parallel(X, roots, ncls, active, feat, thr, child):
 
 @njit(cache=True)
 def active_structure(root, ncls, active, feat, thr, child):
-    """Preorder encoding of the active tree: (feature, cut-off) per split, -1 and counts per leaf."""
+    """Preorder encoding of the active tree: feature and cut-off per split, counts per leaf."""
     nc = ncls.shape[1]
     n_out = 0
     stack = np.empty(256, dtype=np.int64)

@@ -22,8 +22,8 @@ _NODE_FIELDS = (
     "ncls", "ncand", "feat", "thr", "left", "child", "active", "slack",
     "parent", "link", "depth", "hedge", "path", "start", "stop",
 )  # fmt: skip
-_SMALL_BATCH = 64
-_N_KNOTS = 65  # quantile knots per feature of the cut-off distribution  # below this many rows, predict serially (no thread start-up)
+_SMALL_BATCH = 64  # below this many rows, predict serially (no thread start-up)
+_N_KNOTS = 65  # quantile knots per feature of the cut-off distribution
 
 
 def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
@@ -154,7 +154,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         ):
             raise ValueError(f"max_depth must be None or a positive int, got {self.max_depth!r}")
         if not isinstance(self.min_samples_leaf, int | np.integer) or self.min_samples_leaf < 1:
-            raise ValueError(f"min_samples_leaf must be a positive int, got {self.min_samples_leaf!r}")
+            raise ValueError(
+                f"min_samples_leaf must be a positive int, got {self.min_samples_leaf!r}"
+            )
         if not 0.0 <= float(self.deletion_budget) < 1.0:
             raise ValueError(f"deletion_budget must be in [0, 1), got {self.deletion_budget!r}")
         if not 0.0 < float(self.max_samples) <= 1.0:
@@ -173,7 +175,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         elif isinstance(mf, float) and 0.0 < mf <= 1.0:
             k = round(mf * d)
         else:
-            raise ValueError(f"max_features must be 'sqrt', 'log2', an int or a fraction, got {mf!r}")
+            raise ValueError(
+                f"max_features must be 'sqrt', 'log2', an int or a fraction, got {mf!r}"
+            )
         if not 1 <= k <= d:
             raise ValueError(f"max_features gives {k} candidate features; it must be in 1..{d}")
         return max(1, min(k, d, 127))
@@ -204,7 +208,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None) -> HedgeCutClassifier:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None
+    ) -> HedgeCutClassifier:
         """Fit the forest on ``X, y``; ``row_ids`` name the rows for ``forget`` (default 0..n-1)."""
         Xf = self._check_X(X)
         n, d = Xf.shape
@@ -295,7 +301,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             S[8][0], S[9][0], S[10][0], S[11][0] = -1, -1, 0, 0
             S[12][0] = K.root_path(self.seed_, t)
             S[13][0], S[14][0] = 0, n
-            status = K.build(S, 0, self._X, self._y, rows, meta, free, self._prm, self.feature_bounds_, True)
+            status = K.build(
+                S, 0, self._X, self._y, rows, meta, free, self._prm, self.feature_bounds_, True
+            )
             if status == K.OK:
                 used, pool_used = int(meta[K.M_TAIL]), int(meta[K.M_POOL])
                 return tuple(a[:used] for a in S), rows[:pool_used], used, pool_used
@@ -440,7 +448,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         """Serialise to the documented npz artifact (see ``forget._persist``): no pickle."""
         self._require_fitted()
         used = int(self._meta[K.M_TAIL])
-        arrays: dict[str, np.ndarray] = {f"node_{n}": a[:used] for n, a in zip(_NODE_FIELDS, self._S, strict=True)}
+        arrays: dict[str, np.ndarray] = {
+            f"node_{n}": a[:used] for n, a in zip(_NODE_FIELDS, self._S, strict=True)
+        }
         nfree = int(self._meta[K.M_NFREE])
         arrays.update(
             roots=self._roots,

@@ -1,4 +1,4 @@
-"""HedgeCutClassifier: forget(S) after fit(D) equals fit(D \\ S), and bad requests change nothing."""
+"""HedgeCutClassifier: forget(S) after fit(D) equals fit(D \\ S); bad requests change nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from forget.errors import (
 
 
 def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
-    params = model.get_params() | {"feature_bounds": model.feature_bounds_, "classes": model.classes_}
+    params = model.get_params() | {
+        "feature_bounds": model.feature_bounds_,
+        "classes": model.classes_,
+    }
     return HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
 
 
@@ -27,7 +30,9 @@ def assert_same_forest(a: HedgeCutClassifier, b: HedgeCutClassifier, X) -> None:
     sa, sb = a.tree_structures(), b.tree_structures()
     assert len(sa) == len(sb)
     for t, (x, z) in enumerate(zip(sa, sb, strict=True)):
-        assert x.shape == z.shape, f"tree {t}: {x.shape[0]} nodes after forget, {z.shape[0]} after refit"
+        assert x.shape == z.shape, (
+            f"tree {t}: {x.shape[0]} nodes after forget, {z.shape[0]} after refit"
+        )
         np.testing.assert_array_equal(x, z, err_msg=f"tree {t} differs")
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
@@ -101,7 +106,9 @@ def test_batch_equals_one_by_one():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5))
     y = (X[:, 0] - X[:, 2] + rng.normal(scale=0.5, size=200) > 0).astype(int)
-    a = HedgeCutClassifier(n_estimators=10, random_state=1, max_variants=1, hedge_min_samples=8).fit(X, y)
+    a = HedgeCutClassifier(
+        n_estimators=10, random_state=1, max_variants=1, hedge_min_samples=8
+    ).fit(X, y)
     b = clone(a).fit(X, y)
     victims = rng.permutation(200)[:60].tolist()
     a.forget(victims)
@@ -170,7 +177,7 @@ def test_forgotten_values_leave_the_model(fitted):
     model, X, _, ids = fitted
     value = np.float32(X[7, 2])
     model.forget([int(ids[7])])
-    assert not (model._X == value).any()
+    assert not (value == model._X).any()
     blob = model.to_bytes()
     assert value.tobytes() not in HedgeCutClassifier.from_bytes(blob)._X.tobytes()
 
@@ -231,7 +238,9 @@ def test_sklearn_compatibility_and_multiclass():
     assert proba.shape == (150, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    assert set(HedgeCutClassifier(n_estimators=5, random_state=0).fit(X, labels).predict(X)) <= set(labels)
+    assert set(HedgeCutClassifier(n_estimators=5, random_state=0).fit(X, labels).predict(X)) <= set(
+        labels
+    )
 
 
 def test_parallel_fit_and_predict_match_serial():
