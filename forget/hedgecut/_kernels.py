@@ -664,29 +664,18 @@ def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds):
 
 @njit(cache=True)
 def forget_rows(
-    S,
-    X,
-    y,
-    ids,
-    alive,
-    rows,
-    meta,
-    free,
-    pending,
-    prm,
-    bounds,
-    roots,
-    todo,
-    i0,
-    rebuilds,
-    rebuilt_rows,
-    switches,
+    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts
 ):
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
     Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
-    ``pending`` rebuilds kept in ``pending`` for the call that resumes at ``next_i``.
+    ``pending`` rebuilds kept in ``pending`` for the call that resumes at ``next_i``. Per row,
+    ``counts`` gets (subtrees rebuilt, rows they held, variant switches). A forgotten row's
+    features and label are overwritten in X and y: the model no longer holds them.
     """
+    rebuilds = counts[0]
+    rebuilt_rows = counts[1]
+    switches = counts[2]
     (
         ncls,
         ncand,
@@ -765,6 +754,8 @@ def forget_rows(
                         side = 0 if X[r, feat[v, c]] <= thr[v, c] else 1
                         stack[sp] = child[v, c, side]
                         sp += 1
+        X[r, :] = 0.0
+        y[r] = 0
         i += 1
 
 

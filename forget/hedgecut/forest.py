@@ -370,25 +370,22 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             status, i, need = K.forget_rows(
                 self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
                 self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
-                counts[0], counts[1], counts[2],
+                counts,
             )  # fmt: skip
             if status == K.OK:
                 break
             self._grow(int(need))
-        # the model no longer holds the forgotten rows' values (tombstoned positions stay)
-        self._X[pos] = 0.0
-        self._y[pos] = 0
         self.n_forgotten_ += m
-        totals = counts.sum(axis=1).tolist()
+        rebuilt, rows, switches = counts.tolist()
         return ForgetResult(
             row_ids=tuple(self._rows.ids[pos].tolist()),
             guarantee=self.guarantee,
-            paths=tuple(Path.SLOW if r else Path.FAST for r in counts[0].tolist()),
+            paths=tuple(Path.SLOW if r else Path.FAST for r in rebuilt),
             seconds=time.perf_counter() - t0,
             details={
-                "subtrees_rebuilt": totals[0],
-                "rows_rebuilt": totals[1],
-                "variant_switches": totals[2],
+                "subtrees_rebuilt": sum(rebuilt),
+                "rows_rebuilt": sum(rows),
+                "variant_switches": sum(switches),
                 "budget_left": max(0, self.budget_ - self.n_forgotten_),
             },
         )

@@ -1,0 +1,216 @@
+"""LogisticRegression: forget(S) stays within its certified bound of fit(D \\ S)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from forget import _persist
+from forget.base import Guarantee, Path
+from forget.errors import (
+    AlreadyForgottenError,
+    DuplicateRowIdsError,
+    EmptyModelError,
+    UnknownRowIdsError,
+)
+from forget.logistic import LogisticRegression
+
+
+def make_data(seed: int, n: int, d: int, k: int = 2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    if k == 2:
+        y = (X @ rng.normal(size=d) + rng.logistic(size=n) > 0).astype(int)
+    else:
+        y = np.argmax(X @ rng.normal(size=(d, k)) + rng.gumbel(size=(n, k)), axis=1)
+    return X, y
+
+
+def assert_within_bound(m: LogisticRegression, ref: LogisticRegression) -> float:
+    """||θ - θ_ref|| <= (β + residual of ref) / (λ n): strong convexity of J on the rest."""
+    lam_n = m.lam * ref.row_ids_.size
+    theta, theta_ref = m._theta, ref._theta
+    dist = np.linalg.norm(theta - theta_ref, axis=1)
+    allowed = (m._beta + ref._beta) / lam_n
+    assert (dist <= allowed * (1 + 1e-6) + 1e-12).all(), (dist, allowed)
+    # the certified bound is a bound: the true gradient residual never exceeds it
+    assert (m.gradient_norms() <= m._beta * (1 + 1e-6) + 1e-9).all()
+    return float(dist.max())
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(20, 120))
+    return {
+        "seed": draw(st.integers(0, 2**32 - 1)),
+        "n": n,
+        "d": draw(st.integers(1, 4)),
+        "k": draw(st.sampled_from([2, 2, 3])),
+        "lam": draw(st.sampled_from([1e-2, 1e-1])),
+        "fit_intercept": draw(st.booleans()),
+        "budget": draw(st.sampled_from([np.inf, 1.0, 1e-3])),
+        "n_del": draw(st.integers(1, n // 4)),
+        "one_by_one": draw(st.booleans()),
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(problems())
+def test_forget_is_within_its_bound_of_a_refit(p):
+    X, y = make_data(p["seed"], p["n"], p["d"], p["k"])
+    ids = np.arange(p["n"]) + 500
+    gone = np.random.default_rng(p["seed"] + 1).choice(ids, size=p["n_del"], replace=False)
+    params = {"lam": p["lam"], "fit_intercept": p["fit_intercept"],
+              "removal_budget": p["budget"], "classes": np.arange(p["k"])}
+    m = LogisticRegression(**params).fit(X, y, row_ids=ids)
+    results = [m.forget([i]) for i in gone] if p["one_by_one"] else [m.forget(gone)]
+    keep = ~np.isin(ids, gone)
+    ref = LogisticRegression(**params).fit(X[keep], y[keep], row_ids=ids[keep])
+    assert_within_bound(m, ref)
+    assert results[-1].bound == m.bound_
+    for r in results:
+        assert r.guarantee is Guarantee.APPROXIMATE and not r.needs_retrain
+        assert r.bound <= p["budget"]
+        assert r.paths == ((Path.SLOW if r.details["refit"] else Path.FAST),) * r.n_forgotten
+
+
+def test_close_to_refit_on_a_well_conditioned_problem():
+    X, y = make_data(0, 2000, 5)
+    m = LogisticRegression(lam=1e-3, removal_budget=np.inf).fit(X, y)
+    gone = np.arange(0, 40)
+    r = m.forget(gone)
+    for i in range(40, 60):
+        m.forget([i])
+    keep = np.arange(60, 2000)
+    ref = LogisticRegression(lam=1e-3).fit(X[keep], y[keep], row_ids=keep)
+    dist = assert_within_bound(m, ref)
+    assert dist < 1e-3 * np.linalg.norm(ref._theta)
+    assert r.details["refit"] == 0.0 and r.paths == (Path.FAST,) * 40
+    assert np.mean(m.predict(X) == ref.predict(X)) >= 0.995
+    assert m.score(X, y) == pytest.approx(ref.score(X, y), abs=0.005)
+
+
+def test_batch_and_one_by_one_agree_within_their_bounds():
+    X, y = make_data(1, 500, 3)
+    a = LogisticRegression(lam=1e-2, removal_budget=np.inf).fit(X, y)
+    b = clone(a).fit(X, y)
+    gone = np.arange(0, 50, 5)
+    a.forget(gone)
+    for i in gone:
+        b.forget([int(i)])
+    lam_n = a.lam * (500 - gone.size)
+    assert np.linalg.norm(a._theta - b._theta) <= (a.bound_ + b.bound_) / lam_n
+
+
+def test_budget_triggers_an_exact_refit():
+    X, y = make_data(2, 300, 3)
+    m = LogisticRegression(lam=1e-2, removal_budget=1e-6).fit(X, y)
+    r = m.forget([0, 1, 2])
+    assert r.details["refit"] == 1.0 and r.paths == (Path.SLOW,) * 3 and m.n_refits_ == 1
+    ref = LogisticRegression(lam=1e-2).fit(X[3:], y[3:])
+    assert r.bound == m.bound_ < 1e-6
+    np.testing.assert_allclose(m._theta, ref._theta, atol=1e-9)
+
+
+def test_matches_sklearn_without_intercept():
+    X, y = make_data(3, 400, 4)
+    m = LogisticRegression(lam=1e-2, fit_intercept=False).fit(X, y)
+    ref = SkLogisticRegression(C=1 / (1e-2 * 400), fit_intercept=False, tol=1e-12, max_iter=1000)
+    np.testing.assert_allclose(m.coef_, ref.fit(X, y).coef_, atol=1e-6)
+    np.testing.assert_allclose(m.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+
+
+def test_multiclass_one_vs_rest():
+    X, y = make_data(4, 300, 3, k=3)
+    labels = np.array(["a", "b", "c"])[y]
+    m = LogisticRegression(lam=1e-2).fit(X, labels)
+    assert m.coef_.shape == (3, 3) and m.intercept_.shape == (3,)
+    proba = m.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(m.predict(X), m.classes_[proba.argmax(axis=1)])
+    assert m.score(X, labels) > 0.5
+    m.forget(np.arange(10))
+    ref = LogisticRegression(lam=1e-2).fit(X[10:], labels[10:], row_ids=np.arange(10, 300))
+    assert_within_bound(m, ref)
+
+
+@pytest.mark.parametrize(
+    ("request_ids", "error"),
+    [([999], UnknownRowIdsError), ([3, 3], DuplicateRowIdsError), ([1], AlreadyForgottenError),
+     ([1, 2], AlreadyForgottenError), (np.delete(np.arange(30), 1), EmptyModelError)],
+)
+def test_refused_requests_change_nothing(request_ids, error):
+    X, y = make_data(5, 30, 2)
+    m = LogisticRegression(lam=0.1).fit(X, y)
+    m.forget([1])
+    before, proba = m.to_bytes(), m.predict_proba(X)
+    with pytest.raises(error):
+        m.forget(request_ids)
+    assert m.to_bytes() == before
+    np.testing.assert_array_equal(m.predict_proba(X), proba)
+
+
+def test_forgotten_rows_are_not_kept():
+    X, y = make_data(6, 30, 2)
+    m = LogisticRegression(lam=0.1).fit(X, y, row_ids=np.arange(30) * 10)
+    m.forget([50, 70])
+    _, _, _, arrays = _persist.load(m.to_bytes())
+    assert not arrays["A"][[5, 7]].any() and not arrays["yk"][[5, 7]].any()
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.array([[1.0, np.nan], [2.0, 1.0], [0.0, 1.0]]), np.array([0, 1, 0]), "NaN"),
+        (np.array([[1.0, np.inf], [2.0, 1.0], [0.0, 1.0]]), np.array([0, 1, 0]), "infinity"),
+        (np.ones((3, 2)), np.array([0.0, np.nan, 1.0]), "NaN"),
+        (np.ones((3, 2)), np.array([0, 1, 0, 1]), "inconsistent numbers of samples"),
+        (np.ones(3), np.array([0, 1, 0]), "Expected 2D array"),
+        (np.ones((3, 2)), np.array([0.5, 1.7, 2.2]), "Unknown label type"),
+        (np.ones((3, 2)), np.array([1, 1, 1]), "needs 2 classes"),
+    ],
+)
+def test_fit_rejects_bad_input(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        LogisticRegression().fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params", [{"lam": 0.0}, {"lam": -1.0}, {"tol": float("nan")}, {"removal_budget": 0.0},
+               {"max_iter": 0}],
+)
+def test_bad_hyperparameters(params):
+    with pytest.raises(ValueError, match=next(iter(params))):
+        LogisticRegression(**params).fit(np.eye(4), np.array([0, 1, 0, 1]))
+
+
+def test_round_trip_and_forget_after_loading():
+    X, y = make_data(7, 80, 3)
+    m = LogisticRegression(lam=0.05, classes=[0, 1]).fit(X, y, row_ids=np.arange(80) + 9)
+    m.forget([9, 10])
+    loaded = LogisticRegression.from_bytes(m.to_bytes())
+    assert loaded.get_params() == m.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X), m.predict_proba(X))
+    assert loaded.to_bytes() == m.to_bytes()
+    with pytest.raises(AlreadyForgottenError):
+        loaded.forget([9])
+    ra, rb = loaded.forget([11, 40]), m.forget([11, 40])
+    assert ra.bound == rb.bound
+    np.testing.assert_array_equal(loaded.predict_proba(X), m.predict_proba(X))
+
+
+def test_sklearn_protocol():
+    m = LogisticRegression(lam=0.5, removal_budget=2.0)
+    params = clone(m).get_params()
+    assert params["lam"] == 0.5 and params["removal_budget"] == 2.0 and params["classes"] is None
+    assert not hasattr(clone(m), "coef_")
+
+
+@parametrize_with_checks([LogisticRegression()])
+def test_passes_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
