@@ -65,6 +65,7 @@ NEED_POOL = 2
 BIG = 1 << 30
 TOL = 1e-9  # a split must beat the parent by TOL * n (in purity units) to count as a gain
 EPS = 1e-7  # float guard in robustness margins, times n
+SLACK_MIN_N = 64  # below this many rows, forget re-checks the decision at every deletion
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -197,13 +198,15 @@ def slack_of(ncls, left, v, k, m, b, rnd):
     """How many deletions through ``v`` provably leave its decision ``b`` unchanged.
 
     Each deletion moves a candidate's score by at most ``beta`` of the side it leaves and the
-    parent score by ``beta(n)``; the decision holds while every margin stays positive. At a
+    parent score by ``beta(n)``; the decision holds while every margin stays positive. A node
+    becoming too small or pure is not counted here: ``forget_rows`` checks that at every visit
+    (it is cheap, and the only change it allows is to a leaf). At a
     random node, balance (8 * smaller side >= n) must also hold for the chosen candidate and
     stay out of reach for the ones before it.
     """
     n, mx = _node_n(ncls, v)
     if rnd and n >= 2 * m and mx < n:
-        r = min(n - 2 * m, n - mx - 1)
+        r = BIG
         for c in range(k):
             nl = 0
             for j in range(ncls.shape[1]):
@@ -239,7 +242,7 @@ def _greedy_slack(ncls, left, v, k, m, b, n, mx):
             r = min(r, rc)
         return max(r, 0)
     sb, nlb, nrb = _cand_score(ncls, left, v, b, n)
-    r = min(n - 2 * m, n - mx - 1, nlb - m, nrb - m)
+    r = min(nlb - m, nrb - m)
     if r <= 0:
         return 0
     bb = max(_beta(nlb - r), _beta(nrb - r))
@@ -350,7 +353,7 @@ def _knot_value(knots, f, u):
 
 
 @njit(cache=True)
-def _draw_candidates(S, v, prm, knots):
+def _draw_candidates(S, v, prm, knots, perm):
     """Candidates of node v from (seed, tree, path) and the node's region only.
 
     A cut-off is uniform on the knot scale between the region's bounds: dense where the
@@ -375,7 +378,8 @@ def _draw_candidates(S, v, prm, knots):
     ) = S
     k = prm[P_K]
     d = knots.shape[0]
-    perm = np.arange(d)
+    for i in range(d):
+        perm[i] = i
     state = path[v]
     for i in range(k):
         state = _mix(state)
@@ -447,7 +451,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
         ncand[v] = 0
         slack[v] = BIG
         return
-    _draw_candidates(S, v, prm, bounds)
+    _draw_candidates(S, v, prm, bounds, fl)
     for c in range(k):
         fl[c] = feat[v, c]
         tl[c] = thr[v, c]
@@ -551,7 +555,7 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     alts = np.empty(k, dtype=np.int64)
-    fl = np.empty(k, dtype=np.int64)
+    fl = np.empty(max(k, bounds.shape[0]), dtype=np.int64)  # also the feature permutation
     tl = np.empty(k, dtype=np.float32)
     lc = np.empty((k, ncls.shape[1]), dtype=np.int64)
     stack = np.empty(1024, dtype=np.int64)
@@ -727,6 +731,16 @@ def forget_rows(
                     if X[r, feat[v, c]] <= thr[v, c]:
                         left[v, c, cls] -= 1
                 s = slack[v] - 1
+                n_v, mx_v = _node_n(ncls, v)
+                if n_v < 2 * m or mx_v == n_v:
+                    # too small or pure: a leaf for good (deletions only shrink and purify)
+                    if active[v] >= 0:
+                        switches[i] += 1
+                    _free_children(S, v, meta, free)
+                    active[v] = -1
+                    ncand[v] = 0
+                    slack[v] = BIG
+                    continue
                 if s < 0:
                     rnd = depth[v] < prm[P_RANDOM_DEPTH]
                     b = decide(ncls, left, v, k, m, rnd)
@@ -743,7 +757,8 @@ def forget_rows(
                             meta[M_NPENDING] += 1
                             slack[v] = 0
                             continue
-                    s = slack_of(ncls, left, v, k, m, active[v], rnd)
+                    # small nodes rarely have slack to gain: re-checking them is cheaper
+                    s = slack_of(ncls, left, v, k, m, active[v], rnd) if n_v >= SLACK_MIN_N else 0
                 slack[v] = s
                 if sp + 2 * k >= stack.shape[0]:
                     bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
