@@ -353,11 +353,32 @@ def _knot_value(knots, f, u):
 
 
 @njit(cache=True)
-def _draw_candidates(S, v, prm, knots, perm):
+def region_of(S, v, knots, reg):
+    """Fill reg[f] = (low, high), the box that v's ancestors' cuts leave inside the knots."""
+    parent, link, feat, thr = S[8], S[9], S[2], S[3]
+    for f in range(knots.shape[0]):
+        reg[f, 0] = knots[f, 0]
+        reg[f, 1] = knots[f, knots.shape[1] - 1]
+    u = v
+    while parent[u] >= 0:
+        q = parent[u]
+        c = link[u] >> 1
+        f = feat[q, c]
+        t = float(thr[q, c])
+        if link[u] & 1 == 0:
+            reg[f, 1] = min(reg[f, 1], t)
+        else:
+            reg[f, 0] = max(reg[f, 0], t)
+        u = q
+
+
+@njit(cache=True)
+def _draw_candidates(S, v, prm, knots, perm, reg):
     """Candidates of node v from (seed, tree, path) and the node's region only.
 
-    A cut-off is uniform on the knot scale between the region's bounds: dense where the
-    training data was dense, never dependent on the rows the node holds now.
+    ``reg[f]`` is the node's region (low, high) on feature f. A cut-off is uniform either in
+    that range or on the knot scale between its bounds (dense where the training data was
+    dense): never dependent on the rows the node holds now.
     """
     (
         ncls,
@@ -387,19 +408,8 @@ def _draw_candidates(S, v, prm, knots, perm):
         perm[i], perm[j] = perm[j], perm[i]
     for i in range(k):
         f = perm[i]
-        lo = knots[f, 0]
-        hi = knots[f, knots.shape[1] - 1]
-        u = v
-        while parent[u] >= 0:
-            q = parent[u]
-            c = link[u] >> 1
-            if feat[q, c] == f:
-                t = float(thr[q, c])
-                if link[u] & 1 == 0:
-                    hi = min(hi, t)
-                else:
-                    lo = max(lo, t)
-            u = q
+        lo = reg[f, 0]
+        hi = reg[f, 1]
         state = _mix(state)
         x = float(state >> _S11) * _U53
         feat[v, i] = f
@@ -414,7 +424,7 @@ def _draw_candidates(S, v, prm, knots, perm):
 
 
 @njit(cache=True)
-def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
+def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision.
 
     ``fl``, ``tl``, ``lc`` are scratch (candidate features, cut-offs, left counts) so the hot
@@ -451,7 +461,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
         ncand[v] = 0
         slack[v] = BIG
         return
-    _draw_candidates(S, v, prm, bounds, fl)
+    _draw_candidates(S, v, prm, bounds, fl, reg)
     for c in range(k):
         fl[c] = feat[v, c]
         tl[c] = thr[v, c]
@@ -478,7 +488,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc):
 
 
 @njit(cache=True)
-def _split(S, v, c, base, h, X, rows, meta, free, stack, sp):
+def _split(S, v, c, base, h, X, rows, meta, free, stack, sp, regs, cur):
     """Partition rows[base:base+n] by candidate c of v and hang two new children under it."""
     (
         ncls,
@@ -524,6 +534,11 @@ def _split(S, v, c, base, h, X, rows, meta, free, stack, sp):
         ncand[u] = 0
         child[v, c, side] = u
         stack[sp] = u
+        regs[sp, :, :] = cur
+        if side == 0:
+            regs[sp, f, 1] = min(cur[f, 1], float(t))
+        else:
+            regs[sp, f, 0] = max(cur[f, 0], float(t))
         sp += 1
     return 0, sp
 
@@ -558,13 +573,18 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     fl = np.empty(max(k, bounds.shape[0]), dtype=np.int64)  # also the feature permutation
     tl = np.empty(k, dtype=np.float32)
     lc = np.empty((k, ncls.shape[1]), dtype=np.int64)
-    stack = np.empty(1024, dtype=np.int64)
+    d = bounds.shape[0]
+    stack = np.empty(256, dtype=np.int64)
+    regs = np.empty((256, d, 2))  # the region of each node on the stack, carried down
+    cur = np.empty((d, 2))
     stack[0] = v0
+    region_of(S, v0, bounds, regs[0])
     sp = 1
     while sp > 0:
         sp -= 1
         v = stack[sp]
-        _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc)
+        cur[:, :] = regs[sp]
+        _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, cur)
         if ncand[v] == 0:
             continue
         b = active[v]
@@ -584,8 +604,11 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
             bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
             bigger[:sp] = stack[:sp]
             stack = bigger
+            bigger_regs = np.empty((stack.shape[0], d, 2))
+            bigger_regs[:sp] = regs[:sp]
+            regs = bigger_regs
         if b >= 0:
-            st, sp = _split(S, v, b, start[v], hedge[v], X, rows, meta, free, stack, sp)
+            st, sp = _split(S, v, b, start[v], hedge[v], X, rows, meta, free, stack, sp, regs, cur)
             if st < 0:
                 return NEED_NODES
         for a in range(na):
@@ -595,7 +618,7 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
                 return NEED_POOL
             rows[base : base + n] = rows[start[v] : stop[v]]
             meta[M_POOL] += n
-            st, sp = _split(S, v, c, base, hedge[v] + 1, X, rows, meta, free, stack, sp)
+            st, sp = _split(S, v, c, base, hedge[v] + 1, X, rows, meta, free, stack, sp, regs, cur)
             if st < 0:
                 return NEED_NODES
     return OK
