@@ -65,6 +65,21 @@ def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
     )
 
 
+def _coarse_knots(X: np.ndarray) -> np.ndarray:
+    """Quantile knots of each feature, rounded to 3 significant digits (ends outward).
+
+    The knots outlive any deletion (a refit must use the same ones), so they must not hold any
+    one person's exact value: quantiles such as the minimum and maximum are single records.
+    """
+    q = np.quantile(X.astype(np.float64), np.linspace(0.0, 1.0, _N_KNOTS), axis=0).T
+    mag = np.abs(q)
+    scale = np.where(mag > 0, 10.0 ** (np.floor(np.log10(np.where(mag > 0, mag, 1.0))) - 2), 1.0)
+    knots = np.round(q / scale) * scale
+    knots[:, 0] = np.floor(q[:, 0] / scale[:, 0]) * scale[:, 0]
+    knots[:, -1] = np.ceil(q[:, -1] / scale[:, -1]) * scale[:, -1]
+    return np.ascontiguousarray(np.maximum.accumulate(knots, axis=1))
+
+
 def _grow_nodes(S: tuple[np.ndarray, ...], new_m: int) -> tuple[np.ndarray, ...]:
     fresh = _alloc_nodes(new_m, S[2].shape[1], S[0].shape[1])
     m = S[0].shape[0]
@@ -100,7 +115,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     feature_bounds : the distribution cut-offs are drawn from, per feature: ``(low, high)`` for
         uniform draws in a range, or a row of q non-decreasing knots (cut-offs uniform on the
         piecewise-linear scale between them). ``None`` takes 65 quantiles of the training data
-        (dense where the data is dense), kept as ``feature_bounds_``.
+        (dense where the data is dense), rounded to 3 significant digits so that no single
+        record's value is kept, as ``feature_bounds_``. Where even rounded extremes are too
+        much, pass bounds from the schema.
     classes : the label set; taken from ``y`` when ``None``. Fix it to compare with a refit in
         which a class no longer occurs.
     hedge_min_samples : nodes with fewer rows are not hedged (rebuilding them is cheap).
@@ -251,9 +268,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if not (classes[codes] == y_arr).all():
                 raise ValueError("y holds labels that are not in `classes`")
         if self.feature_bounds is None:
-            levels = np.linspace(0.0, 1.0, _N_KNOTS)
-            bounds = np.quantile(Xf.astype(np.float64), levels, axis=0).T
-            bounds = np.ascontiguousarray(np.maximum.accumulate(bounds, axis=1))
+            bounds = _coarse_knots(Xf)
         else:
             bounds = np.ascontiguousarray(self.feature_bounds, dtype=np.float64)
             if (
