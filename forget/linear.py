@@ -106,8 +106,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """Solve the (ridge) normal equations from the current statistics."""
         coef = np.empty(self._gram.shape[0])
         status = _solve_kernel(
-            self._gram, self._zty, self._zsum, self._x_shift, self._tsum, float(self._n),
-            float(self.alpha), bool(self.fit_intercept), coef,
+            self._gram,
+            self._zty,
+            self._zsum,
+            self._x_shift,
+            self._tsum,
+            float(self._n),
+            float(self.alpha),
+            bool(self.fit_intercept),
+            coef,
         )
         if status != 0:  # constant or collinear features: the careful path
             coef = self._solve_degenerate()
@@ -174,8 +181,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         pos = self._index.resolve(row_ids, model=type(self).__name__)
         if pos.size:
             self._tsum -= _downdate(
-                self._X, self._y, pos, self._x_shift, self._y_shift,
-                self._gram, self._zty, self._zsum,
+                self._X,
+                self._y,
+                pos,
+                self._x_shift,
+                self._y_shift,
+                self._gram,
+                self._zty,
+                self._zsum,
             )
             self._n -= pos.size
             self._index.alive[pos] = False
@@ -200,9 +213,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
         }
         arrays = {
-            "X": self._X, "y": self._y, "ids": self._index.ids, "alive": self._index.alive,
-            "x_shift": self._x_shift, "gram": self._gram, "zty": self._zty,
-            "zsum": self._zsum, "coef": self.coef_,
+            "X": self._X,
+            "y": self._y,
+            "ids": self._index.ids,
+            "alive": self._index.alive,
+            "x_shift": self._x_shift,
+            "gram": self._gram,
+            "zty": self._zty,
+            "zsum": self._zsum,
+            "coef": self.coef_,
         }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)

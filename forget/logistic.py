@@ -86,9 +86,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     guarantee = Guarantee.APPROXIMATE
 
-    def __init__(self, lam: float = 1e-3, fit_intercept: bool = True, max_iter: int = 100,
-                 tol: float = 1e-10, removal_budget: float = 1.0,
-                 classes: ArrayLike | None = None) -> None:
+    def __init__(
+        self,
+        lam: float = 1e-3,
+        fit_intercept: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-10,
+        removal_budget: float = 1.0,
+        classes: ArrayLike | None = None,
+    ) -> None:
         self.lam = lam
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
@@ -150,7 +156,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     f"LogisticRegression did not reach tol={self.tol} in {self.max_iter} "
                     f"Newton iterations (gradient norm {residual / n:.3g}); "
                     "standardise the features or raise max_iter",
-                    ConvergenceWarning, stacklevel=3,
+                    ConvergenceWarning,
+                    stacklevel=3,
                 )
             self._theta[k] = theta
             self._beta[k] = residual  # the bound starts at the fit's own gradient residual
@@ -256,10 +263,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         alive = self._index.alive
         A, yk, lam_n = self._A[alive], self._yk[alive], float(self.lam) * self._n
-        return np.array([
-            np.linalg.norm(A.T @ (expit(A @ th) - self._targets(k, yk)) + lam_n * th)
-            for k, th in enumerate(self._theta)
-        ])
+        return np.array(
+            [
+                np.linalg.norm(A.T @ (expit(A @ th) - self._targets(k, yk)) + lam_n * th)
+                for k, th in enumerate(self._theta)
+            ]
+        )
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
@@ -270,13 +279,24 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             params["classes"] = np.asarray(params["classes"]).tolist()
         params["removal_budget"] = float(params["removal_budget"])
         classes = self.classes_.astype(str) if self.classes_.dtype == object else self.classes_
-        arrays = {"A": self._A, "yk": self._yk, "ids": self._index.ids,
-                  "alive": self._index.alive, "classes": classes, "theta": self._theta,
-                  "beta": self._beta, "gram": self._gram, "n_iter": self.n_iter_}
+        arrays = {
+            "A": self._A,
+            "yk": self._yk,
+            "ids": self._index.ids,
+            "alive": self._index.alive,
+            "classes": classes,
+            "theta": self._theta,
+            "beta": self._beta,
+            "gram": self._gram,
+            "n_iter": self.n_iter_,
+        }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
-        state = {"n": int(self._n), "n_features_in": int(self.n_features_in_),
-                 "n_refits": int(self.n_refits_)}
+        state = {
+            "n": int(self._n),
+            "n_features_in": int(self.n_features_in_),
+            "n_refits": int(self.n_refits_),
+        }
         return _persist.dump(type(self).__name__, params, state, arrays)
 
     @classmethod
@@ -297,8 +317,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return m
 
 
-def _newton(A: np.ndarray, t: np.ndarray, ridge: float, gtol: float,
-            max_iter: int) -> tuple[np.ndarray, int, bool]:
+def _newton(
+    A: np.ndarray, t: np.ndarray, ridge: float, gtol: float, max_iter: int
+) -> tuple[np.ndarray, int, bool]:
     """Minimise ``J`` by damped Newton; stop at ``||∇J|| <= gtol`` or at rounding level."""
     theta = np.zeros(A.shape[1])
     for it in range(1, max_iter + 1):

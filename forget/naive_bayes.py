@@ -126,8 +126,13 @@ class _NaiveBayes(ClassifierMixin, BaseEstimator):
         if params.get("classes") is not None:
             params["classes"] = np.asarray(params["classes"]).tolist()
         arrays = {name: getattr(self, name) for name in self._arrays}
-        arrays |= {"X": self._X, "yk": self._yk, "ids": self._index.ids,
-                   "alive": self._index.alive, "classes": classes}
+        arrays |= {
+            "X": self._X,
+            "yk": self._yk,
+            "ids": self._index.ids,
+            "alive": self._index.alive,
+            "classes": classes,
+        }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
         state = {name: float(getattr(self, name)) for name in self._scalars}
@@ -184,8 +189,21 @@ class GaussianNB(_NaiveBayes):
     ([0.1, 1.1], [0, 1])
     """
 
-    _arrays = ("_shift", "_s1", "_s2", "_ref", "_cnt", "_gshift", "_gs1", "_gs2", "_gref",
-               "theta_", "var_", "class_count_", "class_prior_")
+    _arrays = (
+        "_shift",
+        "_s1",
+        "_s2",
+        "_ref",
+        "_cnt",
+        "_gshift",
+        "_gs1",
+        "_gs2",
+        "_gref",
+        "theta_",
+        "var_",
+        "class_count_",
+        "class_prior_",
+    )
     _scalars = ("epsilon_",)
 
     def __init__(self, var_smoothing: float = 1e-9, classes: ArrayLike | None = None) -> None:
@@ -218,8 +236,19 @@ class GaussianNB(_NaiveBayes):
     def _remove(self, pos: np.ndarray) -> np.ndarray:
         stale = np.zeros(self.classes_.size, dtype=np.bool_)
         stale_global = _gauss_downdate(
-            self._X, self._yk, pos, self._shift, self._s1, self._s2, self._ref, self._cnt,
-            self._gshift, self._gs1, self._gs2, self._gref, stale,
+            self._X,
+            self._yk,
+            pos,
+            self._shift,
+            self._s1,
+            self._s2,
+            self._ref,
+            self._cnt,
+            self._gshift,
+            self._gs1,
+            self._gs2,
+            self._gref,
+            stale,
         )
         for k in np.flatnonzero(stale).tolist():
             self._recompute_class(k, self._index.alive & (self._yk == k))
@@ -231,8 +260,16 @@ class GaussianNB(_NaiveBayes):
     def _refresh(self) -> None:
         self.theta_, self.var_ = np.empty(self._s1.shape), np.empty(self._s1.shape)
         self.epsilon_ = _gauss_refresh(
-            self._shift, self._s1, self._s2, self._cnt, self._gs1, self._gs2, float(self._n),
-            float(self.var_smoothing), self.theta_, self.var_,
+            self._shift,
+            self._s1,
+            self._s2,
+            self._cnt,
+            self._gs1,
+            self._gs2,
+            float(self._n),
+            float(self.var_smoothing),
+            self.theta_,
+            self.var_,
         )
         self.class_count_ = self._cnt.astype(np.float64)
         self.class_prior_ = self.class_count_ / self._n
@@ -278,8 +315,9 @@ class MultinomialNB(_NaiveBayes):
 
     _arrays = ("_cnt", "feature_count_", "class_count_", "feature_log_prob_", "class_log_prior_")
 
-    def __init__(self, alpha: float = 1.0, fit_prior: bool = True,
-                 classes: ArrayLike | None = None) -> None:
+    def __init__(
+        self, alpha: float = 1.0, fit_prior: bool = True, classes: ArrayLike | None = None
+    ) -> None:
         self.alpha = alpha
         self.fit_prior = fit_prior
         self.classes = classes

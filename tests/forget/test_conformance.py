@@ -55,10 +55,8 @@ except ImportError:  # pragma: no cover
 
 def make_data(seed: int, n: int, d: int, task: str, kind: str, n_classes: int = 2):
     rng = np.random.default_rng(seed)
-    if kind == "counts":
-        X = rng.poisson(2.0, size=(n, d)).astype(float)
-    else:
-        X = rng.normal(size=(n, d))
+    counts = kind == "counts"
+    X = rng.poisson(2.0, size=(n, d)).astype(float) if counts else rng.normal(size=(n, d))
     # row 0 carries distinctive values: the forgotten-values check looks for them
     X[0] = 1000.0 + np.arange(d) + (0.123 if kind == "real" else 0.0)
     w = rng.normal(size=d)

@@ -37,8 +37,9 @@ def condition(X: np.ndarray, alpha: float, fit_intercept: bool) -> float:
     return float(np.linalg.cond(A * np.outer(s, s)))
 
 
-def assert_same_model(a: LinearRegression, b: LinearRegression, X: np.ndarray,
-                      rtol: float = 1e-8) -> None:
+def assert_same_model(
+    a: LinearRegression, b: LinearRegression, X: np.ndarray, rtol: float = 1e-8
+) -> None:
     scale = 1.0 + np.abs(b.coef_).max() + abs(b.intercept_)
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=rtol, atol=rtol * scale)
     np.testing.assert_allclose(a.intercept_, b.intercept_, rtol=rtol, atol=rtol * scale)
@@ -141,8 +142,13 @@ def test_forgotten_rows_are_not_kept():
 
 @pytest.mark.parametrize(
     ("request_ids", "error"),
-    [([999], UnknownRowIdsError), ([3, 3], DuplicateRowIdsError), ([1], AlreadyForgottenError),
-     ([2, 999], UnknownRowIdsError), (np.delete(np.arange(20), 1), EmptyModelError)],
+    [
+        ([999], UnknownRowIdsError),
+        ([3, 3], DuplicateRowIdsError),
+        ([1], AlreadyForgottenError),
+        ([2, 999], UnknownRowIdsError),
+        (np.delete(np.arange(20), 1), EmptyModelError),
+    ],
 )
 def test_refused_requests_change_nothing(request_ids, error):
     X, y = make_data(5, 20, 2)

@@ -65,8 +65,12 @@ def test_forget_is_within_its_bound_of_a_refit(p):
     X, y = make_data(p["seed"], p["n"], p["d"], p["k"])
     ids = np.arange(p["n"]) + 500
     gone = np.random.default_rng(p["seed"] + 1).choice(ids, size=p["n_del"], replace=False)
-    params = {"lam": p["lam"], "fit_intercept": p["fit_intercept"],
-              "removal_budget": p["budget"], "classes": np.arange(p["k"])}
+    params = {
+        "lam": p["lam"],
+        "fit_intercept": p["fit_intercept"],
+        "removal_budget": p["budget"],
+        "classes": np.arange(p["k"]),
+    }
     m = LogisticRegression(**params).fit(X, y, row_ids=ids)
     results = [m.forget([i]) for i in gone] if p["one_by_one"] else [m.forget(gone)]
     keep = ~np.isin(ids, gone)
@@ -141,8 +145,13 @@ def test_multiclass_one_vs_rest():
 
 @pytest.mark.parametrize(
     ("request_ids", "error"),
-    [([999], UnknownRowIdsError), ([3, 3], DuplicateRowIdsError), ([1], AlreadyForgottenError),
-     ([1, 2], AlreadyForgottenError), (np.delete(np.arange(30), 1), EmptyModelError)],
+    [
+        ([999], UnknownRowIdsError),
+        ([3, 3], DuplicateRowIdsError),
+        ([1], AlreadyForgottenError),
+        ([1, 2], AlreadyForgottenError),
+        (np.delete(np.arange(30), 1), EmptyModelError),
+    ],
 )
 def test_refused_requests_change_nothing(request_ids, error):
     X, y = make_data(5, 30, 2)
@@ -181,8 +190,8 @@ def test_fit_rejects_bad_input(X, y, message):
 
 
 @pytest.mark.parametrize(
-    "params", [{"lam": 0.0}, {"lam": -1.0}, {"tol": float("nan")}, {"removal_budget": 0.0},
-               {"max_iter": 0}],
+    "params",
+    [{"lam": 0.0}, {"lam": -1.0}, {"tol": float("nan")}, {"removal_budget": 0.0}, {"max_iter": 0}],
 )
 def test_bad_hyperparameters(params):
     with pytest.raises(ValueError, match=next(iter(params))):

@@ -138,8 +138,13 @@ def test_forgetting_a_whole_class_gives_it_probability_zero(kind):
 @pytest.mark.parametrize("kind", MODELS)
 @pytest.mark.parametrize(
     ("request_ids", "error"),
-    [([999], UnknownRowIdsError), ([3, 3], DuplicateRowIdsError), ([1], AlreadyForgottenError),
-     ([1, 2], AlreadyForgottenError), (np.delete(np.arange(20), 1), EmptyModelError)],
+    [
+        ([999], UnknownRowIdsError),
+        ([3, 3], DuplicateRowIdsError),
+        ([1], AlreadyForgottenError),
+        ([1, 2], AlreadyForgottenError),
+        (np.delete(np.arange(20), 1), EmptyModelError),
+    ],
 )
 def test_refused_requests_change_nothing(kind, request_ids, error):
     X, y = make_data(kind, 3, 20, 2, 2)
