@@ -47,14 +47,20 @@ class RowIndex:
         self._order = np.argsort(ids, kind="stable")
         self._sorted = ids[self._order]
         self._lookup: dict[int, int] | None = None
+        self._n_alive = int(np.count_nonzero(self.alive))
 
     @property
     def n_alive(self) -> int:
-        return int(np.count_nonzero(self.alive))
+        return self._n_alive
+
+    def drop(self, pos: np.ndarray) -> None:
+        """Mark the rows at ``pos`` (from ``resolve``) forgotten; models call this, nothing else."""
+        self.alive[pos] = False
+        self._n_alive = int(np.count_nonzero(self.alive))
 
     def resolve(self, row_ids: ArrayLike, model: str = "model") -> np.ndarray:
         """Positions of ``row_ids``; raise, changing nothing, if any id cannot be forgotten."""
-        if isinstance(row_ids, list | tuple) and len(row_ids) <= 16:
+        if isinstance(row_ids, (list, tuple)) and len(row_ids) <= 16:  # noqa: UP038
             small = self._resolve_small(row_ids, model)
             if small is not None:
                 return small

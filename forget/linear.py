@@ -191,7 +191,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 self._zsum,
             )
             self._n -= pos.size
-            self._index.alive[pos] = False
+            self._index.drop(pos)
             self._solve()
         ids = tuple(self._index.ids[pos].tolist())
         return ForgetResult(

@@ -220,7 +220,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         refit = np.zeros(self._theta.shape[0], dtype=np.bool_)
         if pos.size:
             A_S, y_S = self._A[pos].copy(), self._yk[pos].copy()
-            self._index.alive[pos] = False
+            self._index.drop(pos)
             self._A[pos] = 0.0  # a zero row adds nothing to gradients, Hessians or the Gram
             self._yk[pos] = 0
             self._n -= pos.size

@@ -95,7 +95,7 @@ class _NaiveBayes(ClassifierMixin, BaseEstimator):
         pos = self._index.resolve(row_ids, model=type(self).__name__)
         slow = np.zeros(pos.size, dtype=np.bool_)
         if pos.size:
-            self._index.alive[pos] = False
+            self._index.drop(pos)
             self._n -= pos.size
             slow = self._remove(pos)
             self._X[pos] = 0.0

@@ -25,3 +25,15 @@ def test_hedgecut_bench_quick(tmp_path):
 def test_hedgecut_bench_full(tmp_path):
     payload = hedgecut.main(["--out", str(tmp_path / "hc.json")])
     assert all(r["equals_retrain"] for r in payload["results"] if r["model"] == "forget HedgeCut")
+
+
+def test_incremental_bench_quick(tmp_path):
+    from bench import incremental
+
+    payload = incremental.main(["--quick", "--out", str(tmp_path / "inc.json")])
+    names = {r["model"] for r in payload["results"]}
+    assert {"LinearRegression", "GaussianNB", "MultinomialNB", "KNNClassifier"} <= names
+    for r in payload["results"]:
+        assert r["deletions"] == 50
+        if r["guarantee"] == "exact":  # exact models score like their scikit-learn peer
+            assert abs(r["score"] - r["sklearn_score"]) < 1e-9, r

@@ -409,6 +409,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if status == K.OK:
                 break
             self._grow(int(need))
+        self._rows.drop(pos)  # the kernel marked them already; this keeps the count
         self.n_forgotten_ += m
         rebuilt, rows, switches = counts.tolist()
         return ForgetResult(
