@@ -574,8 +574,8 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     tl = np.empty(k, dtype=np.float32)
     lc = np.empty((k, ncls.shape[1]), dtype=np.int64)
     d = bounds.shape[0]
-    stack = np.empty(256, dtype=np.int64)
-    regs = np.empty((256, d, 2))  # the region of each node on the stack, carried down
+    stack = np.empty(64, dtype=np.int64)  # grows; small so that small rebuilds stay cheap
+    regs = np.empty((64, d, 2))  # the region of each node on the stack, carried down
     cur = np.empty((d, 2))
     stack[0] = v0
     region_of(S, v0, bounds, regs[0])
@@ -632,7 +632,7 @@ def _free_children(S, v, meta, free):
     """Release every subtree hanging under v (active and variants) to the free list."""
     ncand, child = S[1], S[5]
     k = child.shape[1]
-    stack = np.empty(256, dtype=np.int64)
+    stack = np.empty(64, dtype=np.int64)
     sp = 0
     for c in range(k):
         for side in range(2):
