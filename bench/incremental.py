@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from sklearn import linear_model, naive_bayes, neighbors
 from sklearn.metrics import r2_score
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench._common import latency_summary, table, timed, write_json

@@ -55,7 +55,11 @@ class RowIndex:
 
     def drop(self, pos: np.ndarray) -> None:
         """Mark the rows at ``pos`` (from ``resolve``) forgotten; models call this, nothing else."""
+        self._n_alive -= int(np.count_nonzero(self.alive[pos]))
         self.alive[pos] = False
+
+    def recount(self) -> None:
+        """Refresh the live count after a kernel cleared ``alive`` entries itself."""
         self._n_alive = int(np.count_nonzero(self.alive))
 
     def resolve(self, row_ids: ArrayLike, model: str = "model") -> np.ndarray:

@@ -409,7 +409,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if status == K.OK:
                 break
             self._grow(int(need))
-        self._rows.drop(pos)  # the kernel marked them already; this keeps the count
+        self._rows.recount()  # the kernel cleared their alive flags as it went
         self.n_forgotten_ += m
         rebuilt, rows, switches = counts.tolist()
         return ForgetResult(
