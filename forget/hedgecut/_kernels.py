@@ -809,37 +809,53 @@ def _leaf(X, i, root, active, feat, thr, child):
     return v
 
 
+PREDICT_BLOCK = 128  # rows scored tree by tree together: one tree's nodes stay in cache
+
+
 @njit(cache=True)
-def _proba_row(X, i, roots, ncls, active, feat, thr, child, out):
+def _proba_block(X, i0, i1, roots, ncls, active, feat, thr, child, out, used):
+    """Mean over trees of the leaf class shares for rows i0..i1 (trees summed in order)."""
     nc = ncls.shape[1]
-    used = 0
     for t in range(roots.shape[0]):
-        v = _leaf(X, i, roots[t], active, feat, thr, child)
-        tot = 0
+        root = roots[t]
+        for i in range(i0, i1):
+            v = _leaf(X, i, root, active, feat, thr, child)
+            tot = 0
+            for j in range(nc):
+                tot += ncls[v, j]
+            if tot == 0:
+                continue  # a subsampled tree that holds no rows at all: it abstains
+            used[i] += 1
+            for j in range(nc):
+                out[i, j] += ncls[v, j] / tot
+    for i in range(i0, i1):
         for j in range(nc):
-            tot += ncls[v, j]
-        if tot == 0:
-            continue  # a subsampled tree that holds no rows at all: it abstains
-        used += 1
-        for j in range(nc):
-            out[i, j] += ncls[v, j] / tot
-    for j in range(nc):
-        out[i, j] = out[i, j] / used if used else 1.0 / nc
+            out[i, j] = out[i, j] / used[i] if used[i] else 1.0 / nc
 
 
 @njit(cache=True)
 def predict_proba_serial(X, roots, ncls, active, feat, thr, child):
-    out = np.zeros((X.shape[0], ncls.shape[1]))
-    for i in range(X.shape[0]):
-        _proba_row(X, i, roots, ncls, active, feat, thr, child, out)
+    n = X.shape[0]
+    out = np.zeros((n, ncls.shape[1]))
+    used = np.zeros(n, dtype=np.int64)
+    for i0 in range(0, n, PREDICT_BLOCK):
+        _proba_block(
+            X, i0, min(n, i0 + PREDICT_BLOCK), roots, ncls, active, feat, thr, child, out, used
+        )
     return out
 
 
 @njit(cache=True, parallel=True)
 def predict_proba_parallel(X, roots, ncls, active, feat, thr, child):
-    out = np.zeros((X.shape[0], ncls.shape[1]))
-    for i in prange(X.shape[0]):
-        _proba_row(X, i, roots, ncls, active, feat, thr, child, out)
+    n = X.shape[0]
+    out = np.zeros((n, ncls.shape[1]))
+    used = np.zeros(n, dtype=np.int64)
+    nb = (n + PREDICT_BLOCK - 1) // PREDICT_BLOCK
+    for b in prange(nb):
+        i0 = b * PREDICT_BLOCK
+        _proba_block(
+            X, i0, min(n, i0 + PREDICT_BLOCK), roots, ncls, active, feat, thr, child, out, used
+        )
     return out
 
 
