@@ -1,0 +1,67 @@
+"""store: the embedded model store — subjects, datasets, versioned models, erasure, audit."""
+
+from store.audit import AuditEntry, AuditHead, AuditVerification
+from store.data import Column, DatasetInfo
+from store.erasure import ErasureReceipt, ModelAction, PurgeResult
+from store.errors import (
+    DatasetError,
+    DatasetExistsError,
+    ErasureError,
+    EstimatorError,
+    FeatureMismatchError,
+    FitError,
+    InvalidLegalGroundError,
+    InvalidNameError,
+    InvalidSubjectError,
+    ModelError,
+    ModelNotServableError,
+    PredictInputError,
+    SourceError,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    SubjectColumnError,
+    TrainingError,
+    UnknownDatasetError,
+    UnknownModelError,
+    UnknownRequestError,
+)
+from store.registry import ModelVersion, Revision
+from store.store import ModelStore
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "AuditVerification",
+    "Column",
+    "DatasetError",
+    "DatasetExistsError",
+    "DatasetInfo",
+    "ErasureError",
+    "ErasureReceipt",
+    "EstimatorError",
+    "FeatureMismatchError",
+    "FitError",
+    "InvalidLegalGroundError",
+    "InvalidNameError",
+    "InvalidSubjectError",
+    "ModelAction",
+    "ModelError",
+    "ModelNotServableError",
+    "ModelStore",
+    "ModelVersion",
+    "PredictInputError",
+    "PurgeResult",
+    "Revision",
+    "SourceError",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "SubjectColumnError",
+    "TrainingError",
+    "UnknownDatasetError",
+    "UnknownModelError",
+    "UnknownRequestError",
+]

@@ -484,7 +484,8 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     rnd = depth[v] < prm[P_RANDOM_DEPTH]
     b = decide(ncls, left, v, k, m, rnd)
     active[v] = b
-    slack[v] = slack_of(ncls, left, v, k, m, b, rnd)
+    n = s1 - s0
+    slack[v] = slack_of(ncls, left, v, k, m, b, rnd) if n >= SLACK_MIN_N else 0
 
 
 @njit(cache=True)
