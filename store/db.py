@@ -1,0 +1,181 @@
+"""The DuckDB connection: opening (one writer), ``atomic()`` transactions, and compaction.
+
+DuckDB's ``DELETE`` only marks rows deleted; their bytes stay in the file until the block is
+reused. :meth:`Database.compact` copies the live contents into a fresh file and swaps it in, so
+erased values leave the disk image of the store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from store._faults import crash_point
+from store.errors import InvalidNameError, StoreClosedError, StoreLockedError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+# DuckDB lets one process hold a database file for writing; within a process a second
+# connection would silently share it, so the store keeps its own register of open files.
+_open_paths: set[str] = set()
+_open_lock = threading.Lock()
+
+
+def check_name(name: object, what: str) -> str:
+    """Return ``name`` if it is a valid identifier, else raise :class:`InvalidNameError`."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidNameError(f"{what} name {name!r} must match {NAME_RE.pattern}")
+    return name
+
+
+def quote(identifier: str) -> str:
+    """Quote a column identifier for SQL (identifiers cannot be bound as parameters)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory entry, to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Database:
+    """One read-write DuckDB connection to ``<dir>/store.duckdb``.
+
+    Not thread-safe: a :class:`~store.ModelStore` is used from one thread at a time.
+    """
+
+    FILE = "store.duckdb"
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self._con: duckdb.DuckDBPyConnection | None = con
+        self._depth = 0
+
+    @classmethod
+    def open(cls, directory: Path) -> Database:
+        path = (directory / cls.FILE).resolve()
+        with _open_lock:
+            if str(path) in _open_paths:
+                raise StoreLockedError(f"store {directory} is already open in this process")
+            con = _connect(path)  # takes DuckDB's file lock first: only then is cleanup safe
+            for leftover in (_compact_path(path), _wal(_compact_path(path))):
+                leftover.unlink(missing_ok=True)  # a compaction cut short: the original stands
+            _open_paths.add(str(path))
+        return cls(path, con)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreClosedError("the store is closed")
+        return self._con
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def all(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+        return self.execute(sql, params).fetchone()
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """Run the block in one transaction; nested blocks join the outer one.
+
+        DuckDB has no savepoints, so an error anywhere rolls back the outermost transaction.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.execute("COMMIT")
+
+    def compact(self) -> None:
+        """Rewrite the database into a fresh file and swap it in atomically.
+
+        Copy live contents (``COPY FROM DATABASE``) into ``store.duckdb.compact``, close,
+        ``fsync`` and ``os.replace`` it over the original. A crash before the replace leaves the
+        original (the copy is removed on open); after it, the new file, which has no WAL.
+        """
+        if self._depth:
+            raise RuntimeError("compact() inside a transaction")
+        fresh = _compact_path(self.path)
+        for leftover in (fresh, _wal(fresh)):
+            leftover.unlink(missing_ok=True)
+        con = self.con
+        con.execute("CHECKPOINT")
+        (catalog,) = con.execute("SELECT current_database()").fetchone() or ("",)
+        con.execute("ATTACH ? AS fresh", [str(fresh)])
+        con.execute(f"COPY FROM DATABASE {quote(catalog)} TO fresh")
+        con.execute("DETACH fresh")
+        crash_point("compact.copied")
+        con.close()
+        self._con = None
+        if _wal(self.path).exists() or _wal(fresh).exists():  # pragma: no cover - defensive
+            self._con = _connect(self.path)
+            raise RuntimeError("DuckDB left a WAL after checkpoint; compaction skipped")
+        fsync_path(fresh)
+        os.replace(fresh, self.path)
+        fsync_path(self.path.parent)
+        crash_point("compact.swapped")
+        self._con = _connect(self.path)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file."""
+        self.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        if self._con is None:
+            return
+        try:
+            self._con.close()
+        finally:
+            self._con = None
+            with _open_lock:
+                _open_paths.discard(str(self.path))
+
+
+def _compact_path(path: Path) -> Path:
+    return path.with_name(path.name + ".compact")
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLockedError(
+                f"store {path.parent} is open for writing in another process: {exc}"
+            ) from exc
+        raise

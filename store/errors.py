@@ -1,0 +1,125 @@
+"""Errors raised by the model store.
+
+Every error is a :class:`StoreError`, and where a caller would naturally catch a builtin
+(``ValueError``, ``LookupError``) it is that too::
+
+    StoreError
+    ├── StoreLockedError              another process (or store object) has the store open
+    ├── StoreClosedError              the store was closed
+    ├── StoreCorruptError             a missing key file, or an artifact whose hash is wrong
+    ├── InvalidNameError (ValueError)     a dataset or model name outside ^[a-z][a-z0-9_]{0,62}$
+    ├── DatasetError
+    │   ├── UnknownDatasetError (LookupError)
+    │   ├── DatasetExistsError (ValueError)
+    │   ├── SourceError (ValueError)          unreadable, unsupported or empty source
+    │   └── SubjectColumnError (ValueError)   subject column missing or holding nulls
+    ├── TrainingError
+    │   ├── FeatureMismatchError (ValueError) features/label not numeric columns of the dataset
+    │   ├── EstimatorError (TypeError)        an estimator that is not Unlearnable
+    │   └── FitError (ValueError)             the estimator refused the training data
+    ├── ModelError
+    │   ├── UnknownModelError (LookupError)
+    │   └── ModelNotServableError             every version awaits a retrain
+    ├── PredictInputError (ValueError)        rows that lack the model's features
+    └── ErasureError
+        ├── InvalidSubjectError (ValueError)
+        ├── InvalidLegalGroundError (ValueError)
+        └── UnknownRequestError (LookupError)
+
+A refused call changes nothing: checks run before, or inside the transaction that they abort.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every error raised by :mod:`store`."""
+
+
+class StoreLockedError(StoreError):
+    """The store directory is open for writing elsewhere (DuckDB allows one writer process)."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; open it again."""
+
+
+class StoreCorruptError(StoreError):
+    """The store directory is inconsistent (key file missing, artifact hash mismatch)."""
+
+
+class InvalidNameError(StoreError, ValueError):
+    """A dataset or model name that is not a lower-case identifier."""
+
+
+class DatasetError(StoreError):
+    """A problem with a dataset or its source."""
+
+
+class UnknownDatasetError(DatasetError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no dataset named {name!r}")
+
+
+class DatasetExistsError(DatasetError, ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"dataset {name!r} exists already")
+
+
+class SourceError(DatasetError, ValueError):
+    """A source that cannot be read: missing file, unknown format, no rows, bad columns."""
+
+
+class SubjectColumnError(DatasetError, ValueError):
+    """The subject column is missing from the source or holds nulls."""
+
+
+class TrainingError(StoreError):
+    """A training request that cannot be carried out."""
+
+
+class FeatureMismatchError(TrainingError, ValueError):
+    """Features or label that are not (numeric, non-null) columns of the dataset."""
+
+
+class EstimatorError(TrainingError, TypeError):
+    """An estimator that does not follow :class:`forget.Unlearnable`."""
+
+
+class ModelError(StoreError):
+    """A problem with a registered model."""
+
+
+class UnknownModelError(ModelError, LookupError):
+    def __init__(self, name: str, version: int | None = None) -> None:
+        what = f"model {name!r}" if version is None else f"model {name!r} v{version}"
+        super().__init__(f"no {what}")
+
+
+class ModelNotServableError(ModelError):
+    """No version of the model can serve: each awaits a retrain after an erasure."""
+
+
+class PredictInputError(StoreError, ValueError):
+    """Rows to predict that lack the model's features or are not numbers."""
+
+
+class ErasureError(StoreError):
+    """A problem with an erasure request."""
+
+
+class InvalidSubjectError(ErasureError, ValueError):
+    """A subject id that is not a non-empty string."""
+
+
+class InvalidLegalGroundError(ErasureError, ValueError):
+    """A legal ground that is not one of Art. 17(1)(a)-(f)."""
+
+
+class UnknownRequestError(ErasureError, LookupError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no erasure request {request_id!r}")
+
+
+class FitError(TrainingError, ValueError):
+    """The estimator refused the training data (its own ``ValueError`` is the cause)."""

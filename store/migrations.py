@@ -1,0 +1,89 @@
+"""The schema, as numbered migrations applied in one transaction and recorded in a table.
+
+Add a migration by decorating a function with the next number; never edit an applied one.
+
+>>> sorted(MIGRATIONS)[:1]
+[1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from store._clock import now
+from store.db import Database
+
+Migration = Callable[[Database], None]
+MIGRATIONS: dict[int, tuple[str, Migration]] = {}
+
+
+def migration(number: int, name: str) -> Callable[[Migration], Migration]:
+    """Register ``fn`` as migration ``number`` (numbers must be new)."""
+
+    def register(fn: Migration) -> Migration:
+        if number in MIGRATIONS:
+            raise ValueError(f"migration {number} is registered twice")
+        MIGRATIONS[number] = (name, fn)
+        return fn
+
+    return register
+
+
+def apply(db: Database) -> list[int]:
+    """Apply the migrations not yet recorded, in order; return their numbers."""
+    with db.atomic():
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations("
+            "number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at VARCHAR NOT NULL)"
+        )
+        done = {n for (n,) in db.all("SELECT number FROM schema_migrations")}
+        applied = []
+        for number in sorted(MIGRATIONS):
+            if number in done:
+                continue
+            name, fn = MIGRATIONS[number]
+            fn(db)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [number, name, now()])
+            applied.append(number)
+    return applied
+
+
+@migration(1, "initial schema")
+def _initial(db: Database) -> None:
+    for ddl in (
+        "CREATE TABLE store_meta(key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+        "CREATE SCHEMA data",
+        """CREATE TABLE datasets(
+            name VARCHAR PRIMARY KEY, subject_column VARCHAR NOT NULL,
+            columns_json VARCHAR NOT NULL, source_kind VARCHAR NOT NULL,
+            n_rows BIGINT NOT NULL, created_at VARCHAR NOT NULL)""",
+        """CREATE TABLE model_versions(
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, dataset VARCHAR NOT NULL,
+            estimator VARCHAR NOT NULL, params_json VARCHAR NOT NULL, seed BIGINT,
+            code_version VARCHAR NOT NULL, features_json VARCHAR NOT NULL,
+            label VARCHAR NOT NULL, n_rows BIGINT NOT NULL, fit_sha256 VARCHAR NOT NULL,
+            status VARCHAR NOT NULL, checkpoint_revision INTEGER NOT NULL,
+            checkpoint_path VARCHAR, checkpoint_sha256 VARCHAR, created_at VARCHAR NOT NULL,
+            PRIMARY KEY (model, version))""",
+        "CREATE TABLE version_rows(model VARCHAR, version INTEGER, row_id BIGINT)",
+        """CREATE TABLE forget_log(
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, revision INTEGER NOT NULL,
+            request_id VARCHAR NOT NULL, row_ids BIGINT[] NOT NULL, logged_at VARCHAR NOT NULL,
+            PRIMARY KEY (model, version, revision))""",
+        """CREATE TABLE erasure_requests(
+            request_id VARCHAR PRIMARY KEY, subject_key VARCHAR NOT NULL,
+            legal_ground VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            received_at VARCHAR NOT NULL, erased_at VARCHAR, completed_at VARCHAR,
+            datasets_json VARCHAR NOT NULL, rows_erased BIGINT NOT NULL)""",
+        """CREATE TABLE erasure_actions(
+            request_id VARCHAR NOT NULL, model VARCHAR NOT NULL, version INTEGER NOT NULL,
+            revision INTEGER NOT NULL, action VARCHAR NOT NULL, guarantee VARCHAR,
+            forget_seconds DOUBLE, evidence_json VARCHAR NOT NULL, recorded_at VARCHAR NOT NULL,
+            PRIMARY KEY (model, version, revision))""",
+        """CREATE TABLE audit_log(
+            seq BIGINT PRIMARY KEY, ts VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            payload_json VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
+            entry_hash VARCHAR NOT NULL)""",
+    ):
+        db.execute(ddl)
+    db.execute("INSERT INTO store_meta VALUES ('next_row_id', '1')")

@@ -1,0 +1,247 @@
+"""ModelStore: the embedded model store (subjects, datasets, versioned models, erasure, audit).
+
+One directory holds everything: ``store.duckdb`` (datasets, registry, forget log, requests,
+audit log), ``subject.key`` (the pseudonym secret) and ``artifacts/`` (model checkpoints).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from store import audit, data, erasure, migrations, reports
+from store.artifacts import Artifacts
+from store.audit import AuditHead, AuditVerification
+from store.data import DatasetInfo, Records
+from store.db import Database
+from store.erasure import ErasureReceipt, PurgeResult
+from store.errors import (
+    ModelNotServableError,
+    PredictInputError,
+    StoreClosedError,
+    StoreCorruptError,
+)
+from store.registry import ModelVersion, Registry
+from store.subjects import KEY_FILE, SubjectKeys
+
+
+class ModelStore:
+    """An embedded store of datasets and unlearnable models that honours erasure requests.
+
+    Open it with :meth:`open`; use it from one thread; one process may hold it at a time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from forget.linear import LinearRegression
+    >>> from store import ModelStore
+    >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+    >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+    ...     _ = st.ingest("people", rows, subject_column="subject_id")
+    ...     v = st.train("line", dataset="people", estimator=LinearRegression(),
+    ...                  label="y", features=["x"])
+    ...     r = st.erase("s5", legal_ground="art17-1-b")
+    ...     y10 = float(st.predict("line", [{"x": 10.0}])[0])
+    ...     (v.version, r.status, r.rows_erased, round(y10, 6))
+    (1, 'completed', 1, 21.0)
+    """
+
+    def __init__(self, directory: Path, db: Database, keys: SubjectKeys, registry: Registry):
+        self.directory = directory
+        self._db = db
+        self._keys = keys
+        self._registry = registry
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str]) -> ModelStore:
+        """Create or open the store in ``directory``, recovering from any crash.
+
+        Recovery: models are loaded from their checkpoints and the later ``forget_log``
+        entries replayed; requests erased but not yet purged are purged now.
+        Raises :class:`~store.errors.StoreLockedError` if another process has it open.
+        """
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        new = not (d / Database.FILE).exists()
+        if not new and not (d / KEY_FILE).exists():
+            raise StoreCorruptError(f"{d / KEY_FILE} is missing; pseudonyms cannot be derived")
+        db = Database.open(d)
+        try:
+            migrations.apply(db)
+            keys = SubjectKeys.load(d, create=True)
+            if not audit.head(db).seq:
+                with db.atomic():
+                    audit.append(db, "store.created", {"schema": max(migrations.MIGRATIONS)})
+            registry = Registry(db, Artifacts(d))
+            registry.sweep()
+            erasure.recover(db, registry)
+            store = cls(d, db, keys, registry)
+            if erasure.pending_purge(db):
+                store.purge()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Purge what awaits purging, checkpoint the models, close the database."""
+        if self._closed:
+            return
+        try:
+            if erasure.pending_purge(self._db):
+                self.purge()
+            else:
+                self._registry.checkpoint()
+        finally:
+            self._closed = True
+            self._db.close()
+
+    def __enter__(self) -> ModelStore:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _live(self) -> Database:
+        if self._closed:
+            raise StoreClosedError(f"store {self.directory} is closed")
+        return self._db
+
+    # ------------------------------------------------------------------ data
+    def ingest(
+        self, name: str, source: str | os.PathLike[str] | Records, *, subject_column: str
+    ) -> DatasetInfo:
+        """Create dataset ``name`` from a ``.csv``/``.parquet`` path, list of dicts or columns.
+
+        The subject column is stored as text and may hold no nulls; ``row_id`` is reserved.
+        """
+        return data.ingest(self._live(), name, source, subject_column)
+
+    def dataset(self, name: str) -> DatasetInfo:
+        return data.get(self._live(), name)
+
+    def datasets(self) -> list[DatasetInfo]:
+        db = self._live()
+        return [data.get(db, n) for n in data.names(db)]
+
+    def find_subject(self, subject_id: str) -> dict[str, int]:
+        """How many rows the subject has in each dataset that holds any (Art. 15 lookups)."""
+        rows = data.subject_rows(self._live(), self._keys.subject(subject_id))
+        return {name: len(ids) for name, ids in rows.items()}
+
+    def subject_key(self, subject_id: str) -> str:
+        """The pseudonym the store uses for ``subject_id`` in reports and the audit log."""
+        return self._keys.subject(subject_id).key
+
+    # ------------------------------------------------------------------ models
+    def train(
+        self, name: str, *, dataset: str, estimator: Any, label: str, features: Sequence[str]
+    ) -> ModelVersion:
+        """Fit a clone of ``estimator`` on the dataset's rows; register it as a new version."""
+        db = self._live()
+        return self._registry.train(name, data.get(db, dataset), estimator, label, features)
+
+    def get_model(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version (the newest when ``version`` is None) with its lineage."""
+        self._live()
+        return self._registry.get(name, version)
+
+    def list_models(self) -> list[ModelVersion]:
+        self._live()
+        return self._registry.versions()
+
+    def training_row_ids(self, name: str, version: int) -> np.ndarray:
+        """The row ids that trained a version (erased ones included: they name no one)."""
+        self._live()
+        return self._registry.training_row_ids(name, version)
+
+    def predict(
+        self, name: str, rows: Sequence[Mapping[str, Any]] | Any, *, version: int | None = None
+    ) -> np.ndarray:
+        """Predictions of the serving version (newest ready one), or of ``version``.
+
+        ``rows``: a list of dicts keyed by feature name, or a 2-d array in feature order.
+        """
+        self._live()
+        if version is None:
+            mv, est = self._registry.serving(name)
+        else:
+            mv = self._registry.get(name, version)
+            est = self._registry.estimator(name, mv.version)
+            if est is None:
+                raise ModelNotServableError(f"model {name!r} v{mv.version} awaits a retrain")
+        return np.asarray(est.predict(_matrix(rows, mv.features)))
+
+    # ------------------------------------------------------------------ erasure
+    def erase(
+        self, subject_id: str, *, legal_ground: str, purge: bool = True, verify: bool = True
+    ) -> ErasureReceipt:
+        """Erase a subject from every dataset and every model trained on them.
+
+        Atomic: one transaction deletes the rows and logs the forget operations; models forget
+        after it commits (and are rebuilt from the log after a crash). With ``purge`` the bytes
+        leave the disk before this returns (status ``"completed"``); otherwise the status is
+        ``"erased"`` until :meth:`purge` or :meth:`close`. ``verify`` compares each model with
+        a retrain from scratch. A repeated request returns the earlier receipt (``repeat``).
+        """
+        db = self._live()
+        ground = erasure.check_legal_ground(legal_ground)
+        subject = self._keys.subject(subject_id)
+        request_id, ops, repeat = erasure.commit(db, self._registry, subject, ground)
+        erasure.apply(db, self._registry, ops, verify=verify)
+        if purge and request_id in erasure.pending_purge(db):
+            self.purge()
+        return erasure.receipt(db, request_id, repeat=repeat)
+
+    def purge(self, *, force: bool = False) -> PurgeResult:
+        """Remove erased data physically: rewrite artifacts, compact the database.
+
+        Compacts when a request awaits purging (or with ``force``), then marks those requests
+        completed.
+        """
+        return erasure.purge(self._live(), self._registry, force=force)
+
+    def erasure_report(self, request_id: str) -> dict[str, Any]:
+        """The JSON-able report of a request (see :mod:`store.reports`)."""
+        return reports.erasure_report(self._live(), request_id)
+
+    # ------------------------------------------------------------------ audit
+    def verify_audit_log(self, expected_head: AuditHead | None = None) -> AuditVerification:
+        """Recompute the audit hash chain; pass a head exported earlier to catch truncation."""
+        return audit.verify(self._live(), expected_head)
+
+    def audit_head(self) -> AuditHead:
+        """The newest audit entry's seq and hash, to keep outside the store."""
+        return audit.head(self._live())
+
+
+def _matrix(rows: Any, features: Sequence[str]) -> np.ndarray:
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    if isinstance(rows, Sequence) and rows and all(isinstance(r, Mapping) for r in rows):
+        missing = sorted({f for r in rows for f in features if f not in r})
+        if missing:
+            raise PredictInputError(f"rows lack features {missing} (model uses {list(features)})")
+        try:
+            return np.array([[float(r[f]) for f in features] for r in rows], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise PredictInputError(f"feature values must be numbers: {exc}") from exc
+    try:
+        X = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PredictInputError(f"rows must be dicts or a 2-d array of numbers: {exc}") from exc
+    if X.ndim != 2 or X.shape[1] != len(features):
+        raise PredictInputError(
+            f"rows must have shape (n, {len(features)}) for features {list(features)}, "
+            f"got {X.shape}"
+        )
+    return X

@@ -1,0 +1,70 @@
+"""Keyed pseudonyms for data subjects: ``HMAC-SHA256(secret, raw id)``.
+
+The secret lives in ``<store>/subject.key`` (never in the database or the audit log), so a
+pseudonym cannot be reversed, or recomputed for a guessed id, without the key file. The raw id
+is kept only in the dataset tables, where the data is; everything else sees :attr:`Subject.key`.
+
+>>> keys = SubjectKeys(b"k" * 32)
+>>> s = keys.subject("alice@example.com")
+>>> s.key == keys.subject("alice@example.com").key, s.key.startswith("sk_"), "alice" in repr(s)
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from store.db import fsync_path
+from store.errors import InvalidSubjectError, StoreCorruptError
+
+KEY_FILE = "subject.key"
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A data subject: the pseudonym ``key`` and, hidden from ``repr``, the raw id."""
+
+    key: str
+    raw: str = field(repr=False)
+
+
+class SubjectKeys:
+    """Derives :class:`Subject` pseudonyms from the store's secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the subject key must be at least 16 bytes")
+        self._secret = secret
+
+    @classmethod
+    def load(cls, directory: Path, *, create: bool) -> SubjectKeys:
+        """Read the key file; with ``create``, make one (mode 0600) if there is none."""
+        path = directory / KEY_FILE
+        if not path.exists():
+            if not create:
+                raise StoreCorruptError(
+                    f"{path} is missing: the store's pseudonyms cannot be derived without it"
+                )
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, secrets.token_bytes(KEY_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_path(directory)
+        secret = path.read_bytes()
+        if len(secret) != KEY_BYTES:
+            raise StoreCorruptError(f"{path} holds {len(secret)} bytes, expected {KEY_BYTES}")
+        return cls(secret)
+
+    def subject(self, raw: object) -> Subject:
+        if not isinstance(raw, str) or not raw:
+            raise InvalidSubjectError(f"a subject id must be a non-empty string, got {raw!r}")
+        digest = hmac.new(self._secret, raw.encode(), hashlib.sha256).hexdigest()
+        return Subject(key="sk_" + digest, raw=raw)

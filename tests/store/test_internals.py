@@ -1,0 +1,45 @@
+"""Migrations, pseudonyms, timestamps, and the doctests of the store modules."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import stat
+from pathlib import Path
+
+import pytest
+
+from store import ModelStore, migrations
+from store._clock import add_month
+from store.subjects import KEY_FILE
+
+MODULES = ["_clock", "audit", "migrations", "store", "subjects"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(f"store.{name}"))
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_migrations_are_recorded_once(st: ModelStore) -> None:
+    recorded = st._db.all("SELECT number, name FROM schema_migrations ORDER BY number")
+    assert [n for n, _ in recorded] == sorted(migrations.MIGRATIONS)
+    assert migrations.apply(st._db) == []  # nothing left to apply
+    with pytest.raises(ValueError, match="twice"):
+        migrations.migration(1, "again")(lambda db: None)
+
+
+def test_pseudonyms_are_keyed_and_stable(store_dir: Path, tmp_path: Path) -> None:
+    with ModelStore.open(store_dir) as st:
+        key = st.subject_key("alice")
+    assert stat.S_IMODE((store_dir / KEY_FILE).stat().st_mode) == 0o600
+    with ModelStore.open(store_dir) as st:
+        assert st.subject_key("alice") == key and st.subject_key("bob") != key
+    with ModelStore.open(tmp_path / "other") as other:  # another store, another key
+        assert other.subject_key("alice") != key
+
+
+def test_deadline_is_one_calendar_month() -> None:
+    assert add_month("2024-01-31T00:00:00.000000+00:00").startswith("2024-02-29")
+    assert add_month("2024-12-15T08:30:00.000000+00:00").startswith("2025-01-15T08:30")
