@@ -110,7 +110,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     max_depth : depth limit, ``None`` for none.
     min_samples_leaf : fewest rows a leaf may hold.
     max_features : candidate features per node: ``"sqrt"`` or ``"log2"`` of the feature count
-        (rounded up: at least that many), an int, or a fraction.
+        (rounded, as HedgeCut), an int, or a fraction.
     deletion_budget : share of the training rows the hedges are built to absorb (HedgeCut's ε).
     feature_bounds : the distribution cut-offs are drawn from, per feature: ``(low, high)`` for
         uniform draws in a range, or a row of q non-decreasing knots (cut-offs uniform on the
@@ -203,9 +203,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         mf = self.max_features
         if mf == "sqrt":
-            k = math.ceil(math.sqrt(d))
+            k = round(math.sqrt(d))
         elif mf == "log2":
-            k = math.ceil(math.log2(d)) if d > 1 else 1
+            k = round(math.log2(d)) if d > 1 else 1
         elif isinstance(mf, int | np.integer) and not isinstance(mf, bool):
             k = int(mf)
         elif isinstance(mf, float) and 0.0 < mf <= 1.0:
