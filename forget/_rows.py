@@ -58,13 +58,18 @@ class RowIndex:
         self._n_alive -= int(np.count_nonzero(self.alive[pos]))
         self.alive[pos] = False
 
-    def recount(self) -> None:
-        """Refresh the live count after a kernel cleared ``alive`` entries itself."""
-        self._n_alive = int(np.count_nonzero(self.alive))
+    def dropped(self, n: int) -> None:
+        """Count ``n`` rows (resolved, distinct) whose ``alive`` flags a kernel cleared itself."""
+        self._n_alive -= n
 
     def resolve(self, row_ids: ArrayLike, model: str = "model") -> np.ndarray:
         """Positions of ``row_ids``; raise, changing nothing, if any id cannot be forgotten."""
         if isinstance(row_ids, (list, tuple)) and len(row_ids) <= 16:  # noqa: UP038
+            if len(row_ids) == 1 and type(row_ids[0]) is int and self._n_alive > 1:
+                # one row of one subject: the hot path of an erasure service
+                p = self._positions().get(row_ids[0], -1)
+                if p >= 0 and self.alive[p]:
+                    return np.array([p])
             small = self._resolve_small(row_ids, model)
             if small is not None:
                 return small
@@ -103,13 +108,17 @@ class RowIndex:
         """
         if not all(type(i) is int for i in row_ids) or len(set(row_ids)) != len(row_ids):
             return None
-        if self._lookup is None:
-            self._lookup = {int(v): p for p, v in enumerate(self.ids.tolist())}
-        pos = [self._lookup.get(i, -1) for i in row_ids]
+        lookup = self._positions()
+        pos = [lookup.get(i, -1) for i in row_ids]
         if min(pos, default=0) < 0 or not all(self.alive[p] for p in pos):
             return None
         self._check_not_empty(len(pos), model)
         return np.array(pos, dtype=np.int64)
+
+    def _positions(self) -> dict[int, int]:
+        if self._lookup is None:
+            self._lookup = {int(v): p for p, v in enumerate(self.ids.tolist())}
+        return self._lookup
 
     def _check_not_empty(self, n_request: int, model: str) -> None:
         if n_request and n_request >= self.n_alive:

@@ -551,6 +551,27 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     Returns OK, or NEED_NODES / NEED_POOL when the arrays are too small (the caller grows them
     and builds again: the result does not depend on what a failed attempt left behind).
     """
+    return _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, scratch(prm, bounds))
+
+
+@njit(cache=True)
+def scratch(prm, bounds):
+    """Work arrays for builds (allocated once per fit or forget call, not per subtree)."""
+    k = prm[P_K]
+    d = bounds.shape[0]
+    return (
+        np.empty(k, dtype=np.int64),  # alternatives
+        np.empty(max(k, d), dtype=np.int64),  # candidate features, also the feature permutation
+        np.empty(k, dtype=np.float32),  # candidate cut-offs
+        np.empty((k, prm[P_C]), dtype=np.int64),  # left counts
+        np.empty(64, dtype=np.int64),  # node stack (grows)
+        np.empty((64, d, 2)),  # the region of each node on the stack (grows with it)
+        np.empty((d, 2)),  # the current node's region
+    )
+
+
+@njit(cache=True, nogil=True)
+def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
     (
         ncls,
         ncand,
@@ -570,14 +591,8 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     ) = S
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
-    alts = np.empty(k, dtype=np.int64)
-    fl = np.empty(max(k, bounds.shape[0]), dtype=np.int64)  # also the feature permutation
-    tl = np.empty(k, dtype=np.float32)
-    lc = np.empty((k, ncls.shape[1]), dtype=np.int64)
+    alts, fl, tl, lc, stack, regs, cur = work
     d = bounds.shape[0]
-    stack = np.empty(64, dtype=np.int64)  # grows; small so that small rebuilds stay cheap
-    regs = np.empty((64, d, 2))  # the region of each node on the stack, carried down
-    cur = np.empty((d, 2))
     stack[0] = v0
     region_of(S, v0, bounds, regs[0])
     sp = 1
@@ -670,7 +685,7 @@ def _free_children(S, v, meta, free):
 
 
 @njit(cache=True)
-def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds):
+def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work):
     """Slow path: rebuild v's subtree from the live rows it holds. Returns rows used or -need."""
     ncls, start, stop = S[0], S[13], S[14]
     n, _ = _node_n(ncls, v)
@@ -686,7 +701,7 @@ def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds):
             rows[w], rows[i] = rows[i], rows[w]
             w += 1
     stop[v] = w
-    build(S, v, X, y, rows, meta, free, prm, bounds, False)
+    _build(S, v, X, y, rows, meta, free, prm, bounds, False, work)
     return n
 
 
@@ -724,12 +739,13 @@ def forget_rows(
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     stack = np.empty(512, dtype=np.int64)
+    work = scratch(prm, bounds)
     i = i0
     while True:
         # finish the rebuilds of the previous row (also when resuming after growth)
         while meta[M_NPENDING] > 0:
             v = pending[meta[M_NPENDING] - 1]
-            got = _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds)
+            got = _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work)
             if got < 0:
                 return NEED_NODES, i, -got
             meta[M_NPENDING] -= 1

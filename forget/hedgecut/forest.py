@@ -24,6 +24,7 @@ _NODE_FIELDS = (
     "parent", "link", "depth", "hedge", "path", "start", "stop",
 )  # fmt: skip
 _SMALL_BATCH = 64  # below this many rows, predict serially (no thread start-up)
+_PATHS = (Path.FAST, Path.SLOW)
 _N_KNOTS = 65  # quantile knots per feature of the cut-off distribution
 
 
@@ -409,14 +410,14 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if status == K.OK:
                 break
             self._grow(int(need))
-        self._rows.recount()  # the kernel cleared their alive flags as it went
+        self._rows.dropped(m)  # the kernel cleared their alive flags as it went
         self.n_forgotten_ += m
         rebuilt, rows, switches = counts.tolist()
         return ForgetResult(
-            row_ids=tuple(self._rows.ids[pos].tolist()),
-            guarantee=self.guarantee,
-            paths=tuple(Path.SLOW if r else Path.FAST for r in rebuilt),
-            seconds=time.perf_counter() - t0,
+            tuple(self._rows.ids[pos].tolist()),
+            Guarantee.EXACT,
+            tuple([_PATHS[r > 0] for r in rebuilt]),
+            time.perf_counter() - t0,
             details={
                 "subtrees_rebuilt": sum(rebuilt),
                 "rows_rebuilt": sum(rows),
