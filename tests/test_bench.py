@@ -39,3 +39,13 @@ def test_incremental_bench_quick(tmp_path):
         # scikit-learn by its own order, so duplicates may differ there)
         if r["guarantee"] == "exact" and not r["model"].startswith("KNN"):
             assert abs(r["score"] - r["sklearn_score"]) < 1e-9, r
+
+
+def test_readme_tables_render_from_the_committed_results():
+    from bench import readme
+    from bench._common import RESULTS
+
+    for name, make in readme.TABLES.items():
+        table = make(json.loads((RESULTS / f"{name}.json").read_text()))
+        assert table.count("\n") >= 3
+    assert "<!-- bench:hedgecut -->" in readme.README.read_text()

@@ -1,0 +1,94 @@
+"""Rewrite the README's benchmark tables from the JSON of the latest full runs.
+
+Usage::
+
+    python -m bench.hedgecut && python -m bench.incremental && python -m bench.readme
+
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bench._common import RESULTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _num(v: float, nd: int = 0) -> str:
+    return f"{v:,.{nd}f}"
+
+
+def hedgecut_table(payload: dict[str, Any]) -> str:
+    head = (
+        "| data | model | accuracy (mean of seeds) | vs ExtraTrees | fit s | model MB "
+        "| predict 10k rows ms | predict 1 row µs | forget p50 µs | forget p99 µs | slow path "
+        "| retrain s | equals retrain |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for r in payload["results"]:
+        ours = "delete_p50_us" in r
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["dataset"],
+                    r["model"],
+                    f"{r['accuracy']:.4f}",
+                    f"{r['accuracy_vs_et_points']:+.2f} pts" if ours else "",
+                    f"{r['fit_s']:.2f}",
+                    f"{r['bytes'] / 1e6:.1f}",
+                    _num(r["predict_10k_ms"]),
+                    _num(r["predict_1_us"]),
+                    _num(r["delete_p50_us"], 1) if ours else "",
+                    _num(r["delete_p99_us"]) if ours else "",
+                    f"{100 * r['slow_path_share']:.0f}%" if ours else "",
+                    f"{r['retrain_s']:.2f}" if ours else "",
+                    ("yes" if r["equals_retrain"] else "NO") if ours else "",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def incremental_table(payload: dict[str, Any]) -> str:
+    head = (
+        "| model | guarantee | accuracy / R² | scikit-learn | fit ms | forget p50 µs "
+        "| forget p99 µs | refit ms | refit / forget p50 |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['model']} | {r['guarantee']} | {r['score']:.4f} | {r['sklearn_score']:.4f} "
+            f"| {r['fit_s'] * 1e3:.1f} | {r['delete_p50_us']:.1f} | {r['delete_p99_us']:.0f} "
+            f"| {r['refit_s'] * 1e3:.1f} | {r['speedup_vs_refit_p50']:,.0f}× |"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {"hedgecut": hedgecut_table, "incremental": incremental_table}
+
+
+def main() -> None:
+    text = README.read_text()
+    for name, make in TABLES.items():
+        payload = json.loads((RESULTS / f"{name}.json").read_text())
+        stamp = (
+            f"<!-- measured {payload['machine']['date']} on {payload['machine']['cpus']} cpus -->"
+        )
+        block = f"<!-- bench:{name} -->\n{stamp}\n{make(payload)}\n<!-- /bench:{name} -->"
+        pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no <!-- bench:{name} --> section")
+        text = pattern.sub(lambda _m, b=block: b, text)
+    README.write_text(text)
+    print(f"updated {README}")
+
+
+if __name__ == "__main__":
+    main()
