@@ -137,55 +137,80 @@ def commit(
 
 
 def apply(db: Database, registry: Registry, ops: list[ForgetOp], *, verify: bool = True) -> None:
-    """Make the in-memory models forget (after the commit) and record what each did."""
+    """Make the in-memory models forget (after the commit) and record what each did.
+
+    The actions of all versions are recorded in one transaction: a crash before it commits
+    leaves them to :func:`recover`, which records what replay did.
+    """
+    done = []
     for op in ops:
-        record(db, registry, op, registry.forget(op), verify=verify)
+        done.append((op, registry.forget(op)))
         crash_point("erase.after_forget")
+    record_all(db, registry, done, verify=verify)
 
 
 def record(
     db: Database, registry: Registry, op: ForgetOp, outcome: ForgetOutcome, *, verify: bool
 ) -> None:
-    """Record a version's action for a request, with retrain evidence for exact models."""
-    evidence: dict[str, Any]
-    estimator = registry.estimator(op.model, op.version)
-    mv = registry.get(op.model, op.version)
-    if estimator is None:
-        evidence = {"method": "none", "reason": outcome.reason or "model not in memory"}
-    elif not verify:
-        evidence = {"method": "none", "reason": "verification skipped (verify=False)"}
-    elif mv.revision != op.revision:
-        evidence = {"method": "none", "reason": "replayed at open; a later revision is checked"}
-    else:
-        evidence = retrain_check(registry, mv, estimator)
+    """Record one version's action for a request."""
+    record_all(db, registry, [(op, outcome)], verify=verify)
+
+
+def record_all(
+    db: Database,
+    registry: Registry,
+    done: list[tuple[ForgetOp, ForgetOutcome]],
+    *,
+    verify: bool,
+) -> None:
+    """Record versions' actions for a request, with retrain evidence for exact models."""
+    rows = [(op, outcome, _evidence(registry, op, outcome, verify)) for op, outcome in done]
+    if not rows:
+        return
     with db.atomic():
-        db.execute(
-            "INSERT INTO erasure_actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                op.request_id,
-                op.model,
-                op.version,
-                op.revision,
-                outcome.action,
-                outcome.guarantee,
-                outcome.seconds,
-                audit.canonical(evidence),
-                now(),
-            ],
-        )
-        audit.append(
-            db,
-            "erasure.model_action",
-            {
-                "request_id": op.request_id,
-                "model": op.model,
-                "version": op.version,
-                "revision": op.revision,
-                "action": outcome.action,
-                "guarantee": outcome.guarantee,
-                "evidence_passed": evidence.get("passed"),
-            },
-        )
+        at = now()
+        for op, outcome, evidence in rows:
+            db.execute(
+                "INSERT INTO erasure_actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    op.request_id,
+                    op.model,
+                    op.version,
+                    op.revision,
+                    outcome.action,
+                    outcome.guarantee,
+                    outcome.seconds,
+                    audit.canonical(evidence),
+                    at,
+                ],
+            )
+            audit.append(
+                db,
+                "erasure.model_action",
+                {
+                    "request_id": op.request_id,
+                    "model": op.model,
+                    "version": op.version,
+                    "revision": op.revision,
+                    "action": outcome.action,
+                    "guarantee": outcome.guarantee,
+                    "evidence_passed": evidence.get("passed"),
+                },
+            )
+
+
+def _evidence(
+    registry: Registry, op: ForgetOp, outcome: ForgetOutcome, verify: bool
+) -> dict[str, Any]:
+    estimator = registry.estimator(op.model, op.version)
+    if estimator is None:
+        return {"method": "none", "reason": outcome.reason or "model not in memory"}
+    if not verify:
+        return {"method": "none", "reason": "verification skipped (verify=False)"}
+    mv = registry.get(op.model, op.version)
+    if mv.revision != op.revision:
+        return {"method": "none", "reason": "replayed at open; a later revision is checked"}
+    return retrain_check(registry, mv, estimator)
 
 
 def recover(db: Database, registry: Registry) -> int:
