@@ -1,0 +1,307 @@
+"""Growing (sub)trees from rows: candidates from (seed, tree, path) and the node region."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from forget.hedgecut._common import (
+    _S11,
+    _U53,
+    BIG,
+    M_NFREE,
+    M_POOL,
+    M_TAIL,
+    NEED_NODES,
+    NEED_POOL,
+    OK,
+    P_BUDGET,
+    P_C,
+    P_HEDGE_MIN,
+    P_K,
+    P_MAX_DEPTH,
+    P_MAX_HEDGE,
+    P_MAX_VARIANTS,
+    P_MIN_LEAF,
+    P_N,
+    P_RANDOM_DEPTH,
+    SLACK_MIN_N,
+    _child_path,
+    _mix,
+)
+from forget.hedgecut._decide import _alternatives, _node_n, decide, slack_of
+
+
+@njit(cache=True)
+def _alloc_node(meta, free, cap):
+    if meta[M_NFREE] > 0:
+        meta[M_NFREE] -= 1
+        return free[meta[M_NFREE]]
+    if meta[M_TAIL] < cap:
+        v = meta[M_TAIL]
+        meta[M_TAIL] += 1
+        return v
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _knot_u(knots, f, x, upper):
+    """Position in [0, 1] of value x on feature f's knot scale.
+
+    The cut-off distribution of a feature is piecewise linear between its knots (quantiles of
+    the training data, or just (low, high)). ``upper`` picks the last position whose value is
+    <= x (else the first whose value is >= x), so draws between the two stay inside [lo, hi].
+    """
+    q = knots.shape[1]
+    a = 0
+    b = q
+    while a < b:  # first knot > x (upper) or >= x (lower)
+        mid = (a + b) >> 1
+        if knots[f, mid] > x or (not upper and knots[f, mid] == x):
+            b = mid
+        else:
+            a = mid + 1
+    j = a
+    if j == 0:
+        return 0.0
+    if j == q:
+        return 1.0
+    k0 = knots[f, j - 1]
+    k1 = knots[f, j]
+    return (j - 1 + (x - k0) / (k1 - k0)) / (q - 1)
+
+
+@njit(cache=True, inline="always")
+def _knot_value(knots, f, u):
+    q = knots.shape[1]
+    p = u * (q - 1)
+    i = min(int(p), q - 2)
+    return knots[f, i] + (p - i) * (knots[f, i + 1] - knots[f, i])
+
+
+@njit(cache=True)
+def region_of(S, v, knots, reg):
+    """Fill reg[f] = (low, high), the box that v's ancestors' cuts leave inside the knots."""
+    parent, link, feat, thr = S[8], S[9], S[2], S[3]
+    for f in range(knots.shape[0]):
+        reg[f, 0] = knots[f, 0]
+        reg[f, 1] = knots[f, knots.shape[1] - 1]
+    u = v
+    while parent[u] >= 0:
+        q = parent[u]
+        c = link[u] >> 1
+        f = feat[q, c]
+        t = float(thr[q, c])
+        if link[u] & 1 == 0:
+            reg[f, 1] = min(reg[f, 1], t)
+        else:
+            reg[f, 0] = max(reg[f, 0], t)
+        u = q
+
+
+@njit(cache=True)
+def _draw_candidates(S, v, prm, knots, perm, reg):
+    """Candidates of node v from (seed, tree, path) and the node's region only.
+
+    ``reg[f]`` is the node's region (low, high) on feature f. A cut-off is uniform either in
+    that range or on the knot scale between its bounds (dense where the training data was
+    dense): never dependent on the rows the node holds now.
+    """
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
+    k = prm[P_K]
+    d = knots.shape[0]
+    for i in range(d):
+        perm[i] = i
+    state = path[v]
+    for i in range(k):
+        state = _mix(state)
+        j = i + int(state % np.uint64(d - i))
+        perm[i], perm[j] = perm[j], perm[i]
+    for i in range(k):
+        f = perm[i]
+        lo = reg[f, 0]
+        hi = reg[f, 1]
+        state = _mix(state)
+        x = float(state >> _S11) * _U53
+        feat[v, i] = f
+        if state & np.uint64(1):
+            # uniform in the value range: finds cuts in sparse tails (capital gains)
+            thr[v, i] = np.float32(lo + x * (hi - lo))
+        else:
+            # uniform on the knot scale: finds cuts where the data is dense
+            ulo = _knot_u(knots, f, lo, False)
+            uhi = _knot_u(knots, f, hi, True)
+            thr[v, i] = np.float32(_knot_value(knots, f, ulo + x * max(uhi - ulo, 0.0)))
+
+
+@njit(cache=True)
+def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
+    """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision.
+
+    ``fl``, ``tl``, ``lc`` are scratch (candidate features, cut-offs, left counts) so the hot
+    loop over rows touches only local memory besides X.
+    """
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
+    k = prm[P_K]
+    m = prm[P_MIN_LEAF]
+    nc = ncls.shape[1]
+    s0 = start[v]
+    s1 = stop[v]
+    child[v, :, :] = -1
+    active[v] = -1
+    ncls[v, :] = 0
+    if s1 - s0 < 2 * m or depth[v] >= prm[P_MAX_DEPTH]:
+        for i in range(s0, s1):
+            ncls[v, y[rows[i]]] += 1
+        ncand[v] = 0
+        slack[v] = BIG
+        return
+    _draw_candidates(S, v, prm, bounds, fl, reg)
+    for c in range(k):
+        fl[c] = feat[v, c]
+        tl[c] = thr[v, c]
+    lc[:, :] = 0
+    for i in range(s0, s1):
+        r = rows[i]
+        cls = y[r]
+        ncls[v, cls] += 1
+        for c in range(k):
+            lc[c, cls] += X[r, fl[c]] <= tl[c]  # branch-free: the outcome is a coin flip
+    n, mx = _node_n(ncls, v)
+    if mx == n:
+        ncand[v] = 0
+        slack[v] = BIG
+        return
+    ncand[v] = k
+    for c in range(k):
+        for j in range(nc):
+            left[v, c, j] = lc[c, j]
+    rnd = depth[v] < prm[P_RANDOM_DEPTH]
+    b = decide(ncls, left, v, k, m, rnd)
+    active[v] = b
+    n = s1 - s0
+    slack[v] = slack_of(ncls, left, v, k, m, b, rnd) if n >= SLACK_MIN_N else 0
+
+
+@njit(cache=True)
+def _split(S, v, c, base, h, X, rows, meta, free, stack, sp, regs, cur):
+    """Partition rows[base:base+n] by candidate c of v and hang two new children under it."""
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
+    n = stop[v] - start[v]
+    f = feat[v, c]
+    t = thr[v, c]
+    i = base
+    j = base + n - 1
+    while i <= j:
+        if X[rows[i], f] <= t:
+            i += 1
+        else:
+            rows[i], rows[j] = rows[j], rows[i]
+            j -= 1
+    cap = ncls.shape[0]
+    bounds_ = (base, i, i, base + n)
+    for side in range(2):
+        u = _alloc_node(meta, free, cap)
+        if u < 0:
+            return -1, sp
+        parent[u] = v
+        link[u] = 2 * c + side
+        depth[u] = depth[v] + 1
+        hedge[u] = h
+        path[u] = _child_path(path[v], side)
+        start[u] = bounds_[2 * side]
+        stop[u] = bounds_[2 * side + 1]
+        ncand[u] = 0
+        child[v, c, side] = u
+        stack[sp] = u
+        regs[sp, :, :] = cur
+        if side == 0:
+            regs[sp, f, 1] = min(cur[f, 1], float(t))
+        else:
+            regs[sp, f, 0] = max(cur[f, 0], float(t))
+        sp += 1
+    return 0, sp
+
+
+@njit(cache=True, nogil=True)
+def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
+    """Grow the subtree at v0 over rows[start[v0]:stop[v0]] (all alive).
+
+    Returns OK, or NEED_NODES / NEED_POOL when the arrays are too small (the caller grows them
+    and builds again: the result does not depend on what a failed attempt left behind).
+    """
+    return _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, scratch(prm, bounds))
+
+
+@njit(cache=True)
+def scratch(prm, bounds):
+    """Work arrays for builds (allocated once per fit or forget call, not per subtree)."""
+    k = prm[P_K]
+    d = bounds.shape[0]
+    return (
+        np.empty(k, dtype=np.int64),  # alternatives
+        np.empty(max(k, d), dtype=np.int64),  # candidate features, also the feature permutation
+        np.empty(k, dtype=np.float32),  # candidate cut-offs
+        np.empty((k, prm[P_C]), dtype=np.int64),  # left counts
+        np.empty(64, dtype=np.int64),  # node stack (grows)
+        np.empty((64, d, 2)),  # the region of each node on the stack (grows with it)
+        np.empty((d, 2)),  # the current node's region
+    )
+
+
+@njit(cache=True, nogil=True)
+def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
+    k = prm[P_K]
+    m = prm[P_MIN_LEAF]
+    alts, fl, tl, lc, stack, regs, cur = work
+    d = bounds.shape[0]
+    stack[0] = v0
+    region_of(S, v0, bounds, regs[0])
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        v = stack[sp]
+        cur[:, :] = regs[sp]
+        _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, cur)
+        if ncand[v] == 0:
+            continue
+        b = active[v]
+        n = stop[v] - start[v]
+        na = 0
+        # deletions expected to pass through v while the budget lasts (a uniform share, plus one)
+        budget = min(n, 1 + (prm[P_BUDGET] * n) // prm[P_N])
+        if (
+            allow_hedge
+            and depth[v] >= prm[P_RANDOM_DEPTH]  # random nodes rarely change: no hedge
+            and hedge[v] < prm[P_MAX_HEDGE]
+            and n >= prm[P_HEDGE_MIN]
+            and slack[v] < budget
+        ):
+            na = _alternatives(ncls, left, v, k, m, b, budget, prm[P_MAX_VARIANTS], alts)
+        if sp + 2 * (na + 1) >= stack.shape[0]:
+            bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
+            bigger[:sp] = stack[:sp]
+            stack = bigger
+            bigger_regs = np.empty((stack.shape[0], d, 2))
+            bigger_regs[:sp] = regs[:sp]
+            regs = bigger_regs
+        if b >= 0:
+            st, sp = _split(S, v, b, start[v], hedge[v], X, rows, meta, free, stack, sp, regs, cur)
+            if st < 0:
+                return NEED_NODES
+        for a in range(na):
+            c = alts[a]
+            base = meta[M_POOL]
+            if base + n > rows.shape[0]:
+                return NEED_POOL
+            rows[base : base + n] = rows[start[v] : stop[v]]
+            meta[M_POOL] += n
+            st, sp = _split(S, v, c, base, hedge[v] + 1, X, rows, meta, free, stack, sp, regs, cur)
+            if st < 0:
+                return NEED_NODES
+    return OK

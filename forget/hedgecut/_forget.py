@@ -1,0 +1,180 @@
+"""Forgetting rows: decrement counts along each path, re-check decisions, rebuild subtrees."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from forget.hedgecut._build import _build, scratch
+from forget.hedgecut._common import (
+    BIG,
+    M_NFREE,
+    M_NPENDING,
+    M_TAIL,
+    NEED_NODES,
+    OK,
+    P_K,
+    P_MIN_LEAF,
+    P_RANDOM_DEPTH,
+    P_SAMPLE,
+    P_SEED,
+    SLACK_MIN_N,
+    in_tree,
+)
+from forget.hedgecut._decide import _node_n, decide, slack_of
+
+
+@njit(cache=True)
+def _free_children(S, v, meta, free):
+    """Release every subtree hanging under v (active and variants) to the free list."""
+    ncand, child = S[1], S[5]
+    k = child.shape[1]
+    stack = np.empty(64, dtype=np.int64)
+    sp = 0
+    for c in range(k):
+        for side in range(2):
+            u = child[v, c, side]
+            if u >= 0:
+                child[v, c, side] = -1
+                if sp >= stack.shape[0]:
+                    bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
+                    bigger[:sp] = stack[:sp]
+                    stack = bigger
+                stack[sp] = u
+                sp += 1
+    freed = 0
+    while sp > 0:
+        sp -= 1
+        u = stack[sp]
+        if ncand[u] > 0:
+            for c in range(k):
+                for side in range(2):
+                    w = child[u, c, side]
+                    if w >= 0:
+                        child[u, c, side] = -1
+                        if sp >= stack.shape[0]:
+                            bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
+                            bigger[:sp] = stack[:sp]
+                            stack = bigger
+                        stack[sp] = w
+                        sp += 1
+        ncand[u] = -1
+        free[meta[M_NFREE]] = u
+        meta[M_NFREE] += 1
+        freed += 1
+    return freed
+
+
+@njit(cache=True)
+def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work):
+    """Slow path: rebuild v's subtree from the live rows it holds. Returns rows used or -need."""
+    ncls, start, stop = S[0], S[13], S[14]
+    n, _ = _node_n(ncls, v)
+    spare = meta[M_NFREE] + (ncls.shape[0] - meta[M_TAIL])
+    # a subtree over n rows has at most 2n - 1 nodes; freeing v's old children comes first
+    if spare < 2 * n:
+        return -(2 * n)
+    _free_children(S, v, meta, free)
+    # swap (not copy) the live rows to the front: ancestors' ranges must stay a permutation
+    w = start[v]
+    for i in range(start[v], stop[v]):
+        if alive[rows[i]]:
+            rows[w], rows[i] = rows[i], rows[w]
+            w += 1
+    stop[v] = w
+    _build(S, v, X, y, rows, meta, free, prm, bounds, False, work)
+    return n
+
+
+@njit(cache=True)
+def forget_rows(
+    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts
+):
+    """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
+
+    Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
+    ``pending`` rebuilds kept in ``pending`` for the call that resumes at ``next_i``. Per row,
+    ``counts`` gets (subtrees rebuilt, rows they held, variant switches). A forgotten row's
+    features and label are overwritten in X and y: the model no longer holds them.
+    """
+    rebuilds = counts[0]
+    rebuilt_rows = counts[1]
+    switches = counts[2]
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
+    k = prm[P_K]
+    m = prm[P_MIN_LEAF]
+    stack = np.empty(512, dtype=np.int64)
+    work = scratch(prm, bounds)
+    i = i0
+    while True:
+        # finish the rebuilds of the previous row (also when resuming after growth)
+        while meta[M_NPENDING] > 0:
+            v = pending[meta[M_NPENDING] - 1]
+            got = _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work)
+            if got < 0:
+                return NEED_NODES, i, -got
+            meta[M_NPENDING] -= 1
+            rebuilds[i - 1] += 1
+            rebuilt_rows[i - 1] += got
+        if i >= todo.shape[0]:
+            return OK, i, 0
+        r = todo[i]
+        alive[r] = False
+        cls = y[r]
+        for t in range(roots.shape[0]):
+            if not in_tree(prm[P_SEED], t, ids[r], prm[P_SAMPLE]):
+                continue
+            stack[0] = roots[t]
+            sp = 1
+            while sp > 0:
+                sp -= 1
+                v = stack[sp]
+                ncls[v, cls] -= 1
+                if ncand[v] <= 0:
+                    continue
+                for c in range(k):
+                    if X[r, feat[v, c]] <= thr[v, c]:
+                        left[v, c, cls] -= 1
+                s = slack[v] - 1
+                n_v, mx_v = _node_n(ncls, v)
+                if n_v < 2 * m or mx_v == n_v:
+                    # too small or pure: a leaf for good (deletions only shrink and purify)
+                    if active[v] >= 0:
+                        switches[i] += 1
+                    _free_children(S, v, meta, free)
+                    active[v] = -1
+                    ncand[v] = 0
+                    slack[v] = BIG
+                    continue
+                if s < 0:
+                    rnd = depth[v] < prm[P_RANDOM_DEPTH]
+                    b = decide(ncls, left, v, k, m, rnd)
+                    if b != active[v]:
+                        if b < 0:
+                            _free_children(S, v, meta, free)
+                            active[v] = -1
+                            switches[i] += 1
+                        elif child[v, b, 0] >= 0:
+                            active[v] = b
+                            switches[i] += 1
+                        else:
+                            pending[meta[M_NPENDING]] = v
+                            meta[M_NPENDING] += 1
+                            slack[v] = 0
+                            continue
+                    # small nodes rarely have slack to gain: re-checking them is cheaper
+                    s = slack_of(ncls, left, v, k, m, active[v], rnd) if n_v >= SLACK_MIN_N else 0
+                slack[v] = s
+                if sp + 2 * k >= stack.shape[0]:
+                    bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
+                    bigger[:sp] = stack[:sp]
+                    stack = bigger
+                for c in range(k):
+                    if child[v, c, 0] >= 0:
+                        side = 0 if X[r, feat[v, c]] <= thr[v, c] else 1
+                        stack[sp] = child[v, c, side]
+                        sp += 1
+        X[r, :] = 0.0
+        y[r] = 0
+        i += 1

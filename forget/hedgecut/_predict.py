@@ -1,0 +1,107 @@
+"""Scoring rows with the active trees, and the active structure of a tree."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _leaf(X, i, root, active, feat, thr, child):
+    v = root
+    while active[v] >= 0:
+        c = active[v]
+        v = child[v, c, 0 if X[i, feat[v, c]] <= thr[v, c] else 1]
+    return v
+
+
+PREDICT_BLOCK = 128  # rows scored tree by tree together: one tree's nodes stay in cache
+
+
+@njit(cache=True)
+def _proba_block(X, i0, i1, roots, ncls, active, feat, thr, child, out, used):
+    """Mean over trees of the leaf class shares for rows i0..i1 (trees summed in order)."""
+    nc = ncls.shape[1]
+    for t in range(roots.shape[0]):
+        root = roots[t]
+        for i in range(i0, i1):
+            v = _leaf(X, i, root, active, feat, thr, child)
+            tot = 0
+            for j in range(nc):
+                tot += ncls[v, j]
+            if tot == 0:
+                continue  # a subsampled tree that holds no rows at all: it abstains
+            used[i] += 1
+            for j in range(nc):
+                out[i, j] += ncls[v, j] / tot
+    for i in range(i0, i1):
+        for j in range(nc):
+            out[i, j] = out[i, j] / used[i] if used[i] else 1.0 / nc
+
+
+@njit(cache=True)
+def predict_proba_serial(X, roots, ncls, active, feat, thr, child):
+    n = X.shape[0]
+    out = np.zeros((n, ncls.shape[1]))
+    used = np.zeros(n, dtype=np.int64)
+    for i0 in range(0, n, PREDICT_BLOCK):
+        _proba_block(
+            X, i0, min(n, i0 + PREDICT_BLOCK), roots, ncls, active, feat, thr, child, out, used
+        )
+    return out
+
+
+@njit(cache=True, parallel=True)
+def predict_proba_parallel(X, roots, ncls, active, feat, thr, child):
+    n = X.shape[0]
+    out = np.zeros((n, ncls.shape[1]))
+    used = np.zeros(n, dtype=np.int64)
+    nb = (n + PREDICT_BLOCK - 1) // PREDICT_BLOCK
+    for b in prange(nb):
+        i0 = b * PREDICT_BLOCK
+        _proba_block(
+            X, i0, min(n, i0 + PREDICT_BLOCK), roots, ncls, active, feat, thr, child, out, used
+        )
+    return out
+
+
+@njit(cache=True)
+def active_structure(root, ncls, active, feat, thr, child):
+    """Preorder encoding of the active tree: feature and cut-off per split, counts per leaf."""
+    nc = ncls.shape[1]
+    n_out = 0
+    stack = np.empty(256, dtype=np.int64)
+    stack[0] = root
+    sp = 1
+    order = np.empty(64, dtype=np.int64)
+    while sp > 0:
+        sp -= 1
+        v = stack[sp]
+        if n_out >= order.shape[0]:
+            bigger = np.empty(order.shape[0] * 2, dtype=np.int64)
+            bigger[:n_out] = order[:n_out]
+            order = bigger
+        order[n_out] = v
+        n_out += 1
+        if active[v] >= 0:
+            if sp + 2 >= stack.shape[0]:
+                bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
+                bigger[:sp] = stack[:sp]
+                stack = bigger
+            c = active[v]
+            stack[sp] = child[v, c, 1]
+            stack[sp + 1] = child[v, c, 0]
+            sp += 2
+    enc = np.empty((n_out, 2 + nc))
+    for q in range(n_out):
+        v = order[q]
+        if active[v] >= 0:
+            enc[q, 0] = feat[v, active[v]]
+            enc[q, 1] = thr[v, active[v]]
+            enc[q, 2:] = 0.0
+        else:
+            enc[q, 0] = -1.0
+            enc[q, 1] = 0.0
+            for j in range(nc):
+                enc[q, 2 + j] = ncls[v, j]
+    return enc
