@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.utils.validation import check_is_fitted
 
 from forget.errors import (
     AlreadyForgottenError,
@@ -126,3 +127,21 @@ class RowIndex:
                 f"forgetting {n_request} rows would leave {model} with no training rows; "
                 "retrain on other data or delete the model"
             )
+
+
+class HoldsRows:
+    """Mixin for models that keep their training rows' ids in a ``RowIndex`` at ``_index``."""
+
+    _index: RowIndex
+    _fitted_attr = "n_features_in_"  # what check_is_fitted looks for before a fit
+
+    @property
+    def row_ids_(self) -> np.ndarray:
+        """Ids of the training rows still held."""
+        return self._index.ids[self._index.alive]
+
+    def _resolve_forget(self, row_ids: ArrayLike) -> np.ndarray:
+        """Positions of ``row_ids``, the whole request checked before anything changes."""
+        if not hasattr(self, "_index"):
+            check_is_fitted(self, self._fitted_attr)  # raises NotFittedError
+        return self._index.resolve(row_ids, model=type(self).__name__)

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from forget import _persist
-from forget._rows import RowIndex, as_row_ids
+from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 
 # A feature whose centred sum of squares is below this fraction of its raw sum of squares is
@@ -31,7 +31,7 @@ _CONSTANT_RTOL = 1e-12
 _PIVOT_MIN = 1e-7
 
 
-class LinearRegression(RegressorMixin, BaseEstimator):
+class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
     """Least squares / ridge regression whose ``forget`` equals a refit on the remaining rows.
 
     Minimises ``||y - X w - b||² + alpha ||w||²`` (the intercept ``b`` is not penalised).
@@ -70,6 +70,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     """
 
     guarantee = Guarantee.EXACT
+    _fitted_attr = "coef_"
 
     def __init__(self, alpha: float = 0.0, fit_intercept: bool = True) -> None:
         self.alpha = alpha
@@ -163,11 +164,6 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def n_rows_(self) -> int:
         return self._n
 
-    @property
-    def row_ids_(self) -> np.ndarray:
-        """Ids of the training rows still held."""
-        return self._index.ids[self._index.alive]
-
     # ------------------------------------------------------------------ forgetting
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
         """Remove training rows exactly; the model then equals a refit without them.
@@ -176,9 +172,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         ``DuplicateRowIdsError`` or ``EmptyModelError``.
         """
         start = time.perf_counter()
-        if not hasattr(self, "_index"):
-            check_is_fitted(self, "coef_")  # raises NotFittedError
-        pos = self._index.resolve(row_ids, model=type(self).__name__)
+        pos = self._resolve_forget(row_ids)
         if pos.size:
             self._tsum -= _downdate(
                 self._X,

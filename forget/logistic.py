@@ -25,14 +25,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from forget import _persist
-from forget._rows import RowIndex, as_row_ids
+from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError
 
 _GAMMA = 0.25  # Lipschitz constant used for ℓ'' of the logistic loss (Guo et al.)
 
 
-class LogisticRegression(ClassifierMixin, BaseEstimator):
+class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
     """Logistic regression whose ``forget`` is a Newton step within a certified bound.
 
     Binary, or one-vs-rest for more classes (one bound per class, the largest reported).
@@ -85,6 +85,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     """
 
     guarantee = Guarantee.APPROXIMATE
+    _fitted_attr = "classes_"
 
     def __init__(
         self,
@@ -177,11 +178,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def bound_(self) -> float:
         return float(self._beta.max())
 
-    @property
-    def row_ids_(self) -> np.ndarray:
-        """Ids of the training rows still held."""
-        return self._index.ids[self._index.alive]
-
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Margins ``Xw + b``: shape (n,) for two classes, (n, n_classes) otherwise."""
         check_is_fitted(self, "classes_")
@@ -213,9 +209,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         ``DuplicateRowIdsError`` or ``EmptyModelError``.
         """
         start = time.perf_counter()
-        if not hasattr(self, "_index"):
-            check_is_fitted(self, "classes_")  # raises NotFittedError
-        pos = self._index.resolve(row_ids, model=type(self).__name__)
+        pos = self._resolve_forget(row_ids)
         ids = tuple(self._index.ids[pos].tolist())
         refit = np.zeros(self._theta.shape[0], dtype=np.bool_)
         if pos.size:

@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from forget import _persist
-from forget._rows import RowIndex, as_row_ids
+from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError
 
@@ -31,10 +31,11 @@ _RECOMPUTE = 1e-3
 _NEGATIVE = "Negative values in data passed to MultinomialNB (it needs counts or frequencies)"
 
 
-class _NaiveBayes(ClassifierMixin, BaseEstimator):
+class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
     """Shared plumbing: classes, row ids, prediction from ``_jll``, forget, persistence."""
 
     guarantee = Guarantee.EXACT
+    _fitted_attr = "classes_"
     _arrays: ClassVar[tuple[str, ...]] = ()  # fitted array attributes written by to_bytes
     _scalars: ClassVar[tuple[str, ...]] = ()  # fitted scalar attributes written by to_bytes
 
@@ -78,11 +79,6 @@ class _NaiveBayes(ClassifierMixin, BaseEstimator):
         # A class whose rows were all forgotten has prior 0: log -inf, without a warning.
         return np.log(prior, out=np.full(prior.shape, -np.inf), where=prior > 0)
 
-    @property
-    def row_ids_(self) -> np.ndarray:
-        """Ids of the training rows still held."""
-        return self._index.ids[self._index.alive]
-
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
         """Remove training rows exactly; the model then equals a refit without them.
 
@@ -90,9 +86,7 @@ class _NaiveBayes(ClassifierMixin, BaseEstimator):
         ``DuplicateRowIdsError`` or ``EmptyModelError``.
         """
         start = time.perf_counter()
-        if not hasattr(self, "_index"):
-            check_is_fitted(self, "classes_")  # raises NotFittedError
-        pos = self._index.resolve(row_ids, model=type(self).__name__)
+        pos = self._resolve_forget(row_ids)
         slow = np.zeros(pos.size, dtype=np.bool_)
         if pos.size:
             self._index.drop(pos)
