@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m bench.hedgecut && python -m bench.incremental && python -m bench.readme
+    python -m bench.hedgecut && python -m bench.incremental && python -m bench.store_erasure
+    python -m bench.readme
 
 Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md.
 """
@@ -71,7 +72,27 @@ def incremental_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"hedgecut": hedgecut_table, "incremental": incremental_table}
+def store_erasure_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| rows | requests | erase p50 ms | erase p99 ms | purge of the batch s "
+        "| one request with purge + evidence ms | retrain 3 models s |",
+        "|" + "---|" * 7,
+    ]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['rows']:,} | {r['requests']} | {r['erase_p50_ms']:.1f} "
+            f"| {r['erase_p99_ms']:.1f} | {r['purge_batch_s']:.2f} "
+            f"| {r['erase_with_purge_and_evidence_p50_ms']:,.0f} "
+            f"| {r['retrain_three_models_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "hedgecut": hedgecut_table,
+    "incremental": incremental_table,
+    "store_erasure": store_erasure_table,
+}
 
 
 def main() -> None:
