@@ -235,10 +235,9 @@ def names(db: Database) -> list[str]:
 def subject_rows(db: Database, subject: Subject) -> dict[str, list[int]]:
     """The subject's row ids in every dataset that has any."""
     found = {}
-    for name in names(db):
-        info = get(db, name)
+    for name, subject_column in db.all("SELECT name, subject_column FROM datasets ORDER BY name"):
         ids = db.all(
-            f"SELECT {ROW_ID} FROM {table(name)} WHERE {quote(info.subject_column)} = ? "
+            f"SELECT {ROW_ID} FROM {table(name)} WHERE {quote(subject_column)} = ? "
             f"ORDER BY {ROW_ID}",
             [subject.raw],
         )
@@ -248,12 +247,12 @@ def subject_rows(db: Database, subject: Subject) -> dict[str, list[int]]:
 
 
 def delete_rows(db: Database, name: str, row_ids: Sequence[int]) -> int:
-    before = db.one(f"SELECT count(*) FROM {table(name)}")[0]  # type: ignore[index]
-    db.execute(
+    """Delete rows by id; the number deleted (DuckDB reports it as the statement's result)."""
+    deleted = db.one(
         f"DELETE FROM {table(name)} WHERE {ROW_ID} IN (SELECT unnest(?::BIGINT[]))",
         [list(row_ids)],
     )
-    return int(before - db.one(f"SELECT count(*) FROM {table(name)}")[0])  # type: ignore[index]
+    return int(deleted[0]) if deleted else 0
 
 
 def fetch(
