@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,18 +67,33 @@ class AuditVerification:
 
 def append(db: Database, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
     """Append one entry; call inside ``db.atomic()`` so it commits with what it records."""
+    return append_many(db, [(kind, payload)])[0]
+
+
+def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[AuditEntry]:
+    """Append entries in order with one read of the head and one insert (inside ``atomic()``)."""
     if not db.in_transaction:
         raise RuntimeError("audit entries are appended inside the transaction they describe")
     last = db.one("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-    ts = now()
-    body = json.loads(canonical(dict(payload)))  # refuses what JSON cannot hold
-    digest = chain_hash(prev, seq, ts, kind, body)
-    db.execute(
-        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
-        [seq, ts, kind, canonical(body), prev, digest],
-    )
-    return AuditEntry(seq, ts, kind, body, prev, digest)
+    seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    out = []
+    for kind, payload in entries:
+        seq += 1
+        ts = now()
+        body = json.loads(canonical(dict(payload)))  # refuses what JSON cannot hold
+        digest = chain_hash(prev, seq, ts, kind, body)
+        out.append(AuditEntry(seq, ts, kind, body, prev, digest))
+        prev = digest
+    if out:
+        db.execute(
+            "INSERT INTO audit_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(out)),
+            [
+                x
+                for e in out
+                for x in (e.seq, e.ts, e.kind, canonical(e.payload), e.prev_hash, e.entry_hash)
+            ],
+        )
+    return out
 
 
 def head(db: Database) -> AuditHead:

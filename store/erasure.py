@@ -167,12 +167,15 @@ def record_all(
     rows = [(op, outcome, _evidence(registry, op, outcome, verify)) for op, outcome in done]
     if not rows:
         return
-    with db.atomic():
+    with db.atomic():  # one insert per table: each DuckDB statement costs ~1 ms
         at = now()
-        for op, outcome, evidence in rows:
-            db.execute(
-                "INSERT INTO erasure_actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
+        db.execute(
+            "INSERT INTO erasure_actions VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            [
+                x
+                for op, outcome, evidence in rows
+                for x in (
                     op.request_id,
                     op.model,
                     op.version,
@@ -182,21 +185,27 @@ def record_all(
                     outcome.seconds,
                     audit.canonical(evidence),
                     at,
-                ],
-            )
-            audit.append(
-                db,
-                "erasure.model_action",
-                {
-                    "request_id": op.request_id,
-                    "model": op.model,
-                    "version": op.version,
-                    "revision": op.revision,
-                    "action": outcome.action,
-                    "guarantee": outcome.guarantee,
-                    "evidence_passed": evidence.get("passed"),
-                },
-            )
+                )
+            ],
+        )
+        audit.append_many(
+            db,
+            [
+                (
+                    "erasure.model_action",
+                    {
+                        "request_id": op.request_id,
+                        "model": op.model,
+                        "version": op.version,
+                        "revision": op.revision,
+                        "action": outcome.action,
+                        "guarantee": outcome.guarantee,
+                        "evidence_passed": evidence.get("passed"),
+                    },
+                )
+                for op, outcome, evidence in rows
+            ],
+        )
 
 
 def _evidence(
@@ -264,16 +273,22 @@ def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResu
         crash_point("purge.after_compact")
         with db.atomic():
             at = now()
-            for request_id in waiting:
+            if waiting:
                 db.execute(
-                    "UPDATE erasure_requests SET status = ?, completed_at = ? WHERE request_id = ?",
-                    [COMPLETED, at, request_id],
+                    "UPDATE erasure_requests SET status = ?, completed_at = ? "
+                    "WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [COMPLETED, at, waiting],
                 )
-                audit.append(
-                    db,
-                    "erasure.completed",
-                    {"request_id": request_id, "purge": "artifacts rewritten, database compacted"},
-                )
+            audit.append_many(
+                db,
+                [
+                    (
+                        "erasure.completed",
+                        {"request_id": q, "purge": "artifacts rewritten, database compacted"},
+                    )
+                    for q in waiting
+                ],
+            )
         db.checkpoint()  # leave no WAL behind, even of entries without personal data
     return PurgeResult(tuple(waiting), written, compacted, time.perf_counter() - t0)
 
