@@ -28,6 +28,7 @@ from forget.hedgecut._common import (
     SLACK_MIN_N,
     _child_path,
     _mix,
+    grown,
 )
 from forget.hedgecut._decide import _alternatives, _node_n, decide, slack_of
 
@@ -259,7 +260,6 @@ def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
     alts, fl, tl, lc, stack, regs, cur = work
-    d = bounds.shape[0]
     stack[0] = v0
     region_of(S, v0, bounds, regs[0])
     sp = 1
@@ -284,12 +284,8 @@ def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
         ):
             na = _alternatives(ncls, left, v, k, m, b, budget, prm[P_MAX_VARIANTS], alts)
         if sp + 2 * (na + 1) >= stack.shape[0]:
-            bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-            bigger[:sp] = stack[:sp]
-            stack = bigger
-            bigger_regs = np.empty((stack.shape[0], d, 2))
-            bigger_regs[:sp] = regs[:sp]
-            regs = bigger_regs
+            stack = grown(stack, sp)
+            regs = grown(regs, sp)
         if b >= 0:
             st, sp = _split(S, v, b, start[v], hedge[v], X, rows, meta, free, stack, sp, regs, cur)
             if st < 0:

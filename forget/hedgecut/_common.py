@@ -86,3 +86,11 @@ def _beta(s):
     if s < 2:
         return 3.0
     return (s + 1.0) / (s - 1.0)
+
+
+@njit(cache=True)
+def grown(a, n):
+    """``a`` with twice the room along its first axis, its first ``n`` entries kept (stacks)."""
+    bigger = np.empty((a.shape[0] * 2,) + a.shape[1:], dtype=a.dtype)
+    bigger[:n] = a[:n]
+    return bigger

@@ -19,6 +19,7 @@ from forget.hedgecut._common import (
     P_SAMPLE,
     P_SEED,
     SLACK_MIN_N,
+    grown,
     in_tree,
 )
 from forget.hedgecut._decide import _node_n, decide, slack_of
@@ -37,9 +38,7 @@ def _free_children(S, v, meta, free):
             if u >= 0:
                 child[v, c, side] = -1
                 if sp >= stack.shape[0]:
-                    bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-                    bigger[:sp] = stack[:sp]
-                    stack = bigger
+                    stack = grown(stack, sp)
                 stack[sp] = u
                 sp += 1
     freed = 0
@@ -53,9 +52,7 @@ def _free_children(S, v, meta, free):
                     if w >= 0:
                         child[u, c, side] = -1
                         if sp >= stack.shape[0]:
-                            bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-                            bigger[:sp] = stack[:sp]
-                            stack = bigger
+                            stack = grown(stack, sp)
                         stack[sp] = w
                         sp += 1
         ncand[u] = -1
@@ -167,9 +164,7 @@ def forget_rows(
                     s = slack_of(ncls, left, v, k, m, active[v], rnd) if n_v >= SLACK_MIN_N else 0
                 slack[v] = s
                 if sp + 2 * k >= stack.shape[0]:
-                    bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-                    bigger[:sp] = stack[:sp]
-                    stack = bigger
+                    stack = grown(stack, sp)
                 for c in range(k):
                     if child[v, c, 0] >= 0:
                         side = 0 if X[r, feat[v, c]] <= thr[v, c] else 1

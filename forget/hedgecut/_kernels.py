@@ -36,35 +36,20 @@ stop    int64[M]      ``alive`` filters them)
 
 from __future__ import annotations
 
-from forget.hedgecut._build import build, region_of, scratch
+from forget.hedgecut._build import build
 from forget.hedgecut._common import (
-    BIG,
     M_NFREE,
-    M_NPENDING,
     M_POOL,
     M_TAIL,
-    N_PRM,
     NEED_NODES,
-    NEED_POOL,
     OK,
-    P_BUDGET,
     P_C,
-    P_HEDGE_MIN,
     P_K,
-    P_MAX_DEPTH,
-    P_MAX_HEDGE,
-    P_MAX_VARIANTS,
-    P_MIN_LEAF,
-    P_N,
-    P_RANDOM_DEPTH,
     P_SAMPLE,
-    P_SEED,
-    in_tree,
     root_path,
     tree_rows,
 )
-from forget.hedgecut._decide import decide, slack_of
-from forget.hedgecut._forget import _rebuild, forget_rows
+from forget.hedgecut._forget import forget_rows
 from forget.hedgecut._predict import (
     active_structure,
     predict_proba_parallel,
@@ -72,38 +57,19 @@ from forget.hedgecut._predict import (
 )
 
 __all__ = [
-    "BIG",
     "M_NFREE",
-    "M_NPENDING",
     "M_POOL",
     "M_TAIL",
     "NEED_NODES",
-    "NEED_POOL",
-    "N_PRM",
     "OK",
-    "P_BUDGET",
     "P_C",
-    "P_HEDGE_MIN",
     "P_K",
-    "P_MAX_DEPTH",
-    "P_MAX_HEDGE",
-    "P_MAX_VARIANTS",
-    "P_MIN_LEAF",
-    "P_N",
-    "P_RANDOM_DEPTH",
     "P_SAMPLE",
-    "P_SEED",
-    "_rebuild",
     "active_structure",
     "build",
-    "decide",
     "forget_rows",
-    "in_tree",
     "predict_proba_parallel",
     "predict_proba_serial",
-    "region_of",
     "root_path",
-    "scratch",
-    "slack_of",
     "tree_rows",
 ]

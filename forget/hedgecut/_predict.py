@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from forget.hedgecut._common import grown
+
 
 @njit(cache=True, inline="always")
 def _leaf(X, i, root, active, feat, thr, child):
@@ -78,16 +80,12 @@ def active_structure(root, ncls, active, feat, thr, child):
         sp -= 1
         v = stack[sp]
         if n_out >= order.shape[0]:
-            bigger = np.empty(order.shape[0] * 2, dtype=np.int64)
-            bigger[:n_out] = order[:n_out]
-            order = bigger
+            order = grown(order, n_out)
         order[n_out] = v
         n_out += 1
         if active[v] >= 0:
             if sp + 2 >= stack.shape[0]:
-                bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-                bigger[:sp] = stack[:sp]
-                stack = bigger
+                stack = grown(stack, sp)
             c = active[v]
             stack[sp] = child[v, c, 1]
             stack[sp + 1] = child[v, c, 0]
