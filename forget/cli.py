@@ -1,61 +1,257 @@
-"""The ``forget`` command line."""
+"""The ``forget`` command line: a demo, the server, and the store's everyday operations.
+
+Every command that touches a store takes ``--store DIR``. Errors a user can fix (an unknown
+dataset, a locked store, missing API keys) print one line and exit with status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+
+def _store(args: argparse.Namespace) -> Any:
+    from store import ModelStore
+
+    return ModelStore.open(args.store)
 
 
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+# ---------------------------------------------------------------------- commands
 def _demo(args: argparse.Namespace) -> int:
-    from forget import HedgeCutClassifier
-    from forget.datasets import load_adult, train_test_split
+    from api.demo import run
 
-    ds = load_adult()
-    Xtr, Xte, ytr, yte = train_test_split(ds)
-    print(f"adult: {Xtr.shape[0]} training rows, {Xte.shape[0]} test rows, {Xtr.shape[1]} features")
-    print("compiling the kernels (only the first run on a machine takes long) ...", flush=True)
-    t0 = time.perf_counter()
-    warm = HedgeCutClassifier(n_estimators=2, random_state=0).fit(Xtr[:200], ytr[:200])
-    warm.forget([0])
-    warm.predict(Xte[:2])
-    print(f"  ready in {time.perf_counter() - t0:.1f} s")
-    print(f"training HedgeCutClassifier({args.trees} trees) ...", flush=True)
-    t0 = time.perf_counter()
-    model = HedgeCutClassifier(n_estimators=args.trees, random_state=0).fit(Xtr, ytr)
-    acc = np.mean(model.predict(Xte) == yte)
-    print(f"  trained in {time.perf_counter() - t0:.2f} s, accuracy {acc:.4f}")
-    victims = np.random.default_rng(1).permutation(Xtr.shape[0])[: args.deletions]
-    print(f"forgetting {victims.size} training rows, one request each ...", flush=True)
-    lat = []
-    slow = 0
-    for v in victims.tolist():
-        t = time.perf_counter()
-        res = model.forget([v])
-        lat.append(time.perf_counter() - t)
-        slow += res.n_slow
-    us = np.array(lat) * 1e6
-    print(
-        f"  deletion latency p50 {np.median(us):.0f} us, p99 {np.percentile(us, 99):.0f} us, "
-        f"slow path {slow / victims.size:.1%}; guarantee: {model.guarantee.value}"
+    return run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from api.server import load_keys, serve
+
+    keys = load_keys(args.host, no_auth=args.no_auth)
+    serve(
+        args.store,
+        host=args.host,
+        port=args.port,
+        keys=keys,
+        purge_interval=args.purge_interval,
+        evidence_every=args.evidence_every,
+        log_level=args.log_level,
     )
-    print(f"  accuracy after forgetting: {np.mean(model.predict(Xte) == yte):.4f}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="forget", description="Machine unlearning for GDPR Art. 17."
+def _ingest(args: argparse.Namespace) -> int:
+    with _store(args) as st:
+        info = st.ingest(args.name, args.path, subject_column=args.subject_column)
+        print(
+            f"dataset {info.name!r}: {info.n_rows} rows, columns {[c.name for c in info.columns]}"
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from api.service import ESTIMATORS, InvalidEstimatorError
+
+    cls = ESTIMATORS.get(args.estimator)
+    if cls is None:
+        raise InvalidEstimatorError(
+            f"unknown estimator {args.estimator!r}; forget offers {sorted(ESTIMATORS)}"
+        )
+    try:
+        estimator = cls(**dict(args.param))
+    except TypeError as exc:
+        raise InvalidEstimatorError(f"{args.estimator}: {exc}") from exc
+    features = [f.strip() for f in args.features.split(",") if f.strip()]
+    with _store(args) as st:
+        mv = st.train(
+            args.name,
+            dataset=args.dataset,
+            estimator=estimator,
+            label=args.label,
+            features=features,
+        )
+        print(f"model {mv.name!r} version {mv.version}: {mv.n_rows} rows, artifact {mv.fit_sha256}")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    with _store(args) as st:
+        r = st.erase(args.subject_id, legal_ground=args.legal_ground, purge=not args.no_purge)
+        print(
+            f"request {r.request_id}: {r.status}, {r.rows_erased} rows"
+            + (" (repeat of an earlier request)" if r.repeat else "")
+        )
+        for a in r.models:
+            print(f"  {a.model} v{a.version} -> revision {a.revision}: {a.action}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from api import html
+
+    with _store(args) as st:
+        doc = st.erasure_report(args.request_id)
+    text = html.erasure_report(doc) if args.html else json.dumps(doc, indent=2, default=str)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from store.audit import AuditHead
+
+    expected = None
+    if args.expect_head:
+        seq, _, digest = args.expect_head.partition(":")
+        expected = AuditHead(int(seq), digest)
+    with _store(args) as st:
+        v = st.verify_audit_log(expected)
+    print(
+        f"audit log {'verified' if v.ok else 'BROKEN'}: {v.entries} entries, "
+        f"head {v.head.seq}:{v.head.entry_hash}"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train on the bundled adult data and forget rows")
-    demo.add_argument("--trees", type=int, default=100, help="trees in the forest (default 100)")
-    demo.add_argument("--deletions", type=int, default=200, help="rows to forget (default 200)")
-    demo.set_defaults(func=_demo)
+    if not v.ok:
+        print(f"  first bad entry {v.first_bad_seq}: {v.reason}")
+    return 0 if v.ok else 1
+
+
+def _models(args: argparse.Namespace) -> int:
+    with _store(args) as st:
+        for mv in st.list_models():
+            print(
+                f"{mv.name} v{mv.version} r{mv.revision} {mv.status}: {mv.estimator} on "
+                f"{mv.dataset} ({mv.n_rows} rows, {len(mv.lineage)} revisions)"
+            )
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forget",
+        description="Models that forget: a model store for GDPR Art. 17 erasure requests.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], help: str, store: bool = True
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        if store:
+            p.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+        p.set_defaults(func=func)
+        return p
+
+    p = command(
+        "demo",
+        _demo,
+        "build a store from the bundled data, serve it, send real traffic, print what happened",
+        store=False,
+    )
+    p.add_argument("--store", metavar="DIR", help="where to build the store (default: a temp dir)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--trees", type=int, default=100, help="trees in the forest (default 100)")
+    p.add_argument(
+        "--requests", type=int, default=100, help="erasure requests to send (default 100)"
+    )
+    p.add_argument("--predictions", type=int, default=500, help="predict calls (default 500)")
+    p.add_argument("--once", action="store_true", help="exit after the demo instead of serving")
+
+    p = command("serve", _serve, "serve a store over HTTP (keys from FORGET_API_KEYS)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="local demo only: serve without tokens (refused unless bound to loopback)",
+    )
+    p.add_argument(
+        "--purge-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often erased data is purged from disk in the background (default 30)",
+    )
+    p.add_argument(
+        "--evidence-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="check models against a retrain on every N-th erasure (default 10; 0: never)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    p = command("ingest", _ingest, "create a dataset from a CSV or Parquet file")
+    p.add_argument("name", help="dataset name")
+    p.add_argument("path", help="a .csv or .parquet file")
+    p.add_argument("--subject-column", required=True, help="the column naming each row's subject")
+
+    p = command("train", _train, "fit an estimator on a dataset as a new model version")
+    p.add_argument("name", help="model name")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--estimator", required=True, help="e.g. HedgeCutClassifier, KNNClassifier")
+    p.add_argument("--label", required=True, help="the label column")
+    p.add_argument("--features", required=True, help="comma-separated feature columns")
+    p.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an estimator parameter (JSON value), repeatable",
+    )
+
+    p = command("erase", _erase, "erase a subject from every dataset and model (Art. 17)")
+    p.add_argument("subject_id")
+    p.add_argument("--legal-ground", default="art17-1-b", help="art17-1-a ... art17-1-f")
+    p.add_argument("--no-purge", action="store_true", help="leave the physical purge for later")
+
+    p = command("report", _report, "print an erasure request's report (JSON or HTML)")
+    p.add_argument("request_id")
+    p.add_argument("--html", action="store_true", help="an HTML page instead of JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    p = command("verify", _verify, "verify the audit log's hash chain (exit 1 if broken)")
+    p.add_argument("--expect-head", metavar="SEQ:HASH", help="a head exported earlier")
+
+    command("models", _models, "list model versions")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from api.auth import ApiKeyConfigError
+    from store.errors import StoreError
+
+    parser = _parser()
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (StoreError, ApiKeyConfigError, FileNotFoundError) as exc:
+        print(f"forget {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -155,6 +155,20 @@ class ModelStore:
         self._live()
         return self._registry.get(name, version)
 
+    def serving(self, name: str) -> tuple[ModelVersion, Any]:
+        """The version that serves ``name`` (the newest ready one) and its in-memory model.
+
+        The model object changes in place when it forgets: read it under the same lock as
+        :meth:`erase` if other threads erase.
+        """
+        self._live()
+        return self._registry.serving(name)
+
+    def estimator(self, name: str, version: int) -> Any | None:
+        """A version's in-memory model, or None while it awaits a retrain."""
+        self._live()
+        return self._registry.estimator(name, version)
+
     def list_models(self) -> list[ModelVersion]:
         self._live()
         return self._registry.versions()
@@ -209,6 +223,10 @@ class ModelStore:
         completed.
         """
         return erasure.purge(self._live(), self._registry, force=force)
+
+    def erasure_request(self, request_id: str) -> ErasureReceipt:
+        """The current receipt of a request (its status moves on as it is purged)."""
+        return erasure.receipt(self._live(), request_id)
 
     def erasure_report(self, request_id: str) -> dict[str, Any]:
         """The JSON-able report of a request (see :mod:`store.reports`)."""

@@ -1,0 +1,47 @@
+"""The FastAPI application: routers, error mapping, middleware, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import forget
+from api import errors
+from api.auth import ApiKeys
+from api.middleware import BodyLimit, RequestMetrics
+from api.routes import audit, datasets, erasure, models, ops
+from api.service import Service
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def create_app(
+    service: Service, keys: ApiKeys, *, max_body_bytes: int = MAX_BODY_BYTES, owns: bool = True
+) -> FastAPI:
+    """An app serving ``service``; with ``owns`` it closes the service when it shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            if owns:
+                service.close()
+
+    app = FastAPI(
+        title="forget",
+        version=forget.__version__,
+        summary="Models that forget: predictions, GDPR Art. 17 erasure requests, audit reports.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keys = keys
+    for router in (models.router, datasets.router, erasure.router, audit.router, ops.router):
+        app.include_router(router)
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
+    return app

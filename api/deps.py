@@ -1,0 +1,48 @@
+"""Dependencies shared by the routes: the service, and bearer-token scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import ApiKeys, allows
+from api.errors import ApiError
+from api.service import Service
+
+bearer = HTTPBearer(auto_error=False, description="a token from FORGET_API_KEYS")
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+def require(*scopes: str) -> Callable[..., None]:
+    """A dependency admitting tokens that hold any of ``scopes`` (or ``admin``)."""
+
+    def check(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        keys: ApiKeys = request.app.state.keys
+        header = f"Bearer {creds.credentials}" if creds is not None else None
+        granted = keys.scopes(header)
+        if granted is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or unknown bearer token (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not any(allows(granted, s) for s in scopes):
+            raise ApiError(
+                403, "forbidden", f"this token lacks the scope {' or '.join(scopes)} (or admin)"
+            )
+
+    return check
+
+
+ServiceDep = Annotated[Service, Depends(service)]

@@ -1,0 +1,88 @@
+"""Erasure requests (Art. 17) and their reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api import html
+from api.deps import ServiceDep, require
+from api.routes.models import ERRORS
+from api.schemas import ErasureCreate, ErasureOut
+
+router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
+
+
+@router.post(
+    "",
+    response_model=ErasureOut,
+    status_code=201,
+    responses=ERRORS
+    | {
+        200: {"model": ErasureOut, "description": "a repeated request: the earlier receipt"},
+        202: {"model": ErasureOut, "description": "erased; physical purge or retrain to follow"},
+    },
+    dependencies=[Depends(require("erase"))],
+)
+def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str, Any]:
+    """Erase a subject from every dataset and every model trained on them.
+
+    201: completed. 202: the rows are gone and every model forgot them (no prediction uses
+    them any more), the physical purge or a retrain follows; poll the request. 200: a repeat
+    of an earlier request, answered with its receipt.
+    """
+    receipt = svc.erase(body.subject_id, body.legal_ground)
+    done = receipt["status"] == "completed"
+    response.status_code = 200 if receipt["repeat"] else 201 if done else 202
+    response.headers["Location"] = f"/v1/erasure-requests/{receipt['request_id']}"
+    return receipt
+
+
+@router.get(
+    "/{request_id}",
+    response_model=ErasureOut,
+    responses=ERRORS,
+    dependencies=[Depends(require("erase", "audit"))],
+)
+def get(request_id: str, svc: ServiceDep) -> dict[str, Any]:
+    return svc.request(request_id)
+
+
+@router.get(
+    "/{request_id}/report",
+    responses=ERRORS
+    | {
+        200: {
+            "description": "the report: JSON, or an HTML page when the client accepts text/html",
+            "content": {"application/json": {}, "text/html": {}},
+        }
+    },
+    dependencies=[Depends(require("audit", "erase"))],
+)
+def report(
+    request_id: str,
+    svc: ServiceDep,
+    accept: Annotated[str | None, Header()] = None,
+    format: Annotated[str | None, Query(pattern="^(json|html)$")] = None,
+) -> Response:
+    """The erasure report: pseudonymous subject, deadline, actions, evidence, audit entries."""
+    doc = svc.report(request_id)
+    wants_html = format == "html" or (format is None and _prefers_html(accept))
+    if wants_html:
+        return HTMLResponse(html.erasure_report(doc))
+    return JSONResponse(doc)
+
+
+def _prefers_html(accept: str | None) -> bool:
+    """True when text/html comes before any JSON type in the Accept header."""
+    if not accept:
+        return False
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for t in types:
+        if t == "text/html":
+            return True
+        if t in ("application/json", "*/*"):
+            return False
+    return False

@@ -1,0 +1,91 @@
+"""Running the app on uvicorn: in the foreground (``forget serve``) or on a background thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.auth import ApiKeyConfigError, ApiKeys
+from api.service import Service
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_keys(host: str, *, no_auth: bool) -> ApiKeys:
+    """Keys from ``FORGET_API_KEYS``; without keys only an explicit loopback demo may start."""
+    if no_auth:
+        if not is_loopback(host):
+            raise ApiKeyConfigError(
+                f"--no-auth serves without tokens and is for a local demo: bind to 127.0.0.1, "
+                f"not {host}"
+            )
+        return ApiKeys.unauthenticated()
+    return ApiKeys.from_env()
+
+
+def serve(
+    directory: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    keys: ApiKeys,
+    purge_interval: float = 30.0,
+    evidence_every: int = 10,
+    log_level: str = "info",
+) -> None:
+    """Serve the store in ``directory`` until interrupted (blocks)."""
+    service = Service.open(directory, purge_interval=purge_interval, evidence_every=evidence_every)
+    app = create_app(service, keys)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class BackgroundServer:
+    """Uvicorn serving ``app`` on a thread, for the demo: ``with BackgroundServer(app) as url``."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host, self.port = host, port or free_port(host)
+        config = uvicorn.Config(
+            app, host=self.host, port=self.port, log_level="warning", server_header=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="forget-uvicorn", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start on {self.url}")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -1,0 +1,339 @@
+"""The one place the HTTP layer touches the store.
+
+:class:`ModelStore` is used from one thread at a time, so every call goes through one lock.
+That lock is also the fence the erasure guarantee needs: an erasure holds it from the delete
+until every model has forgotten and the serving cache is cleared, so a prediction either ran
+before the erasure began or sees the new revisions — never a revision that still holds the
+erased rows. Physical purges (artifact rewrite, database compaction) run on a background
+thread every ``purge_interval`` seconds while requests await them, and when the service stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+import forget
+from api.metrics import Metrics
+from store import ModelStore
+from store.errors import PredictInputError, StoreError, TrainingError
+from store.registry import READY, ModelVersion
+
+log = logging.getLogger("forget.api")
+
+ESTIMATORS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        forget.HedgeCutClassifier,
+        forget.KNNClassifier,
+        forget.KNNRegressor,
+        forget.LinearRegression,
+        forget.LogisticRegression,
+        forget.GaussianNB,
+        forget.MultinomialNB,
+    )
+}
+
+
+class InvalidEstimatorError(TrainingError, ValueError):
+    """An estimator kind that forget does not offer, or parameters it does not take."""
+
+
+class Service:
+    """Store access for the API: one lock, a serving cache, a background purger, metrics."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        *,
+        metrics: Metrics | None = None,
+        purge_interval: float = 30.0,
+        evidence_every: int = 10,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics or Metrics()
+        self.purge_interval = purge_interval
+        self.evidence_every = evidence_every
+        self.lock = threading.RLock()
+        self._serving: dict[str, tuple[ModelVersion, Any]] = {}
+        self._erasures = 0
+        self._awaiting_purge = False
+        self._stop = threading.Event()
+        self._purger: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], **kwargs: Any) -> Service:
+        return cls(ModelStore.open(directory), **kwargs)
+
+    def start(self) -> None:
+        """Start the background purger (idempotent)."""
+        if self._purger is None and self.purge_interval > 0:
+            self._purger = threading.Thread(target=self._purge_loop, name="forget-purger")
+            self._purger.daemon = True
+            self._purger.start()
+        self._publish_revisions()
+
+    def close(self) -> None:
+        """Stop the purger, purge what waits, close the store."""
+        self._stop.set()
+        if self._purger is not None:
+            self._purger.join()
+        with self.lock:
+            self.store.close()
+
+    def _purge_loop(self) -> None:
+        while not self._stop.wait(self.purge_interval):
+            if self._awaiting_purge:
+                try:
+                    self.purge()
+                except Exception:  # keep serving; the next round or close() purges
+                    log.exception("background purge failed")
+
+    # ------------------------------------------------------------------ models
+    def _served(self, name: str) -> tuple[ModelVersion, Any]:
+        hit = self._serving.get(name)
+        if hit is None:
+            hit = self._serving[name] = self.store.serving(name)
+        return hit
+
+    def _changed(self) -> None:
+        """Models moved: forget every cached serving entry (call with the lock held)."""
+        self._serving.clear()
+        self._publish_revisions()
+
+    def _publish_revisions(self) -> None:
+        for mv in self.store.list_models():
+            if mv.status == READY:
+                self.metrics.set(
+                    "forget_model_revision",
+                    {"model": mv.name, "version": str(mv.version)},
+                    mv.revision,
+                )
+
+    def predict(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+        with self.lock:
+            mv, est = self._served(name)
+            X = _matrix(rows, mv.features)
+            out: dict[str, Any] = {
+                "model": mv.name,
+                "version": mv.version,
+                "revision": mv.revision,
+                "predictions": np.asarray(est.predict(X)).tolist(),
+            }
+            if hasattr(est, "predict_proba") and hasattr(est, "classes_"):
+                out["probabilities"] = np.asarray(est.predict_proba(X)).tolist()
+                out["classes"] = np.asarray(est.classes_).tolist()
+        self.metrics.inc("forget_predicted_rows_total", {"model": name}, len(rows))
+        return out
+
+    def model(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            versions = [mv for mv in self.store.list_models() if mv.name == name]
+            if not versions:
+                self.store.get_model(name)  # raises the store's UnknownModelError
+            return self._describe(name, versions)
+
+    def models(self) -> list[dict[str, Any]]:
+        with self.lock:
+            by_name: dict[str, list[ModelVersion]] = {}
+            for mv in self.store.list_models():
+                by_name.setdefault(mv.name, []).append(mv)
+            return [self._describe(n, vs) for n, vs in sorted(by_name.items())]
+
+    def _describe(self, name: str, versions: list[ModelVersion]) -> dict[str, Any]:
+        ready = [mv.version for mv in versions if mv.status == READY]
+        serving = max(ready) if ready else None
+        return {
+            "name": name,
+            "serving_version": serving,
+            "versions": [self._version(mv, mv.version == serving) for mv in versions],
+        }
+
+    def _version(self, mv: ModelVersion, serving: bool) -> dict[str, Any]:
+        est = self.store.estimator(mv.name, mv.version)
+        guarantee = getattr(est if est is not None else _class_of(mv), "guarantee", None)
+        budget = getattr(est, "budget_left_", None) if est is not None else None
+        return asdict(mv) | {
+            "serving": serving,
+            "guarantee": None if guarantee is None else str(guarantee),
+            "deletion_budget_left": budget if isinstance(budget, int) else None,
+            "features": list(mv.features),
+            "params": dict(mv.params),
+            "rows_forgotten": sum(r.rows_forgotten for r in mv.lineage),
+            "lineage": [asdict(r) for r in mv.lineage],
+        }
+
+    def train(
+        self,
+        name: str,
+        *,
+        dataset: str,
+        kind: str,
+        params: Mapping[str, Any],
+        label: str,
+        features: Sequence[str],
+    ) -> dict[str, Any]:
+        cls = ESTIMATORS.get(kind)
+        if cls is None:
+            raise InvalidEstimatorError(
+                f"unknown estimator {kind!r}; forget offers {sorted(ESTIMATORS)}"
+            )
+        try:
+            estimator = cls(**params)
+        except TypeError as exc:
+            raise InvalidEstimatorError(f"{kind} does not take these parameters: {exc}") from exc
+        with self.lock:
+            try:
+                mv = self.store.train(
+                    name, dataset=dataset, estimator=estimator, label=label, features=features
+                )
+            except StoreError:
+                raise
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InvalidEstimatorError(f"{kind}({dict(params)}) cannot fit: {exc}") from exc
+            self._changed()
+            return self._version(mv, serving=True)
+
+    # ------------------------------------------------------------------ datasets
+    def datasets(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [_dataset(d) for d in self.store.datasets()]
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            return _dataset(self.store.dataset(name))
+
+    def create_dataset(
+        self,
+        name: str,
+        subject_column: str,
+        *,
+        rows: list[dict[str, Any]] | None,
+        csv: str | None,
+    ) -> dict[str, Any]:
+        if (rows is None) == (csv is None):
+            raise PredictInputError("give exactly one of rows or csv")
+        with self.lock:
+            if rows is not None:
+                info = self.store.ingest(name, rows, subject_column=subject_column)
+            else:
+                info = self._ingest_csv(name, subject_column, csv or "")
+            return _dataset(info)
+
+    def _ingest_csv(self, name: str, subject_column: str, text: str) -> Any:
+        # DuckDB reads CSV from a path; the file lives inside the store for the moment of the
+        # read and is unlinked at once, so the upload leaves no copy behind.
+        fd, path = tempfile.mkstemp(suffix=".csv", dir=self.store.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            return self.store.ingest(name, path, subject_column=subject_column)
+        finally:
+            os.unlink(path)
+
+    # ------------------------------------------------------------------ erasure
+    def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
+        with self.lock:
+            self._erasures += 1
+            # the first request and every evidence_every-th after it carry a retrain check
+            verify = self.evidence_every > 0 and (self._erasures - 1) % self.evidence_every == 0
+            receipt = self.store.erase(
+                subject_id, legal_ground=legal_ground, purge=False, verify=verify
+            )
+            if receipt.rows_erased and not receipt.repeat:
+                self._changed()
+                self._awaiting_purge = True
+        self.metrics.inc("forget_erasures_total", {"status": receipt.status})
+        log.info(
+            "erasure %s for subject %s: %s, %d rows",
+            receipt.request_id,
+            receipt.subject_key,
+            receipt.status,
+            receipt.rows_erased,
+        )
+        return _receipt(receipt)
+
+    def request(self, request_id: str) -> dict[str, Any]:
+        with self.lock:
+            return _receipt(self.store.erasure_request(request_id))
+
+    def report(self, request_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.store.erasure_report(request_id)
+
+    def purge(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        with self.lock:
+            self._awaiting_purge = False
+            result = self.store.purge()
+            self._changed()
+        self.metrics.inc("forget_purges_total", {})
+        log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
+        return {
+            "requests": list(result.requests),
+            "artifacts_written": result.artifacts_written,
+            "compacted": result.compacted,
+            "seconds": result.seconds,
+        }
+
+    # ------------------------------------------------------------------ audit
+    def verify(self) -> dict[str, Any]:
+        with self.lock:
+            v = self.store.verify_audit_log()
+        problems = [] if v.ok else [f"entry {v.first_bad_seq}: {v.reason}"]
+        return {"ok": v.ok, "entries": v.entries, "head": v.head.entry_hash, "problems": problems}
+
+    def health(self) -> dict[str, Any]:
+        with self.lock:
+            n = len({mv.name for mv in self.store.list_models()})
+        return {"status": "ok", "models": n, "version": forget.__version__}
+
+
+def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.ndarray:
+    want = set(features)
+    for i, row in enumerate(rows):
+        if row.keys() != want:
+            missing = sorted(want - row.keys())
+            extra = sorted(row.keys() - want)
+            raise PredictInputError(
+                f"row {i}: "
+                + "; ".join(
+                    p
+                    for p in (
+                        f"missing features {missing}" if missing else "",
+                        f"unknown features {extra}" if extra else "",
+                    )
+                    if p
+                )
+                + f" (the model uses {list(features)})"
+            )
+    return np.array([[row[f] for f in features] for row in rows], dtype=np.float64)
+
+
+def _class_of(mv: ModelVersion) -> Any:
+    return ESTIMATORS.get(mv.estimator.rpartition(":")[2])
+
+
+def _dataset(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "subject_column": info.subject_column,
+        "rows": info.n_rows,
+        "columns": [{"name": c.name, "type": c.type} for c in info.columns],
+    }
+
+
+def _receipt(r: Any) -> dict[str, Any]:
+    d = asdict(r)
+    d["datasets"] = dict(r.datasets)
+    d["models"] = [asdict(a) | {"evidence": dict(a.evidence)} for a in r.models]
+    return d
