@@ -2,22 +2,100 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.store.helpers import VICTIM, people, write_csv
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "forget.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "forget.cli", *args], capture_output=True, text=True, timeout=600
     )
 
 
-def test_demo_trains_and_forgets():
-    res = run("demo", "--trees", "5", "--deletions", "20")
+def test_demo_serves_and_erases_over_http(tmp_path: Path):
+    store = tmp_path / "demo"
+    res = run(
+        "demo", "--once", "--store", str(store), "--port", "0", "--trees", "5",
+        "--requests", "12", "--predictions", "10",
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "accuracy" in res.stdout
-    assert "deletion latency p50" in res.stdout
-    assert "guarantee: exact" in res.stdout
+    out = res.stdout
+    assert "serving on http://127.0.0.1:" in out
+    assert "predict income_forest (1 row)" in out and "erasure request" in out
+    assert "audit chain verified" in out
+    assert "retrain checks: " in out and " passed" in out
+    for model in ("income_forest", "income_knn", "hours_ridge"):
+        assert model in out
+    reports = list((store / "reports").glob("*.html"))
+    assert len(reports) == 1 and str(reports[0]) in out
+    assert "person-" not in reports[0].read_text()
+
+
+def test_demo_refuses_a_used_directory(tmp_path: Path):
+    (tmp_path / "x").write_text("mine")
+    res = run("demo", "--once", "--store", str(tmp_path))
+    assert res.returncode == 2 and "not empty" in res.stdout
+
+
+def test_store_commands_end_to_end(tmp_path: Path):
+    store = str(tmp_path / "store")
+    csv = write_csv(tmp_path / "people.csv", people())
+    res = run("ingest", "--store", store, "people", str(csv), "--subject-column", "subject_id")
+    assert res.returncode == 0, res.stderr
+    assert "dataset 'people'" in res.stdout
+    res = run(
+        "train", "--store", store, "risk", "--dataset", "people",
+        "--estimator", "HedgeCutClassifier", "--param", "n_estimators=5",
+        "--param", "random_state=0", "--label", "label", "--features", "a,b,c",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "model 'risk' version 1" in res.stdout
+    res = run("erase", "--store", store, VICTIM, "--legal-ground", "art17-1-d")
+    assert res.returncode == 0, res.stderr
+    assert "completed, 2 rows" in res.stdout and "exact_unlearning" in res.stdout
+    request_id = res.stdout.split()[1].rstrip(":")
+    res = run("report", "--store", store, request_id)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["legal_ground"] == "art17-1-d"
+    page = tmp_path / "r.html"
+    res = run("report", "--store", store, request_id, "--html", "-o", str(page))
+    assert res.returncode == 0 and page.read_text().startswith("<!doctype html>")
+    res = run("verify", "--store", store)
+    assert res.returncode == 0 and "audit log verified" in res.stdout
+    head = res.stdout.split("head ")[1].strip()
+    assert run("verify", "--store", store, "--expect-head", head).returncode == 0
+    res = run("models", "--store", store)
+    assert "risk v1 r1 ready" in res.stdout
+    assert VICTIM not in "".join(p.read_bytes().decode("latin-1") for p in Path(store).rglob("*")
+                                 if p.is_file())  # fmt: skip
+
+
+def test_user_errors_are_one_line(tmp_path: Path):
+    store = str(tmp_path / "store")
+    res = run("train", "--store", store, "m", "--dataset", "nope", "--estimator", "Nope",
+              "--label", "y", "--features", "a")  # fmt: skip
+    assert res.returncode == 2 and "unknown estimator 'Nope'" in res.stderr
+    res = run("train", "--store", store, "m", "--dataset", "nope",
+              "--estimator", "LinearRegression", "--label", "y", "--features", "a")  # fmt: skip
+    assert res.returncode == 2 and "nope" in res.stderr and "Traceback" not in res.stderr
+    res = run("ingest", "--store", store, "d", str(tmp_path / "missing.csv"),
+              "--subject-column", "s")  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    res = run("report", "--store", store, "er_nope")
+    assert res.returncode == 2 and "er_nope" in res.stderr
+    res = run("train", "--store", store, "m", "--dataset", "d", "--estimator", "X",
+              "--label", "y", "--features", "a", "--param", "oops")  # fmt: skip
+    assert res.returncode == 2 and "key=value" in res.stderr
+
+
+def test_every_command_has_help():
+    for cmd in ("demo", "serve", "ingest", "train", "erase", "report", "verify", "models"):
+        res = run(cmd, "--help")
+        assert res.returncode == 0 and "usage: forget " + cmd in res.stdout
 
 
 def test_unknown_command_is_a_usage_error():
