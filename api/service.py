@@ -10,18 +10,22 @@ thread every ``purge_interval`` seconds while requests await them, and when the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 import forget
+from api.batching import Batcher
+from api.cache import Key as CacheKey
+from api.cache import PredictionCache
 from api.metrics import Metrics
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
@@ -43,6 +47,16 @@ ESTIMATORS: dict[str, type] = {
 }
 
 
+@dataclass(frozen=True)
+class _Request:
+    """A predict call's rows, the features they were read with, the matrix and its digest."""
+
+    rows: Sequence[Mapping[str, float]]
+    features: tuple[str, ...]
+    X: np.ndarray
+    digest: bytes | None
+
+
 class InvalidEstimatorError(TrainingError, ValueError):
     """An estimator kind that forget does not offer, or parameters it does not take."""
 
@@ -57,6 +71,8 @@ class Service:
         metrics: Metrics | None = None,
         purge_interval: float = 30.0,
         evidence_every: int = 10,
+        batching: bool = True,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
@@ -64,6 +80,11 @@ class Service:
         self.evidence_every = evidence_every
         self.lock = threading.RLock()
         self._serving: dict[str, tuple[ModelVersion, Any]] = {}
+        self._features: dict[str, tuple[str, ...]] = {}
+        self.cache = PredictionCache(cache_bytes)
+        self.batcher: Batcher | None = None
+        if batching:
+            self.batcher = Batcher(self._score, on_batch=self._on_batch)
         self._erasures = 0
         self._awaiting_purge = False
         self._stop = threading.Event()
@@ -82,8 +103,15 @@ class Service:
             self._purger.start()
         self._publish_revisions()
 
+    def _on_batch(self, model: str, calls: int, rows: int, seconds: float) -> None:
+        self.metrics.observe("forget_batch_rows", {"model": model}, rows)
+        if self.batcher is not None:
+            self.metrics.set("forget_batch_limit_rows", {"model": model}, self.batcher.limit[model])
+
     def close(self) -> None:
-        """Stop the purger, purge what waits, close the store."""
+        """Stop the batcher and the purger, purge what waits, close the store."""
+        if self.batcher is not None:
+            self.batcher.stop()
         self._stop.set()
         if self._purger is not None:
             self._purger.join()
@@ -98,16 +126,22 @@ class Service:
                 except Exception:  # keep serving; the next round or close() purges
                     log.exception("background purge failed")
 
-    # ------------------------------------------------------------------ models
+    # ------------------------------------------------------------------ predict
     def _served(self, name: str) -> tuple[ModelVersion, Any]:
         hit = self._serving.get(name)
         if hit is None:
             hit = self._serving[name] = self.store.serving(name)
+            mv = hit[0]
+            self.cache.set_current(name, mv.version, mv.revision)
+            self._features[name] = mv.features
         return hit
 
-    def _changed(self) -> None:
-        """Models moved: forget every cached serving entry (call with the lock held)."""
+    def _changed(self, models: set[str] | None = None) -> None:
+        """Models moved (call with the lock held, before answering): drop cached serving
+        entries and cached answers, so the next prediction sees the new revision."""
         self._serving.clear()
+        self._features.clear()
+        self.cache.invalidate(models)
         self._publish_revisions()
 
     def _publish_revisions(self) -> None:
@@ -119,21 +153,109 @@ class Service:
                     mv.revision,
                 )
 
-    def predict(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    def _features_of(self, name: str) -> tuple[str, ...]:
+        features = self._features.get(name)
+        if features is None:
+            with self.lock:
+                features = self._served(name)[0].features
+        return features
+
+    def _score(self, name: str, requests: Sequence[_Request]) -> list[dict[str, Any] | Exception]:
+        """Score requests for one model as one matrix, under the lock."""
         with self.lock:
-            mv, est = self._served(name)
-            X = _matrix(rows, mv.features)
-            out: dict[str, Any] = {
-                "model": mv.name,
-                "version": mv.version,
-                "revision": mv.revision,
-                "predictions": np.asarray(est.predict(X)).tolist(),
-            }
-            if hasattr(est, "predict_proba") and hasattr(est, "classes_"):
-                out["probabilities"] = np.asarray(est.predict_proba(X)).tolist()
-                out["classes"] = np.asarray(est.classes_).tolist()
-        self.metrics.inc("forget_predicted_rows_total", {"model": name}, len(rows))
-        return out
+            try:
+                mv, est = self._served(name)
+            except StoreError as exc:
+                return [exc] * len(requests)
+            out: list[dict[str, Any] | Exception] = []
+            good: list[tuple[int, np.ndarray]] = []
+            for i, req in enumerate(requests):
+                try:
+                    X = req.X if req.features == mv.features else _matrix(req.rows, mv.features)
+                except PredictInputError as exc:
+                    out.append(exc)
+                    continue
+                out.append({})
+                good.append((i, X))
+            if not good:
+                return out
+            X = good[0][1] if len(good) == 1 else np.vstack([x for _, x in good])
+            classifier = hasattr(est, "predict_proba") and hasattr(est, "classes_")
+            if classifier:
+                proba = np.asarray(est.predict_proba(X))
+                classes = np.asarray(est.classes_)
+                labels = classes[np.argmax(proba, axis=1)]
+            else:
+                labels = np.asarray(est.predict(X))
+            at = 0
+            for i, x in good:
+                n = x.shape[0]
+                res: dict[str, Any] = {
+                    "model": mv.name,
+                    "version": mv.version,
+                    "revision": mv.revision,
+                    "predictions": labels[at : at + n].tolist(),
+                }
+                if classifier:
+                    res["probabilities"] = proba[at : at + n].tolist()
+                    res["classes"] = classes.tolist()
+                at += n
+                out[i] = res
+            return out
+
+    def _prepare(self, name: str, rows: Sequence[Mapping[str, float]]) -> _Request:
+        features = self._features_of(name)
+        X = _matrix(rows, features)
+        digest = self.cache.digest(X.tobytes()) if self.cache.max_bytes else None
+        return _Request(rows, features, X, digest)
+
+    def _cached(self, name: str, req: _Request) -> dict[str, Any] | None:
+        if req.digest is None:
+            return None
+        current = self.cache.current(name)
+        if current is None:
+            return None
+        hit = self.cache.get(CacheKey(name, *current, req.digest))
+        if hit is not None:
+            self.metrics.inc("forget_cache_hits_total", {"model": name})
+        return hit
+
+    def _keep(self, name: str, req: _Request, res: dict[str, Any]) -> None:
+        self.metrics.inc("forget_predicted_rows_total", {"model": name}, req.X.shape[0])
+        if req.digest is not None:
+            key = CacheKey(name, res["version"], res["revision"], req.digest)
+            self.cache.put(key, res, 64 * (req.X.size + len(res["predictions"])))
+
+    def predict(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+        """Score rows with the serving version (cache, then the model; no batching)."""
+        req = self._prepare(name, rows)
+        hit = self._cached(name, req)
+        if hit is not None:
+            return hit
+        res = self._score(name, [req])[0]
+        if isinstance(res, Exception):
+            raise res
+        self._keep(name, req, res)
+        return res
+
+    async def predict_async(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+        """The same through the micro-batcher (:class:`Overloaded` when its queue is full).
+
+        Work that may wait for the lock (an erasure in progress) or take long (big inputs)
+        leaves the event loop; a small request on a model already seen stays on it.
+        """
+        if self.batcher is None:
+            return await asyncio.to_thread(self.predict, name, rows)
+        if name in self._features and len(rows) <= 256:
+            req = self._prepare(name, rows)
+        else:
+            req = await asyncio.to_thread(self._prepare, name, rows)
+        hit = self._cached(name, req)
+        if hit is not None:
+            return hit
+        res: dict[str, Any] = await self.batcher.submit(name, req, req.X.shape[0])
+        self._keep(name, req, res)
+        return res
 
     def model(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -200,7 +322,7 @@ class Service:
                 raise
             except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidEstimatorError(f"{kind}({dict(params)}) cannot fit: {exc}") from exc
-            self._changed()
+            self._changed({name})
             return self._version(mv, serving=True)
 
     # ------------------------------------------------------------------ datasets
@@ -250,7 +372,9 @@ class Service:
                 subject_id, legal_ground=legal_ground, purge=False, verify=verify
             )
             if receipt.rows_erased and not receipt.repeat:
-                self._changed()
+                # every cached answer goes, not only those of the models that forgot: an
+                # answer to a query made of the subject's own rows names their data too
+                self._changed(None)
                 self._awaiting_purge = True
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
         log.info(

@@ -19,7 +19,7 @@ from api.schemas import (
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ErrorResponse} for c in (400, 401, 403, 404, 409, 413, 422)
+    c: {"model": ErrorResponse} for c in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 
@@ -29,9 +29,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     responses=ERRORS,
     dependencies=[Depends(require("predict"))],
 )
-def predict(model: str, body: PredictRequest, svc: ServiceDep) -> dict[str, Any]:
-    """Predictions (and class probabilities, for classifiers) of the serving version."""
-    return svc.predict(model, body.rows)
+async def predict(model: str, body: PredictRequest, svc: ServiceDep) -> dict[str, Any]:
+    """Predictions (and class probabilities, for classifiers) of the serving version.
+
+    Labels are the classes of highest probability. 503 with Retry-After when the batching
+    queue is full.
+    """
+    return await svc.predict_async(model, body.rows)
 
 
 @router.get(

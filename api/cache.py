@@ -1,0 +1,116 @@
+"""A prediction cache that is never stale after an erasure.
+
+Entries are keyed by (model, version, revision, hash of the input rows) and bounded in bytes
+(least recently used leave first). The cache knows each model's current (version, revision):
+an answer computed by an older revision is refused on the way in, and :meth:`invalidate`
+(called by an erasure, under the service lock, before the erasure is answered) drops every
+entry of the models it changed. Because an erasure changes the revision of every model trained
+on the subject, no cached answer of a revision that held the erased rows survives it.
+
+Inputs are kept only as a BLAKE2b digest: the cache holds no feature values.
+
+>>> c = PredictionCache(max_bytes=10_000)
+>>> c.set_current("m", 1, 0)
+>>> k = c.key("m", 1, 0, b"row bytes")
+>>> c.put(k, {"predictions": [1]}, 100)
+True
+>>> c.get(k)
+{'predictions': [1]}
+>>> c.set_current("m", 1, 1)          # an erasure moved the model on
+>>> c.get(k) is None, c.put(k, {"predictions": [1]}, 100)
+(True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, NamedTuple
+
+
+class Key(NamedTuple):
+    model: str
+    version: int
+    revision: int
+    digest: bytes
+
+
+class PredictionCache:
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Key, tuple[Any, int]] = OrderedDict()
+        self._current: dict[str, tuple[int, int]] = {}
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def digest(payload: bytes) -> bytes:
+        return hashlib.blake2b(payload, digest_size=16).digest()
+
+    @classmethod
+    def key(cls, model: str, version: int, revision: int, payload: bytes) -> Key:
+        return Key(model, version, revision, cls.digest(payload))
+
+    def current(self, model: str) -> tuple[int, int] | None:
+        """The model's serving (version, revision) as last recorded, if any."""
+        return self._current.get(model)
+
+    def set_current(self, model: str, version: int, revision: int) -> None:
+        """Record the model's serving (version, revision); drop entries of any other."""
+        with self._lock:
+            if self._current.get(model) == (version, revision):
+                return
+            self._current[model] = (version, revision)
+            self._drop(
+                lambda k: k.model == model and (k.version, k.revision) != (version, revision)
+            )
+
+    def invalidate(self, models: set[str] | None = None) -> int:
+        """Drop every entry of ``models`` (all models when None); returns how many."""
+        with self._lock:
+            if models is None:
+                self._current.clear()
+            else:
+                for m in models:
+                    self._current.pop(m, None)
+            return self._drop(lambda k: models is None or k.model in models)
+
+    def get(self, key: Key) -> Any | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or self._current.get(key.model) != (key.version, key.revision):
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return hit[0]
+
+    def put(self, key: Key, value: Any, size: int) -> bool:
+        """Store an answer; refused when its revision is not the model's current one."""
+        size += 200  # the key, the tuple, the dict slot
+        with self._lock:
+            if self._current.get(key.model) != (key.version, key.revision):
+                return False
+            if size > self.max_bytes:
+                return False
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._entries[key] = (value, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                _, (_, s) = self._entries.popitem(last=False)
+                self.bytes -= s
+            return True
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, doomed: Any) -> int:
+        keys = [k for k in self._entries if doomed(k)]
+        for k in keys:
+            self.bytes -= self._entries.pop(k)[1]
+        return len(keys)

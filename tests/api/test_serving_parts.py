@@ -1,0 +1,244 @@
+"""The prediction cache and the micro-batcher on their own, and the service's fence.
+
+The property the serving layer owes: under any interleaving of predictions and erasures, no
+answer comes from a revision that still holds an erased record — through the cache, the
+batcher, or neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from api.batching import Batcher, Overloaded
+from api.cache import Key, PredictionCache
+from api.service import Service
+from forget import KNNRegressor
+from store.errors import PredictInputError
+from tests.store.helpers import FEATURES, people
+
+# ---------------------------------------------------------------------- cache
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("current"), st.sampled_from("ab"), st.integers(0, 2), st.integers(0, 3)),
+        st.tuples(st.just("put"), st.sampled_from("ab"), st.integers(0, 2), st.integers(0, 3)),
+        st.tuples(st.just("invalidate"), st.sampled_from(["a", "b", None]), st.just(0), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@given(ops, st.integers(300, 3000))
+def test_the_cache_answers_only_for_the_current_revision(ops: list, max_bytes: int):
+    cache = PredictionCache(max_bytes=max_bytes)
+    current: dict[str, tuple[int, int]] = {}
+    for i, (op, model, version, revision) in enumerate(ops):
+        if op == "current":
+            cache.set_current(model, version, revision)
+            current[model] = (version, revision)
+        elif op == "invalidate":
+            cache.invalidate(None if model is None else {model})
+            if model is None:
+                current.clear()
+            else:
+                current.pop(model, None)
+        else:
+            key = Key(model, version, revision, bytes([i % 7]))
+            stored = cache.put(key, (model, version, revision), 100)
+            assert stored == (current.get(model) == (version, revision))
+        assert cache.bytes <= max_bytes
+        for k in list(cache._entries):
+            assert current.get(k.model) == (k.version, k.revision)
+            assert cache.get(k) == (k.model, k.version, k.revision)
+
+
+# ---------------------------------------------------------------------- batcher
+
+
+def _echo(model: str, payloads: Sequence[Any]) -> list[Any]:
+    return [ValueError(p) if p == "bad" else (model, p) for p in payloads]
+
+
+def test_batches_form_under_load_and_each_caller_gets_its_own_answer():
+    seen: list[int] = []
+    gate = threading.Event()
+
+    def slow(model: str, payloads: Sequence[Any]) -> list[Any]:
+        gate.wait()
+        seen.append(len(payloads))
+        return _echo(model, payloads)
+
+    b = Batcher(slow, start_rows=8, objective=10.0)
+    futures = [b.submit_future("m", i, 1) for i in range(20)]
+    bad = b.submit_future("m", "bad", 1)
+    gate.set()
+    assert [f.result(timeout=10) for f in futures] == [("m", i) for i in range(20)]
+    with pytest.raises(ValueError):
+        bad.result(timeout=10)
+    b.stop()
+    assert sum(seen) == 21 and max(seen) > 1 and seen[0] <= 8  # the first batch keeps the limit
+
+
+def test_aimd_grows_when_fast_and_halves_when_slow():
+    delay = {"s": 0.0}
+
+    def timed(model: str, payloads: Sequence[Any]) -> list[Any]:
+        time.sleep(delay["s"])
+        return list(payloads)
+
+    b = Batcher(timed, start_rows=64, step=16, objective=0.05)
+    for _ in range(3):
+        b.submit_future("m", 0, 64).result(timeout=10)
+    assert b.limit["m"] == 64 + 3 * 16
+    delay["s"] = 0.08
+    b.submit_future("m", 0, 100).result(timeout=10)
+    assert b.limit["m"] == (64 + 3 * 16) // 2
+    b.stop()
+
+
+def test_a_full_queue_refuses_with_overloaded():
+    gate = threading.Event()
+
+    def blocked(model: str, payloads: Sequence[Any]) -> list[Any]:
+        gate.wait()
+        return list(payloads)
+
+    b = Batcher(blocked, max_queue_rows=10)
+    first = b.submit_future("m", 0, 5)  # taken by the worker, which blocks
+    time.sleep(0.05)
+    b.submit_future("m", 1, 6)
+    b.submit_future("m", 2, 4)
+    with pytest.raises(Overloaded):
+        b.submit_future("m", 3, 1)
+    gate.set()
+    assert first.result(timeout=10) == 0
+    b.stop()
+
+
+def test_a_scorer_that_raises_fails_the_whole_batch_not_the_worker():
+    calls = {"n": 0}
+
+    def flaky(model: str, payloads: Sequence[Any]) -> list[Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return list(payloads)
+
+    b = Batcher(flaky)
+    with pytest.raises(RuntimeError):
+        b.submit_future("m", 1, 1).result(timeout=10)
+    assert b.submit_future("m", 2, 1).result(timeout=10) == 2
+    b.stop()
+
+
+# ---------------------------------------------------------------------- the service's fence
+
+
+class FenceMachine(RuleBasedStateMachine):
+    """Predictions (cached or not, batched or not) and erasures in any order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.svc: Service | None = None
+
+    @initialize(batching=st.booleans())
+    def open(self, batching: bool) -> None:
+        import tempfile
+
+        rows = people(n_subjects=12, seed=5)
+        first: dict[str, dict] = {}
+        for r in rows:
+            first.setdefault(r["subject_id"], r)
+        self.subjects = sorted(first)
+        self.probe = [{f: first[s][f] for f in FEATURES} for s in self.subjects]
+        self.truth = [first[s]["score"] for s in self.subjects]
+        self.erased: set[int] = set()
+        self.revision = 0
+        self.dir = Path(tempfile.mkdtemp())
+        self.svc = Service.open(self.dir, purge_interval=0, evidence_every=0, batching=batching)
+        self.svc.store.ingest("people", rows, subject_column="subject_id")
+        self.svc.store.train(
+            "nn", dataset="people", estimator=KNNRegressor(n_neighbors=1), label="score",
+            features=FEATURES,
+        )  # fmt: skip
+
+    def _check(self, res: dict[str, Any], which: list[int]) -> None:
+        assert res["revision"] == self.revision
+        for j, i in enumerate(which):
+            if i in self.erased:
+                assert res["predictions"][j] != self.truth[i]
+            else:
+                assert res["predictions"][j] == self.truth[i]
+
+    @precondition(lambda self: self.svc is not None)
+    @rule(which=st.lists(st.integers(0, 11), min_size=1, max_size=4), sync=st.booleans())
+    def predict(self, which: list[int], sync: bool) -> None:
+        assert self.svc is not None
+        rows = [self.probe[i] for i in which]
+        if sync:
+            res = self.svc.predict("nn", rows)
+        else:
+            res = asyncio.run(self.svc.predict_async("nn", rows))
+        self._check(res, which)
+
+    @precondition(lambda self: self.svc is not None)
+    @rule(i=st.integers(0, 11))
+    def erase(self, i: int) -> None:
+        assert self.svc is not None
+        receipt = self.svc.erase(self.subjects[i], "art17-1-b")
+        if i not in self.erased:
+            self.revision += 1
+            self.erased.add(i)
+            assert [a["revision"] for a in receipt["models"]] == [self.revision]
+        else:
+            assert receipt["repeat"]
+
+    @precondition(lambda self: self.svc is not None)
+    @rule()
+    def purge(self) -> None:
+        assert self.svc is not None
+        self.svc.purge()
+
+    @invariant()
+    def cache_holds_only_the_current_revision(self) -> None:
+        if self.svc is not None:
+            for k in self.svc.cache._entries:
+                assert k.revision == self.revision
+
+    def teardown(self) -> None:
+        if self.svc is not None:
+            self.svc.close()
+
+
+TestFence = FenceMachine.TestCase
+TestFence.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+
+
+def test_bad_rows_in_a_batch_fail_alone(tmp_path: Path):
+    svc = Service.open(tmp_path / "s", purge_interval=0)
+    svc.store.ingest("people", people(), subject_column="subject_id")
+    svc.store.train(
+        "nn", dataset="people", estimator=KNNRegressor(n_neighbors=1), label="score",
+        features=FEATURES,
+    )  # fmt: skip
+
+    async def both() -> list[Any]:
+        good = svc.predict_async("nn", [dict.fromkeys(FEATURES, 0.0)])
+        bad = svc.predict_async("nn", [{"a": 1.0}])
+        return await asyncio.gather(good, bad, return_exceptions=True)
+
+    good, bad = asyncio.run(both())
+    assert isinstance(bad, PredictInputError) and "missing features" in str(bad)
+    assert isinstance(good, dict) and np.isfinite(good["predictions"][0])
+    svc.close()
