@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from html import escape
+from html.parser import HTMLParser
 
 import pytest
 from hypothesis import given
@@ -66,6 +66,19 @@ def test_metrics_text_format():
     assert all(line.match(x) for x in text.strip().splitlines())
 
 
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.add(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
 @given(st.text())
 def test_the_html_report_escapes_every_value(value: str):
     report = {
@@ -77,10 +90,13 @@ def test_the_html_report_escapes_every_value(value: str):
         "audit_entries": [{"seq": 1, "kind": value, "payload": {"x": value}}],
         "audit_chain_head": {"seq": 1, "entry_hash": value},
     }
-    page = html.erasure_report(report)
-    assert escape(value) in page
-    if "<" in value or ">" in value:
-        assert value not in page
+    parser = _Tags()
+    parser.feed(html.erasure_report(report))
+    parser.close()
+    # whatever the values hold, the page has only its own markup, and shows them as text
+    allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "strong"}
+    assert parser.tags <= allowed | {"code", "table", "tr", "th", "td"}
+    assert f"Erasure report {value}" in "".join(parser.text).replace("\r\n", "\n") or "\r" in value
 
 
 @pytest.mark.parametrize(
