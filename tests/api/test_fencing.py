@@ -64,7 +64,10 @@ def test_predictions_during_an_erasure_burst_never_use_an_erased_revision(tmp_pa
     try:
         for w in workers:
             w.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while len({m for _, _, m, _, _ in log}) < 2 or len(log) < 20:  # traffic is flowing
+            assert time.monotonic() < deadline and not errors, errors[:3]
+            time.sleep(0.05)
         for v in victims:
             sent = time.monotonic()
             r = srv.client.post(
