@@ -46,10 +46,18 @@ def serve(
     keys: ApiKeys,
     purge_interval: float = 30.0,
     evidence_every: int = 10,
+    batching: bool = True,
+    cache_bytes: int = 64 * 1024 * 1024,
     log_level: str = "info",
 ) -> None:
     """Serve the store in ``directory`` until interrupted (blocks)."""
-    service = Service.open(directory, purge_interval=purge_interval, evidence_every=evidence_every)
+    service = Service.open(
+        directory,
+        purge_interval=purge_interval,
+        evidence_every=evidence_every,
+        batching=batching,
+        cache_bytes=cache_bytes,
+    )
     app = create_app(service, keys)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
 

@@ -109,9 +109,7 @@ class Service:
             self.metrics.set("forget_batch_limit_rows", {"model": model}, self.batcher.limit[model])
 
     def close(self) -> None:
-        """Stop the batcher and the purger, purge what waits, close the store."""
-        if self.batcher is not None:
-            self.batcher.stop()
+        """Stop the purger, purge what waits, close the store."""
         self._stop.set()
         if self._purger is not None:
             self._purger.join()
@@ -160,48 +158,63 @@ class Service:
                 features = self._served(name)[0].features
         return features
 
-    def _score(self, name: str, requests: Sequence[_Request]) -> list[dict[str, Any] | Exception]:
-        """Score requests for one model as one matrix, under the lock."""
-        with self.lock:
+    def _score(
+        self, name: str, requests: Sequence[_Request], wait: bool = True
+    ) -> list[dict[str, Any] | Exception] | None:
+        """Score requests for one model as one matrix, under the lock.
+
+        With ``wait`` false, returns None at once when the lock is busy (an erasure, a
+        purge or a training in progress) instead of blocking the caller's thread.
+        """
+        if not self.lock.acquire(blocking=wait):
+            return None
+        try:
+            return self._score_locked(name, requests)
+        finally:
+            self.lock.release()
+
+    def _score_locked(
+        self, name: str, requests: Sequence[_Request]
+    ) -> list[dict[str, Any] | Exception]:
+        try:
+            mv, est = self._served(name)
+        except StoreError as exc:
+            return [exc] * len(requests)
+        out: list[dict[str, Any] | Exception] = []
+        good: list[tuple[int, np.ndarray]] = []
+        for i, req in enumerate(requests):
             try:
-                mv, est = self._served(name)
-            except StoreError as exc:
-                return [exc] * len(requests)
-            out: list[dict[str, Any] | Exception] = []
-            good: list[tuple[int, np.ndarray]] = []
-            for i, req in enumerate(requests):
-                try:
-                    X = req.X if req.features == mv.features else _matrix(req.rows, mv.features)
-                except PredictInputError as exc:
-                    out.append(exc)
-                    continue
-                out.append({})
-                good.append((i, X))
-            if not good:
-                return out
-            X = good[0][1] if len(good) == 1 else np.vstack([x for _, x in good])
-            classifier = hasattr(est, "predict_proba") and hasattr(est, "classes_")
-            if classifier:
-                proba = np.asarray(est.predict_proba(X))
-                classes = np.asarray(est.classes_)
-                labels = classes[np.argmax(proba, axis=1)]
-            else:
-                labels = np.asarray(est.predict(X))
-            at = 0
-            for i, x in good:
-                n = x.shape[0]
-                res: dict[str, Any] = {
-                    "model": mv.name,
-                    "version": mv.version,
-                    "revision": mv.revision,
-                    "predictions": labels[at : at + n].tolist(),
-                }
-                if classifier:
-                    res["probabilities"] = proba[at : at + n].tolist()
-                    res["classes"] = classes.tolist()
-                at += n
-                out[i] = res
+                X = req.X if req.features == mv.features else _matrix(req.rows, mv.features)
+            except PredictInputError as exc:
+                out.append(exc)
+                continue
+            out.append({})
+            good.append((i, X))
+        if not good:
             return out
+        X = good[0][1] if len(good) == 1 else np.vstack([x for _, x in good])
+        classifier = hasattr(est, "predict_proba") and hasattr(est, "classes_")
+        if classifier:
+            proba = np.asarray(est.predict_proba(X))
+            classes = np.asarray(est.classes_)
+            labels = classes[np.argmax(proba, axis=1)]
+        else:
+            labels = np.asarray(est.predict(X))
+        at = 0
+        for i, x in good:
+            n = x.shape[0]
+            res: dict[str, Any] = {
+                "model": mv.name,
+                "version": mv.version,
+                "revision": mv.revision,
+                "predictions": labels[at : at + n].tolist(),
+            }
+            if classifier:
+                res["probabilities"] = proba[at : at + n].tolist()
+                res["classes"] = classes.tolist()
+            at += n
+            out[i] = res
+        return out
 
     def _prepare(self, name: str, rows: Sequence[Mapping[str, float]]) -> _Request:
         features = self._features_of(name)
@@ -232,7 +245,9 @@ class Service:
         hit = self._cached(name, req)
         if hit is not None:
             return hit
-        res = self._score(name, [req])[0]
+        results = self._score(name, [req])
+        assert results is not None  # a waiting call always gets its answer
+        res = results[0]
         if isinstance(res, Exception):
             raise res
         self._keep(name, req, res)

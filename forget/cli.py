@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         keys=keys,
         purge_interval=args.purge_interval,
         evidence_every=args.evidence_every,
+        batching=not args.no_batching,
+        cache_bytes=int(args.cache_mb * 1024 * 1024),
         log_level=args.log_level,
     )
     return 0
@@ -199,6 +201,14 @@ def _parser() -> argparse.ArgumentParser:
         default=10,
         metavar="N",
         help="check models against a retrain on every N-th erasure (default 10; 0: never)",
+    )
+    p.add_argument("--no-batching", action="store_true", help="score each predict call on its own")
+    p.add_argument(
+        "--cache-mb",
+        type=float,
+        default=64.0,
+        metavar="MB",
+        help="prediction cache size (default 64; 0 turns it off)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -66,80 +66,93 @@ def test_the_cache_answers_only_for_the_current_revision(ops: list, max_bytes: i
 # ---------------------------------------------------------------------- batcher
 
 
-def _echo(model: str, payloads: Sequence[Any]) -> list[Any]:
+def _echo(model: str, payloads: Sequence[Any], wait: bool) -> list[Any]:
     return [ValueError(p) if p == "bad" else (model, p) for p in payloads]
 
 
-def test_batches_form_under_load_and_each_caller_gets_its_own_answer():
+def test_calls_of_one_round_are_scored_together_and_each_gets_its_own_answer():
     seen: list[int] = []
-    gate = threading.Event()
 
-    def slow(model: str, payloads: Sequence[Any]) -> list[Any]:
-        gate.wait()
+    def score(model: str, payloads: Sequence[Any], wait: bool) -> list[Any]:
         seen.append(len(payloads))
-        return _echo(model, payloads)
+        return _echo(model, payloads, wait)
 
-    b = Batcher(slow, start_rows=8, objective=10.0)
-    futures = [b.submit_future("m", i, 1) for i in range(20)]
-    bad = b.submit_future("m", "bad", 1)
-    gate.set()
-    assert [f.result(timeout=10) for f in futures] == [("m", i) for i in range(20)]
-    with pytest.raises(ValueError):
-        bad.result(timeout=10)
-    b.stop()
-    assert sum(seen) == 21 and max(seen) > 1 and seen[0] <= 8  # the first batch keeps the limit
+    async def go() -> list[Any]:
+        b = Batcher(score, start_rows=8)
+        calls = [b.submit("m", i, 1) for i in range(20)] + [b.submit("m", "bad", 1)]
+        calls += [b.submit("other", "x", 1)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    out = asyncio.run(go())
+    assert out[:20] == [("m", i) for i in range(20)]
+    assert isinstance(out[20], ValueError) and out[21] == ("other", "x")
+    assert sum(seen) == 22 and seen[0] == 8  # batches of the model's limit, then the rest
+
+
+def test_a_busy_lock_sends_the_batch_to_a_thread():
+    threads: list[str] = []
+
+    def score(model: str, payloads: Sequence[Any], wait: bool) -> list[Any] | None:
+        threads.append(threading.current_thread().name)
+        return list(payloads) if wait else None  # as if an erasure held the lock
+
+    async def go() -> list[Any]:
+        b = Batcher(score)
+        return await asyncio.gather(*(b.submit("m", i, 1) for i in range(3)))
+
+    assert asyncio.run(go()) == [0, 1, 2]
+    assert threads[0] == "MainThread" and threads[1] != "MainThread"
 
 
 def test_aimd_grows_when_fast_and_halves_when_slow():
     delay = {"s": 0.0}
 
-    def timed(model: str, payloads: Sequence[Any]) -> list[Any]:
+    def timed(model: str, payloads: Sequence[Any], wait: bool) -> list[Any]:
         time.sleep(delay["s"])
         return list(payloads)
 
-    b = Batcher(timed, start_rows=64, step=16, objective=0.05)
-    for _ in range(3):
-        b.submit_future("m", 0, 64).result(timeout=10)
-    assert b.limit["m"] == 64 + 3 * 16
-    delay["s"] = 0.08
-    b.submit_future("m", 0, 100).result(timeout=10)
-    assert b.limit["m"] == (64 + 3 * 16) // 2
-    b.stop()
+    async def go() -> Batcher:
+        b = Batcher(timed, start_rows=64, step=16, objective=0.05)
+        for _ in range(3):
+            await b.submit("m", 0, 64)
+        assert b.limit["m"] == 64 + 3 * 16
+        delay["s"] = 0.08
+        await b.submit("m", 0, 100)
+        return b
+
+    assert asyncio.run(go()).limit["m"] == (64 + 3 * 16) // 2
 
 
 def test_a_full_queue_refuses_with_overloaded():
-    gate = threading.Event()
+    async def go() -> None:
+        b = Batcher(lambda m, p, w: list(p), max_queue_rows=10)
+        first = asyncio.ensure_future(b.submit("m", 0, 6))
+        second = asyncio.ensure_future(b.submit("m", 1, 4))
+        await asyncio.sleep(0)  # both queued, not yet flushed
+        with pytest.raises(Overloaded):
+            await b.submit("m", 2, 1)
+        assert await first == 0 and await second == 1
+        assert await b.submit("m", 3, 1) == 3  # room again once flushed
 
-    def blocked(model: str, payloads: Sequence[Any]) -> list[Any]:
-        gate.wait()
-        return list(payloads)
-
-    b = Batcher(blocked, max_queue_rows=10)
-    first = b.submit_future("m", 0, 5)  # taken by the worker, which blocks
-    time.sleep(0.05)
-    b.submit_future("m", 1, 6)
-    b.submit_future("m", 2, 4)
-    with pytest.raises(Overloaded):
-        b.submit_future("m", 3, 1)
-    gate.set()
-    assert first.result(timeout=10) == 0
-    b.stop()
+    asyncio.run(go())
 
 
-def test_a_scorer_that_raises_fails_the_whole_batch_not_the_worker():
+def test_a_scorer_that_raises_fails_the_batch_not_the_batcher():
     calls = {"n": 0}
 
-    def flaky(model: str, payloads: Sequence[Any]) -> list[Any]:
+    def flaky(model: str, payloads: Sequence[Any], wait: bool) -> list[Any]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("boom")
         return list(payloads)
 
-    b = Batcher(flaky)
-    with pytest.raises(RuntimeError):
-        b.submit_future("m", 1, 1).result(timeout=10)
-    assert b.submit_future("m", 2, 1).result(timeout=10) == 2
-    b.stop()
+    async def go() -> None:
+        b = Batcher(flaky)
+        with pytest.raises(RuntimeError):
+            await b.submit("m", 1, 1)
+        assert await b.submit("m", 2, 1) == 2
+
+    asyncio.run(go())
 
 
 # ---------------------------------------------------------------------- the service's fence
