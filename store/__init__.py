@@ -1,21 +1,26 @@
 """store: the embedded model store — subjects, datasets, versioned models, erasure, audit."""
 
 from store.audit import AuditEntry, AuditHead, AuditVerification
-from store.data import Column, DatasetInfo
+from store.data import Appended, Column, DatasetInfo
 from store.erasure import ErasureReceipt, ModelAction, PurgeResult
 from store.errors import (
     DatasetError,
     DatasetExistsError,
+    DatasetInUseError,
     ErasureError,
     EstimatorError,
     FeatureMismatchError,
     FitError,
+    InvalidEvidenceRateError,
     InvalidLegalGroundError,
     InvalidNameError,
+    InvalidPeriodError,
     InvalidSubjectError,
     ModelError,
     ModelNotServableError,
     PredictInputError,
+    RetrainError,
+    SchemaMismatchError,
     SourceError,
     StoreClosedError,
     StoreCorruptError,
@@ -27,24 +32,29 @@ from store.errors import (
     UnknownModelError,
     UnknownRequestError,
 )
-from store.registry import ModelVersion, Revision
+from store.registry import ModelVersion, Retrain, Revision
+from store.retrain import RetrainResult
 from store.store import ModelStore
 
 __all__ = [
+    "Appended",
     "AuditEntry",
     "AuditHead",
     "AuditVerification",
     "Column",
     "DatasetError",
     "DatasetExistsError",
+    "DatasetInUseError",
     "DatasetInfo",
     "ErasureError",
     "ErasureReceipt",
     "EstimatorError",
     "FeatureMismatchError",
     "FitError",
+    "InvalidEvidenceRateError",
     "InvalidLegalGroundError",
     "InvalidNameError",
+    "InvalidPeriodError",
     "InvalidSubjectError",
     "ModelAction",
     "ModelError",
@@ -53,7 +63,11 @@ __all__ = [
     "ModelVersion",
     "PredictInputError",
     "PurgeResult",
+    "Retrain",
+    "RetrainError",
+    "RetrainResult",
     "Revision",
+    "SchemaMismatchError",
     "SourceError",
     "StoreClosedError",
     "StoreCorruptError",

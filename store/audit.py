@@ -22,6 +22,7 @@ from store._clock import now
 from store.db import Database
 
 GENESIS = "0" * 64
+_HEAD = "audit.head"
 
 
 def canonical(obj: Any) -> str:
@@ -74,8 +75,8 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
     """Append entries in order with one read of the head and one insert (inside ``atomic()``)."""
     if not db.in_transaction:
         raise RuntimeError("audit entries are appended inside the transaction they describe")
-    last = db.one("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    current = head(db)
+    seq, prev = current.seq, current.entry_hash
     out = []
     for kind, payload in entries:
         seq += 1
@@ -93,12 +94,18 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
                 for x in (e.seq, e.ts, e.kind, canonical(e.payload), e.prev_hash, e.entry_hash)
             ],
         )
+        db.cache[_HEAD] = AuditHead(seq, prev)  # a rollback clears it with the entries
     return out
 
 
 def head(db: Database) -> AuditHead:
-    last = db.one("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    return AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
+    """The newest entry's seq and hash (kept in memory after the first read)."""
+    cached = db.cache.get(_HEAD)
+    if cached is None:
+        last = db.one("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        cached = AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
+        db.cache[_HEAD] = cached
+    return cached
 
 
 def entries_for_request(db: Database, request_id: str) -> list[AuditEntry]:
@@ -112,6 +119,7 @@ def entries_for_request(db: Database, request_id: str) -> list[AuditEntry]:
 
 def verify(db: Database, expected_head: AuditHead | None = None) -> AuditVerification:
     """Recompute the chain; report the first entry that was edited, removed or moved."""
+    db.cache.pop(_HEAD, None)  # read the table afresh, whatever was done to it
     rows = db.all(
         "SELECT seq, ts, kind, payload_json, prev_hash, entry_hash FROM audit_log ORDER BY seq"
     )

@@ -1,36 +1,36 @@
-"""Datasets: ingest (CSV, Parquet, records), subject lookups, deletion and fetching.
+"""Datasets: ingest and append (files, records, frames), subject lookups, deletion, fetching.
 
 Each dataset is a table ``data."<name>"`` with the source's columns plus ``row_id BIGINT``, an
 id unique across the store that models use to name their training rows. The subject column
-holds the raw subject id (as text); it is the only place the store keeps it.
+holds the raw subject id (as text); it is the only place the store keeps it. The catalogue of
+datasets is read once and kept in memory (``Database.cache``) until a dataset changes.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 
-from store import audit
+from store import audit, sources
 from store._clock import now
 from store.db import Database, check_name, quote
 from store.errors import (
     DatasetExistsError,
+    DatasetInUseError,
+    SchemaMismatchError,
     SourceError,
     SubjectColumnError,
     UnknownDatasetError,
 )
 from store.subjects import Subject
 
-ROW_ID = "row_id"
-_READERS = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet"}
-_NUMERIC = (
+_CATALOG = "data.catalog"
+_INTEGERS = (
     "TINYINT",
     "SMALLINT",
     "INTEGER",
@@ -40,13 +40,10 @@ _NUMERIC = (
     "USMALLINT",
     "UINTEGER",
     "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "BOOLEAN",
 )
-
-Records = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+_NUMERIC = (*_INTEGERS, "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+ROW_ID = sources.ROW_ID
+Records = sources.Records
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,10 @@ class Column:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset's name, subject column, columns (without ``row_id``) and size at ingest."""
+    """A dataset's name, subject column, columns (without ``row_id``) and size.
+
+    ``n_rows`` counts the rows ingested and appended; erasures do not lower it.
+    """
 
     name: str
     subject_column: str
@@ -78,172 +78,285 @@ def table(name: str) -> str:
     return f"data.{quote(check_name(name, 'dataset'))}"
 
 
-def ingest(
-    db: Database, name: str, source: str | os.PathLike[str] | Records, subject_column: str
-) -> DatasetInfo:
+@dataclass(frozen=True)
+class Appended:
+    """What :func:`append` added: ``rows`` rows with ids ``first_row_id..last_row_id``."""
+
+    dataset: str
+    rows: int
+    first_row_id: int
+    last_row_id: int
+    n_rows: int
+
+
+def ingest(db: Database, name: str, source: object, subject_column: str) -> DatasetInfo:
     """Create dataset ``name`` from ``source``; all or nothing."""
     check_name(name, "dataset")
     if not isinstance(subject_column, str) or not subject_column:
         raise SubjectColumnError(f"subject_column must be a column name, got {subject_column!r}")
+    kind = sources.kind_of(source)
     with db.atomic():
-        if db.one("SELECT 1 FROM datasets WHERE name = ?", [name]):
+        if name in catalog(db):
             raise DatasetExistsError(name)
-        base = int(db.one("SELECT value FROM store_meta WHERE key = 'next_row_id'")[0])  # type: ignore[index]
-        if isinstance(source, str | os.PathLike):
-            kind = _from_file(db, name, Path(source), subject_column, base)
+        base = _next_row_id(db)
+        tbl = table(name)
+        if kind == "records":
+            columns = sources.as_columns(source)  # type: ignore[arg-type]
+            sources.check_columns(columns, subject_column)
+            if not len(next(iter(columns.values()))):
+                raise SourceError(f"source for dataset {name!r} has no rows")
+            columns[subject_column] = _as_text(columns[subject_column])
+            types = {c: sources.sql_type(c, vals) for c, vals in columns.items()}
+            spec = ", ".join(f"{quote(c)} {t}" for c, t in types.items())
+            db.execute(f"CREATE TABLE {tbl}({ROW_ID} BIGINT, {spec})")
+            sources.insert_records(db, tbl, columns, types, base)
         else:
-            kind = _from_records(db, name, source, subject_column, base)
-        tbl, subj = table(name), quote(subject_column)
-        n, missing, subjects = db.one(
-            f"SELECT count(*), count(*) FILTER (WHERE {subj} IS NULL OR trim({subj}) = ''), "
-            f"count(DISTINCT {subj}) FROM {tbl}"
-        ) or (0, 0, 0)
+            staged = sources.stage(db, source, subject_column)
+            try:
+                db.execute(
+                    f"CREATE TABLE {tbl} AS {sources.staged_select(staged, subject_column, base)}"
+                )
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                raise SourceError(f"cannot read the source of {name!r}: {exc}") from exc
+            finally:
+                sources.unstage(db)
+        n, subjects = _check_subjects(db, name, subject_column, base)
         if n == 0:
             raise SourceError(f"source for dataset {name!r} has no rows")
-        if missing:
-            raise SubjectColumnError(
-                f"subject column {subject_column!r} of dataset {name!r} has {missing} empty values"
-            )
         cols = [Column(c, t) for c, t, *_ in db.all(f"DESCRIBE {tbl}") if c != ROW_ID]
         created = now()
         db.execute(
             "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?)",
             [name, subject_column, json.dumps([[c.name, c.type] for c in cols]), kind, n, created],
         )
-        db.execute(
-            "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(base + int(n))]
-        )
+        _set_next_row_id(db, base + n)
         audit.append(
             db,
             "dataset.ingested",
-            {"dataset": name, "rows": int(n), "subjects": int(subjects), "source_kind": kind},
+            {"dataset": name, "rows": n, "subjects": subjects, "source_kind": kind},
         )
-    return DatasetInfo(name, subject_column, tuple(cols), int(n), kind, created)
+    return DatasetInfo(name, subject_column, tuple(cols), n, kind, created)
 
 
-def _check_columns(names: Iterable[str], subject_column: str) -> None:
-    names = list(names)
-    lowered = [n.lower() for n in names]
-    if ROW_ID in lowered:
-        raise SourceError(f"column name {ROW_ID!r} is reserved for the store's row ids")
-    if len(set(lowered)) != len(lowered):
-        raise SourceError(f"column names must differ in more than case: {names}")
-    if any(not isinstance(n, str) or not n for n in names):
-        raise SourceError(f"column names must be non-empty strings: {names}")
-    if subject_column not in names:
-        raise SubjectColumnError(f"subject column {subject_column!r} not in columns {names}")
+def append(db: Database, name: str, source: object) -> Appended:
+    """Add ``source``'s rows to dataset ``name`` with new row ids; all or nothing.
 
-
-def _from_file(db: Database, name: str, path: Path, subject_column: str, base: int) -> str:
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise SourceError(f"unsupported source {path.name!r}: use .csv, .tsv or .parquet")
-    if not path.is_file():
-        raise SourceError(f"source file {str(path)!r} does not exist")
-    src = f"{reader}(?)"
-    try:
-        names = [row[0] for row in db.all(f"DESCRIBE SELECT * FROM {src}", [str(path)])]
-        _check_columns(names, subject_column)
-        subj = quote(subject_column)
-        db.execute(
-            f"CREATE TABLE {table(name)} AS SELECT (row_number() OVER () + ? - 1)::BIGINT AS "
-            f"{ROW_ID}, * REPLACE (CAST({subj} AS VARCHAR) AS {subj}) FROM {src}",
-            [base, str(path)],
+    The source must have the dataset's columns (any order); a value type may widen to the
+    dataset's (integers into a ``DOUBLE`` column) but not change kind. Models are not refitted:
+    a version trains on the rows it was fitted on.
+    """
+    info = get(db, name)
+    kind = sources.kind_of(source)
+    subject_column = info.subject_column
+    with db.atomic():
+        base = _next_row_id(db)
+        tbl = table(name)
+        target = {c.name: c.type for c in info.columns}
+        if kind == "records":
+            columns = sources.as_columns(source)  # type: ignore[arg-type]
+            sources.check_columns(columns, subject_column)
+            if not len(next(iter(columns.values()))):
+                raise SourceError(f"nothing to append to dataset {name!r}: the source has no rows")
+            columns[subject_column] = _as_text(columns[subject_column])
+            given = {
+                c: sources.sql_type(c, vals) if any(v is not None for v in vals) else target.get(c)
+                for c, vals in columns.items()
+            }
+            _check_schema(info, given)
+            try:
+                sources.insert_records(db, tbl, columns, target, base)
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                raise SchemaMismatchError(f"rows do not fit dataset {name!r}: {exc}") from exc
+        else:
+            staged = sources.stage(db, source, subject_column)
+            try:
+                _check_schema(info, dict(staged))
+                ordered = [(c, target[c]) for c, _ in staged]
+                names = ", ".join(quote(c) for c, _ in staged)
+                db.execute(
+                    f"INSERT INTO {tbl} ({ROW_ID}, {names}) "
+                    + sources.staged_select(ordered, subject_column, base)
+                )
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                raise SchemaMismatchError(f"rows do not fit dataset {name!r}: {exc}") from exc
+            finally:
+                sources.unstage(db)
+        n, subjects = _check_subjects(db, name, subject_column, base)
+        if n == 0:
+            raise SourceError(f"nothing to append to dataset {name!r}: the source has no rows")
+        db.execute("UPDATE datasets SET n_rows = n_rows + ? WHERE name = ?", [n, name])
+        _set_next_row_id(db, base + n)
+        audit.append(
+            db,
+            "dataset.appended",
+            {
+                "dataset": name,
+                "rows": n,
+                "subjects": subjects,
+                "source_kind": kind,
+                "first_row_id": base,
+            },
         )
-    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-        raise SourceError(f"cannot read {path.name!r}: {exc}") from exc
-    return path.suffix.lower().lstrip(".")
+    return Appended(name, n, base, base + n - 1, info.n_rows + n)
 
 
-def _from_records(db: Database, name: str, source: Records, subject_column: str, base: int) -> str:
-    columns = _as_columns(source)
-    _check_columns(columns, subject_column)
-    n = len(next(iter(columns.values())))
-    if n == 0:
-        raise SourceError(f"source for dataset {name!r} has no rows")
-    columns[subject_column] = [None if v is None else str(v) for v in columns[subject_column]]
-    types = {c: _sql_type(c, vals) for c, vals in columns.items()}
-    spec = ", ".join(f"{quote(c)} {t}" for c, t in types.items())
-    db.execute(f"CREATE TABLE {table(name)}({ROW_ID} BIGINT, {spec})")
-    unnests = ", ".join(f"unnest(?::{t}[])" for t in types.values())
-    db.execute(
-        f"INSERT INTO {table(name)} SELECT unnest(?::BIGINT[]), {unnests}",
-        [list(range(base, base + n)), *columns.values()],
-    )
-    return "records"
-
-
-def _as_columns(source: Records) -> dict[str, list[Any]]:
-    """A list of dicts or a dict of columns, as a dict of equally long lists."""
-    if isinstance(source, Mapping):
-        cols = {str(k): [_plain(v) for v in vals] for k, vals in source.items()}
-        lengths = {len(v) for v in cols.values()}
-        if len(lengths) > 1:
-            raise SourceError(f"columns have different lengths: {sorted(lengths)}")
-    elif isinstance(source, Sequence) and all(isinstance(r, Mapping) for r in source):
-        names: dict[str, None] = {}
-        for r in source:
-            names.update(dict.fromkeys(map(str, r)))
-        cols = {c: [_plain(r.get(c)) for r in source] for c in names}
-    else:
-        raise SourceError(
-            "a source is a .csv/.parquet path, a list of dicts, or a dict of columns; "
-            f"got {type(source).__name__}"
+def drop(db: Database, name: str) -> int:
+    """Drop dataset ``name`` (no model version may name it); the number of rows it held."""
+    check_name(name, "dataset")
+    with db.atomic():
+        get(db, name)
+        users = db.all(
+            "SELECT model, list(version ORDER BY version) FROM model_versions WHERE dataset = ? "
+            "GROUP BY model ORDER BY model",
+            [name],
         )
-    if not cols:
-        raise SourceError("source has no columns")
-    return cols
+        if users:
+            used = ", ".join(f"{m!r} v{', v'.join(map(str, vs))}" for m, vs in users)
+            raise DatasetInUseError(
+                f"dataset {name!r} trained model versions {used}: it cannot be dropped"
+            )
+        (rows,) = db.one(f"SELECT count(*) FROM {table(name)}") or (0,)
+        db.execute(f"DROP TABLE {table(name)}")
+        db.execute("DELETE FROM datasets WHERE name = ?", [name])
+        db.cache.pop(_CATALOG, None)
+        audit.append(db, "dataset.dropped", {"dataset": name, "rows": int(rows)})
+    return int(rows)
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+def _next_row_id(db: Database) -> int:
+    row = db.one("SELECT value FROM store_meta WHERE key = 'next_row_id'")
+    return int(row[0]) if row else 1
 
 
-def _sql_type(column: str, values: list[Any]) -> str:
-    present = [v for v in values if v is not None]
-    if all(isinstance(v, bool) for v in present):
-        return "BOOLEAN" if present else "VARCHAR"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        if all(-(2**63) <= v < 2**63 for v in present):
-            return "BIGINT"
-        raise SourceError(f"column {column!r} holds integers beyond 64 bits")
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return "DOUBLE"
-    if all(isinstance(v, str) for v in present):
-        return "VARCHAR"
-    kinds = sorted({type(v).__name__ for v in present})
-    raise SourceError(f"column {column!r} mixes value types {kinds}")
+def _set_next_row_id(db: Database, value: int) -> None:
+    db.execute("UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(value)])
+    db.cache.pop(_CATALOG, None)
+
+
+def _as_text(values: list[Any]) -> list[Any]:
+    return [None if v is None else str(v) for v in values]
+
+
+def _check_subjects(db: Database, name: str, subject_column: str, base: int) -> tuple[int, int]:
+    """Rows with ids from ``base`` and their distinct subjects; none may lack a subject."""
+    subj = quote(subject_column)
+    n, missing, subjects = db.one(
+        f"SELECT count(*), count(*) FILTER (WHERE {subj} IS NULL OR trim({subj}) = ''), "
+        f"count(DISTINCT {subj}) FROM {table(name)} WHERE {ROW_ID} >= ?",
+        [base],
+    ) or (0, 0, 0)
+    if missing:
+        raise SubjectColumnError(
+            f"subject column {subject_column!r} of dataset {name!r} has {missing} empty values"
+        )
+    return int(n), int(subjects)
+
+
+def _fits(given: str, target: str) -> bool:
+    """Whether a source column of type ``given`` may fill a dataset column of ``target``."""
+    g, t = given.split("(")[0], target.split("(")[0]
+    if g == t or g in ("NULL", '"NULL"'):
+        return True
+    if t in ("DOUBLE", "FLOAT", "DECIMAL"):
+        return g in _INTEGERS or g in ("FLOAT", "DOUBLE", "DECIMAL")
+    return t in _INTEGERS and g in _INTEGERS  # a value out of range fails the cast
+
+
+def _check_schema(info: DatasetInfo, given: Mapping[str, str | None]) -> None:
+    have = [c.name for c in info.columns]
+    missing = [c for c in have if c not in given]
+    extra = [c for c in given if c not in have]
+    if missing or extra:
+        raise SchemaMismatchError(
+            f"rows for dataset {info.name!r} must have its columns {have}: "
+            f"missing {missing}, not in the dataset {extra}"
+        )
+    wrong = [
+        f"{c.name} ({given[c.name]}, dataset has {c.type})"
+        for c in info.columns
+        if c.name != info.subject_column
+        and given[c.name] is not None
+        and not _fits(str(given[c.name]), c.type)
+    ]
+    if wrong:
+        raise SchemaMismatchError(f"columns of other types than dataset {info.name!r}: {wrong}")
+
+
+def catalog(db: Database) -> dict[str, DatasetInfo]:
+    """Every dataset by name, read once and cached until a dataset is added or changed."""
+    cached = db.cache.get(_CATALOG)
+    if cached is None:
+        cached = {
+            row[0]: DatasetInfo(
+                row[0],
+                row[1],
+                tuple(Column(c, t) for c, t in json.loads(row[2])),
+                int(row[3]),
+                row[4],
+                row[5],
+            )
+            for row in db.all(
+                "SELECT name, subject_column, columns_json, n_rows, source_kind, created_at "
+                "FROM datasets ORDER BY name"
+            )
+        }
+        db.cache[_CATALOG] = cached
+    return dict(cached)
 
 
 def get(db: Database, name: str) -> DatasetInfo:
     check_name(name, "dataset")
-    row = db.one(
-        "SELECT name, subject_column, columns_json, n_rows, source_kind, created_at "
-        "FROM datasets WHERE name = ?",
-        [name],
-    )
-    if row is None:
+    info = catalog(db).get(name)
+    if info is None:
         raise UnknownDatasetError(name)
-    cols = tuple(Column(c, t) for c, t in json.loads(row[2]))
-    return DatasetInfo(row[0], row[1], cols, int(row[3]), row[4], row[5])
+    return info
 
 
 def names(db: Database) -> list[str]:
-    return [n for (n,) in db.all("SELECT name FROM datasets ORDER BY name")]
+    return sorted(catalog(db))
 
 
 def subject_rows(db: Database, subject: Subject) -> dict[str, list[int]]:
-    """The subject's row ids in every dataset that has any."""
-    found = {}
-    for name, subject_column in db.all("SELECT name, subject_column FROM datasets ORDER BY name"):
-        ids = db.all(
-            f"SELECT {ROW_ID} FROM {table(name)} WHERE {quote(subject_column)} = ? "
-            f"ORDER BY {ROW_ID}",
+    """The subject's row ids in every dataset that has any (one statement for all)."""
+    cat = catalog(db)
+    if not cat:
+        return {}
+    union = " UNION ALL ".join(
+        f"SELECT '{name}' AS dataset, {ROW_ID} FROM {table(name)} "
+        f"WHERE {quote(info.subject_column)} = ?"
+        for name, info in cat.items()  # names match ^[a-z][a-z0-9_]*$: safe as literals
+    )
+    found: dict[str, list[int]] = {}
+    for name, row_id in db.all(union + " ORDER BY 1, 2", [subject.raw] * len(cat)):
+        found.setdefault(name, []).append(int(row_id))
+    return found
+
+
+def take_subject(db: Database, subject: Subject) -> dict[str, list[int]]:
+    """Delete the subject's rows from every dataset; their ids by dataset (in a transaction).
+
+    With one or two datasets each gets one ``DELETE ... RETURNING``; with more, one statement
+    finds the datasets that hold the subject and only those get a ``DELETE``.
+    """
+    if not db.in_transaction:
+        raise RuntimeError("take_subject belongs inside the erasure's transaction")
+    cat = catalog(db)
+    if len(cat) > 2:
+        found = subject_rows(db, subject)
+        for name, ids in found.items():
+            deleted = delete_rows(db, name, ids)
+            if deleted != len(ids):  # pragma: no cover - one connection, one transaction
+                raise RuntimeError(f"deleted {deleted} of {len(ids)} rows from {name!r}")
+        return found
+    taken = {}
+    for name, info in cat.items():
+        rows = db.all(
+            f"DELETE FROM {table(name)} WHERE {quote(info.subject_column)} = ? RETURNING {ROW_ID}",
             [subject.raw],
         )
-        if ids:
-            found[name] = [int(i) for (i,) in ids]
-    return found
+        if rows:
+            taken[name] = sorted(int(i) for (i,) in rows)
+    return taken
 
 
 def delete_rows(db: Database, name: str, row_ids: Sequence[int]) -> int:
@@ -267,7 +380,8 @@ def fetch(
             f" WHERE {ROW_ID} IN (SELECT row_id FROM version_rows WHERE model = ? AND version = ?)"
         )
         params = list(trained)
-    arrays = db.execute(sql + f" ORDER BY {ROW_ID}", params).fetchnumpy()
+    with db.parallel():
+        arrays = db.execute(sql + f" ORDER BY {ROW_ID}", params).fetchnumpy()
     return np.asarray(arrays.pop(ROW_ID), dtype=np.int64), arrays
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,12 @@ class Database:
         self.path = path
         self._con: duckdb.DuckDBPyConnection | None = con
         self._depth = 0
+        # Values read once and kept in memory (the audit head, the dataset catalogue): each
+        # DuckDB statement costs ~0.5-1 ms, so the erasure path reads none it can remember.
+        # A rollback clears the cache: what a rolled-back block cached may never have existed.
+        self.cache: dict[str, Any] = {}
+        self._on_commit: list[Callable[[], None]] = []
+        self._parallel = 0
 
     @classmethod
     def open(cls, directory: Path) -> Database:
@@ -94,10 +100,39 @@ class Database:
         return self.execute(sql, params).fetchone()
 
     @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Let DuckDB use every core for the block (scans, copies, compaction).
+
+        The connection otherwise runs on one thread: the store's many small statements each
+        pay ~0.1-0.2 ms more for DuckDB's task scheduling on more (measured on 2 cores).
+        """
+        if self._parallel == 0:
+            self.execute(f"SET threads TO {_THREADS}")
+        self._parallel += 1
+        try:
+            yield
+        finally:
+            self._parallel -= 1
+            if self._parallel == 0 and self._con is not None:
+                self.execute("SET threads TO 1")
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the current (outermost) transaction commits; now if there is none.
+
+        In-memory state that mirrors the database is updated this way, so that it never runs
+        ahead of what is durable: on a rollback the callbacks are dropped.
+        """
+        if self._depth:
+            self._on_commit.append(fn)
+        else:
+            fn()
+
+    @contextmanager
     def atomic(self) -> Iterator[Database]:
         """Run the block in one transaction; nested blocks join the outer one.
 
-        DuckDB has no savepoints, so an error anywhere rolls back the outermost transaction.
+        DuckDB has no savepoints, so an error anywhere rolls back the outermost transaction
+        (and clears :attr:`cache`); callbacks given to :meth:`on_commit` run after the commit.
         """
         if self._depth:
             self._depth += 1
@@ -112,10 +147,23 @@ class Database:
             yield self
         except BaseException:
             self._depth = 0
+            self.cache.clear()
+            self._on_commit.clear()
             self.execute("ROLLBACK")
             raise
         self._depth = 0
-        self.execute("COMMIT")
+        try:
+            self.execute("COMMIT")
+        except BaseException:
+            self.cache.clear()
+            self._on_commit.clear()
+            # DuckDB aborts a transaction whose commit failed; make sure none is left open
+            with suppress(duckdb.Error):
+                self.execute("ROLLBACK")
+            raise
+        callbacks, self._on_commit = self._on_commit, []
+        for fn in callbacks:
+            fn()
 
     def compact(self) -> None:
         """Rewrite the database into a fresh file and swap it in atomically.
@@ -133,6 +181,7 @@ class Database:
         con.execute("CHECKPOINT")
         (catalog,) = con.execute("SELECT current_database()").fetchone() or ("",)
         con.execute("ATTACH ? AS fresh", [str(fresh)])
+        con.execute(f"SET threads TO {_THREADS}")  # this connection closes below
         con.execute(f"COPY FROM DATABASE {quote(catalog)} TO fresh")
         con.execute("DETACH fresh")
         crash_point("compact.copied")
@@ -170,9 +219,12 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
+_THREADS = max(1, os.cpu_count() or 1)
+
+
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path))
+        return duckdb.connect(str(path), config={"threads": 1})
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLockedError(

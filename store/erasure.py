@@ -1,12 +1,18 @@
-"""Erasure requests: one transaction deletes, logs the forget operations and audits; then the
-models forget in memory; a purge later removes the bytes.
+"""Erasure requests: one transaction deletes the rows, logs and records what every model did,
+and audits it; a purge later removes the bytes.
 
-The transaction in :func:`commit` deletes the subject's rows from every dataset, appends one
-``forget_log`` entry per affected model version, records the request (status ``erased``) and
-appends the audit entry. Only after it commits are the in-memory models told to forget
-(:func:`apply`); on open, models are rebuilt from their checkpoint plus ``forget_log``, so a
-crash at any point leaves the store before the request or after it. :func:`purge` rewrites the
-artifacts and compacts the database, then marks requests ``completed``.
+:func:`erase` plans the forget operations from memory, and the models forget in memory *inside*
+the transaction window, before anything is committed, so that their outcomes are written with
+the deletion: the subject's rows leave every dataset; one ``forget_log`` entry per affected
+model version, with what it did (``erasure_actions`` is a view of these); the request; and the
+audit entries — six statements in all for a subject in one dataset. ``forget_log`` is the
+durable truth: on open, models are rebuilt from their checkpoint plus ``forget_log`` (replay is
+deterministic), so a crash at any point leaves the store before the request or after it. If
+the transaction fails, the models that forgot are rebuilt the same way, from what did commit.
+
+A request is ``pending`` while a model version it touched awaits a retrain (see
+:mod:`store.retrain`), ``erased`` when every model forgot but the bytes are not yet purged, and
+``completed`` once :func:`purge` rewrote the artifacts and compacted the database too.
 
 Repeats are idempotent: a request for a subject with no rows left returns the receipt of that
 subject's latest earlier request (``repeat=True``); with no earlier request it records a no-op
@@ -18,20 +24,23 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from store import audit, data
+from store import audit, data, evidence
 from store._clock import add_month, now
 from store._faults import crash_point
 from store.db import Database
 from store.errors import InvalidLegalGroundError, UnknownRequestError
-from store.evidence import retrain_check
 from store.registry import PENDING, ForgetOp, ForgetOutcome, Registry
 from store.subjects import Subject
 
-ERASED, COMPLETED = "erased", "completed"
+if TYPE_CHECKING:  # retrain imports this module
+    from store.retrain import RetrainResult
+
+PENDING_REQUEST, ERASED, COMPLETED = "pending", "erased", "completed"
+STATUSES = (PENDING_REQUEST, ERASED, COMPLETED)
 LEGAL_GROUNDS = {
     "art17-1-a": "no longer necessary for the purposes",
     "art17-1-b": "consent withdrawn",
@@ -40,11 +49,20 @@ LEGAL_GROUNDS = {
     "art17-1-e": "legal obligation to erase",
     "art17-1-f": "child's data, information society services",
 }
+_REQUEST_COLUMNS = (
+    "request_id, subject_key, legal_ground, status, received_at, erased_at, completed_at, "
+    "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled"
+)
 
 
 @dataclass(frozen=True)
 class ModelAction:
-    """What one model version did for a request."""
+    """What one model version did for a request.
+
+    ``action``: ``exact_unlearning``, ``approximate_unlearning``, ``pending_retrain``, or —
+    once a pending version was dealt with — ``retrain`` (refitted on the remaining rows) or
+    ``retire`` (nothing left to refit on).
+    """
 
     model: str
     version: int
@@ -57,10 +75,12 @@ class ModelAction:
 
 @dataclass(frozen=True)
 class ErasureReceipt:
-    """The answer to an erasure request; ``status`` is ``"erased"`` or ``"completed"``.
+    """The answer to an erasure request; ``status`` is ``pending``, ``erased`` or ``completed``.
 
-    ``erased``: rows deleted and models forgot, bytes not yet purged; ``completed``: purged too.
-    ``repeat`` is true when this receipt answers a repeated request with the earlier one's.
+    ``pending``: rows deleted, but a model version awaits a retrain (it is not served until
+    then); ``erased``: rows deleted and every model forgot, bytes not yet purged;
+    ``completed``: purged too. ``repeat`` is true when this receipt answers a repeated request
+    with the earlier one's.
     """
 
     request_id: str
@@ -85,184 +105,256 @@ def check_legal_ground(ground: object) -> str:
     return str(ground)
 
 
-def commit(
-    db: Database, registry: Registry, subject: Subject, legal_ground: str
-) -> tuple[str, list[ForgetOp], bool]:
-    """The erasure transaction; returns (request id, forget operations, is_repeat)."""
-    received = now()
-    with db.atomic():
-        rows = data.subject_rows(db, subject)
-        if not rows:
-            earlier = db.one(
-                "SELECT request_id FROM erasure_requests WHERE subject_key = ? "
-                "ORDER BY received_at DESC LIMIT 1",
-                [subject.key],
-            )
-            if earlier is not None:
-                return str(earlier[0]), [], True
-        request_id = "er_" + secrets.token_hex(8)
-        counts = {name: data.delete_rows(db, name, ids) for name, ids in rows.items()}
-        all_ids = sorted(i for ids in rows.values() for i in ids)
-        ops = registry.log_forget(request_id, all_ids) if all_ids else []
-        status = ERASED if all_ids else COMPLETED
-        db.execute(
-            "INSERT INTO erasure_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                request_id,
-                subject.key,
-                legal_ground,
-                status,
-                received,
-                now(),
-                None if all_ids else now(),
-                json.dumps(counts, sort_keys=True),
-                len(all_ids),
-            ],
-        )
-        audit.append(
-            db,
-            "erasure.committed",
-            {
-                "request_id": request_id,
-                "subject_key": subject.key,
-                "legal_ground": legal_ground,
-                "datasets": counts,
-                "rows": len(all_ids),
-                "models": [[o.model, o.version, o.revision, len(o.row_ids)] for o in ops],
-            },
-        )
-        crash_point("erase.before_commit")
-    crash_point("erase.after_commit")
-    return request_id, ops, False
+def new_request_id() -> str:
+    return "er_" + secrets.token_hex(8)
 
 
-def apply(db: Database, registry: Registry, ops: list[ForgetOp], *, verify: bool = True) -> None:
-    """Make the in-memory models forget (after the commit) and record what each did.
-
-    The actions of all versions are recorded in one transaction: a crash before it commits
-    leaves them to :func:`recover`, which records what replay did.
-    """
-    done = []
-    for op in ops:
-        done.append((op, registry.forget(op)))
-        crash_point("erase.after_forget")
-    record_all(db, registry, done, verify=verify)
-
-
-def record(
-    db: Database, registry: Registry, op: ForgetOp, outcome: ForgetOutcome, *, verify: bool
-) -> None:
-    """Record one version's action for a request."""
-    record_all(db, registry, [(op, outcome)], verify=verify)
-
-
-def record_all(
+def erase(
     db: Database,
     registry: Registry,
-    done: list[tuple[ForgetOp, ForgetOutcome]],
-    *,
-    verify: bool,
-) -> None:
-    """Record versions' actions for a request, with retrain evidence for exact models."""
-    rows = [(op, outcome, _evidence(registry, op, outcome, verify)) for op, outcome in done]
-    if not rows:
-        return
-    with db.atomic():  # one insert per table: each DuckDB statement costs ~1 ms
-        at = now()
-        db.execute(
-            "INSERT INTO erasure_actions VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
-            [
-                x
-                for op, outcome, evidence in rows
-                for x in (
-                    op.request_id,
-                    op.model,
-                    op.version,
-                    op.revision,
-                    outcome.action,
-                    outcome.guarantee,
-                    outcome.seconds,
-                    audit.canonical(evidence),
-                    at,
+    subject: Subject,
+    legal_ground: str,
+    request_id: str,
+    policy: evidence.Policy,
+) -> ErasureReceipt:
+    """The erasure: one transaction, the models forgetting inside it; the receipt from memory.
+
+    ``request_id`` is drawn by the caller (the evidence sample is keyed by it); ``policy``
+    says whether this request gets retrain checks.
+    """
+    received = now()
+    touched: list[ForgetOp] = []
+    try:
+        with db.atomic():
+            rows = data.take_subject(db, subject)
+            if not rows:
+                earlier = db.one(
+                    "SELECT request_id FROM erasure_requests WHERE subject_key = ? "
+                    "ORDER BY received_at DESC LIMIT 1",
+                    [subject.key],
                 )
-            ],
+                if earlier is not None:
+                    return receipt(db, str(earlier[0]), repeat=True)
+            all_ids = sorted(i for ids in rows.values() for i in ids)
+            ops = registry.plan_forget(request_id, all_ids)
+            done = []
+            for op in ops:
+                touched.append(op)
+                done.append((op, registry.forget(op)))
+            crash_point("erase.after_forget")
+            proofs = [_evidence(registry, op, outcome, policy) for op, outcome in done]
+            texts = [audit.canonical(p) for p in proofs]
+            counts = {name: len(ids) for name, ids in rows.items()}
+            erased_at = now()
+            registry.log(done, texts, erased_at)
+            if not all_ids:
+                status, completed, purged = COMPLETED, erased_at, erased_at
+            elif any(o.action == PENDING for _, o in done):
+                status, completed, purged = PENDING_REQUEST, None, None
+            else:
+                status, completed, purged = ERASED, None, None
+            db.execute(
+                f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    request_id,
+                    subject.key,
+                    legal_ground,
+                    status,
+                    received,
+                    erased_at,
+                    completed,
+                    json.dumps(counts, sort_keys=True),
+                    len(all_ids),
+                    purged,
+                    policy.rate,
+                    policy.sampled,
+                ],
+            )
+            audit.append_many(
+                db,
+                [
+                    (
+                        "erasure.committed",
+                        {
+                            "request_id": request_id,
+                            "subject_key": subject.key,
+                            "legal_ground": legal_ground,
+                            "datasets": counts,
+                            "rows": len(all_ids),
+                            "models": [
+                                [o.model, o.version, o.revision, len(o.row_ids)] for o in ops
+                            ],
+                        },
+                    ),
+                    *registry.mark_pending(done),
+                    *_action_entries(done, proofs),
+                ],
+            )
+            crash_point("erase.before_commit")
+    except BaseException:
+        if touched:  # they forgot in memory what did not commit: rebuild them from the log
+            registry.reload([(op.model, op.version) for op in touched])
+        raise
+    crash_point("erase.after_commit")
+    return ErasureReceipt(
+        request_id,
+        status,
+        subject.key,
+        legal_ground,
+        received,
+        erased_at,
+        completed,
+        add_month(received),
+        counts,
+        len(all_ids),
+        _actions(done, texts),
+    )
+
+
+def _actions(
+    done: Sequence[tuple[ForgetOp, ForgetOutcome]], texts: Sequence[str]
+) -> tuple[ModelAction, ...]:
+    """The actions as the database returns them (evidence through its JSON text)."""
+    return tuple(
+        ModelAction(
+            op.model,
+            op.version,
+            op.revision,
+            outcome.action,
+            outcome.guarantee,
+            outcome.seconds,
+            json.loads(text),
         )
-        audit.append_many(
-            db,
-            [
-                (
-                    "erasure.model_action",
-                    {
-                        "request_id": op.request_id,
-                        "model": op.model,
-                        "version": op.version,
-                        "revision": op.revision,
-                        "action": outcome.action,
-                        "guarantee": outcome.guarantee,
-                        "evidence_passed": evidence.get("passed"),
-                    },
-                )
-                for op, outcome, evidence in rows
-            ],
+        for (op, outcome), text in zip(done, texts, strict=True)
+    )
+
+
+def _action_entries(
+    done: Sequence[tuple[ForgetOp, ForgetOutcome]], proofs: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (
+            "erasure.model_action",
+            {
+                "request_id": op.request_id,
+                "model": op.model,
+                "version": op.version,
+                "revision": op.revision,
+                "action": outcome.action,
+                "guarantee": outcome.guarantee,
+                "evidence_passed": proof.get("passed"),
+            },
         )
+        for (op, outcome), proof in zip(done, proofs, strict=True)
+    ]
 
 
 def _evidence(
-    registry: Registry, op: ForgetOp, outcome: ForgetOutcome, verify: bool
+    registry: Registry, op: ForgetOp, outcome: ForgetOutcome, policy: evidence.Policy
 ) -> dict[str, Any]:
     estimator = registry.estimator(op.model, op.version)
-    if estimator is None:
+    if estimator is None or outcome.action == PENDING:
         return {"method": "none", "reason": outcome.reason or "model not in memory"}
-    if not verify:
-        return {"method": "none", "reason": "verification skipped (verify=False)"}
+    if not policy.sampled:
+        return {"method": "none", "reason": policy.reason()}
+    return _checked(registry, op, estimator)
+
+
+def _checked(registry: Registry, op: ForgetOp, estimator: Any) -> dict[str, Any]:
+    """The retrain check; a check that cannot run is recorded, never blocks the erasure."""
     mv = registry.get(op.model, op.version)
-    if mv.revision != op.revision:
-        return {"method": "none", "reason": "replayed at open; a later revision is checked"}
-    return retrain_check(registry, mv, estimator)
+    try:
+        return evidence.retrain_check(registry, mv, estimator)
+    except Exception as exc:  # the refit refused the rows (too few for k, one class, ...)
+        return {
+            "method": evidence.METHOD,
+            "passed": None,
+            "error": f"the reference refit failed: {type(exc).__name__}: {exc}",
+        }
+
+
+def record(
+    db: Database, registry: Registry, done: Sequence[tuple[ForgetOp, ForgetOutcome]]
+) -> None:
+    """Record versions' actions that lack a row (stores written before actions committed with
+    the deletion, and crashed between the two); replayed models are checked against a retrain.
+    """
+    proofs = []
+    for op, outcome in done:
+        est = registry.estimator(op.model, op.version)
+        if est is None or outcome.action == PENDING:
+            proofs.append({"method": "none", "reason": outcome.reason or "awaits a retrain"})
+        elif registry.revision(op.model, op.version) != op.revision:
+            proofs.append(
+                {"method": "none", "reason": "replayed at open; a later revision is checked"}
+            )
+        else:
+            proofs.append(_checked(registry, op, est))
+    with db.atomic():
+        at = now()
+        for (op, outcome), proof in zip(done, proofs, strict=True):
+            registry.record_outcome(op, outcome, audit.canonical(proof), at)
+        audit.append_many(db, _action_entries(done, proofs))
 
 
 def recover(db: Database, registry: Registry) -> int:
     """On open: rebuild models (checkpoint + forget_log) and record actions a crash lost."""
-    done = {(m, v, r) for m, v, r in db.all("SELECT model, version, revision FROM erasure_actions")}
-    n = 0
-    for op, outcome in registry.load():
-        if (op.model, op.version, op.revision) not in done:
-            record(db, registry, op, outcome, verify=True)
-            n += 1
+    lacking = db.all(
+        "SELECT model, version, revision, request_id, row_ids FROM forget_log "
+        "WHERE action IS NULL ORDER BY 1, 2, 3"
+    )
+    unrecorded = {(m, int(v), int(r)) for m, v, r, _, _ in lacking}
+    missing = [
+        (op, outcome)
+        for op, outcome in registry.load()
+        if (op.model, op.version, op.revision) in unrecorded
+    ]
     # Versions that were pending before the crash do not load; record their missing actions.
-    for m, v, r, q, ids in db.all(
-        "SELECT f.model, f.version, f.revision, f.request_id, f.row_ids FROM forget_log f "
-        "ANTI JOIN erasure_actions a USING (model, version, revision) ORDER BY 1, 2, 3"
-    ):
-        if registry.estimator(m, v) is not None:  # pragma: no cover - loaded ones were replayed
-            continue
-        op = ForgetOp(m, int(v), int(r), q, tuple(map(int, ids)))
-        record(
-            db, registry, op, ForgetOutcome(PENDING, None, None, "awaits a retrain"), verify=False
+    for m, v, r, q, ids in lacking:
+        if registry.estimator(m, v) is None:
+            op = ForgetOp(m, int(v), int(r), q, tuple(map(int, ids)))
+            missing.append((op, ForgetOutcome(PENDING, None, None, "awaits a retrain")))
+    if missing:
+        record(db, registry, missing)
+        # such requests were recorded as erased before; those that wait for a retrain are not
+        db.execute(
+            "UPDATE erasure_requests SET status = ? WHERE status = ? AND request_id IN "
+            "(SELECT request_id FROM erasure_actions WHERE action = ?)",
+            [PENDING_REQUEST, ERASED, PENDING],
         )
-        n += 1
-    return n
+    return len(missing)
 
 
 def pending_purge(db: Database) -> list[str]:
+    """Requests whose rows left the datasets but whose bytes were not yet purged."""
     return [
-        q for (q,) in db.all("SELECT request_id FROM erasure_requests WHERE status = ?", [ERASED])
+        q
+        for (q,) in db.all(
+            "SELECT request_id FROM erasure_requests WHERE purged_at IS NULL "
+            "AND status <> ? ORDER BY received_at",
+            [COMPLETED],
+        )
     ]
 
 
 @dataclass(frozen=True)
 class PurgeResult:
-    """What :meth:`store.ModelStore.purge` did: requests completed, artifacts rewritten."""
+    """What :meth:`store.ModelStore.purge` did: requests purged, artifacts rewritten.
+
+    ``requests`` were purged by this call (a ``pending`` one stays pending until its retrain);
+    ``retrained`` lists what :func:`store.retrain.retrain_pending` did first.
+    """
 
     requests: tuple[str, ...]
     artifacts_written: int
     compacted: bool
     seconds: float
+    retrained: tuple[RetrainResult, ...] = ()
 
 
 def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResult:
-    """Rewrite changed artifacts, compact the database, then mark erased requests completed."""
+    """Rewrite changed artifacts, compact the database, then mark purged requests completed."""
     t0 = time.perf_counter()
     written = registry.checkpoint()
     waiting = pending_purge(db)
@@ -273,17 +365,26 @@ def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResu
         crash_point("purge.after_compact")
         with db.atomic():
             at = now()
+            statuses = dict(
+                db.all(
+                    "SELECT request_id, status FROM erasure_requests "
+                    "WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [waiting],
+                )
+            )
             if waiting:
                 db.execute(
-                    "UPDATE erasure_requests SET status = ?, completed_at = ? "
+                    "UPDATE erasure_requests SET purged_at = ?, "
+                    "status = CASE WHEN status = ? THEN ? ELSE status END, "
+                    "completed_at = CASE WHEN status = ? THEN ? ELSE completed_at END "
                     "WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [COMPLETED, at, waiting],
+                    [at, ERASED, COMPLETED, ERASED, at, waiting],
                 )
             audit.append_many(
                 db,
                 [
                     (
-                        "erasure.completed",
+                        "erasure.completed" if statuses.get(q) == ERASED else "erasure.purged",
                         {"request_id": q, "purge": "artifacts rewritten, database compacted"},
                     )
                     for q in waiting
@@ -291,6 +392,35 @@ def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResu
             )
         db.checkpoint()  # leave no WAL behind, even of entries without personal data
     return PurgeResult(tuple(waiting), written, compacted, time.perf_counter() - t0)
+
+
+def resolve(db: Database, at: str) -> list[tuple[str, dict[str, Any]]]:
+    """Move pending requests no version keeps waiting any more (inside the retrain's
+    transaction): to ``completed`` when already purged, else ``erased``; their audit entries.
+    """
+    ready = db.all(
+        "SELECT r.request_id, r.purged_at IS NOT NULL FROM erasure_requests r "
+        "WHERE r.status = ? AND NOT EXISTS (SELECT 1 FROM forget_log f JOIN model_versions m "
+        "USING (model, version) WHERE f.request_id = r.request_id AND m.status = ?) "
+        "ORDER BY r.received_at",
+        [PENDING_REQUEST, PENDING],
+    )
+    if not ready:
+        return []
+    db.execute(
+        "UPDATE erasure_requests SET "
+        "status = CASE WHEN purged_at IS NULL THEN ? ELSE ? END, "
+        "completed_at = CASE WHEN purged_at IS NULL THEN NULL ELSE ? END "
+        "WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+        [ERASED, COMPLETED, at, [q for q, _ in ready]],
+    )
+    return [
+        (
+            "erasure.completed" if purged else "erasure.erased",
+            {"request_id": q, "after": "every model version it touched was retrained or retired"},
+        )
+        for q, purged in ready
+    ]
 
 
 def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureReceipt:
@@ -301,14 +431,6 @@ def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureRe
     )
     if row is None:
         raise UnknownRequestError(request_id)
-    actions = tuple(
-        ModelAction(m, int(v), int(r), a, g, s, json.loads(e))
-        for m, v, r, a, g, s, e in db.all(
-            "SELECT model, version, revision, action, guarantee, forget_seconds, evidence_json "
-            "FROM erasure_actions WHERE request_id = ? ORDER BY model, version",
-            [request_id],
-        )
-    )
     rid, status, key, ground, received, erased, completed, datasets, n = row
     return ErasureReceipt(
         rid,
@@ -321,6 +443,25 @@ def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureRe
         add_month(received),
         json.loads(datasets),
         int(n),
-        actions,
+        actions(db, request_id),
         repeat,
+    )
+
+
+def actions(db: Database, request_id: str) -> tuple[ModelAction, ...]:
+    """A request's model actions: forgetting, then any retrain of a version it left pending."""
+    rows = db.all(
+        "SELECT model, version, revision, 0 AS step, action, guarantee, forget_seconds, "
+        "evidence_json FROM erasure_actions WHERE request_id = ? "
+        "UNION ALL SELECT model, version, revision, 1, "
+        "CASE outcome WHEN 'retrained' THEN 'retrain' ELSE 'retire' END, "
+        "CASE outcome WHEN 'retrained' THEN 'exact' END, fit_seconds, "
+        "json_object('method', CASE outcome WHEN 'retrained' THEN 'refit_on_remaining_rows' "
+        "ELSE 'none' END, 'training_rows', training_rows, 'artifact_sha256', artifact_sha256, "
+        "'reason', reason)::VARCHAR FROM retrains WHERE list_contains(request_ids, ?) "
+        "ORDER BY model, version, step, revision",
+        [request_id, request_id],
+    )
+    return tuple(
+        ModelAction(m, int(v), int(r), a, g, s, json.loads(e)) for m, v, r, _, a, g, s, e in rows
     )

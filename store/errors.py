@@ -8,22 +8,27 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
     ├── StoreClosedError              the store was closed
     ├── StoreCorruptError             a missing key file, or an artifact whose hash is wrong
     ├── InvalidNameError (ValueError)     a dataset or model name outside ^[a-z][a-z0-9_]{0,62}$
+    ├── InvalidPeriodError (ValueError)   report bounds that are not ISO 8601 / out of order
     ├── DatasetError
     │   ├── UnknownDatasetError (LookupError)
     │   ├── DatasetExistsError (ValueError)
+    │   ├── DatasetInUseError (ValueError)    dropping a dataset that model versions name
     │   ├── SourceError (ValueError)          unreadable, unsupported or empty source
+    │   ├── SchemaMismatchError (ValueError)  appended rows with other columns or types
     │   └── SubjectColumnError (ValueError)   subject column missing or holding nulls
     ├── TrainingError
     │   ├── FeatureMismatchError (ValueError) features/label not numeric columns of the dataset
     │   ├── EstimatorError (TypeError)        an estimator that is not Unlearnable
-    │   └── FitError (ValueError)             the estimator refused the training data
+    │   ├── FitError (ValueError)             the estimator refused the training data
+    │   └── RetrainError                      a pending version's parameters build no estimator
     ├── ModelError
     │   ├── UnknownModelError (LookupError)
-    │   └── ModelNotServableError             every version awaits a retrain
+    │   └── ModelNotServableError             every version awaits a retrain or is retired
     ├── PredictInputError (ValueError)        rows that lack the model's features
     └── ErasureError
         ├── InvalidSubjectError (ValueError)
         ├── InvalidLegalGroundError (ValueError)
+        ├── InvalidEvidenceRateError (ValueError)  a sampling rate outside [0, 1]
         └── UnknownRequestError (LookupError)
 
 A refused call changes nothing: checks run before, or inside the transaction that they abort.
@@ -123,3 +128,23 @@ class UnknownRequestError(ErasureError, LookupError):
 
 class FitError(TrainingError, ValueError):
     """The estimator refused the training data (its own ``ValueError`` is the cause)."""
+
+
+class SchemaMismatchError(DatasetError, ValueError):
+    """Rows to append whose columns or column types differ from the dataset's."""
+
+
+class DatasetInUseError(DatasetError, ValueError):
+    """A dataset that model versions were trained on cannot be dropped."""
+
+
+class InvalidEvidenceRateError(ErasureError, ValueError):
+    """An evidence sampling rate that is not a number in [0, 1]."""
+
+
+class InvalidPeriodError(StoreError, ValueError):
+    """A report period whose bounds are not ISO 8601 timestamps (or ``since`` > ``until``)."""
+
+
+class RetrainError(TrainingError):
+    """A pending version whose recorded class or parameters no longer build an estimator."""

@@ -87,3 +87,37 @@ def _initial(db: Database) -> None:
     ):
         db.execute(ddl)
     db.execute("INSERT INTO store_meta VALUES ('next_row_id', '1')")
+
+
+@migration(2, "actions in forget_log, retrains, purge time and evidence sampling of requests")
+def _retrains(db: Database) -> None:
+    # A request is "pending" while a model version it touched awaits a retrain, "erased" once
+    # no version waits, "completed" once it is also purged; purged_at records the purge alone.
+    # What a version did for a request is kept on its forget_log entry (written by the same
+    # statement: each costs ~1 ms); erasure_actions remains as a view of it.
+    outcome = ("action", "guarantee", "forget_seconds", "evidence_json", "recorded_at")
+    types = ("VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR")
+    for column, kind in zip(outcome, types, strict=True):
+        db.execute(f"ALTER TABLE forget_log ADD COLUMN {column} {kind}")
+    db.execute(
+        "UPDATE forget_log f SET "
+        + ", ".join(f"{c} = a.{c}" for c in outcome)
+        + " FROM erasure_actions a WHERE a.model = f.model AND a.version = f.version "
+        "AND a.revision = f.revision"
+    )
+    for ddl in (
+        "DROP TABLE erasure_actions",
+        "CREATE VIEW erasure_actions AS SELECT request_id, model, version, revision, action, "
+        "guarantee, forget_seconds, evidence_json, recorded_at FROM forget_log "
+        "WHERE action IS NOT NULL",
+        "ALTER TABLE erasure_requests ADD COLUMN purged_at VARCHAR",
+        "ALTER TABLE erasure_requests ADD COLUMN evidence_rate DOUBLE",
+        "ALTER TABLE erasure_requests ADD COLUMN evidence_sampled BOOLEAN",
+        "UPDATE erasure_requests SET purged_at = completed_at WHERE status = 'completed'",
+        """CREATE TABLE retrains(
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, revision INTEGER NOT NULL,
+            outcome VARCHAR NOT NULL, request_ids VARCHAR[] NOT NULL, training_rows BIGINT,
+            artifact_sha256 VARCHAR, fit_seconds DOUBLE, reason VARCHAR,
+            retrained_at VARCHAR NOT NULL, PRIMARY KEY (model, version, revision))""",
+    ):
+        db.execute(ddl)

@@ -5,11 +5,18 @@ ids it trained on, in ``version_rows``). Each erasure that touches a version app
 *revision* to ``forget_log``; the in-memory model is the artifact of the last checkpointed
 revision with the later ``forget_log`` entries replayed. Checkpoints write the artifact of the
 current revision and delete the older one, so no retained artifact holds a forgotten row.
+
+A version is ``ready`` (serves), ``pending_retrain`` (could not forget in place; not served
+until :mod:`store.retrain` refits it on its remaining rows, which makes it ready again at its
+last revision) or ``retired`` (nothing left to refit on: never served again).
+
+What the erasure path needs — each version's training row ids, last revision and status — is
+kept in memory (loaded at open, updated after each commit), so planning an erasure's forget
+operations costs no database statement.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +26,7 @@ import numpy as np
 from sklearn.base import clone
 
 import forget
-from forget.base import ForgetResult, Guarantee, Unlearnable
+from forget.base import ForgetResult, Guarantee
 from forget.errors import ForgetError
 from store import audit, data
 from store._clock import now
@@ -27,75 +34,54 @@ from store._faults import crash_point
 from store.artifacts import Artifacts
 from store.db import Database, check_name
 from store.errors import (
-    EstimatorError,
     FeatureMismatchError,
     FitError,
     ModelNotServableError,
     UnknownModelError,
 )
+from store.versions import (
+    ACTIONS,
+    APPROXIMATE,
+    EXACT,
+    PENDING,
+    READY,
+    RETIRED,
+    ForgetOp,
+    ForgetOutcome,
+    ModelVersion,
+    Retrain,
+    Revision,
+    check_columns,
+    check_estimator,
+    json_params,
+    load_class,
+)
 
-READY = "ready"
-PENDING = "pending_retrain"
+__all__ = [
+    "ACTIONS",
+    "APPROXIMATE",
+    "EXACT",
+    "PENDING",
+    "READY",
+    "RETIRED",
+    "ForgetOp",
+    "ForgetOutcome",
+    "ModelVersion",
+    "Registry",
+    "Retrain",
+    "Revision",
+]
+
 _VERSION_COLUMNS = (
     "model, version, status, dataset, estimator, params_json, seed, code_version, "
     "features_json, label, n_rows, fit_sha256, checkpoint_sha256, checkpoint_revision, created_at"
 )
 
 
-@dataclass(frozen=True)
-class Revision:
-    """One forget operation on a version, and the erasure request that made it."""
-
-    revision: int
-    request_id: str
-    rows_forgotten: int
-    logged_at: str
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """A registered model version and its lineage of revisions."""
-
-    name: str
-    version: int
-    revision: int
-    status: str
-    dataset: str
-    estimator: str
-    params: Mapping[str, Any]
-    seed: int | None
-    code_version: str
-    features: tuple[str, ...]
-    label: str
-    n_rows: int
-    fit_sha256: str
-    artifact_sha256: str | None
-    checkpoint_revision: int
-    created_at: str
-    lineage: tuple[Revision, ...]
-
-
-@dataclass(frozen=True)
-class ForgetOp:
-    model: str
-    version: int
-    revision: int
-    request_id: str
-    row_ids: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ForgetOutcome:
-    """How a version took a forget operation: ``action`` is one of ``ACTIONS``."""
-
-    action: str
-    guarantee: str | None
-    seconds: float | None
-    reason: str | None = None
-
-
-EXACT, APPROXIMATE = "exact_unlearning", "approximate_unlearning"
-ACTIONS = (EXACT, APPROXIMATE, PENDING)
+_LOG_COLUMNS = (
+    "model, version, revision, request_id, row_ids, logged_at, action, guarantee, "
+    "forget_seconds, evidence_json, recorded_at"
+)
 
 
 class _Live:
@@ -106,11 +92,21 @@ class _Live:
         self.revision = revision
 
 
+@dataclass
+class _State:
+    """What the erasure path needs of a version, mirrored from the database."""
+
+    status: str
+    revision: int  # the last revision in forget_log (0: none)
+    rows: np.ndarray  # the training row ids, sorted
+
+
 class Registry:
     def __init__(self, db: Database, artifacts: Artifacts) -> None:
         self.db = db
         self.artifacts = artifacts
         self._live: dict[tuple[str, int], _Live] = {}
+        self._state: dict[tuple[str, int], _State] | None = None
 
     # ------------------------------------------------------------------ training
     def train(
@@ -122,8 +118,8 @@ class Registry:
         features: Sequence[str],
     ) -> ModelVersion:
         check_name(name, "model")
-        _check_estimator(estimator)
-        feats = _check_columns(info, label, features)
+        check_estimator(estimator)
+        feats = check_columns(info, label, features)
         nulls = data.count_nulls(self.db, info.name, [*feats, label])
         if nulls:
             raise FeatureMismatchError(f"dataset {info.name!r} has nulls in columns {nulls}")
@@ -134,7 +130,7 @@ class Registry:
         except (ValueError, ForgetError) as exc:
             raise FitError(f"{type(est).__name__} refused dataset {info.name!r}: {exc}") from exc
         blob = est.to_bytes()
-        params = _json_params(est)
+        params = json_params(est)
         seed = params.get("random_state")
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
         kind = f"{type(est).__module__}:{type(est).__qualname__}"
@@ -184,6 +180,9 @@ class Registry:
                         "guarantee": str(est.guarantee),
                     },
                 )
+                key = (name, version)
+                rows = np.sort(np.asarray(ids, dtype=np.int64))
+                self.db.on_commit(lambda: self._states().__setitem__(key, _State(READY, 0, rows)))
         except BaseException:
             if rel is not None:
                 self.artifacts.delete(rel)
@@ -209,6 +208,16 @@ class Registry:
         """Row ids, features and labels of the version's rows still in its dataset."""
         return self._matrix(mv.dataset, mv.features, mv.label, (mv.name, mv.version))
 
+    def refit(self, mv: ModelVersion, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Any:
+        """A fresh model of the version's class and recorded parameters, fitted on ``X, y``.
+
+        Raises ``TypeError`` when the recorded parameters do not rebuild the estimator, and the
+        estimator's own ``ValueError`` / ``ForgetError`` when it refuses the rows.
+        """
+        est = load_class(mv.estimator)(**dict(mv.params))
+        est.fit(X, y, row_ids=ids)
+        return est
+
     # ------------------------------------------------------------------ lookup
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         check_name(name, "model")
@@ -220,13 +229,46 @@ class Registry:
         row = self.db.one(sql + " ORDER BY version DESC LIMIT 1", params)
         if row is None:
             raise UnknownModelError(name, version)
-        return self._version(row)
+        return self._versions([row])[0]
 
     def versions(self) -> list[ModelVersion]:
         rows = self.db.all(f"SELECT {_VERSION_COLUMNS} FROM model_versions ORDER BY model, version")
-        return [self._version(r) for r in rows]
+        return self._versions(rows)
 
-    def _version(self, row: tuple[Any, ...]) -> ModelVersion:
+    def _versions(self, rows: list[tuple[Any, ...]]) -> list[ModelVersion]:
+        """Model versions from ``model_versions`` rows, with lineage and retrains (2 reads)."""
+        if not rows:
+            return []
+        keys = [f"{r[0]}\x00{r[1]}" for r in rows]
+        lineage: dict[tuple[str, int], list[Revision]] = {}
+        for m, v, r, q, k, t in self.db.all(
+            "SELECT model, version, revision, request_id, len(row_ids), logged_at FROM forget_log "
+            "WHERE model || chr(0) || version::VARCHAR IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY model, version, revision",
+            [keys],
+        ):
+            lineage.setdefault((m, int(v)), []).append(Revision(int(r), q, int(k), t))
+        retrains: dict[tuple[str, int], list[Retrain]] = {}
+        for m, v, r, outcome, qs, n, sha, secs, reason, at in self.db.all(
+            "SELECT model, version, revision, outcome, request_ids, training_rows, "
+            "artifact_sha256, fit_seconds, reason, retrained_at FROM retrains "
+            "WHERE model || chr(0) || version::VARCHAR IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY model, version, revision",
+            [keys],
+        ):
+            retrains.setdefault((m, int(v)), []).append(
+                Retrain(
+                    int(r), outcome, tuple(qs), None if n is None else int(n), sha, secs, reason, at
+                )
+            )
+        return [self._version(r, lineage, retrains) for r in rows]
+
+    @staticmethod
+    def _version(
+        row: tuple[Any, ...],
+        lineage: Mapping[tuple[str, int], list[Revision]],
+        retrains: Mapping[tuple[str, int], list[Retrain]],
+    ) -> ModelVersion:
         (
             name,
             version,
@@ -244,18 +286,11 @@ class Registry:
             ckpt,
             created,
         ) = row
-        lineage = tuple(
-            Revision(int(r), q, int(k), t)
-            for r, q, k, t in self.db.all(
-                "SELECT revision, request_id, len(row_ids), logged_at FROM forget_log "
-                "WHERE model = ? AND version = ? ORDER BY revision",
-                [name, version],
-            )
-        )
+        revisions = tuple(lineage.get((name, int(version)), ()))
         return ModelVersion(
             name,
             int(version),
-            lineage[-1].revision if lineage else 0,
+            revisions[-1].revision if revisions else 0,
             status,
             dataset,
             kind,
@@ -269,7 +304,8 @@ class Registry:
             sha,
             int(ckpt),
             created,
-            lineage,
+            revisions,
+            tuple(retrains.get((name, int(version)), ())),
         )
 
     def serving(self, name: str) -> tuple[ModelVersion, Any]:
@@ -283,7 +319,9 @@ class Registry:
         if row is None or not row[1]:
             raise UnknownModelError(name)
         if row[0] is None:
-            raise ModelNotServableError(f"every version of model {name!r} awaits a retrain")
+            raise ModelNotServableError(
+                f"no version of model {name!r} can serve: each awaits a retrain or is retired"
+            )
         mv = self.get(name, int(row[0]))
         return mv, self._live[(name, mv.version)].estimator
 
@@ -293,43 +331,142 @@ class Registry:
 
     def training_row_ids(self, name: str, version: int) -> np.ndarray:
         self.get(name, version)
-        rows = self.db.all(
+        state = self._states().get((name, int(version)))
+        if state is not None:
+            return state.rows.copy()
+        rows = self.db.all(  # pragma: no cover - every version has a state
             "SELECT row_id FROM version_rows WHERE model = ? AND version = ? ORDER BY row_id",
             [name, version],
         )
-        return np.array([r for (r,) in rows], dtype=np.int64)
+        return np.array([r for (r,) in rows], dtype=np.int64)  # pragma: no cover
+
+    def status(self, name: str, version: int) -> str | None:
+        state = self._states().get((name, version))
+        return None if state is None else state.status
+
+    def pending(self) -> list[tuple[str, int]]:
+        """The versions that await a retrain, in (model, version) order."""
+        return sorted(k for k, s in self._states().items() if s.status == PENDING)
+
+    def revision(self, name: str, version: int) -> int:
+        """The version's last logged revision."""
+        return self._states()[(name, version)].revision
+
+    # ------------------------------------------------------------------ in-memory state
+    def _states(self) -> dict[tuple[str, int], _State]:
+        if self._state is None:
+            self._state = self._read_states()
+        return self._state
+
+    def _read_states(self) -> dict[tuple[str, int], _State]:
+        states = {
+            (m, int(v)): _State(status, int(last), np.empty(0, dtype=np.int64))
+            for m, v, status, last in self.db.all(
+                "SELECT v.model, v.version, v.status, coalesce(max(f.revision), 0) "
+                "FROM model_versions v LEFT JOIN forget_log f USING (model, version) "
+                "GROUP BY ALL"
+            )
+        }
+        cols = self.db.execute(
+            "SELECT model, version, row_id FROM version_rows ORDER BY model, version, row_id"
+        ).fetchnumpy()
+        models, versions = np.asarray(cols["model"]), np.asarray(cols["version"], dtype=np.int64)
+        row_ids = np.asarray(cols["row_id"], dtype=np.int64)
+        if row_ids.size:
+            change = np.flatnonzero((models[1:] != models[:-1]) | (versions[1:] != versions[:-1]))
+            starts = np.concatenate([[0], change + 1])
+            ends = np.concatenate([change + 1, [row_ids.size]])
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                state = states.get((str(models[a]), int(versions[a])))
+                if state is not None:
+                    state.rows = row_ids[a:b]
+        return states
 
     # ------------------------------------------------------------------ forgetting
-    def log_forget(self, request_id: str, row_ids: Sequence[int]) -> list[ForgetOp]:
-        """Append a forget operation for every version trained on any of ``row_ids``."""
-        if not self.db.in_transaction:
-            raise RuntimeError("log_forget belongs inside the erasure's transaction")
-        hits = self.db.all(
-            "SELECT v.model, v.version, list(v.row_id ORDER BY v.row_id), "
-            "coalesce((SELECT max(f.revision) FROM forget_log f "
-            "WHERE f.model = v.model AND f.version = v.version), 0) "
-            "FROM version_rows v WHERE v.row_id IN (SELECT unnest(?::BIGINT[])) "
-            "GROUP BY v.model, v.version ORDER BY v.model, v.version",
-            [list(row_ids)],
-        )
-        ops = [
-            ForgetOp(model, int(version), int(last) + 1, request_id, tuple(map(int, ids)))
-            for model, version, ids, last in hits
-        ]
-        if ops:  # one statement for all versions: each statement costs ~1 ms in DuckDB
-            at = now()
-            self.db.execute(
-                "INSERT INTO forget_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(ops)),
-                [
-                    x
-                    for op in ops
-                    for x in (op.model, op.version, op.revision, request_id, list(op.row_ids), at)
-                ],
-            )
+    def plan_forget(self, request_id: str, row_ids: Sequence[int]) -> list[ForgetOp]:
+        """A forget operation for every ready or pending version trained on any of ``row_ids``.
+
+        Read from memory: no statement. Each operation takes the version's next revision.
+        """
+        ids = np.unique(np.asarray(row_ids, dtype=np.int64))
+        ops = []
+        for (name, version), state in sorted(self._states().items()):
+            if state.status == RETIRED or not state.rows.size:
+                continue
+            pos = np.minimum(np.searchsorted(state.rows, ids), state.rows.size - 1)
+            hit = ids[state.rows[pos] == ids]
+            if hit.size:
+                ops.append(
+                    ForgetOp(name, version, state.revision + 1, request_id, tuple(hit.tolist()))
+                )
         return ops
 
+    def log(
+        self,
+        done: Sequence[tuple[ForgetOp, ForgetOutcome]],
+        evidence: Sequence[str],
+        at: str,
+    ) -> None:
+        """Append the operations and their outcomes to ``forget_log`` (one statement, inside
+        the erasure's transaction); ``evidence`` is each one's canonical JSON."""
+        if not self.db.in_transaction:
+            raise RuntimeError("forget operations are logged inside the erasure's transaction")
+        if not done:
+            return
+        self.db.execute(
+            f"INSERT INTO forget_log ({_LOG_COLUMNS}) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(done)),
+            [
+                x
+                for (op, outcome), text in zip(done, evidence, strict=True)
+                for x in (
+                    op.model,
+                    op.version,
+                    op.revision,
+                    op.request_id,
+                    list(op.row_ids),
+                    at,
+                    outcome.action,
+                    outcome.guarantee,
+                    outcome.seconds,
+                    text,
+                    at,
+                )
+            ],
+        )
+        ops = [op for op, _ in done]
+
+        def advance() -> None:
+            states = self._states()
+            for op in ops:
+                states[(op.model, op.version)].revision = op.revision
+
+        self.db.on_commit(advance)
+
+    def record_outcome(self, op: ForgetOp, outcome: ForgetOutcome, evidence: str, at: str) -> None:
+        """Fill in the outcome of a logged operation that lacks one (stores written by older
+        code, which recorded outcomes after the commit, and crashed in between)."""
+        self.db.execute(
+            "UPDATE forget_log SET action = ?, guarantee = ?, forget_seconds = ?, "
+            "evidence_json = ?, recorded_at = ? WHERE model = ? AND version = ? AND revision = ?",
+            [
+                outcome.action,
+                outcome.guarantee,
+                outcome.seconds,
+                evidence,
+                at,
+                op.model,
+                op.version,
+                op.revision,
+            ],
+        )
+
     def forget(self, op: ForgetOp) -> ForgetOutcome:
-        """Tell the in-memory model to forget; a model that cannot is marked pending retrain."""
+        """Tell the in-memory model to forget (memory only: the caller records the outcome).
+
+        A model that cannot forget in place (``ForgetError``, or a result that needs a retrain)
+        leaves memory; :meth:`mark_pending` records that in the same transaction.
+        """
         live = self._live.get((op.model, op.version))
         if live is None:
             return ForgetOutcome(PENDING, None, None, "version already awaits a retrain")
@@ -337,46 +474,102 @@ class Registry:
         try:
             result: ForgetResult = est.forget(list(op.row_ids))
         except ForgetError as exc:
-            self._mark_pending(op, f"{type(exc).__name__}: {exc}")
+            self._live.pop((op.model, op.version), None)
             return ForgetOutcome(PENDING, str(est.guarantee), None, f"{type(exc).__name__}: {exc}")
         live.revision = op.revision
         if result.needs_retrain:
-            self._mark_pending(op, "deletion budget exhausted")
-            return ForgetOutcome(PENDING, str(result.guarantee), result.seconds, "budget exhausted")
+            self._live.pop((op.model, op.version), None)
+            return ForgetOutcome(
+                PENDING, str(result.guarantee), result.seconds, "deletion budget exhausted"
+            )
         action = APPROXIMATE if result.guarantee is Guarantee.APPROXIMATE else EXACT
         return ForgetOutcome(action, str(result.guarantee), result.seconds)
 
-    def _mark_pending(self, op: ForgetOp, reason: str) -> None:
-        self._live.pop((op.model, op.version), None)
-        with self.db.atomic():
-            self.db.execute(
-                "UPDATE model_versions SET status = ? WHERE model = ? AND version = ?",
-                [PENDING, op.model, op.version],
-            )
-            audit.append(
-                self.db,
+    def mark_pending(
+        self, done: Sequence[tuple[ForgetOp, ForgetOutcome]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Mark versions that just went pending (inside the transaction); their audit entries."""
+        newly = [
+            (op, outcome)
+            for op, outcome in done
+            if outcome.action == PENDING and self.status(op.model, op.version) == READY
+        ]
+        if not newly:
+            return []
+        self.db.execute(
+            "UPDATE model_versions SET status = ? "
+            "WHERE model || chr(0) || version::VARCHAR IN (SELECT unnest(?::VARCHAR[]))",
+            [PENDING, [f"{op.model}\x00{op.version}" for op, _ in newly]],
+        )
+
+        def flag() -> None:
+            for op, _ in newly:
+                self._states()[(op.model, op.version)].status = PENDING
+
+        self.db.on_commit(flag)
+        return [
+            (
                 "model.pending_retrain",
                 {
                     "model": op.model,
                     "version": op.version,
                     "revision": op.revision,
                     "request_id": op.request_id,
-                    "reason": reason,
+                    "reason": outcome.reason,
                 },
             )
+            for op, outcome in newly
+        ]
+
+    # ------------------------------------------------------------------ retraining
+    def set_retrained(
+        self, name: str, version: int, revision: int, rel: str | None, sha: str | None
+    ) -> None:
+        """Point a pending version at its retrained artifact, or retire it (``rel`` None).
+
+        Inside the retrain's transaction; memory follows after the commit.
+        """
+        status = READY if rel is not None else RETIRED
+        self.db.execute(
+            "UPDATE model_versions SET status = ?, checkpoint_revision = ?, checkpoint_path = ?, "
+            "checkpoint_sha256 = ? WHERE model = ? AND version = ?",
+            [status, revision, rel, sha, name, version],
+        )
+
+        def follow() -> None:
+            self._states()[(name, version)].status = status
+
+        self.db.on_commit(follow)
+
+    def serve(self, name: str, version: int, estimator: Any, revision: int) -> None:
+        """Put a retrained model in memory (after its transaction committed)."""
+        self._live[(name, version)] = _Live(estimator, revision)
 
     # ------------------------------------------------------------------ loading, checkpoints
     def load(self) -> list[tuple[ForgetOp, ForgetOutcome]]:
         """Load every ready version from its checkpoint and replay later forget operations."""
         self._live.clear()
+        self._state = self._read_states()
+        return self.reload(sorted(self._state))
+
+    def reload(self, keys: Sequence[tuple[str, int]]) -> list[tuple[ForgetOp, ForgetOutcome]]:
+        """Rebuild the given versions from the database: checkpoint plus ``forget_log``.
+
+        Used at open, and after an erasure whose transaction failed once its models forgot.
+        """
         replayed = []
-        rows = self.db.all(
-            "SELECT model, version, estimator, checkpoint_revision, checkpoint_path, "
-            "checkpoint_sha256 FROM model_versions WHERE status = ? ORDER BY model, version",
-            [READY],
-        )
-        for name, version, kind, ckpt, rel, sha in rows:
-            est = _load_class(kind).from_bytes(self.artifacts.read(rel, sha))
+        self._state = self._read_states()
+        for name, version in sorted(set(keys)):
+            self._live.pop((name, version), None)
+            row = self.db.one(
+                "SELECT estimator, checkpoint_revision, checkpoint_path, checkpoint_sha256 "
+                "FROM model_versions WHERE model = ? AND version = ? AND status = ?",
+                [name, version, READY],
+            )
+            if row is None:
+                continue
+            kind, ckpt, rel, sha = row
+            est = load_class(kind).from_bytes(self.artifacts.read(rel, sha))
             self._live[(name, version)] = _Live(est, int(ckpt))
             for rev, request_id, ids in self.db.all(
                 "SELECT revision, request_id, row_ids FROM forget_log "
@@ -385,6 +578,10 @@ class Registry:
             ):
                 op = ForgetOp(name, int(version), int(rev), request_id, tuple(map(int, ids)))
                 replayed.append((op, self.forget(op)))
+        gone = [(op, o) for op, o in replayed if o.action == PENDING]
+        if gone:  # replay is deterministic; this only meets stores written by older code
+            with self.db.atomic():
+                audit.append_many(self.db, self.mark_pending(gone))
         return replayed
 
     def checkpoint(self) -> int:
@@ -408,8 +605,8 @@ class Registry:
             written += 1
         for name, version, rel in self.db.all(
             "SELECT model, version, checkpoint_path FROM model_versions "
-            "WHERE status = ? AND checkpoint_path IS NOT NULL",
-            [PENDING],
+            "WHERE status <> ? AND checkpoint_path IS NOT NULL",
+            [READY],
         ):
             with self.db.atomic():
                 self._set_checkpoint(name, version, None, None, None)
@@ -447,58 +644,3 @@ class Registry:
             )
         ]
         return self.artifacts.sweep(keep)
-
-
-def _check_estimator(estimator: Any) -> None:
-    if isinstance(estimator, type) or not isinstance(estimator, Unlearnable):
-        raise EstimatorError(
-            f"{estimator!r} does not follow forget.Unlearnable "
-            "(fit with row_ids, predict, forget, to_bytes, guarantee)"
-        )
-    if not callable(getattr(type(estimator), "from_bytes", None)):
-        raise EstimatorError(f"{type(estimator).__name__} has no classmethod from_bytes")
-
-
-def _check_columns(info: data.DatasetInfo, label: str, features: Sequence[str]) -> list[str]:
-    if isinstance(features, str) or not features:
-        raise FeatureMismatchError("features must be a non-empty list of column names")
-    feats = list(features)
-    if len(set(feats)) != len(feats):
-        raise FeatureMismatchError(f"features name a column twice: {feats}")
-    unknown = [f for f in [*feats, label] if info.column(f) is None]
-    if unknown:
-        names = [c.name for c in info.columns]
-        raise FeatureMismatchError(
-            f"{len(unknown)} columns not in dataset {info.name!r}: {unknown} (it has {names})"
-        )
-    if label in feats:
-        raise FeatureMismatchError(f"label {label!r} is also a feature")
-    if info.subject_column in [*feats, label]:
-        raise FeatureMismatchError(f"the subject column {info.subject_column!r} cannot be used")
-    cols = [(f, info.column(f)) for f in feats]
-    bad = [f"{f} ({c.type})" for f, c in cols if c is not None and not c.numeric]
-    if bad:
-        raise FeatureMismatchError(f"features must be numeric columns; not numeric: {bad}")
-    return feats
-
-
-def _json_params(est: Any) -> dict[str, Any]:
-    params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
-    out = {}
-    for key, value in params.items():
-        value = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
-        try:
-            json.dumps(value)
-        except TypeError:
-            value = repr(value)
-        out[key] = value
-    return out
-
-
-def _load_class(kind: str) -> Any:
-    """The estimator class recorded as ``module:qualname`` (the store trusts its database)."""
-    module, _, qualname = kind.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj

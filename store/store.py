@@ -2,6 +2,12 @@
 
 One directory holds everything: ``store.duckdb`` (datasets, registry, forget log, requests,
 audit log), ``subject.key`` (the pseudonym secret) and ``artifacts/`` (model checkpoints).
+
+The work an erasure leaves behind — retraining versions that could not forget in place,
+rewriting artifacts, compacting the database — is done by :meth:`ModelStore.purge`, which
+``erase(purge=True)`` (the default), :meth:`ModelStore.close` and a recovering
+:meth:`ModelStore.open` call; a service that wants fast erasures passes ``purge=False`` and
+calls :meth:`ModelStore.purge` in the background.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, data, erasure, migrations, reports
+from store import audit, data, erasure, evidence, migrations, reports, retrain
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
-from store.data import DatasetInfo, Records
+from store.data import Appended, DatasetInfo, Records
 from store.db import Database
 from store.erasure import ErasureReceipt, PurgeResult
 from store.errors import (
@@ -27,6 +33,7 @@ from store.errors import (
     StoreCorruptError,
 )
 from store.registry import ModelVersion, Registry
+from store.retrain import RetrainResult
 from store.subjects import KEY_FILE, SubjectKeys
 
 
@@ -47,26 +54,51 @@ class ModelStore:
     ...                  label="y", features=["x"])
     ...     r = st.erase("s5", legal_ground="art17-1-b")
     ...     y10 = float(st.predict("line", [{"x": 10.0}])[0])
+    ...     added = st.append("people", [{"subject_id": "s6", "x": 6.0, "y": 13.0}])
+    ...     summary = st.summary_report()
     ...     (v.version, r.status, r.rows_erased, round(y10, 6))
+    ...     (added.first_row_id, summary["by_status"]["completed"], summary["overdue"]["count"])
     (1, 'completed', 1, 21.0)
+    (7, 1, 0)
     """
 
-    def __init__(self, directory: Path, db: Database, keys: SubjectKeys, registry: Registry):
+    def __init__(
+        self,
+        directory: Path,
+        db: Database,
+        keys: SubjectKeys,
+        registry: Registry,
+        evidence_rate: float = 1.0,
+    ):
         self.directory = directory
         self._db = db
         self._keys = keys
         self._registry = registry
         self._closed = False
+        self._evidence_rate = evidence.check_rate(evidence_rate)
+
+    @property
+    def evidence_rate(self) -> float:
+        """The share of erasure requests checked against a retrain when ``erase`` is given no
+        ``verify`` (a keyed random sample; 1 checks every request). Settable."""
+        return self._evidence_rate
+
+    @evidence_rate.setter
+    def evidence_rate(self, rate: float) -> None:
+        self._evidence_rate = evidence.check_rate(rate)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def open(cls, directory: str | os.PathLike[str]) -> ModelStore:
+    def open(cls, directory: str | os.PathLike[str], *, evidence_rate: float = 1.0) -> ModelStore:
         """Create or open the store in ``directory``, recovering from any crash.
 
         Recovery: models are loaded from their checkpoints and the later ``forget_log``
         entries replayed; requests erased but not yet purged are purged now.
+        ``evidence_rate`` (0 to 1) is the share of erasure requests whose models are checked
+        against a retrain (a keyed random sample; see :mod:`store.evidence`).
         Raises :class:`~store.errors.StoreLockedError` if another process has it open.
         """
+        rate = evidence.check_rate(evidence_rate)
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         new = not (d / Database.FILE).exists()
@@ -82,7 +114,7 @@ class ModelStore:
             registry = Registry(db, Artifacts(d))
             registry.sweep()
             erasure.recover(db, registry)
-            store = cls(d, db, keys, registry)
+            store = cls(d, db, keys, registry, rate)
             if erasure.pending_purge(db):
                 store.purge()
         except BaseException:
@@ -91,11 +123,12 @@ class ModelStore:
         return store
 
     def close(self) -> None:
-        """Purge what awaits purging, checkpoint the models, close the database."""
+        """Retrain pending versions and purge what awaits it (see :meth:`purge`), checkpoint
+        the models, close the database."""
         if self._closed:
             return
         try:
-            if erasure.pending_purge(self._db):
+            if erasure.pending_purge(self._db) or self._registry.pending():
                 self.purge()
             else:
                 self._registry.checkpoint()
@@ -118,13 +151,33 @@ class ModelStore:
 
     # ------------------------------------------------------------------ data
     def ingest(
-        self, name: str, source: str | os.PathLike[str] | Records, *, subject_column: str
+        self, name: str, source: str | os.PathLike[str] | Records | Any, *, subject_column: str
     ) -> DatasetInfo:
-        """Create dataset ``name`` from a ``.csv``/``.parquet`` path, list of dicts or columns.
+        """Create dataset ``name`` from a ``.csv``/``.parquet`` path, list of dicts, dict of
+        columns, or a data frame (pandas, polars, pyarrow ``Table``: scanned by DuckDB).
 
         The subject column is stored as text and may hold no nulls; ``row_id`` is reserved.
         """
         return data.ingest(self._live(), name, source, subject_column)
+
+    def append(self, name: str, source: str | os.PathLike[str] | Records | Any) -> Appended:
+        """Add rows (any source :meth:`ingest` takes) to dataset ``name``, with new row ids.
+
+        The rows must have the dataset's columns; integers may fill a ``DOUBLE`` column, other
+        type changes raise :class:`~store.errors.SchemaMismatchError`. Existing model versions
+        keep their training rows (train a new version to use the new ones).
+        """
+        return data.append(self._live(), name, source)
+
+    def drop_dataset(self, name: str) -> int:
+        """Drop a dataset no model version was trained on, and compact the database so that
+        its bytes leave the disk; the number of rows it held.
+
+        Raises :class:`~store.errors.DatasetInUseError` when a model version names it.
+        """
+        rows = data.drop(self._live(), name)
+        erasure.purge(self._db, self._registry, force=True)
+        return rows
 
     def dataset(self, name: str) -> DatasetInfo:
         return data.get(self._live(), name)
@@ -135,7 +188,8 @@ class ModelStore:
 
     def find_subject(self, subject_id: str) -> dict[str, int]:
         """How many rows the subject has in each dataset that holds any (Art. 15 lookups)."""
-        rows = data.subject_rows(self._live(), self._keys.subject(subject_id))
+        subject = self._keys.subject(subject_id)
+        rows = data.subject_rows(self._live(), subject)
         return {name: len(ids) for name, ids in rows.items()}
 
     def subject_key(self, subject_id: str) -> str:
@@ -159,13 +213,15 @@ class ModelStore:
         """The version that serves ``name`` (the newest ready one) and its in-memory model.
 
         The model object changes in place when it forgets: read it under the same lock as
-        :meth:`erase` if other threads erase.
+        :meth:`erase` if other threads erase. Raises
+        :class:`~store.errors.ModelNotServableError` when every version awaits a retrain or is
+        retired.
         """
         self._live()
         return self._registry.serving(name)
 
     def estimator(self, name: str, version: int) -> Any | None:
-        """A version's in-memory model, or None while it awaits a retrain."""
+        """A version's in-memory model, or None while it awaits a retrain or is retired."""
         self._live()
         return self._registry.estimator(name, version)
 
@@ -197,32 +253,63 @@ class ModelStore:
 
     # ------------------------------------------------------------------ erasure
     def erase(
-        self, subject_id: str, *, legal_ground: str, purge: bool = True, verify: bool = True
+        self,
+        subject_id: str,
+        *,
+        legal_ground: str,
+        purge: bool = True,
+        verify: bool | float | None = None,
     ) -> ErasureReceipt:
         """Erase a subject from every dataset and every model trained on them.
 
-        Atomic: one transaction deletes the rows and logs the forget operations; models forget
-        after it commits (and are rebuilt from the log after a crash). With ``purge`` the bytes
-        leave the disk before this returns (status ``"completed"``); otherwise the status is
-        ``"erased"`` until :meth:`purge` or :meth:`close`. ``verify`` compares each model with
-        a retrain from scratch. A repeated request returns the earlier receipt (``repeat``).
+        Atomic: one transaction deletes the rows, logs the forget operations and records what
+        each model did; the models forget in memory just before it commits (and are rebuilt
+        from the log after a crash, or after a failed commit). With ``purge`` the bytes leave
+        the disk before this returns (status ``"completed"``, after retraining any version that
+        could not forget in place); otherwise the status is ``"pending"`` while a version awaits
+        a retrain, then ``"erased"`` until :meth:`purge` or :meth:`close`.
+
+        ``verify`` compares each model with a retrain from scratch: ``True``/``False``, or a
+        sampling rate in [0, 1] (a keyed random share of requests); None uses the store's
+        ``evidence_rate``. A repeated request returns the earlier receipt (``repeat``).
         """
         db = self._live()
         ground = erasure.check_legal_ground(legal_ground)
         subject = self._keys.subject(subject_id)
-        request_id, ops, repeat = erasure.commit(db, self._registry, subject, ground)
-        erasure.apply(db, self._registry, ops, verify=verify)
-        if purge and request_id in erasure.pending_purge(db):
+        rate = self.evidence_rate if verify is None else evidence.check_rate(verify)
+        request_id = erasure.new_request_id()
+        policy = evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
+        receipt = erasure.erase(db, self._registry, subject, ground, request_id, policy)
+        if purge and receipt.status != erasure.COMPLETED:
             self.purge()
-        return erasure.receipt(db, request_id, repeat=repeat)
+            receipt = erasure.receipt(db, receipt.request_id, repeat=receipt.repeat)
+        return receipt
 
-    def purge(self, *, force: bool = False) -> PurgeResult:
-        """Remove erased data physically: rewrite artifacts, compact the database.
+    def retrain_pending(self, *, raise_errors: bool = True) -> tuple[RetrainResult, ...]:
+        """Refit every version that could not forget in place on its remaining rows.
+
+        Each becomes ready (served again) at its last revision, or retired when no rows remain
+        or its estimator refuses them; its old artifact is deleted, and the requests waiting for
+        it leave ``pending``. See :mod:`store.retrain`. :meth:`purge` calls this first.
+        """
+        return retrain.retrain_pending(self._live(), self._registry, raise_errors=raise_errors)
+
+    def purge(self, *, force: bool = False, retrain: bool = True) -> PurgeResult:
+        """Finish what erasures left: retrain pending versions (unless ``retrain=False``),
+        rewrite artifacts, compact the database.
 
         Compacts when a request awaits purging (or with ``force``), then marks those requests
-        completed.
+        completed (a request still waiting for a retrain stays ``pending``). A version whose
+        retrain fails stays pending and is reported in :attr:`PurgeResult.retrained`.
         """
-        return erasure.purge(self._live(), self._registry, force=force)
+        db = self._live()
+        done = (
+            self.retrain_pending(raise_errors=False) if retrain and self._registry.pending() else ()
+        )
+        result = erasure.purge(db, self._registry, force=force)
+        return PurgeResult(
+            result.requests, result.artifacts_written, result.compacted, result.seconds, done
+        )
 
     def erasure_request(self, request_id: str) -> ErasureReceipt:
         """The current receipt of a request (its status moves on as it is purged)."""
@@ -231,6 +318,18 @@ class ModelStore:
     def erasure_report(self, request_id: str) -> dict[str, Any]:
         """The JSON-able report of a request (see :mod:`store.reports`)."""
         return reports.erasure_report(self._live(), request_id)
+
+    def summary_report(
+        self, since: Any = None, until: Any = None, *, as_of: Any = None
+    ) -> dict[str, Any]:
+        """Counts and times of the requests received in ``[since, until)``, JSON-able.
+
+        Bounds are ISO 8601 strings or datetimes (naive ones read as UTC), None for open.
+        Gives counts by status and legal ground, median / p95 completion seconds (received to
+        completed), the overdue requests (past the Art. 12(3) deadline at ``as_of``, default
+        now, and not completed) and the pending ones; no subject key or id.
+        """
+        return reports.summary_report(self._live(), since, until, as_of)
 
     # ------------------------------------------------------------------ audit
     def verify_audit_log(self, expected_head: AuditHead | None = None) -> AuditVerification:

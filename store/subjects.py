@@ -63,6 +63,11 @@ class SubjectKeys:
             raise StoreCorruptError(f"{path} holds {len(secret)} bytes, expected {KEY_BYTES}")
         return cls(secret)
 
+    def draw(self, label: str) -> float:
+        """A number in [0, 1) keyed by the secret and ``label``: reproducible, unpredictable."""
+        digest = hmac.new(self._secret, b"draw\x00" + label.encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64
+
     def subject(self, raw: object) -> Subject:
         if not isinstance(raw, str) or not raw:
             raise InvalidSubjectError(f"a subject id must be a non-empty string, got {raw!r}")

@@ -6,12 +6,16 @@ import csv
 import io
 import struct
 import zipfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from forget import HedgeCutClassifier
+from forget.base import ForgetResult
 from forget.linear import LinearRegression
+from forget.logistic import LogisticRegression
 from store import ModelStore
 
 FEATURES = ["a", "b", "c"]
@@ -61,6 +65,23 @@ def hedgecut() -> HedgeCutClassifier:
 
 def linear() -> LinearRegression:
     return LinearRegression(alpha=0.1)
+
+
+class BudgetedLogistic(LogisticRegression):
+    """Logistic regression that asks for a retrain once its deletion budget is spent.
+
+    ``forget.logistic.LogisticRegression`` refits itself in place when a deletion would exceed
+    ``removal_budget``; this one reports ``needs_retrain`` instead, as a model whose refit is
+    too costly to do inline would: the store then marks the version pending and retrains it.
+    """
+
+    def forget(self, row_ids: Any) -> ForgetResult:
+        result = super().forget(row_ids)
+        return replace(result, needs_retrain=bool(result.details.get("refit")))
+
+
+def budgeted(budget: float = 1e-12) -> BudgetedLogistic:
+    return BudgetedLogistic(lam=1e-2, removal_budget=budget, classes=[0, 1])
 
 
 def populate(st: ModelStore, rows: list[dict] | None = None) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import forget
-from store import ErasureReceipt, ModelStore, ModelVersion
+from store import ErasureReceipt, ModelNotServableError, ModelStore, ModelVersion
 from tests.store.helpers import FEATURES, VICTIM, hedgecut, linear, people, write_csv
 
 
@@ -145,7 +145,7 @@ def test_records_as_columns_and_parquet(tmp_path: Path, st: ModelStore) -> None:
     assert r.datasets == {"cols": 1, "cols_pq": 1} and r.models[0].model == "t"
 
 
-def test_pending_retrain_when_a_model_would_be_left_empty(st: ModelStore) -> None:
+def test_a_model_left_without_rows_is_retired(st: ModelStore) -> None:
     rows = [
         {"sid": "only", "x": 1.0, "y": 1.0},
         {"sid": "only", "x": 2.0, "y": 3.0},
@@ -155,19 +155,52 @@ def test_pending_retrain_when_a_model_would_be_left_empty(st: ModelStore) -> Non
     st.ingest("other", people(5), subject_column="subject_id")
     st.train("tiny_lr", dataset="tiny", estimator=linear(), label="y", features=["x"])
     st.train("ok_lr", dataset="other", estimator=linear(), label="score", features=FEATURES)
-    r = st.erase("only", legal_ground="art17-1-b")
+    r = st.erase("only", legal_ground="art17-1-b", purge=False)
     (action,) = r.models
+    assert r.status == "pending" and r.completed_at is None
     assert action.action == "pending_retrain" and action.evidence["method"] == "none"
+    assert "EmptyModelError" in action.evidence["reason"]
     assert st.get_model("tiny_lr").status == "pending_retrain"
-    assert st.get_model("tiny_lr").artifact_sha256 is None  # its artifact held the rows
-    from store import ModelNotServableError
-
+    assert st.estimator("tiny_lr", 1) is None
     with pytest.raises(ModelNotServableError):
         st.predict("tiny_lr", [{"x": 1.0}])
     assert st.predict("ok_lr", [{"a": 0, "b": 0, "c": 0}]).shape == (1,)
+
+    result = st.purge()  # retrains first: nothing is left to fit on, so the version retires
+    (done,) = result.retrained
+    assert (done.model, done.version, done.outcome, done.training_rows) == (
+        "tiny_lr",
+        1,
+        "retired",
+        0,
+    )
+    assert done.requests == (r.request_id,) and done.resolved == (r.request_id,)
+    assert result.requests == (r.request_id,)
+    after = st.erasure_request(r.request_id)
+    assert after.status == "completed"
+    assert [(a.action, a.revision) for a in after.models] == [("pending_retrain", 1), ("retire", 1)]
+    mv = st.get_model("tiny_lr")
+    assert mv.status == "retired" and mv.artifact_sha256 is None  # its artifact held the rows
+    assert [(x.outcome, x.request_ids) for x in mv.retrains] == [("retired", (r.request_id,))]
+    with pytest.raises(ModelNotServableError, match="retired"):
+        st.predict("tiny_lr", [{"x": 1.0}])
     assert not list((st.directory / "artifacts" / "tiny_lr").rglob("*.npz"))
+    report = st.erasure_report(r.request_id)
+    assert [m["action"] for m in report["models"]] == ["pending_retrain", "retire"]
+    assert "model.retired" not in [e["kind"] for e in report["audit_entries"]]  # no request_id
+    assert [e["kind"] for e in report["audit_entries"]] == [
+        "erasure.committed",
+        "model.pending_retrain",
+        "erasure.model_action",  # pending_retrain
+        "erasure.model_action",  # retire
+        "erasure.erased",  # no version keeps it waiting
+        "erasure.completed",  # and purged
+    ]
+    # a later erasure touching nothing but the retired version leaves no model action
+    st.append("tiny", [{"sid": "later", "x": 4.0, "y": 7.0}])
+    assert st.erase("later", legal_ground="art17-1-b").models == ()
     directory = st.directory
     st.close()
     with ModelStore.open(directory) as again:
-        assert again.get_model("tiny_lr").status == "pending_retrain"
+        assert again.get_model("tiny_lr").status == "retired"
         assert again.verify_audit_log().ok

@@ -13,7 +13,7 @@ from store import ModelStore, migrations
 from store._clock import add_month
 from store.subjects import KEY_FILE
 
-MODULES = ["_clock", "audit", "migrations", "store", "subjects"]
+MODULES = ["_clock", "audit", "evidence", "migrations", "store", "subjects", "versions"]
 
 
 @pytest.mark.parametrize("name", MODULES)
