@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     _say(f"building a store in {directory}")
-    service = Service.open(directory, purge_interval=0, evidence_every=10)
+    service = Service.open(directory, purge_interval=0, evidence_rate=0.1)
     csv_path = Path(tempfile.mkdtemp(prefix="forget-demo-data-")) / "people.csv"
     subjects, features = _write_people(csv_path)
     info = service.store.ingest("people", csv_path, subject_column="subject_id")
@@ -246,7 +246,7 @@ def _print_summary(
     ]
     _say(
         f"retrain checks: {sum(bool(c) for c in checked)} of {len(checked)} passed "
-        "(every 10th request is compared with a model retrained from scratch)"
+        "(a keyed random 10 % of requests is compared with a model retrained from scratch)"
     )
     state = "verified" if verify["ok"] else "BROKEN"
     _say(f"audit chain {state}: {verify['entries']} entries, head {verify['head']}")

@@ -45,7 +45,7 @@ def serve(
     port: int = 8000,
     keys: ApiKeys,
     purge_interval: float = 30.0,
-    evidence_every: int = 10,
+    evidence_rate: float = 0.1,
     batching: bool = True,
     cache_bytes: int = 64 * 1024 * 1024,
     log_level: str = "info",
@@ -54,7 +54,7 @@ def serve(
     service = Service.open(
         directory,
         purge_interval=purge_interval,
-        evidence_every=evidence_every,
+        evidence_rate=evidence_rate,
         batching=batching,
         cache_bytes=cache_bytes,
     )

@@ -70,14 +70,12 @@ class Service:
         *,
         metrics: Metrics | None = None,
         purge_interval: float = 30.0,
-        evidence_every: int = 10,
         batching: bool = True,
         cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
         self.purge_interval = purge_interval
-        self.evidence_every = evidence_every
         self.lock = threading.RLock()
         self._serving: dict[str, tuple[ModelVersion, Any]] = {}
         self._features: dict[str, tuple[str, ...]] = {}
@@ -85,15 +83,18 @@ class Service:
         self.batcher: Batcher | None = None
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
-        self._erasures = 0
         self._awaiting_purge = False
         self._stop = threading.Event()
         self._purger: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], **kwargs: Any) -> Service:
-        return cls(ModelStore.open(directory), **kwargs)
+    def open(
+        cls, directory: str | os.PathLike[str], *, evidence_rate: float = 0.1, **kwargs: Any
+    ) -> Service:
+        """Open the store; ``evidence_rate`` is the share of erasure requests whose models
+        are compared with a retrain from scratch (a keyed random sample)."""
+        return cls(ModelStore.open(directory, evidence_rate=evidence_rate), **kwargs)
 
     def start(self) -> None:
         """Start the background purger (idempotent)."""
@@ -380,12 +381,8 @@ class Service:
     # ------------------------------------------------------------------ erasure
     def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
         with self.lock:
-            self._erasures += 1
-            # the first request and every evidence_every-th after it carry a retrain check
-            verify = self.evidence_every > 0 and (self._erasures - 1) % self.evidence_every == 0
-            receipt = self.store.erase(
-                subject_id, legal_ground=legal_ground, purge=False, verify=verify
-            )
+            # the store samples the requests that carry a retrain check (its evidence_rate)
+            receipt = self.store.erase(subject_id, legal_ground=legal_ground, purge=False)
             if receipt.rows_erased and not receipt.repeat:
                 # every cached answer goes, not only those of the models that forgot: an
                 # answer to a query made of the subject's own rows names their data too
@@ -408,6 +405,10 @@ class Service:
     def report(self, request_id: str) -> dict[str, Any]:
         with self.lock:
             return self.store.erasure_report(request_id)
+
+    def summary(self, since: str | None, until: str | None) -> dict[str, Any]:
+        with self.lock:
+            return self.store.summary_report(since, until)
 
     def purge(self) -> dict[str, Any]:
         t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         keys=keys,
         purge_interval=args.purge_interval,
-        evidence_every=args.evidence_every,
+        evidence_rate=args.evidence_rate,
         batching=not args.no_batching,
         cache_bytes=int(args.cache_mb * 1024 * 1024),
         log_level=args.log_level,
@@ -196,11 +196,11 @@ def _parser() -> argparse.ArgumentParser:
         help="how often erased data is purged from disk in the background (default 30)",
     )
     p.add_argument(
-        "--evidence-every",
-        type=int,
-        default=10,
-        metavar="N",
-        help="check models against a retrain on every N-th erasure (default 10; 0: never)",
+        "--evidence-rate",
+        type=float,
+        default=0.1,
+        metavar="SHARE",
+        help="share of erasures whose models are checked against a retrain (default 0.1)",
     )
     p.add_argument("--no-batching", action="store_true", help="score each predict call on its own")
     p.add_argument(

@@ -41,6 +41,21 @@ def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str
 
 
 @router.get(
+    "/summary",
+    responses=ERRORS | {200: {"description": "the period summary (JSON)"}},
+    dependencies=[Depends(require("audit"))],
+)
+def summary(
+    svc: ServiceDep,
+    since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
+) -> dict[str, Any]:
+    """Requests received in ``[since, until)``: counts by status and legal ground, median /
+    p95 completion time, overdue (past the Art. 12(3) deadline) and pending — no subject."""
+    return svc.summary(since, until)
+
+
+@router.get(
     "/{request_id}",
     response_model=ErasureOut,
     responses=ERRORS,

@@ -109,7 +109,7 @@ def populated_server(tmp_path: Path) -> Iterator[Server]:
     with ModelStore.open(directory) as st:
         populate(st)
     srv = launch(
-        directory, tmp_path / "server.log", "--purge-interval", "0.2", "--evidence-every", "1"
+        directory, tmp_path / "server.log", "--purge-interval", "0.2", "--evidence-rate", "1"
     )
     try:
         yield srv

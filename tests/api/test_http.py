@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import TOKENS, Server, auth
-from tests.store.helpers import VICTIM
+from store import ModelStore
+from tests.api.conftest import TOKENS, Server, auth, launch
+from tests.store.helpers import FEATURES, VICTIM, budgeted, populate
 
 ROW = {"a": 0.5, "b": -0.25, "c": 1.0}
 
@@ -281,3 +283,56 @@ def test_dataset_upload_and_training_over_http(server: Server):
         "y",
     ]
     assert "u3" not in r.text
+
+
+def test_period_summary(server: Server):
+    c = server.client
+    for subject in ("subj-001", "subj-002", "nobody"):
+        assert c.post(
+            "/v1/erasure-requests", json={"subject_id": subject}, headers=auth("erase")
+        ).status_code in (201, 202)
+    r = c.get("/v1/erasure-requests/summary", headers=auth("audit"))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["requests"] == 3 and doc["by_legal_ground"]["art17-1-b"] == 3
+    assert doc["overdue"]["count"] == 0
+    assert "subj-00" not in r.text and "nobody" not in r.text
+    r = c.get("/v1/erasure-requests/summary?since=2999-01-01T00:00:00", headers=auth("audit"))
+    assert r.status_code == 200 and r.json()["requests"] == 0
+    r = c.get("/v1/erasure-requests/summary?since=yesterday", headers=auth("audit"))
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_period"
+    assert c.get("/v1/erasure-requests/summary", headers=auth("erase")).status_code == 403
+
+
+def test_a_model_that_cannot_forget_is_not_served_until_retrained(tmp_path: Path):
+    directory = tmp_path / "store"
+    with ModelStore.open(directory) as st:
+        populate(st)
+        st.train("odds", dataset="people", estimator=budgeted(), label="label", features=FEATURES)
+    srv = launch(directory, tmp_path / "log", "--purge-interval", "3600")
+    try:
+        c = srv.client
+        r = c.post("/v1/erasure-requests", json={"subject_id": VICTIM}, headers=auth("erase"))
+        assert r.status_code == 202 and r.json()["status"] == "pending"
+        actions = {a["model"]: a["action"] for a in r.json()["models"]}
+        assert actions["odds"] == "pending_retrain" and actions["risk"] == "exact_unlearning"
+        p = c.post("/v1/models/odds/predict", json={"rows": [ROW]}, headers=auth("predict"))
+        assert p.status_code == 409 and p.json()["error"]["type"] == "model_not_servable"
+        assert (
+            c.post(
+                "/v1/models/risk/predict", json={"rows": [ROW]}, headers=auth("predict")
+            ).status_code
+            == 200
+        )
+        purge = c.post("/v1/admin/purge", headers=auth("admin"))
+        assert purge.status_code == 200, purge.text
+        rid = r.json()["request_id"]
+        assert c.get(f"/v1/erasure-requests/{rid}", headers=auth("erase")).json()["status"] == (
+            "completed"
+        )
+        p = c.post("/v1/models/odds/predict", json={"rows": [ROW]}, headers=auth("predict"))
+        assert p.status_code == 200, p.text
+        model = c.get("/v1/models/odds", headers=auth("audit")).json()
+        assert model["versions"][0]["status"] == "ready"
+    finally:
+        srv.stop()

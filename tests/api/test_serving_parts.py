@@ -179,7 +179,7 @@ class FenceMachine(RuleBasedStateMachine):
         self.erased: set[int] = set()
         self.revision = 0
         self.dir = Path(tempfile.mkdtemp())
-        self.svc = Service.open(self.dir, purge_interval=0, evidence_every=0, batching=batching)
+        self.svc = Service.open(self.dir, purge_interval=0, evidence_rate=0, batching=batching)
         self.svc.store.ingest("people", rows, subject_column="subject_id")
         self.svc.store.train(
             "nn", dataset="people", estimator=KNNRegressor(n_neighbors=1), label="score",
