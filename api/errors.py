@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.batching import Overloaded
+from api.service import MonitoringOffError
 from store import errors as se
 
 log = logging.getLogger("forget.api")
@@ -31,6 +32,8 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (se.StoreLockedError, 503),
     (se.StoreClosedError, 503),
     (se.StoreCorruptError, 500),
+    (MonitoringOffError, 409),
+    (LookupError, 404),  # other unknown things: predictions, ...
     (se.StoreError, 422),  # the rest are bad input: names, columns, features, grounds
 )
 

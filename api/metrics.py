@@ -25,6 +25,13 @@ HELP = {
     "forget_predicted_rows_total": ("counter", "Rows scored, by model."),
     "forget_model_revision": ("gauge", "Current revision of each model's serving version."),
     "forget_purges_total": ("counter", "Physical purges run (artifact rewrite, compaction)."),
+    "forget_cache_hits_total": ("counter", "Predictions answered from the cache, by model."),
+    "forget_batches_total": ("counter", "Batches the micro-batcher scored, by model."),
+    "forget_batched_rows_total": ("counter", "Rows in those batches, by model."),
+    "forget_batch_limit_rows": ("gauge", "The micro-batcher's current row limit, by model."),
+    "forget_drift": ("gauge", "1 when the serving version's inputs or outputs drift."),
+    "forget_drift_alerts": ("gauge", "Drift alerts standing for the serving version."),
+    "forget_feature_drift": ("gauge", "1 when a feature of the serving version drifts."),
 }
 
 Labels = tuple[tuple[str, str], ...]

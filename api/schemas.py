@@ -39,15 +39,56 @@ class PredictRequest(Strict):
         max_length=MAX_ROWS,
         description="rows keyed by feature name; every feature of the model, no others",
     )
+    subject_ids: list[str | None] | None = Field(
+        default=None,
+        max_length=MAX_ROWS,
+        description="optional: the data subject of each row (null when unknown); their rows "
+        "leave the drift monitor's window when they are erased",
+    )
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
     revision: int
+    prediction_id: str | None = Field(
+        default=None, description="give it back with true labels: POST .../feedback"
+    )
     predictions: list[Label]
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
+
+
+class FeedbackRequest(Strict):
+    prediction_id: str = Field(min_length=1, max_length=64)
+    labels: list[Label] = Field(min_length=1, max_length=MAX_ROWS)
+
+
+class FeedbackResponse(BaseModel):
+    model: str
+    version: int
+    rows: int
+
+
+class DriftFeature(BaseModel):
+    name: str
+    test: str | None
+    statistic: float | None
+    p_value: float | None
+    effect: float | None
+    drift: bool
+    model_config = ConfigDict(extra="allow")
+
+
+class DriftReport(BaseModel):
+    model: str
+    version: int
+    drift: bool
+    revision: int | None
+    features: list[DriftFeature]
+    detectors: list[dict[str, Any]]
+    window: dict[str, Any]
+    alerts: list[str]
 
 
 # ---------------------------------------------------------------------- models

@@ -48,6 +48,7 @@ def serve(
     evidence_rate: float = 0.1,
     batching: bool = True,
     cache_bytes: int = 64 * 1024 * 1024,
+    monitoring: bool = True,
     log_level: str = "info",
 ) -> None:
     """Serve the store in ``directory`` until interrupted (blocks)."""
@@ -57,6 +58,7 @@ def serve(
         evidence_rate=evidence_rate,
         batching=batching,
         cache_bytes=cache_bytes,
+        monitoring=monitoring,
     )
     app = create_app(service, keys)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -27,6 +27,7 @@ from api.batching import Batcher
 from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.metrics import Metrics
+from api.monitoring import Monitoring
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
 from store.registry import READY, ModelVersion
@@ -55,6 +56,11 @@ class _Request:
     features: tuple[str, ...]
     X: np.ndarray
     digest: bytes | None
+    keys: list[str | None] | None = None  # the rows' subjects, as pseudonyms
+
+
+class MonitoringOffError(StoreError):
+    """Drift monitoring was switched off for this server."""
 
 
 class InvalidEstimatorError(TrainingError, ValueError):
@@ -72,6 +78,7 @@ class Service:
         purge_interval: float = 30.0,
         batching: bool = True,
         cache_bytes: int = 64 * 1024 * 1024,
+        monitoring: bool = True,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
@@ -80,6 +87,7 @@ class Service:
         self._serving: dict[str, tuple[ModelVersion, Any]] = {}
         self._features: dict[str, tuple[str, ...]] = {}
         self.cache = PredictionCache(cache_bytes)
+        self.monitoring = Monitoring(self.metrics) if monitoring else None
         self.batcher: Batcher | None = None
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
@@ -105,7 +113,8 @@ class Service:
         self._publish_revisions()
 
     def _on_batch(self, model: str, calls: int, rows: int, seconds: float) -> None:
-        self.metrics.observe("forget_batch_rows", {"model": model}, rows)
+        self.metrics.inc("forget_batches_total", {"model": model})
+        self.metrics.inc("forget_batched_rows_total", {"model": model}, rows)
         if self.batcher is not None:
             self.metrics.set("forget_batch_limit_rows", {"model": model}, self.batcher.limit[model])
 
@@ -217,11 +226,44 @@ class Service:
             out[i] = res
         return out
 
-    def _prepare(self, name: str, rows: Sequence[Mapping[str, float]]) -> _Request:
+    def _prepare(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+    ) -> _Request:
         features = self._features_of(name)
         X = _matrix(rows, features)
         digest = self.cache.digest(X.tobytes()) if self.cache.max_bytes else None
-        return _Request(rows, features, X, digest)
+        keys = None
+        if subject_ids is not None:
+            if len(subject_ids) != len(rows):
+                raise PredictInputError(
+                    f"{len(subject_ids)} subject_ids for {len(rows)} rows (give one per row)"
+                )
+            keys = [None if s is None else self.store.subject_key(s) for s in subject_ids]
+        return _Request(rows, features, X, digest, keys)
+
+    def _deliver(self, name: str, req: _Request, res: dict[str, Any], fresh: bool) -> dict:
+        """Cache a fresh answer, feed the drift monitor, give the answer its prediction id."""
+        if fresh:
+            self._keep(name, req, res)
+        if self.monitoring is None:
+            return res
+        mon = self.monitoring.current(name, res["version"], res["revision"])
+        if mon is None:
+            with self.lock:
+                mv, _ = self._served(name)
+                if (mv.version, mv.revision) != (res["version"], res["revision"]):
+                    return res  # an erasure moved the model on meanwhile: not this revision's
+                mon = self.monitoring.monitor(self.store, mv)
+        probabilities = res.get("probabilities")
+        outputs = np.asarray(probabilities if probabilities is not None else res["predictions"])
+        mon.observe(req.X, outputs=outputs, keys=req.keys)
+        pid = self.monitoring.remember_prediction(
+            name, res["version"], res["predictions"], classifier=probabilities is not None
+        )
+        return res | {"prediction_id": pid}
 
     def _cached(self, name: str, req: _Request) -> dict[str, Any] | None:
         if req.digest is None:
@@ -240,38 +282,71 @@ class Service:
             key = CacheKey(name, res["version"], res["revision"], req.digest)
             self.cache.put(key, res, 64 * (req.X.size + len(res["predictions"])))
 
-    def predict(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    def predict(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+    ) -> dict[str, Any]:
         """Score rows with the serving version (cache, then the model; no batching)."""
-        req = self._prepare(name, rows)
+        req = self._prepare(name, rows, subject_ids)
         hit = self._cached(name, req)
         if hit is not None:
-            return hit
+            return self._deliver(name, req, hit, fresh=False)
         results = self._score(name, [req])
         assert results is not None  # a waiting call always gets its answer
         res = results[0]
         if isinstance(res, Exception):
             raise res
-        self._keep(name, req, res)
-        return res
+        return self._deliver(name, req, res, fresh=True)
 
-    async def predict_async(self, name: str, rows: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    async def predict_async(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+    ) -> dict[str, Any]:
         """The same through the micro-batcher (:class:`Overloaded` when its queue is full).
 
         Work that may wait for the lock (an erasure in progress) or take long (big inputs)
         leaves the event loop; a small request on a model already seen stays on it.
         """
         if self.batcher is None:
-            return await asyncio.to_thread(self.predict, name, rows)
+            return await asyncio.to_thread(self.predict, name, rows, subject_ids)
         if name in self._features and len(rows) <= 256:
-            req = self._prepare(name, rows)
+            req = self._prepare(name, rows, subject_ids)
         else:
-            req = await asyncio.to_thread(self._prepare, name, rows)
+            req = await asyncio.to_thread(self._prepare, name, rows, subject_ids)
         hit = self._cached(name, req)
         if hit is not None:
-            return hit
+            return self._deliver(name, req, hit, fresh=False)
         res: dict[str, Any] = await self.batcher.submit(name, req, req.X.shape[0])
-        self._keep(name, req, res)
-        return res
+        return self._deliver(name, req, res, fresh=True)
+
+    # ------------------------------------------------------------------ drift
+    def drift(self, name: str) -> dict[str, Any]:
+        """The serving version's drift report (features, detectors, window, alerts)."""
+        if self.monitoring is None:
+            raise MonitoringOffError("this server runs without drift monitoring")
+        with self.lock:
+            mv, _ = self._served(name)
+            return self.monitoring.report(self.store, mv)
+
+    def feedback(self, name: str, prediction_id: str, labels: Sequence[Any]) -> dict[str, Any]:
+        if self.monitoring is None:
+            raise MonitoringOffError("this server runs without drift monitoring")
+        version, rows = self.monitoring.feedback(name, prediction_id, labels)
+        return {"model": name, "version": version, "rows": rows}
+
+    def refresh_drift_metrics(self) -> None:
+        if self.monitoring is None:
+            return
+        with self.lock:
+            serving = [self._served(n)[0] for n in {mv.name for mv in self._ready()}]
+            self.monitoring.publish_all(self.store, serving)
+
+    def _ready(self) -> list[ModelVersion]:
+        return [mv for mv in self.store.list_models() if mv.status == READY]
 
     def model(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -388,6 +463,9 @@ class Service:
                 # answer to a query made of the subject's own rows names their data too
                 self._changed(None)
                 self._awaiting_purge = True
+                if self.monitoring is not None:
+                    touched = [(a.model, a.version) for a in receipt.models]
+                    self.monitoring.erased(receipt.subject_key, touched)
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
         log.info(
             "erasure %s for subject %s: %s, %d rows",
@@ -416,6 +494,8 @@ class Service:
             self._awaiting_purge = False
             result = self.store.purge()
             self._changed()
+            if self.monitoring is not None:  # a purge may have retrained versions
+                self.monitoring.stale_all()
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
         return {

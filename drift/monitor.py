@@ -230,6 +230,19 @@ class Monitor:
         self._adwin.reset()
         self._ddm.reset()
 
+    def replace_profile(self, profile: ReferenceProfile) -> None:
+        """Test against a new reference (the training rows changed: an erasure, a retrain);
+        the window and the detectors are kept. The features must be the same."""
+        if profile.names != self.profile.names:
+            raise DriftInputError(
+                f"the new profile has features {list(profile.names)}, "
+                f"the monitor {list(self.profile.names)}"
+            )
+        with self._lock:
+            self.profile = profile
+            self._changed += 1
+            self._cache = None
+
     def clear(self) -> None:
         """Empty the window and restart the detectors."""
         with self._lock:

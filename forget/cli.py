@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         evidence_rate=args.evidence_rate,
         batching=not args.no_batching,
         cache_bytes=int(args.cache_mb * 1024 * 1024),
+        monitoring=not args.no_monitoring,
         log_level=args.log_level,
     )
     return 0
@@ -209,6 +210,9 @@ def _parser() -> argparse.ArgumentParser:
         default=64.0,
         metavar="MB",
         help="prediction cache size (default 64; 0 turns it off)",
+    )
+    p.add_argument(
+        "--no-monitoring", action="store_true", help="no drift monitoring of served traffic"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

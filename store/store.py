@@ -234,6 +234,12 @@ class ModelStore:
         self._live()
         return self._registry.training_row_ids(name, version)
 
+    def training_data(self, name: str, version: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row ids, features and labels of a version's training rows still in its dataset
+        (erased rows are gone), in the version's feature order."""
+        self._live()
+        return self._registry.training_data(self._registry.get(name, version))
+
     def predict(
         self, name: str, rows: Sequence[Mapping[str, Any]] | Any, *, version: int | None = None
     ) -> np.ndarray:

@@ -8,7 +8,10 @@ from fastapi import APIRouter, Depends, status
 
 from api.deps import ServiceDep, require
 from api.schemas import (
+    DriftReport,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     ModelList,
     ModelOut,
     ModelVersionOut,
@@ -35,7 +38,7 @@ async def predict(model: str, body: PredictRequest, svc: ServiceDep) -> dict[str
     Labels are the classes of highest probability. 503 with Retry-After when the batching
     queue is full.
     """
-    return await svc.predict_async(model, body.rows)
+    return await svc.predict_async(model, body.rows, body.subject_ids)
 
 
 @router.get(
@@ -76,3 +79,30 @@ def train(body: TrainRequest, svc: ServiceDep) -> dict[str, Any]:
         label=body.label,
         features=body.features,
     )
+
+
+@router.get(
+    "/{model}/drift",
+    response_model=DriftReport,
+    responses=ERRORS,
+    dependencies=[Depends(require("predict", "audit"))],
+)
+def drift(model: str, svc: ServiceDep) -> dict[str, Any]:
+    """Drift of the serving version's inputs and outputs against its training data.
+
+    Per feature: KS (numbers) or χ² with an unseen-value bucket (categories), Holm-corrected,
+    gated by an effect size; ADWIN on outputs (restarted per revision), DDM on fed-back
+    errors; ``alerts`` say what happened in words.
+    """
+    return svc.drift(model)
+
+
+@router.post(
+    "/{model}/feedback",
+    response_model=FeedbackResponse,
+    responses=ERRORS,
+    dependencies=[Depends(require("predict"))],
+)
+def feedback(model: str, body: FeedbackRequest, svc: ServiceDep) -> dict[str, Any]:
+    """True labels for a prediction's rows (by its ``prediction_id``): feeds DDM."""
+    return svc.feedback(model, body.prediction_id, body.labels)

@@ -25,7 +25,8 @@ def healthz(svc: ServiceDep) -> dict[str, Any]:
     responses={200: {"content": {"text/plain": {}}}},
 )
 def metrics(svc: ServiceDep) -> PlainTextResponse:
-    """Request counts and latencies, erasures, model revisions (Prometheus text format)."""
+    """Request counts and latencies, erasures, model revisions, drift (Prometheus text)."""
+    svc.refresh_drift_metrics()
     return PlainTextResponse(
         svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
