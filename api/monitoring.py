@@ -14,6 +14,7 @@ DDM on the error rate of classifiers.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 from collections import OrderedDict
@@ -60,49 +61,83 @@ def build_profile(store: ModelStore, mv: ModelVersion) -> tuple[ReferenceProfile
     return profile, out_range
 
 
+class Feed:
+    """A version's monitor and the served rows not yet handed to it.
+
+    Serving appends under a short lock; the rows reach the monitor in batches of
+    ``FLUSH`` rows (or before a report, a discard or a revision change), so the serving path
+    pays for a list append, not for the monitor's validation and bookkeeping.
+    """
+
+    FLUSH = 256
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self._pending: list[tuple[np.ndarray, np.ndarray | None, list[str | None] | None]] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def add(self, X: np.ndarray, outputs: np.ndarray | None, keys: list[str | None] | None) -> None:
+        with self._lock:
+            self._pending.append((X, outputs, keys))
+            self._rows += X.shape[0]
+            full = self._rows >= self.FLUSH
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            items, self._pending, self._rows = self._pending, [], 0
+        if not items:
+            return
+        X = np.concatenate([x for x, _, _ in items])
+        outputs = None
+        if all(o is not None for _, o, _ in items):
+            outputs = np.concatenate([np.asarray(o).reshape(x.shape[0], -1) for x, o, _ in items])
+        keys: list[str | None] | None = None
+        if any(k is not None for _, _, k in items):
+            keys = [key for x, _, k in items for key in (k if k is not None else [None] * len(x))]
+        self.monitor.observe(X, outputs=outputs, keys=keys)
+
+
 class Monitoring:
     """Monitors per (model, version), prediction ids for feedback, alerts in /metrics."""
 
     def __init__(self, metrics: Metrics, *, remember: int = 100_000) -> None:
         self.metrics = metrics
         self.remember = remember
-        self._monitors: dict[tuple[str, int], Monitor] = {}
+        self._monitors: dict[tuple[str, int], Feed] = {}
         self._stale: set[tuple[str, int]] = set()
         # prediction id -> (model, version, predicted labels; None for a regressor)
         self._predictions: OrderedDict[str, tuple[str, int, list[Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._prefix = "pr_" + secrets.token_hex(4)  # ids of this process: prefix + counter
+        self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------ with the store lock held
-    def monitor(self, store: ModelStore, mv: ModelVersion) -> Monitor:
+    def monitor(self, store: ModelStore, mv: ModelVersion) -> Feed:
         key = (mv.name, mv.version)
-        mon = self._monitors.get(key)
-        if mon is None or key in self._stale:
+        feed = self._monitors.get(key)
+        if feed is None or key in self._stale:
             profile, out_range = build_profile(store, mv)
-            if mon is None:
+            if feed is None:
                 config = MonitorConfig(output_range=out_range or (0.0, 1.0))
-                mon = self._monitors[key] = Monitor(profile, config, revision=mv.revision)
+                feed = Feed(Monitor(profile, config, revision=mv.revision))
+                self._monitors[key] = feed
             else:
-                mon.replace_profile(profile)
+                feed.monitor.replace_profile(profile)
             self._stale.discard(key)
-        mon.set_revision(mv.revision)
-        return mon
+        if feed.monitor.revision != mv.revision:
+            feed.flush()  # the old revision's outputs go to the old revision's detectors
+            feed.monitor.set_revision(mv.revision)
+        return feed
 
-    def observe(
-        self,
-        store: ModelStore,
-        mv: ModelVersion,
-        X: np.ndarray,
-        outputs: np.ndarray,
-        keys: Sequence[str | None] | None,
-    ) -> None:
-        self.monitor(store, mv).observe(X, outputs=outputs, keys=keys)
-
-    def current(self, model: str, version: int, revision: int) -> Monitor | None:
-        """The version's monitor if it is built, fresh and at ``revision`` (no store needed)."""
-        mon = self._monitors.get((model, version))
-        if mon is None or (model, version) in self._stale or mon.revision != revision:
+    def current(self, model: str, version: int, revision: int) -> Feed | None:
+        """The version's feed if it is built, fresh and at ``revision`` (no store needed)."""
+        feed = self._monitors.get((model, version))
+        if feed is None or (model, version) in self._stale or feed.monitor.revision != revision:
             return None
-        return mon
+        return feed
 
     def stale_all(self) -> None:
         self._stale.update(self._monitors)
@@ -110,13 +145,15 @@ class Monitoring:
     def erased(self, subject_key: str, models: Sequence[tuple[str, int]]) -> None:
         """An erasure: the subject's served rows leave every window; touched versions'
         profiles are rebuilt before their next use."""
-        for mon in self._monitors.values():
-            mon.discard([subject_key])
+        for feed in self._monitors.values():
+            feed.flush()
+            feed.monitor.discard([subject_key])
         self._stale.update(models)
 
     def report(self, store: ModelStore, mv: ModelVersion) -> dict[str, Any]:
-        mon = self.monitor(store, mv)
-        doc = mon.report()
+        feed = self.monitor(store, mv)
+        feed.flush()
+        doc = feed.monitor.report()
         self._publish(mv, doc)
         return {"model": mv.name, "version": mv.version} | doc
 
@@ -139,8 +176,8 @@ class Monitoring:
     def remember_prediction(
         self, model: str, version: int, labels: list[Any], *, classifier: bool
     ) -> str:
-        pid = "pr_" + secrets.token_hex(8)
         with self._lock:
+            pid = f"{self._prefix}{next(self._ids):x}"
             self._predictions[pid] = (model, version, labels if classifier else None)
             while len(self._predictions) > self.remember:
                 self._predictions.popitem(last=False)
@@ -164,8 +201,8 @@ class Monitoring:
             raise FeedbackError(
                 f"prediction {prediction_id} has {len(predicted)} rows, got {len(labels)} labels"
             )
-        mon = self._monitors.get((model, version))
-        if mon is None:  # pragma: no cover - a remembered prediction always has its monitor
+        feed = self._monitors.get((model, version))
+        if feed is None:  # pragma: no cover - a remembered prediction always has its monitor
             raise UnknownPredictionError(f"model {model!r} v{version} is not monitored")
-        mon.feedback(np.asarray(labels, dtype=object), np.asarray(predicted, dtype=object))
+        feed.monitor.feedback(np.asarray(labels, dtype=object), np.asarray(predicted, dtype=object))
         return version, len(labels)

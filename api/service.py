@@ -48,7 +48,7 @@ ESTIMATORS: dict[str, type] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Request:
     """A predict call's rows, the features they were read with, the matrix and its digest."""
 
@@ -57,6 +57,7 @@ class _Request:
     X: np.ndarray
     digest: bytes | None
     keys: list[str | None] | None = None  # the rows' subjects, as pseudonyms
+    outputs: np.ndarray | None = None  # set when scored: probabilities or predictions
 
 
 class MonitoringOffError(StoreError):
@@ -222,6 +223,7 @@ class Service:
             if classifier:
                 res["probabilities"] = proba[at : at + n].tolist()
                 res["classes"] = classes.tolist()
+            requests[i].outputs = proba[at : at + n] if classifier else labels[at : at + n]
             at += n
             out[i] = res
         return out
@@ -250,16 +252,18 @@ class Service:
             self._keep(name, req, res)
         if self.monitoring is None:
             return res
-        mon = self.monitoring.current(name, res["version"], res["revision"])
-        if mon is None:
+        feed = self.monitoring.current(name, res["version"], res["revision"])
+        if feed is None:
             with self.lock:
                 mv, _ = self._served(name)
                 if (mv.version, mv.revision) != (res["version"], res["revision"]):
                     return res  # an erasure moved the model on meanwhile: not this revision's
-                mon = self.monitoring.monitor(self.store, mv)
+                feed = self.monitoring.monitor(self.store, mv)
         probabilities = res.get("probabilities")
-        outputs = np.asarray(probabilities if probabilities is not None else res["predictions"])
-        mon.observe(req.X, outputs=outputs, keys=req.keys)
+        outputs = req.outputs
+        if outputs is None:  # a cached answer
+            outputs = np.asarray(probabilities if probabilities is not None else res["predictions"])
+        feed.add(req.X, outputs, req.keys)
         pid = self.monitoring.remember_prediction(
             name, res["version"], res["predictions"], classifier=probabilities is not None
         )
