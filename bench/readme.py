@@ -88,10 +88,54 @@ def store_erasure_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def serving_table(payload: dict[str, Any]) -> str:
+    lines = ["| scenario | rows/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['scenario']} | {r['rows_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def monitoring_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| rows per call | serving µs/row | with monitoring µs/row | overhead |",
+        "|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['rows_per_call']} | {r['serving_us_per_row']:.1f} "
+            f"| {r['monitored_us_per_row']:.1f} | {100 * r['overhead']:+.1f}% |"
+        )
+    return "\n".join(lines)
+
+
+def drift_table(payload: dict[str, Any]) -> str:
+    null = payload["in_distribution"]
+    lines = [
+        f"In-distribution: {null['runs']} runs of {null['rows']:,} rows, "
+        f"feature false alarms {null['feature_false_alarm_rate']:.0%}, "
+        f"any alert {null['any_alert_rate']:.0%}.",
+        "",
+        "| shifted feature (+1 std) | detected | delay median rows | delay p95 rows "
+        "| other features flagged |",
+        "|---|---|---|---|---|",
+    ]
+    for r in payload["shift"]:
+        lines.append(
+            f"| {r['feature']} | {r['detected_share']:.0%} | {r['delay_median_rows']:,.0f} "
+            f"| {r['delay_p95_rows']:,.0f} | {r['others_flagged_share']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "hedgecut": hedgecut_table,
     "incremental": incremental_table,
     "store_erasure": store_erasure_table,
+    "serving": serving_table,
+    "monitoring": monitoring_table,
+    "drift": drift_table,
 }
 
 

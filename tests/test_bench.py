@@ -58,3 +58,21 @@ def test_store_erasure_bench_quick(tmp_path):
     (r,) = payload["results"]
     assert r["requests"] == 20 and r["rows_erased"] >= 20
     assert r["erase_p50_ms"] > 0 and r["purge_batch_s"] > 0
+
+
+def test_serving_bench_quick(tmp_path):
+    from bench import serving
+
+    payload = serving.main(["--quick", "--out", str(tmp_path / "sv.json")])
+    assert len(payload["results"]) == 6
+    for r in payload["results"]:
+        assert r["statuses"] == {"200": r["requests"]} and r["requests"] > 0, r
+    assert payload["summary"]["batching_speedup_64"] > 0
+
+
+def test_monitoring_bench_quick(tmp_path):
+    from bench import monitoring
+
+    payload = monitoring.main(["--quick", "--out", str(tmp_path / "mon.json")])
+    assert [r["rows_per_call"] for r in payload["results"]] == [1, 64]
+    assert payload["in_distribution_drift"] is False
