@@ -30,6 +30,7 @@ HELP = {
     "forget_batched_rows_total": ("counter", "Rows in those batches, by model."),
     "forget_batch_limit_rows": ("gauge", "The micro-batcher's current row limit, by model."),
     "forget_drift": ("gauge", "1 when the serving version's inputs or outputs drift."),
+    "forget_drift_retrains_total": ("counter", "Versions trained because of drift, by model."),
     "forget_drift_alerts": ("gauge", "Drift alerts standing for the serving version."),
     "forget_feature_drift": ("gauge", "1 when a feature of the serving version drifts."),
 }

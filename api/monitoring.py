@@ -157,11 +157,15 @@ class Monitoring:
         self._publish(mv, doc)
         return {"model": mv.name, "version": mv.version} | doc
 
-    def publish_all(self, store: ModelStore, serving: Sequence[ModelVersion]) -> None:
+    def publish_all(
+        self, store: ModelStore, serving: Sequence[ModelVersion]
+    ) -> list[tuple[ModelVersion, dict[str, Any]]]:
         """Refresh the drift gauges of the serving versions that have a monitor."""
-        for mv in serving:
-            if (mv.name, mv.version) in self._monitors:
-                self.report(store, mv)
+        return [
+            (mv, self.report(store, mv))
+            for mv in serving
+            if (mv.name, mv.version) in self._monitors
+        ]
 
     def _publish(self, mv: ModelVersion, doc: dict[str, Any]) -> None:
         labels = {"model": mv.name, "version": str(mv.version)}

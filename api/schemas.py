@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Integer = Annotated[int, Field(strict=True)]
+Cell = Integer | Number | str | None  # a dataset value: integers stay integers
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Label = int | float | str
 MAX_ROWS = 10_000
@@ -83,6 +85,7 @@ class DriftFeature(BaseModel):
 class DriftReport(BaseModel):
     model: str
     version: int
+    retrained: dict[str, Any] | None = None
     drift: bool
     revision: int | None
     features: list[DriftFeature]
@@ -149,10 +152,25 @@ class TrainRequest(Strict):
 class DatasetCreate(Strict):
     name: Name
     subject_column: str = Field(min_length=1)
-    rows: list[dict[str, Number | str | None]] | None = Field(
+    rows: list[dict[str, Cell]] | None = Field(
         default=None, description="records; give either rows or csv"
     )
     csv: str | None = Field(default=None, description="CSV text with a header line")
+
+
+class DatasetAppend(Strict):
+    rows: list[dict[str, Cell]] | None = Field(
+        default=None, description="records with the dataset's columns; give either rows or csv"
+    )
+    csv: str | None = Field(default=None, description="CSV text with a header line")
+
+
+class AppendOut(BaseModel):
+    dataset: str
+    rows: int
+    first_row_id: int
+    last_row_id: int
+    n_rows: int
 
 
 class ColumnOut(BaseModel):

@@ -49,6 +49,7 @@ def serve(
     batching: bool = True,
     cache_bytes: int = 64 * 1024 * 1024,
     monitoring: bool = True,
+    retrain_on_drift: bool = False,
     log_level: str = "info",
 ) -> None:
     """Serve the store in ``directory`` until interrupted (blocks)."""
@@ -59,6 +60,7 @@ def serve(
         batching=batching,
         cache_bytes=cache_bytes,
         monitoring=monitoring,
+        retrain_on_drift=retrain_on_drift,
     )
     app = create_app(service, keys)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -80,6 +80,8 @@ class Service:
         batching: bool = True,
         cache_bytes: int = 64 * 1024 * 1024,
         monitoring: bool = True,
+        retrain_on_drift: bool = False,
+        retrain_cooldown: float = 3600.0,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
@@ -89,6 +91,8 @@ class Service:
         self._features: dict[str, tuple[str, ...]] = {}
         self.cache = PredictionCache(cache_bytes)
         self.monitoring = Monitoring(self.metrics) if monitoring else None
+        self.retrain_on_drift, self.retrain_cooldown = retrain_on_drift, retrain_cooldown
+        self._drift_retrains: dict[str, float] = {}
         self.batcher: Batcher | None = None
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
@@ -334,7 +338,32 @@ class Service:
             raise MonitoringOffError("this server runs without drift monitoring")
         with self.lock:
             mv, _ = self._served(name)
-            return self.monitoring.report(self.store, mv)
+            doc = self.monitoring.report(self.store, mv)
+            retrained = self._maybe_retrain(mv, doc)
+        return doc | {"retrained": retrained}
+
+    def _maybe_retrain(self, mv: ModelVersion, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Event-based retraining (``retrain_on_drift``): a drifting version is refitted, with
+        the same estimator and parameters, on its dataset's rows now (append fresh rows
+        first), at most once per ``retrain_cooldown`` seconds per model. Lock held."""
+        if not (self.retrain_on_drift and doc["drift"]):
+            return None
+        last = self._drift_retrains.get(mv.name)
+        if last is not None and time.monotonic() - last < self.retrain_cooldown:
+            return None
+        cls = _class_of(mv)
+        if cls is None:
+            return None
+        self._drift_retrains[mv.name] = time.monotonic()
+        est = cls(**mv.params)
+        new = self.store.train(
+            mv.name, dataset=mv.dataset, estimator=est, label=mv.label, features=mv.features
+        )
+        self._changed({mv.name})
+        self.metrics.inc("forget_drift_retrains_total", {"model": mv.name})
+        log.info("drift on %s v%d: retrained as v%d", mv.name, mv.version, new.version)
+        reason = "; ".join(doc["alerts"][:3])
+        return {"version": new.version, "n_rows": new.n_rows, "because": reason}
 
     def feedback(self, name: str, prediction_id: str, labels: Sequence[Any]) -> dict[str, Any]:
         if self.monitoring is None:
@@ -346,8 +375,9 @@ class Service:
         if self.monitoring is None:
             return
         with self.lock:
-            serving = [self._served(n)[0] for n in {mv.name for mv in self._ready()}]
-            self.monitoring.publish_all(self.store, serving)
+            serving = [self._served(n)[0] for n in sorted({mv.name for mv in self._ready()})]
+            for mv, doc in self.monitoring.publish_all(self.store, serving):
+                self._maybe_retrain(mv, doc)
 
     def _ready(self) -> list[ModelVersion]:
         return [mv for mv in self.store.list_models() if mv.status == READY]
@@ -446,14 +476,31 @@ class Service:
                 info = self._ingest_csv(name, subject_column, csv or "")
             return _dataset(info)
 
+    def append_rows(
+        self, name: str, *, rows: list[dict[str, Any]] | None, csv: str | None
+    ) -> dict[str, Any]:
+        if (rows is None) == (csv is None):
+            raise PredictInputError("give exactly one of rows or csv")
+        with self.lock:
+            if rows is not None:
+                added = self.store.append(name, rows)
+            else:
+                added = self._with_csv(csv or "", lambda path: self.store.append(name, path))
+            return asdict(added)
+
     def _ingest_csv(self, name: str, subject_column: str, text: str) -> Any:
+        return self._with_csv(
+            text, lambda path: self.store.ingest(name, path, subject_column=subject_column)
+        )
+
+    def _with_csv(self, text: str, use: Any) -> Any:
         # DuckDB reads CSV from a path; the file lives inside the store for the moment of the
         # read and is unlinked at once, so the upload leaves no copy behind.
         fd, path = tempfile.mkstemp(suffix=".csv", dir=self.store.directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-            return self.store.ingest(name, path, subject_column=subject_column)
+            return use(path)
         finally:
             os.unlink(path)
 

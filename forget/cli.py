@@ -55,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         batching=not args.no_batching,
         cache_bytes=int(args.cache_mb * 1024 * 1024),
         monitoring=not args.no_monitoring,
+        retrain_on_drift=args.retrain_on_drift,
         log_level=args.log_level,
     )
     return 0
@@ -213,6 +214,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-monitoring", action="store_true", help="no drift monitoring of served traffic"
+    )
+    p.add_argument(
+        "--retrain-on-drift",
+        action="store_true",
+        help="refit a drifting model on its dataset's current rows (at most hourly)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, status
 
 from api.deps import ServiceDep, require
 from api.routes.models import ERRORS
-from api.schemas import DatasetCreate, DatasetList, DatasetOut
+from api.schemas import AppendOut, DatasetAppend, DatasetCreate, DatasetList, DatasetOut
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -43,3 +43,15 @@ def list_datasets(svc: ServiceDep) -> dict[str, Any]:
 )
 def get_dataset(name: str, svc: ServiceDep) -> dict[str, Any]:
     return svc.dataset(name)
+
+
+@router.post(
+    "/{name}/rows",
+    response_model=AppendOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS,
+    dependencies=[Depends(require("admin"))],
+)
+def append(name: str, body: DatasetAppend, svc: ServiceDep) -> dict[str, Any]:
+    """Add rows to a dataset (new row ids); existing model versions keep their rows."""
+    return svc.append_rows(name, rows=body.rows, csv=body.csv)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from tests.api.conftest import Server, auth
-from tests.store.helpers import FEATURES, VICTIM
+from store import ModelStore
+from tests.api.conftest import Server, auth, launch
+from tests.store.helpers import FEATURES, VICTIM, populate
 
 
 def rows(n: int, seed: int, shift: float = 0.0) -> list[dict[str, float]]:
@@ -15,8 +18,8 @@ def rows(n: int, seed: int, shift: float = 0.0) -> list[dict[str, float]]:
     return [dict(zip(FEATURES, map(float, x), strict=True)) for x in X]
 
 
-def predict(server: Server, body: dict) -> dict:
-    r = server.client.post("/v1/models/risk/predict", json=body, headers=auth("predict"))
+def predict(server: Server, body: dict, model: str = "risk") -> dict:
+    r = server.client.post(f"/v1/models/{model}/predict", json=body, headers=auth("predict"))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -103,3 +106,54 @@ def test_an_erasure_empties_the_subjects_rows_from_the_window_and_restarts_detec
         headers=auth("predict"),
     )
     assert bad.status_code == 422 and "one per row" in bad.json()["error"]["message"]
+
+
+def test_retrain_on_drift_refits_on_the_dataset_as_it_is_now(tmp_path: Path):
+    directory = tmp_path / "store"
+    with ModelStore.open(directory) as st:
+        populate(st)
+    srv = launch(directory, tmp_path / "log", "--retrain-on-drift", "--purge-interval", "0")
+    try:
+        c = srv.client
+        fresh = [r | {"subject_id": f"new-{i}", "label": 1, "score": 0.0} for i, r in
+                 enumerate(rows(40, 5, shift=3.0))]  # fmt: skip
+        r = c.post("/v1/datasets/people/rows", json={"rows": fresh}, headers=auth("admin"))
+        assert r.status_code == 201, r.text
+        assert r.json()["rows"] == 40
+        for i in range(6):
+            predict(srv, {"rows": rows(100, 200 + i, shift=3.0)})
+        doc = c.get("/v1/models/risk/drift", headers=auth("audit")).json()
+        assert doc["drift"] and doc["retrained"]["version"] == 2
+        assert "feature 'a' shifted" in doc["retrained"]["because"]
+        model = c.get("/v1/models/risk", headers=auth("audit")).json()
+        assert model["serving_version"] == 2
+        assert model["versions"][1]["n_rows"] == model["versions"][0]["n_rows"] + 40
+        assert predict(srv, {"rows": rows(1, 9)})["version"] == 2
+        again = c.get("/v1/models/risk/drift", headers=auth("audit")).json()
+        assert again["retrained"] is None  # a fresh version, and a cool-down
+        assert "forget_drift_retrains_total" in c.get("/metrics").text
+    finally:
+        srv.stop()
+
+
+def test_appending_rows_checks_the_schema(server: Server):
+    c = server.client
+    good = {"subject_id": "late", "a": 1.0, "b": 2.0, "c": 3.0, "label": 1, "score": 0.5}
+    r = c.post("/v1/datasets/people/rows", json={"rows": [good]}, headers=auth("admin"))
+    assert r.status_code == 201, r.text
+    r = c.post(
+        "/v1/datasets/people/rows", json={"rows": [good | {"a": "x"}]}, headers=auth("admin")
+    )
+    assert r.status_code == 422, r.text
+    r = c.post("/v1/datasets/nope/rows", json={"rows": [good]}, headers=auth("admin"))
+    assert r.status_code == 404
+    csv = "subject_id,a,b,c,label,score\nlate2,1,2,3,0,0.1\n"
+    r = c.post("/v1/datasets/people/rows", json={"csv": csv}, headers=auth("admin"))
+    assert r.status_code == 201 and r.json()["rows"] == 1
+    assert c.post("/v1/datasets/people/rows", json={}, headers=auth("admin")).status_code == 422
+    assert (
+        c.post(
+            "/v1/datasets/people/rows", json={"rows": [good]}, headers=auth("predict")
+        ).status_code
+        == 403
+    )
