@@ -1,0 +1,417 @@
+"""Numba kernels for scoring compiled trees: parsing, padding, tree traversal, perfect traversal.
+
+Node record of the tree-traversal (TT) pool: ``rec[v] = (feature, cut-off bits, left, right)``
+as int32, with ``recf`` a float32 view of the same buffer (the cut-off is ``recf[v, 1]``), so a
+visit reads one 16-byte record. Left and right are absolute node indices; a tree is stored in
+preorder, so ``left == v + 1``. A leaf is ``(0, 0.0, v, v)``: it loops on itself, so a step
+from a leaf stays there and a row can advance in lock step with others. ``vals[v]`` holds a
+leaf's class shares (counts / total) followed by its vote (1.0, or 0.0 for an empty leaf,
+whose shares are 0.0): adding a non-voting leaf adds +0.0, which leaves a non-negative sum
+bitwise unchanged.
+
+Perfect tree traversal (PTT) pads every tree to a perfect tree of depth ``D``: heap order per
+tree (children of ``h`` are ``2h + 1`` and ``2h + 2``), ``pnode[t * (2**D - 1) + h]`` as
+(feature, cut-off bits), ``pvals[t * 2**D + leaf]`` as in ``vals``. A leaf above depth ``D``
+is padded with "always left" nodes (cut-off +inf) and stored at its leftmost descendant.
+
+Every kernel adds the trees' leaf shares in tree order, starting from 0.0, then divides by the
+number of voting trees, exactly as the forest's own kernel: the results are bitwise equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+OK = 0
+BAD_SHAPE = 1  # nodes after the tree is complete, or a tree that ends with open splits
+
+ROWS_AT_ONCE = 8  # rows (or trees) advanced in lock step: independent loads overlap
+BLOCK = 128  # rows scored tree by tree together: one tree's nodes stay in cache
+
+
+# ---------------------------------------------------------------------------- compiling
+
+
+@njit(cache=True)
+def parse_tree(feat, thr32, counts, rec, recf, vals):
+    """Fill ``rec``/``vals`` (local indices) from one preorder tree; return (status, depth).
+
+    ``feat < 0`` marks a leaf. Splits wait on a stack for their right child: the node after a
+    leaf is the right child of the deepest split still waiting.
+    """
+    m = feat.shape[0]
+    nc = counts.shape[1]
+    stack = np.empty(m + 1, np.int64)
+    sdepth = np.empty(m + 1, np.int64)
+    sp = 0
+    depth = 0
+    max_depth = 0
+    for v in range(m):
+        if v > 0:
+            if feat[v - 1] >= 0:
+                depth += 1  # the left child of the previous node
+            elif sp == 0:
+                return BAD_SHAPE, 0
+            else:
+                sp -= 1
+                rec[stack[sp], 3] = v
+                depth = sdepth[sp] + 1
+        max_depth = max(max_depth, depth)
+        if feat[v] >= 0:
+            rec[v, 0] = feat[v]
+            recf[v, 1] = thr32[v]
+            rec[v, 2] = v + 1
+            stack[sp] = v
+            sdepth[sp] = depth
+            sp += 1
+        else:
+            rec[v, 0] = 0
+            rec[v, 1] = 0
+            rec[v, 2] = v
+            rec[v, 3] = v
+            tot = 0.0
+            for j in range(nc):
+                tot += counts[v, j]
+            for j in range(nc):
+                vals[v, j] = counts[v, j] / tot if tot > 0 else 0.0
+            vals[v, nc] = 1.0 if tot > 0 else 0.0
+    if sp != 0 or feat[m - 1] >= 0:
+        return BAD_SHAPE, 0
+    return OK, max_depth
+
+
+@njit(cache=True)
+def fill_perfect(rec, recf, vals, root, D, pnode, pnodef, pvals):
+    """Pad the tree at ``root`` of the TT pool into one perfect-tree block (already reset)."""
+    L = 1 << D
+    stack_v = np.empty(2 * D + 2, np.int64)
+    stack_h = np.empty(2 * D + 2, np.int64)
+    stack_d = np.empty(2 * D + 2, np.int64)
+    stack_v[0], stack_h[0], stack_d[0] = root, 0, 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        v, h, d = stack_v[sp], stack_h[sp], stack_d[sp]
+        if rec[v, 2] != v:
+            pnode[h, 0] = rec[v, 0]
+            pnodef[h, 1] = recf[v, 1]
+            stack_v[sp], stack_h[sp], stack_d[sp] = rec[v, 3], 2 * h + 2, d + 1
+            stack_v[sp + 1], stack_h[sp + 1], stack_d[sp + 1] = v + 1, 2 * h + 1, d + 1
+            sp += 2
+        else:
+            leaf = (h + 1) * (1 << (D - d)) - 1 - (L - 1)  # leftmost descendant at depth D
+            pvals[leaf, :] = vals[v, :]
+
+
+@njit(cache=True)
+def fill_gemm(rec, recf, vals, root, size, A, B, C, Dv, E):
+    """One tree of ``size`` nodes as Hummingbird's GEMM matrices (block already reset).
+
+    Internal nodes and leaves are numbered in preorder. ``A[i]`` is node i's feature (the
+    one-hot column of X·A), ``B[i]`` its cut-off; ``C[i, l]`` is +1 when leaf l lies left of
+    node i, -1 when right; ``Dv[l]`` counts the left turns on leaf l's path, so a row reaches
+    leaf l exactly when ``(X·A <= B) @ C == Dv`` at l; ``E[l]`` is the leaf's shares and vote.
+    """
+    anc = np.empty(size + 1, np.int64)
+    turn = np.empty(size + 1, np.int64)
+    stack_v = np.empty(size + 1, np.int64)
+    stack_d = np.empty(size + 1, np.int64)
+    stack_t = np.empty(size + 1, np.int64)
+    stack_v[0], stack_d[0], stack_t[0] = root, 0, 0
+    sp = 1
+    ni = 0
+    nl = 0
+    while sp > 0:
+        sp -= 1
+        v, d = stack_v[sp], stack_d[sp]
+        if d > 0:
+            turn[d - 1] = stack_t[sp]
+        if rec[v, 2] != v:
+            A[ni] = rec[v, 0]
+            B[ni] = recf[v, 1]
+            anc[d] = ni
+            ni += 1
+            stack_v[sp], stack_d[sp], stack_t[sp] = rec[v, 3], d + 1, 1
+            stack_v[sp + 1], stack_d[sp + 1], stack_t[sp + 1] = v + 1, d + 1, 0
+            sp += 2
+        else:
+            lefts = 0
+            for k in range(d):
+                if turn[k] == 0:
+                    C[anc[k], nl] = 1.0
+                    lefts += 1
+                else:
+                    C[anc[k], nl] = -1.0
+            Dv[nl] = lefts
+            E[nl, :] = vals[v, :]
+            nl += 1
+
+
+# ---------------------------------------------------------------------------- tree traversal
+
+
+@njit(cache=True, inline="always")
+def _step(X, i, v, rec, recf):
+    return rec[v, 2 + (X[i, rec[v, 0]] > recf[v, 1])]
+
+
+@njit(cache=True, inline="always")
+def _leaf(X, i, v, rec, recf):
+    while rec[v, 2] != v:
+        v = _step(X, i, v, rec, recf)
+    return v
+
+
+@njit(cache=True, inline="always")
+def _add(out, used, vals, i, v):
+    nc = out.shape[1]
+    for j in range(nc):
+        out[i, j] += vals[v, j]
+    used[i] += vals[v, nc]
+
+
+@njit(cache=True, inline="always")
+def _done(rec, a0, a1, a2, a3, a4, a5, a6, a7):
+    return (
+        (rec[a0, 2] == a0)
+        & (rec[a1, 2] == a1)
+        & (rec[a2, 2] == a2)
+        & (rec[a3, 2] == a3)
+        & (rec[a4, 2] == a4)
+        & (rec[a5, 2] == a5)
+        & (rec[a6, 2] == a6)
+        & (rec[a7, 2] == a7)
+    )
+
+
+@njit(cache=True)
+def _tt_rows(X, i0, i1, roots, rec, recf, vals, out, used):
+    """Rows i0..i1, tree by tree; eight rows descend together (branch-free steps)."""
+    for t in range(roots.shape[0]):
+        r = roots[t]
+        i = i0
+        while i + 8 <= i1:
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = r
+            while True:
+                a0 = _step(X, i, a0, rec, recf)
+                a1 = _step(X, i + 1, a1, rec, recf)
+                a2 = _step(X, i + 2, a2, rec, recf)
+                a3 = _step(X, i + 3, a3, rec, recf)
+                a4 = _step(X, i + 4, a4, rec, recf)
+                a5 = _step(X, i + 5, a5, rec, recf)
+                a6 = _step(X, i + 6, a6, rec, recf)
+                a7 = _step(X, i + 7, a7, rec, recf)
+                if _done(rec, a0, a1, a2, a3, a4, a5, a6, a7):
+                    break
+            _add(out, used, vals, i, a0)
+            _add(out, used, vals, i + 1, a1)
+            _add(out, used, vals, i + 2, a2)
+            _add(out, used, vals, i + 3, a3)
+            _add(out, used, vals, i + 4, a4)
+            _add(out, used, vals, i + 5, a5)
+            _add(out, used, vals, i + 6, a6)
+            _add(out, used, vals, i + 7, a7)
+            i += 8
+        while i < i1:
+            _add(out, used, vals, i, _leaf(X, i, r, rec, recf))
+            i += 1
+
+
+@njit(cache=True)
+def _tt_few(X, i0, i1, roots, rec, recf, vals, out, used):
+    """Rows i0..i1 one at a time; eight trees descend together (a batch too small for rows)."""
+    T = roots.shape[0]
+    for i in range(i0, i1):
+        t = 0
+        while t + 8 <= T:
+            a0, a1, a2, a3 = roots[t], roots[t + 1], roots[t + 2], roots[t + 3]
+            a4, a5, a6, a7 = roots[t + 4], roots[t + 5], roots[t + 6], roots[t + 7]
+            while True:
+                a0 = _step(X, i, a0, rec, recf)
+                a1 = _step(X, i, a1, rec, recf)
+                a2 = _step(X, i, a2, rec, recf)
+                a3 = _step(X, i, a3, rec, recf)
+                a4 = _step(X, i, a4, rec, recf)
+                a5 = _step(X, i, a5, rec, recf)
+                a6 = _step(X, i, a6, rec, recf)
+                a7 = _step(X, i, a7, rec, recf)
+                if _done(rec, a0, a1, a2, a3, a4, a5, a6, a7):
+                    break
+            _add(out, used, vals, i, a0)  # in tree order: the sum is the forest's
+            _add(out, used, vals, i, a1)
+            _add(out, used, vals, i, a2)
+            _add(out, used, vals, i, a3)
+            _add(out, used, vals, i, a4)
+            _add(out, used, vals, i, a5)
+            _add(out, used, vals, i, a6)
+            _add(out, used, vals, i, a7)
+            t += 8
+        while t < T:
+            _add(out, used, vals, i, _leaf(X, i, roots[t], rec, recf))
+            t += 1
+
+
+@njit(cache=True, inline="always")
+def _finish(out, used, i0, i1):
+    nc = out.shape[1]
+    for i in range(i0, i1):
+        for j in range(nc):
+            out[i, j] = out[i, j] / used[i] if used[i] else 1.0 / nc
+
+
+@njit(cache=True)
+def _tt_block(X, i0, i1, roots, rec, recf, vals, out, used):
+    if i1 - i0 >= ROWS_AT_ONCE:
+        _tt_rows(X, i0, i1, roots, rec, recf, vals, out, used)
+    else:
+        _tt_few(X, i0, i1, roots, rec, recf, vals, out, used)
+    _finish(out, used, i0, i1)
+
+
+@njit(cache=True, nogil=True)  # threads of a server score side by side
+def tt_proba(X, roots, rec, recf, vals, nc):
+    n = X.shape[0]
+    out = np.zeros((n, nc))
+    used = np.zeros(n)
+    for i0 in range(0, n, BLOCK):
+        _tt_block(X, i0, min(n, i0 + BLOCK), roots, rec, recf, vals, out, used)
+    return out
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def tt_proba_parallel(X, roots, rec, recf, vals, nc):
+    n = X.shape[0]
+    out = np.zeros((n, nc))
+    used = np.zeros(n)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        _tt_block(X, i0, min(n, i0 + BLOCK), roots, rec, recf, vals, out, used)
+    return out
+
+
+# ---------------------------------------------------------------------------- perfect trees
+
+
+@njit(cache=True, inline="always")
+def _pstep(X, i, h, base, pnode, pnodef):
+    g = base + h
+    return 2 * h + 1 + (X[i, pnode[g, 0]] > pnodef[g, 1])
+
+
+@njit(cache=True, inline="always")
+def _padd(out, used, pvals, i, t, h, L):
+    _add(out, used, pvals, i, t * L + h - (L - 1))
+
+
+@njit(cache=True)
+def _ptt_rows(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
+    L = 1 << D
+    for t in range(T):
+        b = t * (L - 1)
+        i = i0
+        while i + 8 <= i1:
+            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = 0
+            for _ in range(D):
+                h0 = _pstep(X, i, h0, b, pnode, pnodef)
+                h1 = _pstep(X, i + 1, h1, b, pnode, pnodef)
+                h2 = _pstep(X, i + 2, h2, b, pnode, pnodef)
+                h3 = _pstep(X, i + 3, h3, b, pnode, pnodef)
+                h4 = _pstep(X, i + 4, h4, b, pnode, pnodef)
+                h5 = _pstep(X, i + 5, h5, b, pnode, pnodef)
+                h6 = _pstep(X, i + 6, h6, b, pnode, pnodef)
+                h7 = _pstep(X, i + 7, h7, b, pnode, pnodef)
+            _padd(out, used, pvals, i, t, h0, L)
+            _padd(out, used, pvals, i + 1, t, h1, L)
+            _padd(out, used, pvals, i + 2, t, h2, L)
+            _padd(out, used, pvals, i + 3, t, h3, L)
+            _padd(out, used, pvals, i + 4, t, h4, L)
+            _padd(out, used, pvals, i + 5, t, h5, L)
+            _padd(out, used, pvals, i + 6, t, h6, L)
+            _padd(out, used, pvals, i + 7, t, h7, L)
+            i += 8
+        while i < i1:
+            h = 0
+            for _ in range(D):
+                h = _pstep(X, i, h, b, pnode, pnodef)
+            _padd(out, used, pvals, i, t, h, L)
+            i += 1
+
+
+@njit(cache=True)
+def _ptt_few(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
+    L = 1 << D
+    n1 = L - 1
+    for i in range(i0, i1):
+        t = 0
+        while t + 8 <= T:
+            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = 0
+            for _ in range(D):
+                h0 = _pstep(X, i, h0, t * n1, pnode, pnodef)
+                h1 = _pstep(X, i, h1, (t + 1) * n1, pnode, pnodef)
+                h2 = _pstep(X, i, h2, (t + 2) * n1, pnode, pnodef)
+                h3 = _pstep(X, i, h3, (t + 3) * n1, pnode, pnodef)
+                h4 = _pstep(X, i, h4, (t + 4) * n1, pnode, pnodef)
+                h5 = _pstep(X, i, h5, (t + 5) * n1, pnode, pnodef)
+                h6 = _pstep(X, i, h6, (t + 6) * n1, pnode, pnodef)
+                h7 = _pstep(X, i, h7, (t + 7) * n1, pnode, pnodef)
+            _padd(out, used, pvals, i, t, h0, L)
+            _padd(out, used, pvals, i, t + 1, h1, L)
+            _padd(out, used, pvals, i, t + 2, h2, L)
+            _padd(out, used, pvals, i, t + 3, h3, L)
+            _padd(out, used, pvals, i, t + 4, h4, L)
+            _padd(out, used, pvals, i, t + 5, h5, L)
+            _padd(out, used, pvals, i, t + 6, h6, L)
+            _padd(out, used, pvals, i, t + 7, h7, L)
+            t += 8
+        while t < T:
+            h = 0
+            for _ in range(D):
+                h = _pstep(X, i, h, t * n1, pnode, pnodef)
+            _padd(out, used, pvals, i, t, h, L)
+            t += 1
+
+
+@njit(cache=True)
+def _ptt_block(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
+    if i1 - i0 >= ROWS_AT_ONCE:
+        _ptt_rows(X, i0, i1, T, D, pnode, pnodef, pvals, out, used)
+    else:
+        _ptt_few(X, i0, i1, T, D, pnode, pnodef, pvals, out, used)
+    _finish(out, used, i0, i1)
+
+
+@njit(cache=True, nogil=True)
+def ptt_proba(X, T, D, pnode, pnodef, pvals, nc):
+    n = X.shape[0]
+    out = np.zeros((n, nc))
+    used = np.zeros(n)
+    for i0 in range(0, n, BLOCK):
+        _ptt_block(X, i0, min(n, i0 + BLOCK), T, D, pnode, pnodef, pvals, out, used)
+    return out
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def ptt_proba_parallel(X, T, D, pnode, pnodef, pvals, nc):
+    n = X.shape[0]
+    out = np.zeros((n, nc))
+    used = np.zeros(n)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        _ptt_block(X, i0, min(n, i0 + BLOCK), T, D, pnode, pnodef, pvals, out, used)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sum_in_order(V, nc):
+    """``V[t, i]`` (shares and vote of tree t for row i) summed over t in order, then averaged."""
+    T, n = V.shape[0], V.shape[1]
+    out = np.zeros((n, nc))
+    used = np.zeros(n)
+    for t in range(T):
+        for i in range(n):
+            for j in range(nc):
+                out[i, j] += V[t, i, j]
+            used[i] += V[t, i, nc]
+    _finish(out, used, 0, n)
+    return out

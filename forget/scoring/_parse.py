@@ -1,0 +1,87 @@
+"""Checking one tree's preorder structure and turning it into TT node records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from forget.scoring import _kernels as K
+
+
+@dataclass(frozen=True)
+class ParsedTree:
+    """One tree as TT node records with local indices (see ``_kernels``)."""
+
+    rec: np.ndarray  # int32 (m, 4): feature, cut-off bits, left, right
+    vals: np.ndarray  # float64 (m, n_classes + 1): leaf shares and vote
+    depth: int
+
+    @property
+    def size(self) -> int:
+        return int(self.rec.shape[0])
+
+    @property
+    def n_splits(self) -> int:
+        return (self.size - 1) // 2
+
+
+def cutoffs_float32(thr: np.ndarray) -> np.ndarray:
+    """The largest float32 at or below each cut-off.
+
+    Rows are compared in float32 (as the forest does), and for a float32 ``x``,
+    ``x <= t`` holds exactly when ``x <= round_down32(t)``: any float64 cut-off keeps its
+    meaning. HedgeCut's cut-offs are float32 already and pass through unchanged.
+    """
+    with np.errstate(over="ignore"):
+        t32 = thr.astype(np.float32)
+    above = t32.astype(np.float64) > thr
+    if above.any():
+        t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
+
+
+def parse_structure(enc: ArrayLike, n_classes: int, n_features: int, t: int) -> ParsedTree:
+    """Check tree ``t``'s structure (one row per node, preorder) and build its records.
+
+    A split row is ``(feature, cut-off, ...)`` (go left when ``x[feature] <= cut-off``), a
+    leaf row ``(-1, ..., class counts)``. Raises ValueError, naming the tree and the node.
+    """
+    try:
+        a = np.asarray(enc, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tree {t}: structure must be an array of numbers: {exc}") from exc
+    if a.ndim != 2 or a.shape[1] != 2 + n_classes or a.shape[0] == 0:
+        raise ValueError(
+            f"tree {t}: structure must have shape (nodes, {2 + n_classes}) for {n_classes} "
+            f"classes, got {a.shape}"
+        )
+    f = a[:, 0]
+    ok = np.isfinite(f) & (f == np.round(f)) & (f >= -1) & (f < n_features)
+    if not ok.all():
+        v = int(np.flatnonzero(~ok)[0])
+        raise ValueError(
+            f"tree {t}, node {v}: feature {f[v]!r} is not -1 (a leaf) or in 0..{n_features - 1}"
+        )
+    leaf = f < 0
+    if np.isnan(a[~leaf, 1]).any():
+        v = int(np.flatnonzero(~leaf & np.isnan(a[:, 1]))[0])
+        raise ValueError(f"tree {t}, node {v}: the cut-off is NaN")
+    counts = np.ascontiguousarray(a[:, 2:])
+    bad = leaf & ~(np.isfinite(counts) & (counts >= 0)).all(axis=1)
+    if bad.any():
+        v = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"tree {t}, leaf {v}: class counts must be finite and >= 0")
+    feat = np.where(leaf, -1, f).astype(np.int32)
+    thr32 = cutoffs_float32(np.where(leaf, 0.0, a[:, 1]))
+    m = a.shape[0]
+    rec = np.zeros((m, 4), np.int32)
+    vals = np.zeros((m, n_classes + 1))
+    status, depth = K.parse_tree(feat, thr32, counts, rec, rec.view(np.float32), vals)
+    if status != K.OK:
+        raise ValueError(
+            f"tree {t}: {m} rows are not one binary tree in preorder (every split needs a left "
+            "and a right subtree, and nothing may follow the last leaf)"
+        )
+    return ParsedTree(rec, vals, int(depth))

@@ -1,0 +1,102 @@
+"""Tree traversal (TT): every tree's compact preorder records in one pool, one slot per tree.
+
+The pool is also the compiled forest's source of truth: the perfect-tree and GEMM layouts are
+derived from it tree by tree. Replacing a tree writes its slot in place when it fits, else
+appends a slot with room to grow at the pool's tail (doubling the arrays when full); the old
+slot becomes garbage, and the pool is compacted when garbage passes half of it. Either way the
+other trees' records are not recompiled (compaction only moves them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forget.scoring import _kernels as K
+from forget.scoring._parse import ParsedTree
+
+
+class TreePool:
+    """Node records of all trees: ``rec``/``recf``/``vals`` rows, tree t at ``roots[t]``."""
+
+    def __init__(self, trees: list[ParsedTree], n_classes: int) -> None:
+        self.n_classes = n_classes
+        total = sum(tr.size for tr in trees)
+        self._alloc(total)
+        T = len(trees)
+        self.roots = np.zeros(T, np.int64)
+        self.sizes = np.zeros(T, np.int64)
+        self.caps = np.zeros(T, np.int64)
+        self.depths = np.zeros(T, np.int64)
+        self.tail = 0
+        self.garbage = 0
+        self.generation = 0  # bumped whenever the arrays are reallocated or trees moved
+        for t, tr in enumerate(trees):
+            self._place(t, tr, self.tail, tr.size)
+            self.tail += tr.size
+
+    def _alloc(self, capacity: int) -> None:
+        self.rec = np.zeros((capacity, 4), np.int32)
+        self.recf = self.rec.view(np.float32)
+        self.vals = np.zeros((capacity, self.n_classes + 1))
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.roots.shape[0])
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.depths.max()) if self.depths.size else 0
+
+    def span(self, t: int) -> slice:
+        """Tree t's records."""
+        r = int(self.roots[t])
+        return slice(r, r + int(self.sizes[t]))
+
+    def _place(self, t: int, tr: ParsedTree, base: int, cap: int) -> None:
+        m = tr.size
+        self.rec[base : base + m] = tr.rec
+        self.rec[base : base + m, 2:] += base  # local child indices to absolute
+        self.vals[base : base + m] = tr.vals
+        self.roots[t], self.sizes[t], self.caps[t], self.depths[t] = base, m, cap, tr.depth
+
+    def replace(self, t: int, tr: ParsedTree) -> None:
+        """Put tree t's new records in place, or in a new slot when they no longer fit."""
+        if tr.size <= self.caps[t]:
+            self._place(t, tr, int(self.roots[t]), int(self.caps[t]))
+            return
+        cap = tr.size + tr.size // 4  # room for the tree to grow a little more
+        self.garbage += int(self.caps[t])
+        self.sizes[t] = self.caps[t] = 0  # the old slot is garbage now
+        if self.garbage > self.tail // 2:
+            self.compact()
+        if self.tail + cap > self.rec.shape[0]:
+            self._grow(self.tail + cap)
+        self._place(t, tr, self.tail, cap)
+        self.tail += cap
+
+    def _grow(self, need: int) -> None:
+        rec, vals = self.rec, self.vals
+        self._alloc(max(need, 2 * rec.shape[0]))
+        self.rec[: self.tail] = rec[: self.tail]
+        self.vals[: self.tail] = vals[: self.tail]
+        self.generation += 1
+
+    def compact(self) -> None:
+        """Move every slot to the front, in tree order, dropping garbage."""
+        rec, vals = self.rec, self.vals
+        self._alloc(max(int(self.caps.sum()), 1))
+        base = 0
+        for t in range(self.n_trees):
+            r, m, cap = int(self.roots[t]), int(self.sizes[t]), int(self.caps[t])
+            self.rec[base : base + m] = rec[r : r + m]
+            self.rec[base : base + m, 2:] += base - r
+            self.vals[base : base + m] = vals[r : r + m]
+            self.roots[t] = base
+            base += cap
+        self.tail = base
+        self.garbage = 0
+        self.generation += 1
+
+    def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
+        kernel = K.tt_proba_parallel if parallel else K.tt_proba
+        return kernel(X, self.roots, self.rec, self.recf, self.vals, self.n_classes)

@@ -1,0 +1,369 @@
+"""CompiledForest: a tree ensemble compiled for fast scoring, refreshed tree by tree.
+
+Which strategy scores a batch (``Plan``) depends on the trees' depth, the batch size and the
+backend; see ``CompiledForest.plan`` and the measurements in ``bench/scoring.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+from numpy.typing import ArrayLike
+
+from forget.scoring import _gemm, _ptt, _torch
+from forget.scoring._gemm import GemmMatrices
+from forget.scoring._parse import ParsedTree, parse_structure
+from forget.scoring._ptt import PerfectTrees
+from forget.scoring._tt import TreePool
+
+if TYPE_CHECKING:
+    from forget.hedgecut import HedgeCutClassifier
+
+STRATEGIES = ("gemm", "ptt", "tt")
+BACKENDS = ("numba", "torch")
+
+# "auto": the deepest tree each strategy is picked for, per backend and device (measured in
+# bench/scoring.py on a 2-core CPU: PTT's fixed D branch-free steps match or beat TT's early
+# exits up to depth 10 and lose from 12; GEMM's work grows with nodes², it never wins on a
+# CPU, numba or torch). On a GPU, Hummingbird's choice (GEMM to depth 3, PTT to 10): fewer,
+# larger kernels; not measured here.
+AUTO_MAX_DEPTH = {
+    "numba": {"gemm": -1, "ptt": 10},
+    "torch-cpu": {"gemm": -1, "ptt": 10},
+    "torch-cuda": {"gemm": 3, "ptt": 10},
+}
+AUTO_PTT_BYTES = 256 << 20  # and no PTT layout past this size
+PARALLEL_MIN_ROWS = 1024  # below this, threads cost more than they save
+TORCH_MIN_ROWS = 20_000  # "auto" hands batches this large to torch, and only on a GPU
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a batch is scored: strategy, backend, device and the CPU threads used."""
+
+    strategy: str
+    backend: str
+    device: str
+    threads: int
+
+
+def _n_threads(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return 1
+    if not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be None, a positive int or -1, got {n_jobs!r}")
+    return (os.cpu_count() or 1) if n_jobs < 0 else int(n_jobs)
+
+
+class CompiledForest:
+    """A forest of preorder tree structures, compiled to flat arrays for fast scoring.
+
+    The probability of a row is the mean over trees of its leaf's class shares
+    (counts / total); a leaf with no rows abstains, and a row no tree votes for gets
+    ``1 / n_classes``. Rows are compared in float32 (``x <= cut-off`` goes left), as
+    ``HedgeCutClassifier`` does. Every strategy returns exactly (bitwise) the forest's own
+    ``predict_proba``: the trees' shares are added in tree order.
+
+    Parameters
+    ----------
+    structures : one array per tree, one row per node in preorder:
+        ``(feature, cut-off, 0, ...)`` for a split, ``(-1, 0, class counts...)`` for a leaf
+        (``HedgeCutClassifier.tree_structures()``).
+    n_classes, n_features : the forest's classes and the features rows must have.
+    strategy : ``"auto"`` (per batch, see ``plan``), ``"tt"`` (tree traversal),
+        ``"ptt"`` (perfect tree traversal) or ``"gemm"``.
+    backend : ``"auto"``, ``"numba"`` (CPU) or ``"torch"`` (CUDA when available, else CPU).
+    n_jobs : CPU threads for large batches (``None``: 1, ``-1``: all cores).
+    classes : labels ``predict`` returns (default: class indices).
+    device : torch device (default ``"cuda"`` when available, else ``"cpu"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from forget import HedgeCutClassifier
+    >>> from forget.scoring import compile_forest
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> model = HedgeCutClassifier(n_estimators=8, random_state=0).fit(X, y)
+    >>> scorer = compile_forest(model)
+    >>> bool((scorer.predict_proba(X) == model.predict_proba(X)).all())
+    True
+    >>> before = model.tree_structures()
+    >>> _ = model.forget([3, 4])
+    >>> scorer.refresh(changed_trees(before, model.tree_structures()))
+    >>> bool((scorer.predict_proba(X) == model.predict_proba(X)).all())
+    True
+    """
+
+    def __init__(
+        self,
+        structures: Sequence[ArrayLike],
+        n_classes: int,
+        n_features: int,
+        *,
+        strategy: str = "auto",
+        backend: str = "auto",
+        n_jobs: int | None = None,
+        classes: ArrayLike | None = None,
+        device: str | None = None,
+    ) -> None:
+        if strategy not in ("auto", *STRATEGIES):
+            raise ValueError(f"strategy must be 'auto' or one of {STRATEGIES}, got {strategy!r}")
+        if backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+        for name, value in (("n_classes", n_classes), ("n_features", n_features)):
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if len(structures) == 0:
+            raise ValueError("a forest needs at least one tree")
+        self.n_classes = int(n_classes)
+        self.n_features_in_ = int(n_features)
+        self.strategy = strategy
+        self.backend = backend
+        self.threads_ = _n_threads(n_jobs)
+        self.classes_ = None if classes is None else np.asarray(classes)
+        if self.classes_ is not None and self.classes_.shape != (self.n_classes,):
+            raise ValueError(f"classes must list {self.n_classes} labels")
+        self._device = device
+        trees = [self._parse(s, t) for t, s in enumerate(structures)]
+        self._pool = TreePool(trees, self.n_classes)
+        self._ptt: PerfectTrees | None = None
+        self._gemm: GemmMatrices | None = None
+        self._torch: _torch.TorchScorer | None = None
+        self._auto: dict[str, str] = {}  # "auto"'s strategy per AUTO_MAX_DEPTH key, until refresh
+        if backend == "torch":
+            self._torch = _torch.TorchScorer(device)
+        if strategy != "auto":
+            self._layout(strategy)  # compile now: an impossible layout fails here
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def n_trees(self) -> int:
+        return self._pool.n_trees
+
+    @property
+    def depths_(self) -> np.ndarray:
+        """Depth of every tree (a single leaf has depth 0)."""
+        return self._pool.depths.copy()
+
+    @property
+    def max_depth_(self) -> int:
+        return self._pool.max_depth
+
+    def plan(self, n_rows: int) -> Plan:
+        """The strategy, backend, device and threads a batch of ``n_rows`` is scored with.
+
+        Backend ``"auto"`` is numba, except batches of ``TORCH_MIN_ROWS`` rows or more when
+        torch sees a GPU. Strategy ``"auto"``: GEMM, then PTT, up to the depths in
+        ``AUTO_MAX_DEPTH`` for the backend and device, else TT. Threads: ``n_jobs`` for
+        numba batches of ``PARALLEL_MIN_ROWS`` rows or more, else one.
+        """
+        backend = self.backend
+        if backend == "auto":
+            big = n_rows >= TORCH_MIN_ROWS and _torch.importable()
+            backend = "torch" if big and _torch.cuda_available() else "numba"
+        kind = backend
+        if backend == "torch":
+            scorer = self._scorer()
+            kind = "torch-cuda" if scorer.device.type == "cuda" else "torch-cpu"
+        strategy = self.strategy
+        if strategy == "auto":
+            strategy = self._auto.get(kind) or self._auto.setdefault(
+                kind, self._auto_strategy(kind)
+            )
+        if backend == "torch":
+            return Plan(strategy, backend, str(scorer.device), scorer.threads)
+        threads = 1
+        if n_rows >= PARALLEL_MIN_ROWS and strategy != "gemm":
+            blocks = -(-n_rows // 128)
+            threads = max(1, min(self.threads_, _max_numba_threads(), blocks))
+        return Plan(strategy, backend, "cpu", threads)
+
+    def _auto_strategy(self, kind: str) -> str:
+        depth, limits = self.max_depth_, AUTO_MAX_DEPTH[kind]
+        if depth <= limits["gemm"] and self._gemm_fits():
+            return "gemm"
+        if depth <= limits["ptt"] and self._ptt_fits(depth):
+            return "ptt"
+        return "tt"
+
+    def _ptt_fits(self, depth: int) -> bool:
+        size = _ptt.nbytes(self.n_trees, depth, self.n_classes)
+        return depth <= _ptt.MAX_DEPTH and size <= AUTO_PTT_BYTES
+
+    def _gemm_fits(self) -> bool:
+        return _gemm.cells(self.n_trees, self._max_splits()) <= _gemm.MAX_CELLS
+
+    def _max_splits(self) -> int:
+        return int((self._pool.sizes.max() - 1) // 2)
+
+    # ------------------------------------------------------------------ scoring
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Class probabilities, shape ``(rows, n_classes)``: the forest's, bit for bit."""
+        Xf = self._rows(X)
+        if Xf.shape[0] == 0:
+            return np.zeros((0, self.n_classes))
+        plan = self.plan(Xf.shape[0])
+        layout = self._layout(plan.strategy)
+        if plan.backend == "torch":
+            return self._scorer().proba(plan.strategy, Xf, self._pool, layout)
+        if isinstance(layout, GemmMatrices):
+            return layout.proba(Xf)
+        if plan.threads == 1:
+            return layout.proba(Xf, parallel=False)
+        before = numba.get_num_threads()
+        numba.set_num_threads(plan.threads)
+        try:
+            return layout.proba(Xf, parallel=True)
+        finally:
+            numba.set_num_threads(before)
+
+    def predict(self, X: ArrayLike, classes: ArrayLike | None = None) -> np.ndarray:
+        """The most probable class of each row: a label of ``classes`` (or of ``classes_``,
+        else its index); ties go to the first class, as ``argmax``."""
+        best = np.argmax(self.predict_proba(X), axis=1)
+        labels = self.classes_ if classes is None else np.asarray(classes)
+        if labels is None:
+            return best
+        if labels.shape != (self.n_classes,):
+            raise ValueError(f"classes must list {self.n_classes} labels, got {labels.shape}")
+        return labels[best]
+
+    def _rows(self, X: ArrayLike) -> np.ndarray:
+        """X as C-contiguous float32 (the forest's own rounding), refused when malformed."""
+        if isinstance(X, np.ndarray) and X.dtype == np.float32:
+            arr = X
+        else:
+            try:
+                arr = np.asarray(X, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"X must be a 2-d array of numbers: {exc}") from exc
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-d (rows, features), got shape {arr.shape}")
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {arr.shape[1]} features, the forest was compiled for {self.n_features_in_}"
+            )
+        if not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[:5].tolist()
+            raise ValueError(f"X holds NaN or infinite values at (row, column) {bad}")
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, as the forest
+            return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def _scorer(self) -> _torch.TorchScorer:
+        if self._torch is None:
+            self._torch = _torch.TorchScorer(self._device)
+        return self._torch
+
+    def _layout(self, strategy: str) -> TreePool | PerfectTrees | GemmMatrices:
+        if strategy == "tt":
+            return self._pool
+        if strategy == "ptt":
+            if self._ptt is None:
+                self._ptt = PerfectTrees(self._pool, self.max_depth_)
+            return self._ptt
+        if self._gemm is None:
+            self._gemm = GemmMatrices(self._pool, self._max_splits())
+        return self._gemm
+
+    # ------------------------------------------------------------------ refresh
+
+    def _parse(self, structure: ArrayLike, t: int) -> ParsedTree:
+        return parse_structure(structure, self.n_classes, self.n_features_in_, t)
+
+    def refresh(self, changed: Mapping[int, ArrayLike]) -> None:
+        """Recompile the trees in ``changed`` (tree index → new structure), and only them.
+
+        The whole request is checked first: a bad index or structure raises ValueError and
+        changes nothing. Not safe to run beside a ``predict_proba`` on another thread.
+        """
+        trees: dict[int, ParsedTree] = {}
+        for key, structure in changed.items():
+            if not isinstance(key, int | np.integer) or not 0 <= key < self.n_trees:
+                raise ValueError(f"tree index {key!r} is not in 0..{self.n_trees - 1}")
+            trees[int(key)] = self._parse(structure, int(key))
+        if not trees:
+            return
+        depths = self._pool.depths.copy()
+        splits = (self._pool.sizes - 1) // 2
+        for t, tr in trees.items():
+            depths[t], splits[t] = tr.depth, tr.n_splits
+        new_depth, new_splits = int(depths.max()), int(splits.max())
+        if self.strategy == "ptt" and new_depth > _ptt.MAX_DEPTH:
+            raise ValueError(
+                f"tree depth {new_depth} is past perfect tree traversal's {_ptt.MAX_DEPTH}; "
+                "compile with strategy 'tt' or 'auto'"
+            )
+        gemm_fits = _gemm.cells(self.n_trees, new_splits) <= _gemm.MAX_CELLS
+        if self.strategy == "gemm" and not gemm_fits:
+            raise ValueError(
+                f"trees with {new_splits} internal nodes are too large for GEMM; compile with "
+                "strategy 'tt' or 'auto'"
+            )
+        for t, tr in trees.items():
+            self._pool.replace(t, tr)
+        self._auto.clear()
+        if self.strategy == "auto":  # keep only the layouts "auto" can still pick
+            deepest = {k: max(v[k] for v in AUTO_MAX_DEPTH.values()) for k in ("gemm", "ptt")}
+            if new_depth > deepest["ptt"]:
+                self._ptt = None
+            if new_depth > deepest["gemm"]:
+                self._gemm = None
+        if self._ptt is not None:
+            if new_depth > self._ptt.depth:  # pad every tree deeper: a new layout
+                fits = new_depth <= _ptt.MAX_DEPTH
+                self._ptt = PerfectTrees(self._pool, new_depth) if fits else None
+            else:
+                for t in trees:
+                    self._ptt.fill(self._pool, t)
+        if self._gemm is not None:
+            if not gemm_fits:
+                self._gemm = None  # "auto" moves on to traversal
+            else:
+                for t in trees:
+                    self._gemm.fill(self._pool, t)
+        if self._torch is not None:
+            self._torch.changed(set(trees))
+
+
+def _max_numba_threads() -> int:
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+
+
+def changed_trees(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> dict[int, Any]:
+    """The trees of ``after`` that differ from ``before`` (for ``CompiledForest.refresh``)."""
+    if len(before) != len(after):
+        raise ValueError(f"{len(before)} trees before, {len(after)} after")
+    return {
+        t: b
+        for t, (a, b) in enumerate(zip(before, after, strict=True))
+        if a.shape != b.shape or not np.array_equal(a, b)
+    }
+
+
+def compile_forest(
+    model: HedgeCutClassifier,
+    strategy: str = "auto",
+    backend: str = "auto",
+    *,
+    n_jobs: int | None = None,
+    device: str | None = None,
+) -> CompiledForest:
+    """Compile a fitted ``HedgeCutClassifier``'s active trees (its ``n_jobs`` by default)."""
+    return CompiledForest(
+        model.tree_structures(),
+        int(model.classes_.size),
+        int(model.n_features_in_),
+        strategy=strategy,
+        backend=backend,
+        n_jobs=model.n_jobs if n_jobs is None else n_jobs,
+        classes=model.classes_,
+        device=device,
+    )

@@ -1,0 +1,448 @@
+"""forget.scoring: every strategy × backend scores bit for bit as the forest; refresh is local."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from forget import HedgeCutClassifier
+from forget.scoring import (
+    CompiledForest,
+    Plan,
+    _gemm,
+    _parse,
+    _ptt,
+    _torch,
+    changed_trees,
+    compile_forest,
+    compiled,
+)
+
+TORCH = _torch.importable()
+COMBOS = [(s, b) for b in ("numba", "torch") for s in ("tt", "ptt", "gemm")]
+ALL = [(s, b) for b in ("numba", *(("torch",) if TORCH else ())) for s in ("tt", "ptt", "gemm")]
+
+
+def needs(backend: str) -> None:
+    if backend == "torch":
+        pytest.importorskip("torch")
+
+
+def slow_ok(n: int) -> settings:
+    return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------------------------------------------------------------------------- a reference
+
+
+def right_children(enc: np.ndarray) -> np.ndarray:
+    right = np.full(len(enc), -1)
+    stack: list[int] = []
+    for v in range(len(enc)):
+        if v > 0 and enc[v - 1, 0] < 0:
+            right[stack.pop()] = v
+        if enc[v, 0] >= 0:
+            stack.append(v)
+    return right
+
+
+def reference_proba(structures: list[np.ndarray], n_classes: int, X: np.ndarray) -> np.ndarray:
+    """The documented semantics, plainly: float32 rows, ``<=`` goes left, trees in order."""
+    X32 = np.asarray(X, dtype=np.float64).astype(np.float32)
+    out = np.zeros((len(X32), n_classes))
+    used = np.zeros(len(X32))
+    for enc in structures:
+        right = right_children(enc)
+        for i, x in enumerate(X32):
+            v = 0
+            while enc[v, 0] >= 0:
+                v = v + 1 if x[int(enc[v, 0])] <= enc[v, 1] else right[v]
+            counts = enc[v, 2:]
+            tot = 0.0
+            for c in counts:
+                tot += c
+            if tot > 0:
+                out[i] += counts / tot
+                used[i] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(used[:, None] > 0, out / used[:, None], 1.0 / n_classes)
+
+
+def random_tree(rng, d, n_classes, max_depth, p_split, cuts, depth=0) -> list[list[float]]:
+    if depth < max_depth and rng.random() < p_split:
+        node = [float(rng.integers(d)), float(rng.choice(cuts))] + [0.0] * n_classes
+        left = random_tree(rng, d, n_classes, max_depth, p_split, cuts, depth + 1)
+        right = random_tree(rng, d, n_classes, max_depth, p_split, cuts, depth + 1)
+        return [node, *left, *right]
+    counts = rng.integers(0, 4, n_classes) * (rng.random() > 0.2)  # some leaves are empty
+    return [[-1.0, 0.0, *map(float, counts)]]
+
+
+def chain_tree(rng, d, n_classes, depth, cuts) -> list[list[float]]:
+    """A deep, thin tree: one split per level, a leaf on the other side."""
+    if depth == 0:
+        return [[-1.0, 0.0, *map(float, rng.integers(1, 5, n_classes))]]
+    node = [float(rng.integers(d)), float(rng.choice(cuts))] + [0.0] * n_classes
+    leaf = [[-1.0, 0.0, *map(float, rng.integers(0, 5, n_classes))]]
+    rest = chain_tree(rng, d, n_classes, depth - 1, cuts)
+    return [node, *leaf, *rest] if rng.random() < 0.5 else [node, *rest, *leaf]
+
+
+@st.composite
+def forests(draw, deep: bool = False):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    d = draw(st.integers(1, 5))
+    n_classes = draw(st.integers(1, 4))
+    cuts = np.round(rng.normal(size=6), 1)
+    cuts = np.concatenate([cuts, [0.1, 1 / 3]])  # 0.1 and 1/3 are not float32 numbers
+    trees = []
+    for _ in range(draw(st.integers(1, 11))):
+        if deep and rng.random() < 0.5:
+            t = chain_tree(rng, d, n_classes, int(rng.integers(12, 40)), cuts)
+        else:
+            t = random_tree(rng, d, n_classes, draw(st.integers(0, 6)), 0.7, cuts)
+        trees.append(np.array(t))
+    # rows on, just beside and far from the cut-offs (ties go left)
+    pool = np.concatenate([cuts, np.nextafter(cuts, 9), np.nextafter(cuts, -9), [-9.0, 9.0]])
+    X = rng.choice(pool, size=(draw(st.integers(1, 40)), d))
+    X[0] = 0.1  # float64 0.1 rounds up in float32: above the float32 cut-off 0.1 rounds to
+    return trees, n_classes, d, X
+
+
+# ---------------------------------------------------------------------------- exactness
+
+
+@slow_ok(40)
+@given(forests())
+def test_every_strategy_and_backend_matches_the_reference(forest):
+    trees, n_classes, d, X = forest
+    want = reference_proba(trees, n_classes, X)
+    for strategy, backend in ALL:
+        got = CompiledForest(trees, n_classes, d, strategy=strategy, backend=backend)
+        np.testing.assert_array_equal(got.predict_proba(X), want, err_msg=f"{strategy}/{backend}")
+
+
+@slow_ok(15)
+@given(forests(deep=True))
+def test_deep_trees_by_traversal(forest):
+    trees, n_classes, d, X = forest
+    want = reference_proba(trees, n_classes, X)
+    for backend in ("numba", *(("torch",) if TORCH else ())):
+        cf = CompiledForest(trees, n_classes, d, strategy="tt", backend=backend)
+        np.testing.assert_array_equal(cf.predict_proba(X), want)
+    auto = CompiledForest(trees, n_classes, d)
+    np.testing.assert_array_equal(auto.predict_proba(X), want)
+    if auto.max_depth_ > _ptt.MAX_DEPTH:
+        assert auto.plan(len(X)).strategy == "tt"
+        with pytest.raises(ValueError, match="perfect tree traversal"):
+            CompiledForest(trees, n_classes, d, strategy="ptt")
+
+
+@st.composite
+def problems(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(10, 120))
+    d = draw(st.integers(1, 5))
+    n_classes = draw(st.integers(2, 4))
+    X = rng.integers(0, draw(st.integers(2, 8)), size=(n, d)) + rng.normal(size=(n, d)) * 0.1
+    y = rng.integers(0, n_classes, size=n)
+    params = dict(
+        n_estimators=draw(st.integers(1, 12)),
+        max_depth=draw(st.sampled_from([None, None, 1, 2, 3, 5])),
+        min_samples_leaf=draw(st.integers(1, 3)),
+        max_samples=draw(st.sampled_from([1.0, 0.5, 0.1, 0.02])),  # small: empty trees
+        max_variants=draw(st.integers(0, 1)),
+        hedge_min_samples=draw(st.sampled_from([0, 8])),
+        random_state=draw(st.integers(0, 2**31)),
+    )
+    return X, y, params
+
+
+def query_rows(model: HedgeCutClassifier, X: np.ndarray, rng) -> np.ndarray:
+    """Training rows, random rows, and rows exactly on each of the model's cut-offs."""
+    splits = [s[s[:, 0] >= 0][:, :2] for s in model.tree_structures()]
+    splits = np.concatenate([np.empty((0, 2)), *splits])
+    on_cuts = np.repeat(X[:1], len(splits), axis=0)
+    on_cuts[np.arange(len(splits)), splits[:, 0].astype(int)] = splits[:, 1]
+    return np.concatenate([X, on_cuts, rng.normal(size=(7, X.shape[1])) * 5])
+
+
+@slow_ok(25)
+@given(problems())
+def test_compiled_equals_the_model_then_refresh_equals_compiling_again(problem):
+    X, y, params = problem
+    model = HedgeCutClassifier(**params).fit(X, y)
+    rng = np.random.default_rng(0)
+    Q = query_rows(model, X, rng)
+    scorers = {sb: compile_forest(model, *sb) for sb in ALL}
+    want = model.predict_proba(Q)
+    for sb, cf in scorers.items():
+        np.testing.assert_array_equal(cf.predict_proba(Q), want, err_msg=str(sb))
+    alive = np.arange(len(X))
+    for _ in range(2):
+        if len(alive) < 3:
+            break
+        gone = rng.choice(alive, size=int(rng.integers(1, len(alive) // 2 + 1)), replace=False)
+        before = model.tree_structures()
+        model.forget(gone.tolist())
+        alive = np.setdiff1d(alive, gone)
+        after = model.tree_structures()
+        changed = changed_trees(before, after)
+        want = model.predict_proba(Q)
+        for sb, cf in scorers.items():
+            cf.refresh(changed)
+            np.testing.assert_array_equal(cf.predict_proba(Q), want, err_msg=str(sb))
+            fresh = CompiledForest(after, len(model.classes_), X.shape[1], strategy=sb[0],
+                                   backend=sb[1])  # fmt: skip
+            np.testing.assert_array_equal(fresh.predict_proba(Q), want)
+
+
+def test_adult_sized_forest_matches_the_model_in_every_plan():
+    from forget.datasets import load_adult, train_test_split
+
+    X, Xte, y, _ = train_test_split(load_adult())
+    model = HedgeCutClassifier(n_estimators=20, random_state=0).fit(X[:8000], y[:8000])
+    rows = Xte[:3000]
+    want = model.predict_proba(rows)
+    serial = compile_forest(model, n_jobs=1)
+    parallel = compile_forest(model, n_jobs=2)
+    assert serial.plan(len(rows)) == Plan("tt", "numba", "cpu", 1)
+    assert parallel.plan(len(rows)).threads == min(2, compiled._max_numba_threads())
+    assert parallel.plan(compiled.PARALLEL_MIN_ROWS - 1).threads == 1
+    for cf in (serial, parallel):
+        np.testing.assert_array_equal(cf.predict_proba(rows), want)
+        for i in range(0, 40, 7):  # small batches take the tree-interleaved path
+            np.testing.assert_array_equal(cf.predict_proba(rows[i : i + 3]), want[i : i + 3])
+    np.testing.assert_array_equal(serial.predict(rows), model.predict(rows))
+    # the kernels release the GIL: a server's threads score side by side, each exactly
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        chunks = list(pool.map(serial.predict_proba, np.array_split(rows, 8)))
+    np.testing.assert_array_equal(np.concatenate(chunks), want)
+
+
+# ---------------------------------------------------------------------------- refresh
+
+
+def test_refresh_recompiles_only_the_trees_given(monkeypatch):
+    rng = np.random.default_rng(1)
+    cuts = np.array([-1.0, 0.0, 0.5, 1.0])
+    trees = [np.array(random_tree(rng, 3, 2, 5, 0.8, cuts)) for _ in range(12)]
+    X = rng.normal(size=(50, 3))
+    cf = CompiledForest(trees, 2, 3, strategy="ptt")
+    cf.predict_proba(X)
+    parsed = []
+    real = _parse.parse_structure
+
+    def spy(enc, n_classes, n_features, t):
+        parsed.append(t)
+        return real(enc, n_classes, n_features, t)
+
+    monkeypatch.setattr(compiled, "parse_structure", spy)
+    filled = []
+    real_fill = _ptt.PerfectTrees.fill
+    monkeypatch.setattr(
+        _ptt.PerfectTrees,
+        "fill",
+        lambda self, pool, t: (filled.append(t), real_fill(self, pool, t)),
+    )
+    new = {3: np.array(random_tree(rng, 3, 2, 4, 0.8, cuts)), 7: trees[7][:1].copy()}
+    new[7][0] = [-1.0, 0.0, 2.0, 1.0]  # a whole tree shrinks to one leaf
+    before = cf._pool.rec.copy()
+    cf.refresh(new)
+    assert sorted(parsed) == [3, 7] and sorted(filled) == [3, 7]
+    for t in set(range(12)) - {3, 7}:
+        s = cf._pool.span(t)
+        np.testing.assert_array_equal(cf._pool.rec[s], before[s])
+    trees[3], trees[7] = new[3], new[7]
+    np.testing.assert_array_equal(cf.predict_proba(X), reference_proba(trees, 2, X))
+
+
+@pytest.mark.parametrize(("strategy", "backend"), COMBOS)
+def test_refresh_in_place_and_after_moves(strategy, backend):
+    needs(backend)
+    rng = np.random.default_rng(2)
+    cuts = np.array([-1.0, 0.0, 0.3, 1.0])
+    trees = [np.array(random_tree(rng, 4, 3, 2, 0.9, cuts)) for _ in range(5)]
+    X = rng.normal(size=(30, 4))
+    cf = CompiledForest(trees, 3, 4, strategy=strategy, backend=backend)
+    cf.predict_proba(X)  # the device copy exists: later refreshes patch or re-upload it
+    generations = set()
+    for step in range(30):
+        t = int(rng.integers(5))
+        depth = int(rng.integers(0, 8)) if step % 3 else 2
+        trees[t] = np.array(random_tree(rng, 4, 3, depth, 0.9, cuts))
+        cf.refresh({t: trees[t]})
+        generations.add(cf._pool.generation)
+        want = reference_proba(trees, 3, X)
+        np.testing.assert_array_equal(cf.predict_proba(X), want, err_msg=f"step {step}")
+        fresh = CompiledForest(trees, 3, 4, strategy=strategy, backend=backend)
+        np.testing.assert_array_equal(fresh.predict_proba(X), want)
+    assert len(generations) > 1  # slots moved or the pool grew along the way
+    assert cf._pool.tail <= 2 * int(cf._pool.caps.sum()) + 1
+
+
+def test_a_growing_tree_moves_and_the_pool_compacts(monkeypatch):
+    rng = np.random.default_rng(4)
+    cuts = np.array([-1.0, 0.0, 1.0])
+    trees = [np.array([[-1.0, 0.0, 1.0, 0.0]]), np.array(random_tree(rng, 2, 2, 4, 0.9, cuts))]
+    X = rng.normal(size=(40, 2))
+    cf = CompiledForest(trees, 2, 2, strategy="tt")
+    compactions = []
+    real = type(cf._pool).compact
+    monkeypatch.setattr(type(cf._pool), "compact", lambda p: (compactions.append(1), real(p)))
+    for depth in range(1, 40):
+        trees[0] = np.array(chain_tree(rng, 2, 2, depth, cuts))
+        cf.refresh({0: trees[0]})
+        np.testing.assert_array_equal(cf.predict_proba(X), reference_proba(trees, 2, X))
+        assert cf._pool.garbage <= cf._pool.tail // 2
+    assert compactions
+
+
+def test_refresh_checks_everything_before_changing_anything():
+    rng = np.random.default_rng(3)
+    trees = [np.array(random_tree(rng, 2, 2, 3, 0.8, np.array([0.0, 1.0]))) for _ in range(4)]
+    X = rng.normal(size=(20, 2))
+    cf = CompiledForest(trees, 2, 2, strategy="gemm")
+    want = cf.predict_proba(X)
+    bad = np.array([[0.0, 0.5, 0, 0]])  # a split without children
+    for changed in ({0: trees[1], 2: bad}, {9: trees[0]}, {-1: trees[0]}, {"0": trees[0]}):
+        with pytest.raises(ValueError):
+            cf.refresh(changed)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(cf.predict_proba(X), want)
+    deep = np.array(chain_tree(rng, 2, 2, 20, np.array([0.0, 1.0])))
+    ptt = CompiledForest(trees, 2, 2, strategy="ptt")
+    with pytest.raises(ValueError, match="perfect tree traversal"):
+        ptt.refresh({1: deep})
+    np.testing.assert_array_equal(ptt.predict_proba(X), want)
+    auto = CompiledForest(trees, 2, 2)
+    auto.predict_proba(X)
+    auto.refresh({1: deep})  # auto moves on to tree traversal
+    assert auto.plan(5).strategy == "tt"
+    trees[1] = deep
+    np.testing.assert_array_equal(auto.predict_proba(X), reference_proba(trees, 2, X))
+
+
+def test_changed_trees():
+    a = [np.zeros((1, 4)), np.ones((3, 4))]
+    b = [np.zeros((1, 4)), np.ones((1, 4))]
+    assert list(changed_trees(a, b)) == [1]
+    assert changed_trees(a, a) == {}
+    with pytest.raises(ValueError, match="trees before"):
+        changed_trees(a, b[:1])
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    return HedgeCutClassifier(n_estimators=6, random_state=0).fit(X, y), X
+
+
+@pytest.mark.parametrize(("strategy", "backend"), COMBOS)
+def test_bad_rows_are_refused_and_an_empty_batch_is_empty(small, strategy, backend):
+    needs(backend)
+    model, X = small
+    cf = compile_forest(model, strategy, backend)
+    with pytest.raises(ValueError, match="3 features, the forest was compiled for 4"):
+        cf.predict_proba(X[:, :3])
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X[:5].copy()
+        Xb[2, 1] = bad
+        with pytest.raises(
+            ValueError, match=r"NaN or infinite values at \(row, column\) \[\[2, 1\]\]"
+        ):
+            cf.predict_proba(Xb)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            cf.predict_proba(Xb.astype(np.float32))
+    with pytest.raises(ValueError, match="2-d"):
+        cf.predict_proba(X[0])
+    with pytest.raises(ValueError, match="numbers"):
+        cf.predict_proba([["a", "b", "c", "d"]])
+    empty = cf.predict_proba(np.empty((0, 4)))
+    assert empty.shape == (0, 3) and empty.dtype == np.float64
+    assert cf.predict(np.empty((0, 4))).shape == (0,)
+    np.testing.assert_array_equal(cf.predict(X), model.predict(X))
+    np.testing.assert_array_equal(cf.predict(X.tolist(), classes=["a", "b", "c"]),
+                                  np.array(["a", "b", "c"])[model.predict(X)])  # fmt: skip
+
+
+def test_bad_structures_and_parameters_are_refused():
+    leaf = np.array([[-1.0, 0.0, 1.0, 2.0]])
+    split = np.array([[0.0, 0.5, 0, 0], [-1.0, 0, 1, 0], [-1.0, 0, 0, 1]])
+    cases = {
+        "shape": [np.zeros((2, 3))],
+        "feature": [np.array([[3.0, 0.5, 0, 0], [-1, 0, 1, 0], [-1, 0, 0, 1]])],
+        "NaN": [np.array([[0.0, np.nan, 0, 0], [-1, 0, 1, 0], [-1, 0, 0, 1]])],
+        "counts": [np.array([[-1.0, 0.0, -1.0, 2.0]])],
+        "preorder": [split[:2]],
+        "follow": [np.concatenate([leaf, leaf])],
+    }
+    for what, trees in cases.items():
+        with pytest.raises(ValueError, match="tree 0"):
+            CompiledForest(trees, 2, 2)
+        assert what
+    with pytest.raises(ValueError, match="at least one tree"):
+        CompiledForest([], 2, 2)
+    with pytest.raises(ValueError, match="strategy"):
+        CompiledForest([leaf], 2, 2, strategy="fast")
+    with pytest.raises(ValueError, match="backend"):
+        CompiledForest([leaf], 2, 2, backend="jax")
+    with pytest.raises(ValueError, match="n_features"):
+        CompiledForest([leaf], 2, 0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        CompiledForest([leaf], 2, 2, n_jobs=0)
+    with pytest.raises(ValueError, match="classes"):
+        CompiledForest([leaf], 2, 2).predict(np.zeros((1, 2)), classes=[1, 2, 3])
+
+
+def test_gemm_refuses_trees_too_large(monkeypatch):
+    monkeypatch.setattr(_gemm, "MAX_CELLS", 50)
+    rng = np.random.default_rng(0)
+    big = [np.array(chain_tree(rng, 2, 2, 9, np.array([0.0, 1.0]))) for _ in range(2)]
+    with pytest.raises(ValueError, match="GEMM needs"):
+        CompiledForest(big, 2, 2, strategy="gemm")
+    assert CompiledForest(big, 2, 2).plan(1).strategy in ("ptt", "tt")
+
+
+def test_uniform_when_no_tree_votes():
+    empty = np.array([[0.0, 0.0, 0, 0, 0], [-1, 0, 0, 0, 0], [-1, 0, 0, 0, 0]])
+    cf = CompiledForest([empty, empty[1:2]], 3, 1)
+    np.testing.assert_array_equal(cf.predict_proba([[1.0], [-1.0]]), np.full((2, 3), 1 / 3))
+
+
+def test_plan_picks_by_depth_batch_and_backend(monkeypatch):
+    rng = np.random.default_rng(0)
+    shallow = [np.array(random_tree(rng, 2, 2, 2, 1.0, np.array([0.0]))) for _ in range(3)]
+    deep = [np.array(chain_tree(rng, 2, 2, 30, np.array([0.0]))) for _ in range(3)]
+    limits = compiled.AUTO_MAX_DEPTH["numba"]
+    want = "gemm" if limits["gemm"] >= 2 else "ptt" if limits["ptt"] >= 2 else "tt"
+    assert CompiledForest(shallow, 2, 2).plan(10).strategy == want
+    assert CompiledForest(deep, 2, 2).plan(10) == Plan("tt", "numba", "cpu", 1)
+    assert CompiledForest(deep, 2, 2, strategy="tt").plan(10**6).threads == 1
+    if TORCH:  # torch on a CPU: GEMM loses there too; Hummingbird's GEMM is for GPUs
+        on_cpu = CompiledForest(shallow, 2, 2, backend="torch", device="cpu").plan(10)
+        assert (on_cpu.strategy, on_cpu.device) == ("ptt", "cpu")
+    monkeypatch.setattr(compiled._torch, "cuda_available", lambda: True)
+    if TORCH:
+        assert CompiledForest(deep, 2, 2).plan(compiled.TORCH_MIN_ROWS).backend == "torch"
+    assert CompiledForest(deep, 2, 2).plan(compiled.TORCH_MIN_ROWS - 1).backend == "numba"
+
+
+def test_the_bench_runs_quick(tmp_path):
+    from bench import scoring
+
+    out = tmp_path / "scoring.json"
+    payload = scoring.main(["--quick", "--out", str(out)])
+    assert out.exists()
+    rows = payload["results"]
+    assert all(r["exact"] for r in rows if "exact" in r)
+    assert {r["scorer"] for r in rows} >= {"sklearn ExtraTrees", "HedgeCut predict_proba"}
