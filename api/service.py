@@ -28,6 +28,7 @@ from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.metrics import Metrics
 from api.monitoring import Monitoring
+from forget.scoring import CompiledForest, changed_trees
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
 from store.registry import READY, ModelVersion
@@ -82,6 +83,7 @@ class Service:
         monitoring: bool = True,
         retrain_on_drift: bool = False,
         retrain_cooldown: float = 3600.0,
+        compile_forests: bool = True,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
@@ -93,6 +95,8 @@ class Service:
         self.monitoring = Monitoring(self.metrics) if monitoring else None
         self.retrain_on_drift, self.retrain_cooldown = retrain_on_drift, retrain_cooldown
         self._drift_retrains: dict[str, float] = {}
+        self.compile_forests = compile_forests
+        self._compiled: dict[tuple[str, int], tuple[Any, CompiledForest, list[np.ndarray]]] = {}
         self.batcher: Batcher | None = None
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
@@ -210,7 +214,8 @@ class Service:
         X = good[0][1] if len(good) == 1 else np.vstack([x for _, x in good])
         classifier = hasattr(est, "predict_proba") and hasattr(est, "classes_")
         if classifier:
-            proba = np.asarray(est.predict_proba(X))
+            scorer = self._compiled_for(mv, est) or est
+            proba = np.asarray(scorer.predict_proba(X))
             classes = np.asarray(est.classes_)
             labels = classes[np.argmax(proba, axis=1)]
         else:
@@ -231,6 +236,41 @@ class Service:
             at += n
             out[i] = res
         return out
+
+    # ------------------------------------------------------------------ compiled forests
+    def _compiled_for(self, mv: ModelVersion, est: Any) -> Any | None:
+        """The version's compiled forest (built on first use) when it is a tree ensemble."""
+        if not self.compile_forests or not hasattr(est, "tree_structures"):
+            return None
+        hit = self._compiled.get((mv.name, mv.version))
+        if hit is not None and hit[0] is est:
+            return hit[1]
+        structures = est.tree_structures()
+        compiled = CompiledForest(
+            structures,
+            int(est.classes_.size),
+            int(est.n_features_in_),
+            n_jobs=getattr(est, "n_jobs", None),
+            classes=est.classes_,
+        )
+        self._compiled[(mv.name, mv.version)] = (est, compiled, structures)
+        return compiled
+
+    def _refresh_compiled(self, touched: Sequence[tuple[str, int]]) -> None:
+        """After an erasure (lock held, before it is answered): recompile the changed trees of
+        the touched versions, so no prediction uses a tree that still holds erased rows."""
+        for key in touched:
+            hit = self._compiled.get(key)
+            if hit is None:
+                continue
+            est, compiled, before = hit
+            live = self.store.estimator(*key)
+            if live is None or live is not est:  # awaits a retrain, or was reloaded
+                del self._compiled[key]
+                continue
+            after = live.tree_structures()
+            compiled.refresh(changed_trees(before, after))
+            self._compiled[key] = (est, compiled, after)
 
     def _prepare(
         self,
@@ -514,8 +554,9 @@ class Service:
                 # answer to a query made of the subject's own rows names their data too
                 self._changed(None)
                 self._awaiting_purge = True
+                touched = [(a.model, a.version) for a in receipt.models]
+                self._refresh_compiled(touched)
                 if self.monitoring is not None:
-                    touched = [(a.model, a.version) for a in receipt.models]
                     self.monitoring.erased(receipt.subject_key, touched)
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
         log.info(
@@ -545,6 +586,7 @@ class Service:
             self._awaiting_purge = False
             result = self.store.purge()
             self._changed()
+            self._compiled.clear()  # a purge may have retrained versions: new model objects
             if self.monitoring is not None:  # a purge may have retrained versions
                 self.monitoring.stale_all()
         self.metrics.inc("forget_purges_total", {})

@@ -255,3 +255,23 @@ def test_bad_rows_in_a_batch_fail_alone(tmp_path: Path):
     assert isinstance(bad, PredictInputError) and "missing features" in str(bad)
     assert isinstance(good, dict) and np.isfinite(good["predictions"][0])
     svc.close()
+
+
+def test_the_compiled_forest_stays_exact_through_erasures(tmp_path: Path):
+    from tests.store.helpers import populate
+
+    rows = people(n_subjects=40, seed=2)
+    svc = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0, cache_bytes=0)
+    populate(svc.store, rows)
+    probe = [dict(zip(FEATURES, map(float, x), strict=True)) for x in
+             np.random.default_rng(0).normal(size=(200, 3))]  # fmt: skip
+    X = np.array([[r[f] for f in FEATURES] for r in probe])
+    subjects = sorted({r["subject_id"] for r in rows})
+    for s in [None, *subjects[:12]]:
+        if s is not None:
+            svc.erase(s, "art17-1-b")
+        res = svc.predict("risk", probe)
+        _, est = svc.store.serving("risk")
+        assert res["probabilities"] == est.predict_proba(X).tolist()  # bitwise
+    assert ("risk", 1) in svc._compiled and res["revision"] == 12
+    svc.close()
