@@ -45,6 +45,20 @@ def _serve(args: argparse.Namespace) -> int:
     from api.server import load_keys, serve
 
     keys = load_keys(args.host, no_auth=args.no_auth)
+    if args.ray:
+        import cluster
+
+        cluster.serve(
+            args.store,
+            host=args.host,
+            port=args.port,
+            keys=keys,
+            replicas=args.replicas,
+            purge_interval=args.purge_interval,
+            evidence_rate=args.evidence_rate,
+            log_level=args.log_level,
+        )
+        return 0
     serve(
         args.store,
         host=args.host,
@@ -220,6 +234,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refit a drifting model on its dataset's current rows (at most hourly)",
     )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve from replicas on Ray (pip install 'forget[ray]'); RAY_ADDRESS or a local Ray",
+    )
+    p.add_argument("--replicas", type=int, default=2, help="with --ray: replicas (default 2)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     p = command("ingest", _ingest, "create a dataset from a CSV or Parquet file")
@@ -261,13 +281,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from api.auth import ApiKeyConfigError
+    from cluster.errors import ClusterError
     from store.errors import StoreError
 
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (StoreError, ApiKeyConfigError, FileNotFoundError) as exc:
+    except (StoreError, ApiKeyConfigError, ClusterError, FileNotFoundError) as exc:
         print(f"forget {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from store import audit, data, evidence
@@ -61,7 +61,9 @@ class ModelAction:
 
     ``action``: ``exact_unlearning``, ``approximate_unlearning``, ``pending_retrain``, or —
     once a pending version was dealt with — ``retrain`` (refitted on the remaining rows) or
-    ``retire`` (nothing left to refit on).
+    ``retire`` (nothing left to refit on). ``row_ids`` are the training rows the version
+    forgot, on the receipt :func:`erase` returns (for replicas that must forget them too);
+    receipts read back later leave it empty.
     """
 
     model: str
@@ -71,6 +73,7 @@ class ModelAction:
     guarantee: str | None
     forget_seconds: float | None
     evidence: Mapping[str, Any]
+    row_ids: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ def _actions(
             outcome.guarantee,
             outcome.seconds,
             json.loads(text),
+            op.row_ids,
         )
         for (op, outcome), text in zip(done, texts, strict=True)
     )

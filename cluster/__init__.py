@@ -1,0 +1,44 @@
+"""Replicated serving on Ray: one store owner, N replicas, erasure fan-out and fencing.
+
+The embedded single-process server (:mod:`api`) stays the default; this package is the
+optional scale-out mode (``pip install 'forget[ray]'``). It imports without Ray: Ray is
+imported when a :class:`Cluster` is made.
+
+- :mod:`cluster.owner` — the actor that holds the store (the one DuckDB writer);
+- :mod:`cluster.replica` — actors holding the models in memory, fenced by revision;
+- :mod:`cluster.router` — routing, the fence, fan-out of forget operations, catch-up;
+- :mod:`cluster.app` — the ``api`` app over a cluster, and :func:`serve`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cluster.errors import ClusterError, RayMissingError, ReplicaBehindError
+from cluster.state import Change, Fence, Op, Snapshot
+
+__all__ = [
+    "Change",
+    "Cluster",
+    "ClusterError",
+    "Fence",
+    "Op",
+    "RayMissingError",
+    "ReplicaBehindError",
+    "Snapshot",
+    "create_app",
+    "serve",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # the router and app import fastapi and uvicorn; load them on first use
+    if name == "Cluster":
+        from cluster.router import Cluster
+
+        return Cluster
+    if name in ("create_app", "serve"):
+        from cluster import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'cluster' has no attribute {name!r}")

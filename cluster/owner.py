@@ -1,0 +1,157 @@
+"""The store owner: the one process that holds the :class:`~store.ModelStore` open.
+
+DuckDB lets one process write a database, so every write — erasures, training, uploads,
+purges — and every report goes through this actor, which wraps the embedded
+:class:`api.service.Service` (its lock, receipts and reports) without its serving parts.
+After each write it says what replicas must do to follow, as a :class:`~cluster.state.Change`:
+the committed forget operations (model, version, revision, row ids), snapshots of versions
+that replicas cannot reach by forgetting (a new training, a retrain), and the new fence.
+
+The class is plain Python; :mod:`cluster.router` makes it a Ray actor. Its methods are run one
+at a time (a synchronous actor), which is what serialises the writes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from api.service import Service
+from cluster.state import Change, Failure, Fence, Op, Snapshot
+from store.errors import StoreError
+from store.registry import READY
+
+# Only these Service methods may be called through :meth:`StoreOwner.call` (read-only, or
+# writes that no replica follows: datasets).
+PASSTHROUGH = frozenset(
+    {
+        "models",
+        "model",
+        "datasets",
+        "dataset",
+        "create_dataset",
+        "append_rows",
+        "request",
+        "report",
+        "summary",
+        "verify",
+        "health",
+    }
+)
+
+
+class StoreOwner:
+    """Holds the store; answers with results or :class:`Failure`, never raises store errors."""
+
+    def __init__(self, directory: str | os.PathLike[str], evidence_rate: float = 0.1) -> None:
+        self.service = Service.open(
+            directory,
+            evidence_rate=evidence_rate,
+            purge_interval=0,  # the router runs purges, so that replicas follow retrains
+            batching=False,
+            cache_bytes=0,
+            monitoring=False,
+            compile_forests=False,
+        )
+        self._ops: list[Op] = []  # the last erasure's forget operations, from its receipt
+        self._published: Fence = self.fence()
+
+    # ------------------------------------------------------------------ reading
+    def fence(self) -> Fence:
+        """Each model's serving version (the newest ready one) and its revision."""
+        out: Fence = {}
+        for mv in self.service.store.list_models():
+            if mv.status == READY:
+                best = out.get(mv.name)
+                if best is None or mv.version > best[0]:
+                    out[mv.name] = (mv.version, mv.revision)
+            else:
+                out.setdefault(mv.name, None)
+        return out
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read (or a dataset write) of :class:`api.service.Service`."""
+        if method not in PASSTHROUGH:
+            raise ValueError(f"{method!r} cannot be called through the owner")
+        try:
+            return getattr(self.service, method)(*args, **kwargs)
+        except StoreError as exc:
+            return Failure.of(exc)
+
+    def snapshot(self, models: list[str] | None = None) -> Change:
+        """Every serving model (or those named) as bytes: how a replica catches up."""
+        fence = self.fence()
+        self._published = fence
+        names = sorted(fence) if models is None else models
+        snaps = tuple(self._snapshot(n, fence[n]) for n in names if fence.get(n) is not None)
+        return Change(fence, snapshots=snaps, drops=tuple(n for n in names if fence.get(n) is None))
+
+    def _snapshot(self, name: str, at: tuple[int, int] | None) -> Snapshot:
+        assert at is not None
+        version, revision = at
+        mv = self.service.store.get_model(name, version)
+        est = self.service.store.estimator(name, version)
+        assert est is not None, "a ready version is in memory"
+        return Snapshot(name, version, revision, mv.estimator, mv.features, est.to_bytes())
+
+    # ------------------------------------------------------------------ writing
+    def erase(self, subject_id: str, legal_ground: str) -> tuple[Any, Change]:
+        self._ops.clear()
+        try:
+            receipt = self.service.erase(subject_id, legal_ground)
+        except StoreError as exc:
+            return Failure.of(exc), self._change()
+        self._ops = [
+            Op(a["model"], a["version"], a["revision"], tuple(a["row_ids"]))
+            for a in receipt["models"]
+            if a["row_ids"]
+        ]
+        return receipt, self._change()
+
+    def train(self, name: str, **kwargs: Any) -> tuple[Any, Change]:
+        self._ops.clear()
+        try:
+            return self.service.train(name, **kwargs), self._change()
+        except StoreError as exc:
+            return Failure.of(exc), self._change()
+
+    def purge(self) -> tuple[Any, Change]:
+        self._ops.clear()
+        try:
+            return self.service.purge(), self._change()
+        except StoreError as exc:
+            return Failure.of(exc), self._change()
+
+    def close(self) -> None:
+        self.service.close()
+
+    def _change(self) -> Change:
+        """From the fence last published to the one now: operations where they bridge the
+        gap, snapshots where they do not, drops where nothing serves any more."""
+        old, new = self._published, self.fence()
+        done, self._ops = self._ops, []
+        ops: list[Op] = []
+        snaps: list[Snapshot] = []
+        drops: list[str] = []
+        for name in sorted(set(old) | set(new)):
+            was, now = old.get(name), new.get(name)
+            if now is None:
+                if was is not None:
+                    drops.append(name)
+                continue
+            if was == now:
+                continue
+            mine = sorted(
+                (op for op in done if (op.model, op.version) == (name, now[0])),
+                key=lambda op: op.revision,
+            )
+            revs = [op.revision for op in mine]
+            bridged = (
+                was is not None and was[0] == now[0] and revs == list(range(was[1] + 1, now[1] + 1))
+            )
+            if bridged:
+                ops += [Op(op.model, op.version, op.revision, op.row_ids) for op in mine]
+            else:
+                snaps.append(self._snapshot(name, now))
+        self._published = new
+        return Change(new, tuple(ops), tuple(snaps), tuple(drops))

@@ -1,0 +1,376 @@
+"""The router: Ray actors for the owner and the replicas, the fence, fan-out and catch-up.
+
+It lives in the HTTP process and offers the methods of :class:`api.service.Service` that the
+``api`` routes call, so the same app serves a cluster. Writes go to the owner; predictions to
+a replica that holds the model at the published revision.
+
+Fencing. The *fence* is each model's serving (version, revision), as the owner returns it with
+every write. The router publishes a new fence *before* it sends the change to the replicas and
+routes a prediction only to a replica whose acknowledged state equals the fence; the replica
+checks it again and refuses when it is behind. An erasure is answered only once every live
+replica acknowledged it (or was declared down), so a prediction sent after the receipt never
+comes from a revision that still holds the erased rows. With no replica at the fence within
+``fence_wait`` seconds, a prediction fails with :class:`ReplicaBehindError` (HTTP 503).
+
+Ordering. Changes are sent to the replicas under one lock from this process, and Ray runs the
+calls from one caller to a synchronous actor in the order they were sent, so a replica applies
+erasures in revision order (it drops a model when it sees a gap anyway).
+
+Catch-up. A replica that fails a call, times out, restarts (Ray restarts it, empty) or answers
+that it is behind is marked down; a background thread asks the owner for a snapshot of every
+serving model (checkpoint plus forget log, as the owner holds it in memory) and sends it under
+the same lock, so no later change can overtake it. Until it acknowledges, it gets no traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.metrics import Metrics
+from api.service import MonitoringOffError
+from cluster.errors import ReplicaBehindError, import_ray
+from cluster.owner import StoreOwner
+from cluster.replica import Replica, State
+from cluster.state import Change, Failure, Fence
+from store.errors import ModelNotServableError, UnknownModelError
+
+log = logging.getLogger("forget.cluster")
+
+
+@dataclass
+class Member:
+    """A replica as the router sees it."""
+
+    name: str
+    handle: Any
+    state: State = field(default_factory=dict)
+    up: bool = False
+    acked: int = 0  # sequence number of the last change it acknowledged
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How a change reached the replicas: who applied it, who was declared down, and the
+    seconds from sending it to the last acknowledgement (or the timeout)."""
+
+    applied: tuple[str, ...]
+    down: tuple[str, ...]
+    seconds: float
+
+
+class Cluster:
+    """A store owner and ``replicas`` serving replicas on the running Ray cluster.
+
+    Parameters
+    ----------
+    directory : the store directory (opened by the owner actor only).
+    replicas : how many serving replicas.
+    fence_wait : how long a prediction waits for a replica at the current revision.
+    ack_timeout : how long a change waits for a replica's acknowledgement before declaring it
+        down (it is then caught up in the background).
+    purge_interval : seconds between background purges (0: only on request and at close).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        replicas: int = 2,
+        evidence_rate: float = 0.1,
+        fence_wait: float = 2.0,
+        ack_timeout: float = 10.0,
+        purge_interval: float = 30.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if replicas < 1:
+            raise ValueError(f"replicas must be 1 or more, not {replicas}")
+        ray = self._ray = import_ray()
+        if not ray.is_initialized():
+            ray.init()
+        self.metrics = metrics or Metrics()
+        self.fence_wait, self.ack_timeout = fence_wait, ack_timeout
+        self.purge_interval = purge_interval
+        owner_cls = ray.remote(StoreOwner).options(num_cpus=0, max_restarts=0)
+        self.owner = owner_cls.remote(os.fspath(directory), evidence_rate)
+        replica_cls = ray.remote(Replica).options(num_cpus=0, max_restarts=-1, max_task_retries=0)
+        self.members = [
+            Member(f"replica-{i}", replica_cls.remote(f"replica-{i}")) for i in range(replicas)
+        ]
+        self.fence: Fence = {}
+        self.last_fanout: FanOut | None = None
+        self._lock = threading.Lock()  # serialises writes and the changes sent to replicas
+        self._state = threading.Lock()  # guards members' state and the fence
+        self._turn = itertools.count()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        for m in self.members:  # fresh workers import numpy, duckdb, ...: give them time
+            self._catch_up(m, wait=max(60.0, ack_timeout))
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the background thread (catch-up of replicas that are down, purges)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="forget-cluster", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread, purge and close the store in the owner, stop the actors."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        ray = self._ray
+        try:
+            ray.get(self.owner.close.remote())
+        finally:
+            for m in self.members:
+                ray.kill(m.handle, no_restart=True)
+            ray.kill(self.owner, no_restart=True)
+
+    def _loop(self) -> None:
+        last_purge = time.monotonic()
+        while not self._stop.wait(0.1):
+            for m in self.members:
+                if not m.up and not self._stop.is_set():
+                    self._catch_up(m)
+            if self.purge_interval > 0 and time.monotonic() - last_purge > self.purge_interval:
+                last_purge = time.monotonic()
+                try:
+                    self.purge()
+                except Exception:  # keep serving; the next round or close() purges
+                    log.exception("background purge failed")
+
+    # ------------------------------------------------------------------ fan-out
+    def _catch_up(self, m: Member, wait: float | None = None) -> bool:
+        """Send ``m`` a snapshot of every serving model; it serves again once it applied it."""
+        ray = self._ray
+        try:  # alive (restarted)?
+            ray.get(m.handle.state.remote(), timeout=wait or self.ack_timeout)
+        except Exception:
+            return False
+        with self._lock:
+            change: Change = ray.get(self.owner.snapshot.remote())
+            with self._state:
+                self.fence = change.fence
+                seq = next(self._turn) + 1
+                ref = m.handle.update.remote(change)
+        try:
+            state = ray.get(ref, timeout=self.ack_timeout)
+        except Exception:
+            return False
+        with self._state:
+            if seq > m.acked:
+                m.state, m.acked = state, seq
+            # a change made meanwhile was not sent to it (it was down): try again next round
+            m.up = all(m.state.get(n) == at for n, at in self.fence.items() if at is not None)
+            if not m.up:
+                return False
+        self.metrics.set("forget_cluster_replica_up", {"replica": m.name}, 1)
+        log.info("%s caught up: %s", m.name, state)
+        return True
+
+    def _send(self, change: Change) -> list[tuple[Member, int, Any]]:
+        """Publish ``change.fence`` and send the change to every live replica (call with
+        ``_lock`` held, so that changes leave in the order the owner made them)."""
+        with self._state:
+            self.fence = change.fence
+            sent = []
+            for m in self.members:
+                if m.up:
+                    seq = next(self._turn) + 1
+                    sent.append((m, seq, m.handle.update.remote(change)))
+        return sent
+
+    def _acks(self, change: Change, sent: list[tuple[Member, int, Any]], t0: float) -> FanOut:
+        """Wait for the replicas' acknowledgements (outside ``_lock``): a replica that fails,
+        times out or does not reach the fence is declared down, to be caught up."""
+        ray = self._ray
+        refs = [ref for _, _, ref in sent]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=self.ack_timeout)
+        applied, down = [], []
+        for m, seq, ref in sent:
+            try:
+                state = ray.get(ref, timeout=0)
+            except Exception as exc:  # died, restarting, or too slow: catch it up later
+                log.warning("%s missed a change (%s): down until caught up", m.name, exc)
+                self._down(m)
+                down.append(m.name)
+                continue
+            with self._state:
+                if seq > m.acked:
+                    m.state, m.acked = state, seq
+            if all(state.get(n) == at for n, at in change.fence.items() if at is not None):
+                applied.append(m.name)
+            else:
+                self._down(m)
+                down.append(m.name)
+        for name, at in change.fence.items():
+            if at is not None:
+                self.metrics.set("forget_model_revision", {"model": name}, at[1])
+        fan = FanOut(tuple(applied), tuple(down), time.perf_counter() - t0)
+        self.last_fanout = fan
+        return fan
+
+    def _down(self, m: Member) -> None:
+        with self._state:
+            m.up, m.state = False, {}
+        self.metrics.set("forget_cluster_replica_up", {"replica": m.name}, 0)
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, FanOut]:
+        ray = self._ray
+        with self._lock:
+            result, change = ray.get(getattr(self.owner, method).remote(*args, **kwargs))
+            t0 = time.perf_counter()
+            sent = self._send(change)
+        fan = self._acks(change, sent, t0)
+        if isinstance(result, Failure):
+            raise result.rebuild()
+        return result, fan
+
+    def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = self._ray.get(self.owner.call.remote(method, *args, **kwargs))
+        if isinstance(result, Failure):
+            raise result.rebuild()
+        return result
+
+    # ------------------------------------------------------------------ predict
+    def _pick(self, name: str, at: tuple[int, int], turn: int) -> Member | None:
+        with self._state:
+            ready = [m for m in self.members if m.up and m.state.get(name) == at]
+        return ready[turn % len(ready)] if ready else None
+
+    async def predict_async(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+    ) -> dict[str, Any]:
+        """Score on a replica at the model's current revision (``subject_ids`` are unused:
+        replicated serving has no drift monitor)."""
+        ray = self._ray
+        deadline = time.monotonic() + self.fence_wait
+        turn = next(self._turn)
+        while True:
+            with self._state:
+                if name not in self.fence:
+                    raise UnknownModelError(name)
+                at = self.fence[name]
+            if at is None:
+                raise ModelNotServableError(
+                    f"no version of model {name!r} can serve: each awaits a retrain or is retired"
+                )
+            m = self._pick(name, at, turn)
+            if m is not None:
+                try:
+                    res: dict[str, Any] = await m.handle.predict.remote(name, list(rows), at)
+                    return res
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause
+                    if not isinstance(cause, ReplicaBehindError):
+                        raise cause from None
+                    # behind the state it acknowledged: it restarted; catch it up
+                    self._down(m)
+                except ray.exceptions.RayActorError:
+                    self._down(m)
+            if time.monotonic() > deadline:
+                raise ReplicaBehindError(
+                    f"no replica holds model {name!r} at version {at[0]} revision {at[1]} yet"
+                )
+            await asyncio.sleep(0.005)
+            turn += 1
+
+    # ------------------------------------------------------------------ writes via the owner
+    def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
+        """Erase in the store, then fan the forget operations out; answered once every live
+        replica applied them (``replicas`` says which did, and which were declared down)."""
+        receipt, fan = self._write("erase", subject_id, legal_ground)
+        out: dict[str, Any] = receipt | {
+            "replicas": {"applied": list(fan.applied), "down": list(fan.down)}
+        }
+        return out
+
+    def train(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        result, _ = self._write("train", name, **kwargs)
+        out: dict[str, Any] = result
+        return out
+
+    def purge(self) -> dict[str, Any]:
+        result, _ = self._write("purge")
+        out: dict[str, Any] = result
+        return out
+
+    # ------------------------------------------------------------------ reads via the owner
+    def models(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._read("models")
+        return out
+
+    def model(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("model", name)
+        return out
+
+    def datasets(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._read("datasets")
+        return out
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("dataset", name)
+        return out
+
+    def create_dataset(self, name: str, subject_column: str, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("create_dataset", name, subject_column, **kwargs)
+        return out
+
+    def append_rows(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("append_rows", name, **kwargs)
+        return out
+
+    def request(self, request_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("request", request_id)
+        return out
+
+    def report(self, request_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("report", request_id)
+        return out
+
+    def summary(self, since: str | None, until: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("summary", since, until)
+        return out
+
+    def verify(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("verify")
+        return out
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("health")
+        return out
+
+    # ------------------------------------------------------------------ not in this mode
+    def drift(self, name: str) -> dict[str, Any]:
+        raise MonitoringOffError("replicated serving runs without drift monitoring")
+
+    def feedback(self, name: str, prediction_id: str, labels: Sequence[Any]) -> dict[str, Any]:
+        raise MonitoringOffError("replicated serving runs without drift monitoring")
+
+    def refresh_drift_metrics(self) -> None:
+        return None
+
+    # ------------------------------------------------------------------ for tests, benches
+    def states(self) -> dict[str, State]:
+        """Each live replica's acknowledged state."""
+        with self._state:
+            return {m.name: dict(m.state) for m in self.members if m.up}
+
+    def wait_all_up(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(m.up for m in self.members):
+            if time.monotonic() > deadline:
+                raise TimeoutError("replicas did not come back: " + str(self.states()))
+            time.sleep(0.05)
