@@ -14,6 +14,7 @@ from forget.hedgecut._common import (
     M_TAIL,
     NEED_NODES,
     NEED_POOL,
+    NEED_STACK,
     OK,
     P_BUDGET,
     P_C,
@@ -29,11 +30,12 @@ from forget.hedgecut._common import (
     _child_path,
     _mix,
     grown,
+    noalloc,
 )
 from forget.hedgecut._decide import _alternatives, _node_n, decide, slack_of
 
 
-@njit(cache=True)
+@noalloc
 def _alloc_node(meta, free, cap):
     if meta[M_NFREE] > 0:
         meta[M_NFREE] -= 1
@@ -80,7 +82,7 @@ def _knot_value(knots, f, u):
     return knots[f, i] + (p - i) * (knots[f, i + 1] - knots[f, i])
 
 
-@njit(cache=True)
+@noalloc
 def region_of(S, v, knots, reg):
     """Fill reg[f] = (low, high), the box that v's ancestors' cuts leave inside the knots."""
     parent, link, feat, thr = S[8], S[9], S[2], S[3]
@@ -100,7 +102,7 @@ def region_of(S, v, knots, reg):
         u = q
 
 
-@njit(cache=True)
+@noalloc
 def _draw_candidates(S, v, prm, knots, perm, reg):
     """Candidates of node v from (seed, tree, path) and the node's region only.
 
@@ -136,7 +138,7 @@ def _draw_candidates(S, v, prm, knots, perm, reg):
             thr[v, i] = np.float32(_knot_value(knots, f, ulo + x * max(uhi - ulo, 0.0)))
 
 
-@njit(cache=True)
+@noalloc
 def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision.
 
@@ -186,7 +188,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     slack[v] = slack_of(ncls, left, v, k, m, b, rnd) if n >= SLACK_MIN_N else 0
 
 
-@njit(cache=True)
+@noalloc
 def _split(S, v, c, base, h, X, rows, meta, free, stack, sp, regs, cur):
     """Partition rows[base:base+n] by candidate c of v and hang two new children under it."""
     ncls, ncand, feat, thr, left, child, active, slack = S[:8]
@@ -218,7 +220,9 @@ def _split(S, v, c, base, h, X, rows, meta, free, stack, sp, regs, cur):
         ncand[u] = 0
         child[v, c, side] = u
         stack[sp] = u
-        regs[sp, :, :] = cur
+        for g in range(cur.shape[0]):  # (a slice copy would allocate)
+            regs[sp, g, 0] = cur[g, 0]
+            regs[sp, g, 1] = cur[g, 1]
         if side == 0:
             regs[sp, f, 1] = min(cur[f, 1], float(t))
         else:
@@ -234,7 +238,13 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     Returns OK, or NEED_NODES / NEED_POOL when the arrays are too small (the caller grows them
     and builds again: the result does not depend on what a failed attempt left behind).
     """
-    return _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, scratch(prm, bounds))
+    work = scratch(prm, bounds)
+    sp = start_subtree(S, v0, bounds, work)
+    while True:
+        status, sp = _build(S, X, y, rows, meta, free, prm, bounds, allow_hedge, work, sp)
+        if status != NEED_STACK:
+            return status
+        work = more_stack(work, sp)
 
 
 @njit(cache=True)
@@ -244,29 +254,53 @@ def scratch(prm, bounds):
     d = bounds.shape[0]
     return (
         np.empty(k, dtype=np.int64),  # alternatives
+        np.empty(k),  # their scores
         np.empty(max(k, d), dtype=np.int64),  # candidate features, also the feature permutation
         np.empty(k, dtype=np.float32),  # candidate cut-offs
         np.empty((k, prm[P_C]), dtype=np.int64),  # left counts
-        np.empty(64, dtype=np.int64),  # node stack (grows)
-        np.empty((64, d, 2)),  # the region of each node on the stack (grows with it)
         np.empty((d, 2)),  # the current node's region
+        np.empty(64, dtype=np.int64),  # node stack (more_stack grows it)
+        np.empty((64, d, 2)),  # the region of each node on the stack
     )
 
 
-@njit(cache=True, nogil=True)
-def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
+@njit(cache=True)
+def more_stack(work, sp):
+    """``work`` with twice the stack, its first ``sp`` entries kept."""
+    alts, scores, fl, tl, lc, cur, stack, regs = work
+    return alts, scores, fl, tl, lc, cur, grown(stack, sp), grown(regs, sp)
+
+
+@noalloc
+def start_subtree(S, v0, bounds, work):
+    """Put v0 and its region alone on the stack of ``work``; returns the stack size, 1."""
+    stack, regs = work[-2:]
+    stack[0] = v0
+    region_of(S, v0, bounds, regs[0])
+    return 1
+
+
+@noalloc
+def _build(S, X, y, rows, meta, free, prm, bounds, allow_hedge, work, sp):
+    """Grow the subtrees of the ``sp`` nodes on the stack. Returns (status, sp).
+
+    NEED_STACK leaves the stack as it was, for a call with a larger one (``more_stack``) to
+    resume: this function does not allocate (see ``noalloc``).
+    """
     ncls, ncand, feat, thr, left, child, active, slack = S[:8]
     parent, link, depth, hedge, path, start, stop = S[8:]
     k = prm[P_K]
     m = prm[P_MIN_LEAF]
-    alts, fl, tl, lc, stack, regs, cur = work
-    stack[0] = v0
-    region_of(S, v0, bounds, regs[0])
-    sp = 1
+    alts, scores, fl, tl, lc, cur, stack, regs = work
+    most = 2 * (prm[P_MAX_VARIANTS] + 1)  # children one node can push
     while sp > 0:
+        if sp + most > stack.shape[0]:
+            return NEED_STACK, sp
         sp -= 1
         v = stack[sp]
-        cur[:, :] = regs[sp]
+        for g in range(cur.shape[0]):
+            cur[g, 0] = regs[sp, g, 0]
+            cur[g, 1] = regs[sp, g, 1]
         _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, cur)
         if ncand[v] == 0:
             continue
@@ -277,27 +311,27 @@ def _build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
         budget = min(n, 1 + (prm[P_BUDGET] * n) // prm[P_N])
         if (
             allow_hedge
+            and prm[P_MAX_VARIANTS] > 0
             and depth[v] >= prm[P_RANDOM_DEPTH]  # random nodes rarely change: no hedge
             and hedge[v] < prm[P_MAX_HEDGE]
             and n >= prm[P_HEDGE_MIN]
-            and slack[v] < budget
+            # (small nodes keep no slack, but whether to hedge them asks for the real one)
+            and (slack[v] if n >= SLACK_MIN_N else slack_of(ncls, left, v, k, m, b, False)) < budget
         ):
-            na = _alternatives(ncls, left, v, k, m, b, budget, prm[P_MAX_VARIANTS], alts)
-        if sp + 2 * (na + 1) >= stack.shape[0]:
-            stack = grown(stack, sp)
-            regs = grown(regs, sp)
+            na = _alternatives(ncls, left, v, k, m, b, budget, prm[P_MAX_VARIANTS], alts, scores)
         if b >= 0:
             st, sp = _split(S, v, b, start[v], hedge[v], X, rows, meta, free, stack, sp, regs, cur)
             if st < 0:
-                return NEED_NODES
+                return NEED_NODES, sp
         for a in range(na):
             c = alts[a]
             base = meta[M_POOL]
             if base + n > rows.shape[0]:
-                return NEED_POOL
-            rows[base : base + n] = rows[start[v] : stop[v]]
+                return NEED_POOL, sp
+            for i in range(n):  # (a slice copy would allocate)
+                rows[base + i] = rows[start[v] + i]
             meta[M_POOL] += n
             st, sp = _split(S, v, c, base, hedge[v] + 1, X, rows, meta, free, stack, sp, regs, cur)
             if st < 0:
-                return NEED_NODES
-    return OK
+                return NEED_NODES, sp
+    return OK, 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-from forget.hedgecut._common import BIG, EPS, TOL, _beta
+from forget.hedgecut._common import BIG, EPS, TOL, _beta, noalloc
 
 
 @njit(cache=True, inline="always")
@@ -47,7 +46,7 @@ def _cand_score(ncls, left, v, c, n):
     return sl / nl + sr / nr, nl, nr
 
 
-@njit(cache=True)
+@noalloc
 def decide(ncls, left, v, k, m, rnd):
     """The winning candidate of node ``v``, or -1 for a leaf. The one rule, at fit and forget.
 
@@ -76,7 +75,7 @@ def decide(ncls, left, v, k, m, rnd):
     return best
 
 
-@njit(cache=True)
+@noalloc
 def slack_of(ncls, left, v, k, m, b, rnd):
     """How many deletions through ``v`` provably leave its decision ``b`` unchanged.
 
@@ -104,7 +103,7 @@ def slack_of(ncls, left, v, k, m, b, rnd):
     return _greedy_slack(ncls, left, v, k, m, b, n, mx)
 
 
-@njit(cache=True)
+@noalloc
 def _greedy_slack(ncls, left, v, k, m, b, n, mx):
     p = _parent_score(ncls, v, n) + TOL * n
     eps = EPS * (n + 1)
@@ -122,8 +121,10 @@ def _greedy_slack(ncls, left, v, k, m, b, n, mx):
             rc = int(margin / (bc + bp + TOL))
             # beta taken at half the side sizes: valid only while r <= size / 2
             rc = min(rc, nl // 2, nr // 2, n // 2)
+            if rc <= 0:
+                return 0  # most nodes end here: no need to score the other candidates
             r = min(r, rc)
-        return max(r, 0)
+        return r
     sb, nlb, nrb = _cand_score(ncls, left, v, b, n)
     r = min(nlb - m, nrb - m)
     if r <= 0:
@@ -134,6 +135,8 @@ def _greedy_slack(ncls, left, v, k, m, b, n, mx):
     if margin <= 0.0:
         return 0
     r = min(r, int(margin / (bb + bp + TOL)))
+    if r <= 0:
+        return 0
     r0 = r
     for c in range(k):
         if c == b:
@@ -146,12 +149,17 @@ def _greedy_slack(ncls, left, v, k, m, b, n, mx):
         if margin <= 0.0:
             return 0
         r = min(r, int(margin / (bb + bc)))
-    return max(r, 0)
+        if r <= 0:
+            return 0
+    return r
 
 
-@njit(cache=True)
-def _alternatives(ncls, left, v, k, m, b, budget, max_variants, out):
-    """Runners-up that ``budget`` deletions could make win: the candidates worth hedging."""
+@noalloc
+def _alternatives(ncls, left, v, k, m, b, budget, max_variants, out, scores):
+    """Runners-up that ``budget`` deletions could make win: the candidates worth hedging.
+
+    They go to ``out``; ``scores`` is scratch of the same size.
+    """
     n, _ = _node_n(ncls, v)
     p = _parent_score(ncls, v, n) + TOL * n
     eps = EPS * (n + 1)
@@ -163,7 +171,6 @@ def _alternatives(ncls, left, v, k, m, b, budget, max_variants, out):
         bb = _beta(n - budget)
         ref = p
     cnt = 0
-    scores = np.empty(k)
     for c in range(k):
         if c == b:
             continue

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from forget.hedgecut._build import _build, scratch
+from forget.hedgecut._build import _build, more_stack, scratch, start_subtree
 from forget.hedgecut._common import (
     BIG,
     M_NFREE,
     M_NPENDING,
     M_TAIL,
     NEED_NODES,
+    NEED_STACK,
     OK,
     P_K,
     P_MIN_LEAF,
@@ -21,57 +22,58 @@ from forget.hedgecut._common import (
     SLACK_MIN_N,
     grown,
     in_tree,
+    noalloc,
+    prefetch_row,
 )
 from forget.hedgecut._decide import _node_n, decide, slack_of
 
 
-@njit(cache=True)
-def _free_children(S, v, meta, free):
-    """Release every subtree hanging under v (active and variants) to the free list."""
-    ncand, child = S[1], S[5]
+@noalloc
+def _free_children(ncand, child, v, meta, free):
+    """Release every subtree hanging under v (active and variants) to the free list.
+
+    The free list is its own work queue: each node appended to it is scanned for children later.
+    """
     k = child.shape[1]
-    stack = np.empty(64, dtype=np.int64)
-    sp = 0
+    q0 = meta[M_NFREE]
+    q = q0
     for c in range(k):
         for side in range(2):
             u = child[v, c, side]
             if u >= 0:
                 child[v, c, side] = -1
-                if sp >= stack.shape[0]:
-                    stack = grown(stack, sp)
-                stack[sp] = u
-                sp += 1
-    freed = 0
-    while sp > 0:
-        sp -= 1
-        u = stack[sp]
+                free[q] = u
+                q += 1
+    i = q0
+    while i < q:
+        u = free[i]
+        i += 1
         if ncand[u] > 0:
             for c in range(k):
                 for side in range(2):
                     w = child[u, c, side]
                     if w >= 0:
                         child[u, c, side] = -1
-                        if sp >= stack.shape[0]:
-                            stack = grown(stack, sp)
-                        stack[sp] = w
-                        sp += 1
+                        free[q] = w
+                        q += 1
         ncand[u] = -1
-        free[meta[M_NFREE]] = u
-        meta[M_NFREE] += 1
-        freed += 1
-    return freed
+    meta[M_NFREE] = q
+    return q - q0
 
 
-@njit(cache=True)
-def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work):
-    """Slow path: rebuild v's subtree from the live rows it holds. Returns rows used or -need."""
+@noalloc
+def _clear_subtree(S, v, alive, rows, meta, free):
+    """Slow path, first half: free v's subtree and gather the live rows it held.
+
+    Returns their number, or -need when the node arrays lack room for the rebuild.
+    """
     ncls, start, stop = S[0], S[13], S[14]
     n, _ = _node_n(ncls, v)
     spare = meta[M_NFREE] + (ncls.shape[0] - meta[M_TAIL])
     # a subtree over n rows has at most 2n - 1 nodes; freeing v's old children comes first
     if spare < 2 * n:
         return -(2 * n)
-    _free_children(S, v, meta, free)
+    _free_children(S[1], S[5], v, meta, free)
     # swap (not copy) the live rows to the front: ancestors' ranges must stay a permutation
     w = start[v]
     for i in range(start[v], stop[v]):
@@ -79,7 +81,6 @@ def _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work):
             rows[w], rows[i] = rows[i], rows[w]
             w += 1
     stop[v] = w
-    _build(S, v, X, y, rows, meta, free, prm, bounds, False, work)
     return n
 
 
@@ -108,9 +109,17 @@ def forget_rows(
         # finish the rebuilds of the previous row (also when resuming after growth)
         while meta[M_NPENDING] > 0:
             v = pending[meta[M_NPENDING] - 1]
-            got = _rebuild(S, v, X, y, alive, rows, meta, free, prm, bounds, work)
+            got = _clear_subtree(S, v, alive, rows, meta, free)
             if got < 0:
                 return NEED_NODES, i, -got
+            # second half: grow v's subtree again (room was checked; no variants: a refit must
+            # match the active structure only, and rebuilds should stay cheap)
+            sp = start_subtree(S, v, bounds, work)
+            while True:
+                status, sp = _build(S, X, y, rows, meta, free, prm, bounds, False, work, sp)
+                if status != NEED_STACK:
+                    break
+                work = more_stack(work, sp)
             meta[M_NPENDING] -= 1
             rebuilds[i - 1] += 1
             rebuilt_rows[i - 1] += got
@@ -130,6 +139,9 @@ def forget_rows(
                 ncls[v, cls] -= 1
                 if ncand[v] <= 0:
                     continue
+                a = active[v]
+                if a >= 0:  # the child this row goes to next: its record loads meanwhile
+                    prefetch_row(ncls, child[v, a, 0 if X[r, feat[v, a]] <= thr[v, a] else 1])
                 for c in range(k):
                     if X[r, feat[v, c]] <= thr[v, c]:
                         left[v, c, cls] -= 1
@@ -139,7 +151,7 @@ def forget_rows(
                     # too small or pure: a leaf for good (deletions only shrink and purify)
                     if active[v] >= 0:
                         switches[i] += 1
-                    _free_children(S, v, meta, free)
+                    _free_children(ncand, child, v, meta, free)
                     active[v] = -1
                     ncand[v] = 0
                     slack[v] = BIG
@@ -149,7 +161,7 @@ def forget_rows(
                     b = decide(ncls, left, v, k, m, rnd)
                     if b != active[v]:
                         if b < 0:
-                            _free_children(S, v, meta, free)
+                            _free_children(ncand, child, v, meta, free)
                             active[v] = -1
                             switches[i] += 1
                         elif child[v, b, 0] >= 0:

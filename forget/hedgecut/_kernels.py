@@ -7,11 +7,12 @@ candidates depends on data, through integer class counts. Every decision node ke
 counts, so ``forget`` can decrement them and re-check the decision with the very function that
 took it at fit time; the forest after ``forget(S)`` is the forest ``fit(D \\ S)`` would build.
 
-Node state (``S``, one tuple of arrays; index ``v`` is a node):
+Node state (``S``, one tuple of arrays; index ``v`` is a node). The fields from ``ncls`` to
+``depth`` are strided views into one int32 record per node (see ``forest._alloc_nodes``):
 
 ======  ============  ===========================================================
 ncls    int32[M, C]   class counts of the node's live rows
-ncand   int8[M]       K for decision nodes, 0 for final leaves (pure, too small,
+ncand   int32[M]      K for decision nodes, 0 for final leaves (pure, too small,
                       max depth: deletions can never change them), -1 when freed
 feat    int32[M, K]   candidate features
 thr     float32[M,K]  candidate cut-offs (``x <= thr`` goes left)
@@ -32,6 +33,9 @@ stop    int64[M]      ``alive`` filters them)
 
 ``meta`` holds counters: nodes used, free-list length, pool used, pending rebuilds.
 ``prm`` holds the integer parameters (see the ``P_*`` indices below).
+
+Helpers that run per node are compiled without reference counting (``noalloc``), so they must
+not allocate; the entry points (``build``, ``forget_rows``) own the scratch arrays they use.
 """
 
 from __future__ import annotations

@@ -31,13 +31,16 @@ _N_KNOTS = 65  # quantile knots per feature of the cut-off distribution
 def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
     """The node arrays of the kernels' state tuple, for ``m`` nodes.
 
-    What a deletion reads and writes at a node (counts, candidates, children, decision) lies
-    side by side in one int32 record, padded to whole 64-byte lines, so a visit costs one or
-    two cache lines instead of one per array; the arrays are strided views into it.
+    What a deletion reads and writes at a node (counts, candidates, children, decision, and the
+    links up to the parent that a rebuild follows to find the node's region) lies side by side
+    in one int32 record, padded to whole 64-byte lines and aligned to them, so a visit costs one
+    or two cache lines instead of one per array; the arrays are strided views into it.
     """
-    w = -(-(c + 3 + 4 * k + k * c) // 16) * 16
-    hot = np.zeros((m, w), np.int32)
-    o_feat = c + 3
+    w = -(-(c + 6 + 4 * k + k * c) // 16) * 16
+    buf = np.zeros(m * w + 16, np.int32)
+    skip = (-buf.ctypes.data % 64) // 4  # records start on a line: a 128-byte one spans two
+    hot = buf[skip : skip + m * w].reshape(m, w)
+    o_feat = c + 6
     o_thr = o_feat + k
     o_left = o_thr + k
     o_child = o_left + k * c
@@ -45,8 +48,8 @@ def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
     left = as_strided(hot[:, o_left:], shape=(m, k, c), strides=(row, c * 4, 4))
     child = as_strided(hot[:, o_child:], shape=(m, k, 2), strides=(row, 8, 4))
     child[:] = -1
-    active = hot[:, c + 1]
-    active[:] = -1
+    hot[:, c + 1] = -1  # active
+    hot[:, c + 3 : c + 5] = -1  # parent, link
     return (
         hot[:, :c],  # ncls
         hot[:, c],  # ncand
@@ -54,15 +57,15 @@ def _alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
         hot.view(np.float32)[:, o_thr:o_left],  # thr
         left,
         child,
-        active,
+        hot[:, c + 1],  # active
         hot[:, c + 2],  # slack
-        np.full(m, -1, np.int32),
-        np.full(m, -1, np.int32),
-        np.zeros(m, np.int32),
-        np.zeros(m, np.int32),
-        np.zeros(m, np.uint64),
-        np.zeros(m, np.int64),
-        np.zeros(m, np.int64),
+        hot[:, c + 3],  # parent
+        hot[:, c + 4],  # link
+        hot[:, c + 5],  # depth
+        np.zeros(m, np.int32),  # hedge
+        np.zeros(m, np.uint64),  # path
+        np.zeros(m, np.int64),  # start
+        np.zeros(m, np.int64),  # stop
     )
 
 

@@ -136,6 +136,22 @@ def test_variants_are_switched_and_paths_reported():
     assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
 
 
+def test_build_stack_grows_in_fit_and_forget():
+    # a node may push 2 * (max_variants + 1) children: 82 here, past the first stack of 64
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=300) > 0).astype(int)
+    m = HedgeCutClassifier(
+        n_estimators=3, random_state=2, max_features=4, max_variants=40, hedge_min_samples=4,
+        deletion_budget=0.3, max_samples=1.0, min_samples_leaf=1,
+    ).fit(X, y)  # fmt: skip
+    victims = rng.permutation(300)[:120]
+    for batch in np.array_split(victims, 6):
+        m.forget(batch.tolist())
+    keep = np.setdiff1d(np.arange(300), victims)
+    assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
+
+
 @pytest.fixture
 def fitted():
     rng = np.random.default_rng(1)
