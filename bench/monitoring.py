@@ -8,8 +8,9 @@ Usage::
 Two services over copies of one store — monitoring on and off, cache off — score the same
 test rows, calls interleaved so that machine noise hits both alike, for calls of 1 and of 64
 rows. The cost of a drift report (the feature tests re-run at most once per 1,000 new rows)
-is measured too and spread over the rows it covers. Goal (the drift issue): under 5 % of the
-serving cost per row.
+is measured too and spread over the rows it covers. Then the same over HTTP: two servers, one
+with monitoring and one without, one-row requests alternated between them. Goal (the drift
+issue): under 5 % of the serving cost per row.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
+from api.server import free_port
 from api.service import Service
 from bench._common import machine, table, write_json
-from bench.serving import _build
+from bench.serving import TOKEN, _build, _serve
 from forget.datasets import load_adult, train_test_split
 
 
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             for svc in services.values():
                 svc.close()
+        http = _over_http(on_dir, off_dir, rows, calls)
     per_row_report = report_ms * 1e3 / 1000
     for r in results:
         r["report_us_per_row"] = per_row_report
@@ -105,6 +109,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     )
     print(f"\ndrift report: {report_ms:.2f} ms; in-distribution traffic drifts: {drift['drift']}")
+    print(
+        f"over HTTP (two servers, requests alternated): p50 {http['off_p50_ms']:.3f} ms without "
+        f"monitoring, {http['on_p50_ms']:.3f} ms with ({http['overhead']:+.1%})"
+    )
     payload = {
         "quick": args.quick,
         "trees": trees,
@@ -113,10 +121,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "report_ms": report_ms,
         "in_distribution_drift": drift["drift"],
         "results": results,
+        "http": http,
     }
     path = write_json("monitoring-quick" if args.quick else "monitoring", payload, args.out)
     print(f"\nwritten: {path}")
     return payload
+
+
+def _over_http(on_dir: Path, off_dir: Path, rows: list[dict[str, Any]], calls: int) -> dict:
+    """One-row requests alternated between a server with monitoring and one without."""
+    ports = {True: free_port(), False: free_port()}
+    procs = [
+        _serve(on_dir, ports[True], "--cache-mb", "0"),
+        _serve(off_dir, ports[False], "--cache-mb", "0", "--no-monitoring"),
+    ]
+    took: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        clients = {
+            on: httpx.Client(base_url=f"http://127.0.0.1:{p}", headers=headers)
+            for on, p in ports.items()
+        }
+        for i in range(calls + 50):
+            body = {"rows": [rows[i % len(rows)]]}
+            for on in (True, False) if i % 2 else (False, True):
+                t = time.perf_counter()
+                clients[on].post("/v1/models/income/predict", json=body).raise_for_status()
+                if i >= 50:  # the first calls warm kernels and monitors
+                    took[on].append(time.perf_counter() - t)
+        for c in clients.values():
+            c.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=60)
+    on_ms, off_ms = (float(np.median(took[k])) * 1e3 for k in (True, False))
+    return {"on_p50_ms": on_ms, "off_p50_ms": off_ms, "overhead": on_ms / off_ms - 1}
 
 
 if __name__ == "__main__":

@@ -107,6 +107,12 @@ def monitoring_table(payload: dict[str, Any]) -> str:
             f"| {r['rows_per_call']} | {r['serving_us_per_row']:.1f} "
             f"| {r['monitored_us_per_row']:.1f} | {100 * r['overhead']:+.1f}% |"
         )
+    h = payload.get("http")
+    if h:
+        lines.append(
+            f"| 1, over HTTP (p50 per request) | {h['off_p50_ms'] * 1e3:.0f} "
+            f"| {h['on_p50_ms'] * 1e3:.0f} | {100 * h['overhead']:+.1f}% |"
+        )
     return "\n".join(lines)
 
 
