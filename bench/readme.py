@@ -153,6 +153,23 @@ def cluster_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scoring_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| scorer | threads | 10,000 rows ms p50 | vs ExtraTrees | 1 row µs p50 | bitwise equal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        if r.get("batch_ms") is None:  # a strategy the forest's depth rules out
+            continue
+        one = "" if r.get("one_us") is None else _num(r["one_us"], 1)
+        exact = {True: "yes", False: "NO", None: ""}[r.get("exact")]
+        lines.append(
+            f"| {r['scorer']} | {r['threads']} | {r['batch_ms']:.1f} "
+            f"| {r['speedup_vs_et']:.1f}× | {one} | {exact} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "hedgecut": hedgecut_table,
     "incremental": incremental_table,
@@ -161,6 +178,7 @@ TABLES = {
     "monitoring": monitoring_table,
     "drift": drift_table,
     "cluster": cluster_table,
+    "scoring": scoring_table,
 }
 
 
