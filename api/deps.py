@@ -30,22 +30,26 @@ def require(*scopes: str) -> Callable[..., Coroutine[Any, Any, None]]:
         request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        keys: ApiKeys = request.app.state.keys
-        header = f"Bearer {creds.credentials}" if creds is not None else None
-        granted = keys.scopes(header)
-        if granted is None:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing or unknown bearer token (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not any(allows(granted, s) for s in scopes):
-            raise ApiError(
-                403, "forbidden", f"this token lacks the scope {' or '.join(scopes)} (or admin)"
-            )
+        authorize(request, scopes)
 
     return check
+
+
+def authorize(request: Request, scopes: tuple[str, ...]) -> None:
+    """Raise 401 unless the request's bearer token is known, 403 unless it holds a scope."""
+    keys: ApiKeys = request.app.state.keys
+    granted = keys.scopes(request.headers.get("authorization"))
+    if granted is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or unknown bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not any(allows(granted, s) for s in scopes):
+        raise ApiError(
+            403, "forbidden", f"this token lacks the scope {' or '.join(scopes)} (or admin)"
+        )
 
 
 ServiceDep = Annotated[Service, Depends(service)]

@@ -93,7 +93,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     if any(d["type"] == "json_invalid" for d in details):
         return error_response(400, "malformed_json", "the request body is not valid JSON", details)
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
-    where = ".".join(first["loc"][1:] if first["loc"][:1] == ["body"] else first["loc"])
+    where = ".".join(first["loc"][1:] if first["loc"][:1] == ["body"] else first["loc"]) or "body"
     return error_response(422, "invalid_request", f"{where}: {first['msg']}", details)
 
 

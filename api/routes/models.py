@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from api.deps import ServiceDep, require
+from api.deps import ServiceDep, authorize, require
 from api.schemas import (
     DriftReport,
     ErrorResponse,
@@ -19,6 +21,7 @@ from api.schemas import (
     PredictResponse,
     TrainRequest,
 )
+from api.service import Service
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -26,19 +29,42 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_PREDICT_REQUEST = TypeAdapter(PredictRequest)
+
+
 @router.post(
     "/{model}/predict",
     response_model=PredictResponse,
     responses=ERRORS,
-    dependencies=[Depends(require("predict"))],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        },
+        "security": [{"HTTPBearer": []}],
+    },
 )
-async def predict(model: str, body: PredictRequest, svc: ServiceDep) -> dict[str, Any]:
+async def predict(model: str, request: Request) -> Response:
     """Predictions (and class probabilities, for classifiers) of the serving version.
 
     Labels are the classes of highest probability. 503 with Retry-After when the batching
     queue is full.
+
+    The hot path: the token, the body and the answer are handled here rather than by
+    FastAPI's dependency and response machinery, which cost more than the scoring itself
+    (~100 µs a request); the contract (schemas, errors) is the same as every other route's.
     """
-    return await svc.predict_async(model, body.rows, body.subject_ids)
+    authorize(request, ("predict",))
+    try:
+        body = _PREDICT_REQUEST.validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [e | {"loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    svc: Service = request.app.state.service
+    res = await svc.predict_async(model, body.rows, body.subject_ids)
+    answer = PredictResponse.model_validate(res).model_dump_json()
+    return Response(answer, media_type="application/json")
 
 
 @router.get(

@@ -89,7 +89,8 @@ def test_scopes(
         (b'{"rows": [{"a": 1, "b": 1, "c": 1, "z": 2}]}', 422, "predict_input", "unknown"),
         (b'{"rows": []}', 422, "invalid_request", "at least 1"),
         (b'{"rows": [{"a": 1, "b": 1, "c": 1}], "extra": 1}', 422, "invalid_request", "extra"),
-        (b"[]", 422, "invalid_request", "valid dictionary"),
+        (b"[]", 422, "invalid_request", "body: Input should be an object"),
+        (b"", 400, "malformed_json", "not valid JSON"),
     ],
 )
 def test_bad_predict_input_is_a_4xx_with_a_message(
