@@ -76,3 +76,15 @@ def test_monitoring_bench_quick(tmp_path):
     payload = monitoring.main(["--quick", "--out", str(tmp_path / "mon.json")])
     assert [r["rows_per_call"] for r in payload["results"]] == [1, 64]
     assert payload["in_distribution_drift"] is False
+
+
+def test_gpu_scoring_bench_runs_on_torch_cpu(tmp_path):
+    """The GPU script is the same program on torch's CPU backend, and stays exact there."""
+    pytest.importorskip("torch")
+    from bench import scoring_gpu
+
+    payload = scoring_gpu.main(["--quick", "--device", "cpu", "--out", str(tmp_path / "g.json")])
+    rows = payload["results"]
+    assert {r["forest"] for r in rows} == {"default", "max_depth=8", "max_depth=4"}
+    assert all(r["exact"] for r in rows)
+    assert {r["plan"].split("/")[1] for r in rows} == {"torch", "numba"}
