@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from cluster.errors import ReplicaBehindError
-from cluster.state import Change
+from cluster.state import Change, Failure, Snapshot
+from forget.scoring import CompiledForest, changed_trees
 from store.errors import PredictInputError
 from store.versions import load_class
 
@@ -32,6 +33,49 @@ class _Model:
     revision: int
     features: tuple[str, ...]
     estimator: Any
+    compiled: CompiledForest | None = None  # tree ensembles score through their compiled form
+    structures: list[np.ndarray] | None = None  # the trees it was compiled from
+
+    @classmethod
+    def load(cls, snap: Snapshot) -> _Model:
+        model = cls(
+            snap.version,
+            snap.revision,
+            snap.features,
+            load_class(snap.estimator).from_bytes(snap.blob),
+        )
+        est = model.estimator
+        if hasattr(est, "tree_structures"):
+            model.structures = est.tree_structures()
+            model.compiled = CompiledForest(
+                model.structures,
+                int(est.classes_.size),
+                int(est.n_features_in_),
+                classes=est.classes_,
+            )
+        return model
+
+    def forget(self, row_ids: Sequence[int]) -> None:
+        """Forget rows, and recompile the trees that changed (before anything is scored)."""
+        self.estimator.forget(list(row_ids))
+        if self.compiled is not None and self.structures is not None:
+            after = self.estimator.tree_structures()
+            self.compiled.refresh(changed_trees(self.structures, after))
+            self.structures = after
+
+    def score(self, X: np.ndarray) -> dict[str, Any]:
+        est = self.estimator
+        out: dict[str, Any] = {}
+        if hasattr(est, "predict_proba") and hasattr(est, "classes_"):
+            scorer = self.compiled if self.compiled is not None else est
+            proba = np.asarray(scorer.predict_proba(X))
+            classes = np.asarray(est.classes_)
+            out["predictions"] = classes[np.argmax(proba, axis=1)].tolist()
+            out["probabilities"] = proba.tolist()
+            out["classes"] = classes.tolist()
+        else:
+            out["predictions"] = np.asarray(est.predict(X)).tolist()
+        return out
 
 
 class Replica:
@@ -65,8 +109,7 @@ class Replica:
         for snap in change.snapshots:
             have = self.models.get(snap.model)
             if have is None or (have.version, have.revision) <= (snap.version, snap.revision):
-                est = load_class(snap.estimator).from_bytes(snap.blob)
-                self.models[snap.model] = _Model(snap.version, snap.revision, snap.features, est)
+                self.models[snap.model] = _Model.load(snap)
         for op in change.ops:
             have = self.models.get(op.model)
             if have is None or have.version != op.version or have.revision >= op.revision:
@@ -74,7 +117,7 @@ class Replica:
             if have.revision != op.revision - 1:
                 del self.models[op.model]  # a gap: wait for a snapshot
                 continue
-            have.estimator.forget(list(op.row_ids))
+            have.forget(op.row_ids)
             have.revision = op.revision
         for name in change.drops:
             self.models.pop(name, None)
@@ -88,24 +131,46 @@ class Replica:
         self, name: str, rows: Sequence[Mapping[str, float]], at: tuple[int, int]
     ) -> dict[str, Any]:
         """Score ``rows`` with the held model, if it is at revision ``at`` or later."""
+        (out,) = self.predict_many(name, [rows], at)
+        if isinstance(out, Failure):
+            raise out.rebuild()
+        return out
+
+    def predict_many(
+        self, name: str, batch: Sequence[Sequence[Mapping[str, float]]], at: tuple[int, int]
+    ) -> list[dict[str, Any] | Failure]:
+        """Score several requests' rows as one matrix (the router's micro-batch).
+
+        Raises :class:`ReplicaBehindError` for the whole batch when the held model is behind
+        ``at``; a request with bad rows gets its error (a :class:`Failure`) in its place.
+        """
         have = self.models.get(name)
         if have is None or (have.version, have.revision) < tuple(at):
             held = None if have is None else (have.version, have.revision)
             raise ReplicaBehindError(
                 f"replica {self.name} holds model {name!r} at {held}, behind {tuple(at)}"
             )
-        X = matrix(rows, have.features)
-        est = have.estimator
-        out: dict[str, Any] = {"model": name, "version": have.version, "revision": have.revision}
-        if hasattr(est, "predict_proba") and hasattr(est, "classes_"):
-            proba = np.asarray(est.predict_proba(X))
-            classes = np.asarray(est.classes_)
-            out["predictions"] = classes[np.argmax(proba, axis=1)].tolist()
-            out["probabilities"] = proba.tolist()
-            out["classes"] = classes.tolist()
-        else:
-            out["predictions"] = np.asarray(est.predict(X)).tolist()
-        return out
+        results: list[dict[str, Any] | Failure] = []
+        parts: list[np.ndarray] = []
+        for rows in batch:
+            try:
+                parts.append(matrix(rows, have.features))
+                results.append({})
+            except PredictInputError as exc:
+                results.append(Failure.of(exc))
+        if parts:
+            scored = have.score(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            head = {"model": name, "version": have.version, "revision": have.revision}
+            start = 0
+            for i, r in enumerate(results):
+                if isinstance(r, Failure):
+                    continue
+                stop = start + len(batch[i])
+                results[i] = head | {
+                    k: (v[start:stop] if k != "classes" else v) for k, v in scored.items()
+                }
+                start = stop
+        return results
 
 
 def matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.ndarray:

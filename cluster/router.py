@@ -30,10 +30,12 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.batching import Overloaded
 from api.metrics import Metrics
 from api.service import MonitoringOffError
 from cluster.errors import ReplicaBehindError, import_ray
@@ -43,6 +45,14 @@ from cluster.state import Change, Failure, Fence
 from store.errors import ModelNotServableError, UnknownModelError
 
 log = logging.getLogger("forget.cluster")
+
+
+@dataclass
+class _Call:
+    """A prediction request waiting in the router's queue."""
+
+    rows: list[Mapping[str, float]]
+    future: asyncio.Future[dict[str, Any]]
 
 
 @dataclass
@@ -77,6 +87,10 @@ class Cluster:
     ack_timeout : how long a change waits for a replica's acknowledgement before declaring it
         down (it is then caught up in the background).
     purge_interval : seconds between background purges (0: only on request and at close).
+    max_inflight : prediction batches per model on their way to replicas at once (default
+        two per replica); requests arriving meanwhile queue and leave together.
+    max_batch_rows : rows per batch at most.
+    max_queue_rows : queued rows at most; past it predictions get :class:`Overloaded`.
     """
 
     def __init__(
@@ -88,6 +102,9 @@ class Cluster:
         fence_wait: float = 2.0,
         ack_timeout: float = 10.0,
         purge_interval: float = 30.0,
+        max_inflight: int | None = None,
+        max_batch_rows: int = 1024,
+        max_queue_rows: int = 50_000,
         metrics: Metrics | None = None,
     ) -> None:
         if replicas < 1:
@@ -111,6 +128,13 @@ class Cluster:
         self._turn = itertools.count()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.max_inflight = max_inflight or 2 * replicas
+        self.max_batch_rows = max_batch_rows
+        self.max_queue_rows = max_queue_rows
+        self._queue: dict[str, deque[_Call]] = {}  # on the event loop only
+        self._queued_rows = 0
+        self._inflight: dict[str, int] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         for m in self.members:  # fresh workers import numpy, duckdb, ...: give them time
             self._catch_up(m, wait=max(60.0, ack_timeout))
 
@@ -254,8 +278,64 @@ class Cluster:
         subject_ids: Sequence[str | None] | None = None,
     ) -> dict[str, Any]:
         """Score on a replica at the model's current revision (``subject_ids`` are unused:
-        replicated serving has no drift monitor)."""
+        replicated serving has no drift monitor).
+
+        Requests are micro-batched: at most ``max_inflight`` batches per model are on their
+        way to replicas, and requests that arrive meanwhile wait to leave together as one
+        Ray call (a call costs ~1 ms of this process's CPU, scoring a row ~10 µs). The
+        queue is bounded: past ``max_queue_rows`` rows, :class:`Overloaded` (HTTP 503).
+        """
+        if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
+            raise Overloaded(f"{self._queued_rows} rows are waiting to be scored")
+        loop = asyncio.get_running_loop()
+        call = _Call(list(rows), loop.create_future())
+        self._queue.setdefault(name, deque()).append(call)
+        self._queued_rows += len(call.rows)
+        self._flush(name)
+        result: dict[str, Any] = await call.future
+        return result
+
+    def _flush(self, name: str) -> None:
+        """Send ``name``'s queued requests in batches while fewer than ``max_inflight`` are
+        out (on the event loop)."""
+        q = self._queue.get(name)
+        while q and self._inflight.get(name, 0) < self.max_inflight:
+            calls = [q.popleft()]
+            size = len(calls[0].rows)
+            while q and size + len(q[0].rows) <= self.max_batch_rows:
+                calls.append(q.popleft())
+                size += len(calls[-1].rows)
+            self._queued_rows -= size
+            self._inflight[name] = self._inflight.get(name, 0) + 1
+            task = asyncio.ensure_future(self._dispatch(name, calls))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, name: str, calls: list[_Call]) -> None:
+        try:
+            results = await self._score(name, [c.rows for c in calls])
+        except BaseException as exc:  # every caller gets the error, none waits forever
+            for c in calls:
+                if not c.future.done():
+                    c.future.set_exception(exc)
+        else:
+            for c, r in zip(calls, results, strict=True):
+                if c.future.done():  # the client went away
+                    continue
+                if isinstance(r, Failure):
+                    c.future.set_exception(r.rebuild())
+                else:
+                    c.future.set_result(r)
+        finally:
+            self._inflight[name] -= 1
+            self._flush(name)
+
+    async def _score(
+        self, name: str, batch: list[list[Mapping[str, float]]]
+    ) -> list[dict[str, Any] | Failure]:
+        """One batch on a replica at the fence, retried on another until ``fence_wait``."""
         ray = self._ray
+        rows = sum(len(r) for r in batch)
         deadline = time.monotonic() + self.fence_wait
         turn = next(self._turn)
         while True:
@@ -270,7 +350,10 @@ class Cluster:
             m = self._pick(name, at, turn)
             if m is not None:
                 try:
-                    res: dict[str, Any] = await m.handle.predict.remote(name, list(rows), at)
+                    res: list[dict[str, Any] | Failure]
+                    res = await m.handle.predict_many.remote(name, batch, at)
+                    self.metrics.inc("forget_batches_total", {"model": name})
+                    self.metrics.inc("forget_batched_rows_total", {"model": name}, rows)
                     return res
                 except ray.exceptions.RayTaskError as exc:
                     cause = exc.cause

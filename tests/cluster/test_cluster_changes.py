@@ -11,7 +11,7 @@ from cluster.errors import ReplicaBehindError
 from cluster.owner import StoreOwner
 from cluster.replica import Replica
 from cluster.state import Change, Failure
-from forget import KNNRegressor
+from forget import HedgeCutClassifier, KNNRegressor
 from store import ModelStore
 from store.errors import PredictInputError, UnknownRequestError
 from tests.store.helpers import FEATURES, budgeted, people
@@ -129,6 +129,49 @@ def test_errors_come_back_as_failures(owner: StoreOwner) -> None:
     with pytest.raises(PredictInputError, match="missing features"):
         rep.predict("knn", [{"a": 1.0}], (1, 0))
     assert Change({}).ops == ()
+
+
+def test_a_batch_is_one_matrix_and_a_bad_request_fails_alone(owner: StoreOwner) -> None:
+    rep = Replica("a")
+    rep.update(owner.snapshot())
+    rows = _rows()
+    good = [[_row(r) for r in rows[:3]], [{"a": 1.0}], [_row(rows[7])]]
+    out = rep.predict_many("knn", good, (1, 0))
+    assert out[0] == rep.predict("knn", good[0], (1, 0))
+    assert out[0]["predictions"] == [0.0, 1.0, 2.0] and out[2]["predictions"] == [7.0]
+    assert isinstance(out[1], Failure)
+    assert isinstance(out[1].rebuild(), PredictInputError)
+    with pytest.raises(ReplicaBehindError):  # the fence applies to the whole batch
+        rep.predict_many("knn", good, (1, 1))
+
+
+def test_a_forest_replica_scores_compiled_trees_refreshed_by_each_erasure(
+    owner: StoreOwner,
+) -> None:
+    store = owner.service.store
+    store.train(
+        "forest",
+        dataset="people",
+        estimator=HedgeCutClassifier(n_estimators=20, random_state=3),
+        label="label",
+        features=FEATURES,
+    )
+    rep = Replica("a")
+    rep.update(owner.snapshot())
+    compiled = rep.models["forest"].compiled
+    assert compiled is not None
+    rows = _rows()
+    X = np.array([[r[f] for f in FEATURES] for r in rows])
+    queries = [[_row(r)] for r in rows]
+    for victim in rows[:4]:
+        _, change = owner.erase(victim["subject_id"], "art17-1-b")
+        rep.update(change)
+        at = change.fence["forest"]
+        assert at is not None and rep.state()["forest"] == at
+        assert rep.models["forest"].compiled is compiled  # refreshed, not rebuilt
+        want = store.estimator("forest", 1).predict_proba(X)
+        got = rep.predict_many("forest", queries, at)
+        assert np.array_equal([g["probabilities"][0] for g in got], want)  # bitwise
 
 
 def test_cluster_imports_without_ray() -> None:

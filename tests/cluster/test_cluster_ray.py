@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -173,6 +174,34 @@ def test_fencing_under_concurrent_predictions_and_erasures(served: tuple[Cluster
         for subject, rev in done:  # sent after that receipt: never an older revision
             assert revision >= rev
             assert not set(predictions) & _targets(subject)
+
+
+def _batches(cluster: Cluster) -> float:
+    for line in cluster.metrics.render().splitlines():
+        if line.startswith('forget_batches_total{model="knn"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_concurrent_predictions_leave_for_the_replicas_in_batches(
+    served: tuple[Cluster, str],
+) -> None:
+    cluster, _ = served
+    subjects = SUBJECTS[:40]
+
+    async def one_by_one() -> list[dict[str, Any]]:
+        return [await cluster.predict_async("knn", _query(s)) for s in subjects]
+
+    async def burst() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(cluster.predict_async("knn", _query(s)) for s in subjects))
+
+    alone = asyncio.run(one_by_one())
+    before = _batches(cluster)
+    answers = asyncio.run(burst())
+    sent = _batches(cluster) - before
+    assert answers == alone  # each request gets its own rows' answer
+    # max_inflight (2 per replica) go at once, the rest wait and leave together
+    assert sent <= cluster.max_inflight + 2 < len(subjects)
 
 
 def test_a_prediction_waits_for_the_fence_then_gets_503(served: tuple[Cluster, str]) -> None:
