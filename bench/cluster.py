@@ -7,15 +7,15 @@ Usage::
 
 A store holds synthetic rows (8 features, one to three rows per made-up subject) and a brute
 force 1-nearest-neighbour regressor, so that a one-row prediction costs the replica a scan of
-every row: about 0.4 ms at 100,000 rows (less than the router spends on a call, so the router
-is the bottleneck) and a few ms at 1,000,000 (the replicas are). A :class:`cluster.Cluster`
-serves it with 1, then 2 replicas on a local Ray cluster; ``concurrency`` coroutines in this
-process send one-row predictions through the router (no HTTP: the router's overhead, not
-uvicorn's, is what replicas add), each a different row. Then ``erasures`` subjects are erased
-one after the other: the latency is the owner's commit plus the fan-out until every replica
-acknowledged; ``fan-out`` is the second part alone.
-Router, replicas and owner share this machine's cores (2 in CI), so the 2-replica figure is a
-floor and the ratio says how much of a replica's work parallelises here.
+every row: about 0.4 ms at 100,000 rows and a few ms at 1,000,000. A :class:`cluster.Cluster`
+serves it on a local Ray cluster with 1 replica behind an unbatched router (every request its
+own Ray call), then 1 and 2 replicas behind the micro-batching router; ``concurrency``
+coroutines in this process send one-row predictions through the router (no HTTP: the router's
+overhead, not uvicorn's, is what replicas add), each a different row. Then ``erasures``
+subjects are erased one after the other: the latency is the owner's commit plus the fan-out
+until every replica acknowledged; ``fan-out`` is the second part alone. Router, replicas and
+owner share this machine's cores (2 in CI), so the 2-replica figure is a floor and the ratio
+says how much of a replica's work parallelises here.
 """
 
 from __future__ import annotations
@@ -73,8 +73,12 @@ async def _load(cluster: Any, queries: list[dict[str, float]], seconds: float, c
     return done
 
 
+# (replicas, router batching): the unbatched router is the same run's baseline
+CONFIGS: tuple[tuple[int, bool], ...] = ((1, False), (1, True), (2, True))
+
+
 def run(
-    n: int, seconds: float, erasures: int, concurrency: int, replicas: tuple[int, ...]
+    n: int, seconds: float, erasures: int, concurrency: int, replicas: tuple[tuple[int, bool], ...]
 ) -> dict[str, Any]:
     import ray
 
@@ -89,7 +93,7 @@ def run(
 
 
 def _run(
-    n: int, seconds: float, erasures: int, concurrency: int, replicas: tuple[int, ...]
+    n: int, seconds: float, erasures: int, concurrency: int, replicas: tuple[tuple[int, bool], ...]
 ) -> dict[str, Any]:
     from cluster import Cluster
 
@@ -97,8 +101,12 @@ def _run(
     with tempfile.TemporaryDirectory() as tmp:
         queries, subjects = _build(Path(tmp), n)
         picks = iter(np.random.default_rng(1).permutation(subjects).tolist())
-        for k in replicas:
-            cluster = Cluster(tmp, replicas=k, purge_interval=0, evidence_rate=0.0)
+        for k, batched in replicas:
+            # unbatched: every request its own Ray call at once (no limit on calls in flight)
+            inflight = None if batched else 1 << 30
+            cluster = Cluster(
+                tmp, replicas=k, purge_interval=0, evidence_rate=0.0, max_inflight=inflight
+            )
             try:
                 asyncio.run(_load(cluster, queries, min(seconds, 0.5), concurrency))  # warm up
                 done = asyncio.run(_load(cluster, queries, seconds, concurrency))
@@ -115,12 +123,13 @@ def _run(
             results.append(
                 {
                     "replicas": k,
+                    "batched": batched,
                     "predictions_per_s": done / seconds,
                     "erase": latency_summary(total),
                     "fan_out": latency_summary(fan),
                 }
             )
-    base = results[0]["predictions_per_s"]
+    base = next(r for r in results if r["replicas"] == 1 and r["batched"])["predictions_per_s"]
     for r in results:
         r["throughput_ratio"] = r["predictions_per_s"] / base
     return {"rows": n, "seconds": seconds, "concurrency": concurrency, "results": results}
@@ -138,11 +147,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sizes, seconds, erasures = (
         ((2_000,), 1.0, 10) if args.quick else ((100_000, 1_000_000), 5.0, 50)
     )
-    runs = [run(n, seconds, erasures, args.concurrency, (1, 2)) for n in args.rows or sizes]
+    runs = [run(n, seconds, erasures, args.concurrency, CONFIGS) for n in args.rows or sizes]
     rows = [
         {
             "rows": run_["rows"],
             "replicas": r["replicas"],
+            "router": "batching" if r["batched"] else "unbatched",
             "rps": r["predictions_per_s"],
             "ratio": r["throughput_ratio"],
             "erase_p50": r["erase"]["p50_us"] / 1e3,
@@ -160,8 +170,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             [
                 ("rows", "rows"),
                 ("replicas", "replicas"),
+                ("router", "router"),
                 ("rps", "predictions/s"),
-                ("ratio", "vs 1 replica"),
+                ("ratio", "vs 1 replica, batching"),
                 ("erase_p50", "erase p50 ms"),
                 ("erase_p99", "erase p99 ms"),
                 ("fan_p50", "fan-out p50 ms"),

@@ -137,15 +137,17 @@ def drift_table(payload: dict[str, Any]) -> str:
 
 def cluster_table(payload: dict[str, Any]) -> str:
     lines = [
-        "| model rows (1-NN) | replicas | predictions/s | vs 1 replica | erase p50 / p99 ms "
-        "| fan-out p50 / p99 ms |",
-        "|---|---|---|---|---|---|",
+        "| model rows (1-NN) | replicas | router | predictions/s | vs 1 replica, batching "
+        "| erase p50 / p99 ms | fan-out p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for run in payload["runs"]:
         for r in run["results"]:
             e, f = r["erase"], r["fan_out"]
             lines.append(
-                f"| {run['rows']:,} | {r['replicas']} | {r['predictions_per_s']:,.0f} "
+                f"| {run['rows']:,} | {r['replicas']} "
+                f"| {'batching' if r.get('batched', True) else 'unbatched'} "
+                f"| {r['predictions_per_s']:,.0f} "
                 f"| {r['throughput_ratio']:.2f}× "
                 f"| {e['p50_us'] / 1e3:.1f} / {e['p99_us'] / 1e3:.1f} "
                 f"| {f['p50_us'] / 1e3:.1f} / {f['p99_us'] / 1e3:.1f} |"

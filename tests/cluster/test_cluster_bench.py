@@ -17,5 +17,9 @@ def test_cluster_bench_quick(tmp_path: Path) -> None:
     cluster.main(["--quick", "--concurrency", "4", "--out", str(out)])
     doc = json.loads(out.read_text())
     (run,) = doc["runs"]
-    assert [r["replicas"] for r in run["results"]] == [1, 2]
+    assert [(r["replicas"], r["batched"]) for r in run["results"]] == [
+        (1, False),
+        (1, True),
+        (2, True),
+    ]
     assert all(r["predictions_per_s"] > 0 and r["erase"]["n"] == 10 for r in run["results"])
