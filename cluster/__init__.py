@@ -7,7 +7,8 @@ imported when a :class:`Cluster` is made.
 - :mod:`cluster.owner` — the actor that holds the store (the one DuckDB writer);
 - :mod:`cluster.replica` — actors holding the models in memory, fenced by revision;
 - :mod:`cluster.router` — routing, the fence, fan-out of forget operations, catch-up;
-- :mod:`cluster.app` — the ``api`` app over a cluster, and :func:`serve`.
+- :mod:`cluster.app` — the ``api`` app over a cluster, and :func:`serve`;
+- :mod:`cluster.training` — a forest's trees fitted as Ray tasks (:func:`on_ray`).
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ __all__ = [
     "Fence",
     "Op",
     "RayMissingError",
+    "RayTreeFitter",
     "ReplicaBehindError",
     "Snapshot",
     "create_app",
+    "on_ray",
     "serve",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # the router and app import fastapi and uvicorn; load them on first use
+    # the router and app import fastapi and uvicorn, training the forest kernels: load on use
     if name == "Cluster":
         from cluster.router import Cluster
 
@@ -41,4 +44,8 @@ def __getattr__(name: str) -> Any:
         from cluster import app
 
         return getattr(app, name)
+    if name in ("RayTreeFitter", "on_ray"):
+        from cluster import training
+
+        return getattr(training, name)
     raise AttributeError(f"module 'cluster' has no attribute {name!r}")

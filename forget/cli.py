@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,12 @@ def _train(args: argparse.Namespace) -> int:
     except TypeError as exc:
         raise InvalidEstimatorError(f"{args.estimator}: {exc}") from exc
     features = [f.strip() for f in args.features.split(",") if f.strip()]
-    with _store(args) as st:
+    fitting: AbstractContextManager[Any] = nullcontext()
+    if args.ray or args.ray_address:
+        from cluster.training import on_ray
+
+        fitting = on_ray(args.ray_address)
+    with fitting, _store(args) as st:
         mv = st.train(
             args.name,
             dataset=args.dataset,
@@ -260,6 +266,16 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="an estimator parameter (JSON value), repeatable",
+    )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="fit a HedgeCut forest's trees as Ray tasks (the same model; needs the ray extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to use (implies --ray; default: this machine's, or a new one)",
     )
 
     p = command("erase", _erase, "erase a subject from every dataset and model (Art. 17)")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -92,6 +97,91 @@ def _grow_nodes(S: tuple[np.ndarray, ...], new_m: int) -> tuple[np.ndarray, ...]
     return fresh
 
 
+# ---------------------------------------------------------------------- fitting trees
+
+Tree: TypeAlias = tuple[tuple[np.ndarray, ...], np.ndarray, int, int]
+"""One fitted tree: its node arrays, its row pool, the nodes and pool rows it uses."""
+
+
+@dataclass(frozen=True, eq=False)
+class ForestInputs:
+    """Everything a fit's trees read; a tree is a pure function of these and its index.
+
+    ``X`` float32 features, ``y`` int32 class codes, ``ids`` int64 row ids, ``prm`` the kernels'
+    int64 parameters, ``bounds`` the cut-off distribution per feature, ``seed`` the forest's seed.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    prm: np.ndarray
+    bounds: np.ndarray
+    seed: int
+
+
+def fit_tree(inputs: ForestInputs, t: int) -> Tree:
+    """Fit tree ``t`` of the forest on its share of the rows."""
+    members = K.tree_rows(inputs.seed, t, inputs.ids, inputs.prm[K.P_SAMPLE])
+    n = members.size
+    k, c = int(inputs.prm[K.P_K]), int(inputs.prm[K.P_C])
+    cap, pool_cap = 2 * n + 16, 2 * n + 16
+    while True:
+        S = _alloc_nodes(cap, k, c)
+        rows = np.empty(pool_cap, np.int32)
+        rows[:n] = members
+        meta = np.array([1, 0, n, 0], dtype=np.int64)
+        free = np.empty(0, np.int32)
+        S[8][0], S[9][0], S[10][0], S[11][0] = -1, -1, 0, 0
+        S[12][0] = K.root_path(inputs.seed, t)
+        S[13][0], S[14][0] = 0, n
+        status = K.build(
+            S, 0, inputs.X, inputs.y, rows, meta, free, inputs.prm, inputs.bounds, True
+        )
+        if status == K.OK:
+            used, pool_used = int(meta[K.M_TAIL]), int(meta[K.M_POOL])
+            # compact copies: the buffers were sized for the worst case (2n + 16 nodes)
+            return tuple(a[:used].copy() for a in S), rows[:pool_used].copy(), used, pool_used
+        if status == K.NEED_NODES:
+            cap *= 2
+        else:
+            pool_cap *= 2
+
+
+def fit_trees(inputs: ForestInputs, trees: Iterable[int]) -> list[Tree]:
+    """Fit the given trees one after the other, in this process: the serial tree fitter."""
+    return [fit_tree(inputs, t) for t in trees]
+
+
+TreeFitter: TypeAlias = Callable[[ForestInputs, Sequence[int]], Sequence[Tree]]
+"""Fits trees ``trees`` of a forest and returns them in that order, as :func:`fit_trees` does."""
+
+_FITTER: ContextVar[TreeFitter | None] = ContextVar("forget.hedgecut.tree_fitter", default=None)
+
+
+@contextmanager
+def tree_fitter(fitter: TreeFitter | None) -> Iterator[None]:
+    """Fit the trees of every :class:`HedgeCutClassifier` fitted in this block with ``fitter``.
+
+    The default (``None``) fits them on ``n_jobs`` threads. Another fitter (e.g.
+    :class:`cluster.training.RayTreeFitter`) must give the same trees, so the forest stays the
+    same. The setting is a context variable: it holds in this thread (or task) until the block
+    ends, exception or not.
+
+    >>> import numpy as np
+    >>> from forget.hedgecut import HedgeCutClassifier, fit_trees, tree_fitter
+    >>> X = np.arange(40.0).reshape(20, 2); y = np.arange(20) % 2
+    >>> with tree_fitter(fit_trees):
+    ...     serial = HedgeCutClassifier(n_estimators=3, random_state=0).fit(X, y)
+    >>> serial.to_bytes() == HedgeCutClassifier(n_estimators=3, random_state=0).fit(X, y).to_bytes()
+    True
+    """
+    token = _FITTER.set(fitter)
+    try:
+        yield
+    finally:
+        _FITTER.reset(token)
+
+
 class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     """Extremely randomized trees that unlearn single training rows in microseconds, exactly.
 
@@ -131,7 +221,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         (DaRE's random levels): large nodes then almost never change on deletion.
     max_samples : share of the rows each tree trains on, chosen by a hash of (seed, tree, row
         id), so a deletion touches only that share of the trees (as DynFrs).
-    n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores).
+    n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores);
+        :func:`tree_fitter` can hand the trees of ``fit`` to another fitter (e.g. Ray).
     random_state : int seed (``None`` draws one, kept as ``seed_``).
 
     Examples
@@ -320,37 +411,22 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             ],
             dtype=np.int64,
         )
-        with ThreadPoolExecutor(max_workers=self._threads()) as pool:
-            trees = list(pool.map(self._fit_tree, range(self.n_estimators)))
+        inputs = ForestInputs(self._X, self._y, self._rows.ids, self._prm, bounds, seed)
+        indices = range(self.n_estimators)
+        fitter = _FITTER.get()
+        if fitter is None:
+            with ThreadPoolExecutor(max_workers=self._threads()) as pool:
+                trees = list(pool.map(partial(fit_tree, inputs), indices))
+        else:
+            trees = list(fitter(inputs, indices))
+            if len(trees) != self.n_estimators:
+                raise RuntimeError(
+                    f"tree fitter {fitter!r} returned {len(trees)} trees for {self.n_estimators}"
+                )
         self._assemble(trees)
         return self
 
-    def _fit_tree(self, t: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, int, int]:
-        members = K.tree_rows(self.seed_, t, self._rows.ids, self._prm[K.P_SAMPLE])
-        n = members.size
-        k, c = int(self._prm[K.P_K]), int(self._prm[K.P_C])
-        cap, pool_cap = 2 * n + 16, 2 * n + 16
-        while True:
-            S = _alloc_nodes(cap, k, c)
-            rows = np.empty(pool_cap, np.int32)
-            rows[:n] = members
-            meta = np.array([1, 0, n, 0], dtype=np.int64)
-            free = np.empty(0, np.int32)
-            S[8][0], S[9][0], S[10][0], S[11][0] = -1, -1, 0, 0
-            S[12][0] = K.root_path(self.seed_, t)
-            S[13][0], S[14][0] = 0, n
-            status = K.build(
-                S, 0, self._X, self._y, rows, meta, free, self._prm, self.feature_bounds_, True
-            )
-            if status == K.OK:
-                used, pool_used = int(meta[K.M_TAIL]), int(meta[K.M_POOL])
-                return tuple(a[:used] for a in S), rows[:pool_used], used, pool_used
-            if status == K.NEED_NODES:
-                cap *= 2
-            else:
-                pool_cap *= 2
-
-    def _assemble(self, trees: list[tuple[tuple[np.ndarray, ...], np.ndarray, int, int]]) -> None:
+    def _assemble(self, trees: list[Tree]) -> None:
         """Concatenate per-tree arrays into one flat forest (node and row indices offset)."""
         n_nodes = sum(t[2] for t in trees)
         n = self._X.shape[0]
