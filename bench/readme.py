@@ -172,6 +172,19 @@ def scoring_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cluster_training_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| data | rows × trees | fitted on | fit s (median) | vs n_jobs=1 | identical model |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['dataset']} | {r['rows']:,} × {r['trees']} | {r['mode']} | {r['fit_s']:.2f} "
+            f"| {r['speedup']:.2f}× | {'yes' if r['identical'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "hedgecut": hedgecut_table,
     "incremental": incremental_table,
@@ -180,6 +193,7 @@ TABLES = {
     "monitoring": monitoring_table,
     "drift": drift_table,
     "cluster": cluster_table,
+    "cluster_training": cluster_training_table,
     "scoring": scoring_table,
 }
 
