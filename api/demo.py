@@ -171,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
             t = time.perf_counter()
             purge = http.post("/v1/admin/purge", headers=admin_auth).json()
             stats["physical purge of the burst"] = [time.perf_counter() - t]
+            # the purge ran the retrain checks the erasures scheduled: read the receipts again
+            receipts = [
+                http.get(f"/v1/erasure-requests/{r['request_id']}", headers=admin_auth).json()
+                for r in receipts
+            ]
             verify = http.get("/v1/audit/verify", headers=admin_auth).json()
             first = receipts[0]["request_id"] if receipts else None
             report_dir = directory / "reports"

@@ -6,6 +6,11 @@ until every model has forgotten and the serving cache is cleared, so a predictio
 before the erasure began or sees the new revisions — never a revision that still holds the
 erased rows. Physical purges (artifact rewrite, database compaction) run on a background
 thread every ``purge_interval`` seconds while requests await them, and when the service stops.
+
+Retrain checks (evidence) never run inside the fence: an erasure sampled for them schedules
+them, and :meth:`Service.collect_evidence` — run by the purger's thread, and by each purge —
+reads each job under the lock, refits outside it while predictions go on, and records the
+result under it again (see :mod:`store.evidence`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from api.monitoring import Monitoring
 from forget.scoring import CompiledForest, changed_trees
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
+from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import READY, ModelVersion
 
 log = logging.getLogger("forget.api")
@@ -84,8 +90,12 @@ class Service:
         retrain_on_drift: bool = False,
         retrain_cooldown: float = 3600.0,
         compile_forests: bool = True,
+        evidence: str = DEFERRED,
     ) -> None:
         self.store = store
+        # "deferred": retrain checks run off the lock (collect_evidence); "inline": inside the
+        # erasure, under the lock, as before deferral (kept for comparison: bench.api_erasure)
+        self.evidence = check_mode(evidence)
         self.metrics = metrics or Metrics()
         self.purge_interval = purge_interval
         self.lock = threading.RLock()
@@ -101,6 +111,8 @@ class Service:
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
         self._awaiting_purge = False
+        self._awaiting_evidence = False
+        self._collecting = threading.Lock()  # one evidence collector at a time
         self._stop = threading.Event()
         self._purger: threading.Thread | None = None
 
@@ -114,8 +126,10 @@ class Service:
         return cls(ModelStore.open(directory, evidence_rate=evidence_rate), **kwargs)
 
     def start(self) -> None:
-        """Start the background purger (idempotent)."""
+        """Start the background purger (idempotent); it also runs checks left scheduled."""
         if self._purger is None and self.purge_interval > 0:
+            with self.lock:
+                self._awaiting_evidence = self.store.evidence_scheduled() > 0
             self._purger = threading.Thread(target=self._purge_loop, name="forget-purger")
             self._purger.daemon = True
             self._purger.start()
@@ -137,11 +151,13 @@ class Service:
 
     def _purge_loop(self) -> None:
         while not self._stop.wait(self.purge_interval):
-            if self._awaiting_purge:
-                try:
-                    self.purge()
-                except Exception:  # keep serving; the next round or close() purges
-                    log.exception("background purge failed")
+            try:
+                if self._awaiting_purge:
+                    self.purge()  # collects evidence too
+                elif self._awaiting_evidence:
+                    self.collect_evidence()
+            except Exception:  # keep serving; the next round or close() finishes it
+                log.exception("background purge or evidence collection failed")
 
     # ------------------------------------------------------------------ predict
     def _served(self, name: str) -> tuple[ModelVersion, Any]:
@@ -547,8 +563,13 @@ class Service:
     # ------------------------------------------------------------------ erasure
     def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
         with self.lock:
-            # the store samples the requests that carry a retrain check (its evidence_rate)
-            receipt = self.store.erase(subject_id, legal_ground=legal_ground, purge=False)
+            # the store samples the requests that carry a retrain check (its evidence_rate);
+            # a sampled one only schedules its checks: collect_evidence runs them off the lock
+            receipt = self.store.erase(
+                subject_id, legal_ground=legal_ground, purge=False, evidence=self.evidence
+            )
+            if any(a.evidence.get("status") == SCHEDULED for a in receipt.models):
+                self._awaiting_evidence = True
             if receipt.rows_erased and not receipt.repeat:
                 # every cached answer goes, not only those of the models that forgot: an
                 # answer to a query made of the subject's own rows names their data too
@@ -581,22 +602,64 @@ class Service:
             return self.store.summary_report(since, until)
 
     def purge(self) -> dict[str, Any]:
+        """Run the scheduled checks (off the lock), then retrain, purge and compact under it,
+        so that a request completed by the purge shows its evidence; versions retrained here
+        have theirs checked after."""
         t0 = time.perf_counter()
+        checked = self.collect_evidence()
         with self.lock:
             self._awaiting_purge = False
-            result = self.store.purge()
+            result = self.store.purge(evidence=False)
             self._changed()
             self._compiled.clear()  # a purge may have retrained versions: new model objects
             if self.monitoring is not None:  # a purge may have retrained versions
                 self.monitoring.stale_all()
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
+        if result.retrained:
+            checked += self.collect_evidence()
         return {
             "requests": list(result.requests),
             "artifacts_written": result.artifacts_written,
             "compacted": result.compacted,
             "seconds": result.seconds,
+            "evidence_recorded": checked,
         }
+
+    def collect_evidence(self) -> int:
+        """Run the scheduled retrain checks, one model version at a time: its job is read
+        under the lock, refitted outside it (predictions and erasures go on), and recorded
+        under it; how many checks were recorded. Checks scheduled meanwhile are taken along
+        only as far as the number outstanding at the start, so a stream of erasures cannot
+        keep the caller here."""
+        recorded = 0
+        with self._collecting:
+            with self.lock:
+                outstanding = self.store.evidence_scheduled()
+            while recorded < outstanding:
+                with self.lock:
+                    jobs = self.store.evidence_jobs(limit=1)
+                if not jobs:  # what is left waits for a retrain
+                    break
+                job, t0 = jobs[0], time.perf_counter()
+                result = job.run()
+                with self.lock:
+                    got = self.store.record_evidence(job, result)
+                log.info(
+                    "retrain check of %s v%d at revision %d: passed %s, %d checks, %.2f s",
+                    job.model,
+                    job.version,
+                    job.revision,
+                    result.get("passed"),
+                    got,
+                    time.perf_counter() - t0,
+                )
+                if not got:  # recorded by someone else meanwhile
+                    break
+                recorded += got
+            with self.lock:
+                self._awaiting_evidence = self.store.evidence_scheduled() > 0
+        return recorded
 
     # ------------------------------------------------------------------ audit
     def verify(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from store.errors import (
     UnknownModelError,
     UnknownRequestError,
 )
+from store.evidence import EvidenceJob
 from store.registry import ModelVersion, Retrain, Revision
 from store.retrain import RetrainResult
 from store.store import ModelStore
@@ -49,6 +50,7 @@ __all__ = [
     "ErasureError",
     "ErasureReceipt",
     "EstimatorError",
+    "EvidenceJob",
     "FeatureMismatchError",
     "FitError",
     "InvalidEvidenceRateError",

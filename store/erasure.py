@@ -14,6 +14,10 @@ A request is ``pending`` while a model version it touched awaits a retrain (see
 :mod:`store.retrain`), ``erased`` when every model forgot but the bytes are not yet purged, and
 ``completed`` once :func:`purge` rewrote the artifacts and compacted the database too.
 
+A request sampled for retrain checks gets them inside the transaction, or with ``deferred``
+has them recorded as ``scheduled`` in the same statements (its ``evidence_status`` is
+``scheduled`` until :func:`store.evidence.record` recorded every one, then ``recorded``).
+
 Repeats are idempotent: a request for a subject with no rows left returns the receipt of that
 subject's latest earlier request (``repeat=True``); with no earlier request it records a no-op
 request that completes at once (nothing held, so nothing to erase).
@@ -51,7 +55,7 @@ LEGAL_GROUNDS = {
 }
 _REQUEST_COLUMNS = (
     "request_id, subject_key, legal_ground, status, received_at, erased_at, completed_at, "
-    "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled"
+    "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled, evidence_status"
 )
 
 
@@ -119,11 +123,13 @@ def erase(
     legal_ground: str,
     request_id: str,
     policy: evidence.Policy,
+    *,
+    deferred: bool = False,
 ) -> ErasureReceipt:
     """The erasure: one transaction, the models forgetting inside it; the receipt from memory.
 
     ``request_id`` is drawn by the caller (the evidence sample is keyed by it); ``policy``
-    says whether this request gets retrain checks.
+    says whether this request gets retrain checks, run now or, with ``deferred``, scheduled.
     """
     received = now()
     touched: list[ForgetOp] = []
@@ -145,7 +151,8 @@ def erase(
                 touched.append(op)
                 done.append((op, registry.forget(op)))
             crash_point("erase.after_forget")
-            proofs = [_evidence(registry, op, outcome, policy) for op, outcome in done]
+            proofs = [_evidence(registry, op, outcome, policy, deferred) for op, outcome in done]
+            waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
             texts = [audit.canonical(p) for p in proofs]
             counts = {name: len(ids) for name, ids in rows.items()}
             erased_at = now()
@@ -158,7 +165,7 @@ def erase(
                 status, completed, purged = ERASED, None, None
             db.execute(
                 f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     request_id,
                     subject.key,
@@ -172,6 +179,7 @@ def erase(
                     purged,
                     policy.rate,
                     policy.sampled,
+                    evidence.SCHEDULED if waits else None,
                 ],
             )
             audit.append_many(
@@ -248,20 +256,31 @@ def _action_entries(
                 "action": outcome.action,
                 "guarantee": outcome.guarantee,
                 "evidence_passed": proof.get("passed"),
-            },
+            }
+            | _scheduled_mark(proof),
         )
         for (op, outcome), proof in zip(done, proofs, strict=True)
     ]
 
 
+def _scheduled_mark(proof: Mapping[str, Any]) -> dict[str, Any]:
+    return {"evidence": evidence.SCHEDULED} if proof.get("status") == evidence.SCHEDULED else {}
+
+
 def _evidence(
-    registry: Registry, op: ForgetOp, outcome: ForgetOutcome, policy: evidence.Policy
+    registry: Registry,
+    op: ForgetOp,
+    outcome: ForgetOutcome,
+    policy: evidence.Policy,
+    deferred: bool,
 ) -> dict[str, Any]:
     estimator = registry.estimator(op.model, op.version)
     if estimator is None or outcome.action == PENDING:
         return {"method": "none", "reason": outcome.reason or "model not in memory"}
     if not policy.sampled:
         return {"method": "none", "reason": policy.reason()}
+    if deferred:
+        return evidence.scheduled()
     return _checked(registry, op, estimator)
 
 
@@ -271,11 +290,7 @@ def _checked(registry: Registry, op: ForgetOp, estimator: Any) -> dict[str, Any]
     try:
         return evidence.retrain_check(registry, mv, estimator)
     except Exception as exc:  # the refit refused the rows (too few for k, one class, ...)
-        return {
-            "method": evidence.METHOD,
-            "passed": None,
-            "error": f"the reference refit failed: {type(exc).__name__}: {exc}",
-        }
+        return evidence.refit_failed(exc)
 
 
 def record(

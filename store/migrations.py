@@ -121,3 +121,11 @@ def _retrains(db: Database) -> None:
             retrained_at VARCHAR NOT NULL, PRIMARY KEY (model, version, revision))""",
     ):
         db.execute(ddl)
+
+
+@migration(3, "deferred retrain evidence: the request's evidence status")
+def _deferred_evidence(db: Database) -> None:
+    # "scheduled" while a deferred retrain check of the request awaits its result (each check's
+    # own state is its forget_log evidence), "recorded" once all are in; NULL when none was
+    # deferred. The erasure writes it with its request row: no statement more.
+    db.execute("ALTER TABLE erasure_requests ADD COLUMN evidence_status VARCHAR")

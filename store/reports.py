@@ -3,13 +3,16 @@
 :func:`erasure_report` names the subject only by pseudonym, and gives the Art. 12(3) deadline
 (received + one month), what was deleted where, what each model version did (with retrain
 evidence when the request was sampled for it), any retrain a request waited for, when the bytes
-were purged, and the request's audit entries with the chain head. :func:`summary_report` counts
-a period's requests: by status and legal ground, completion times, overdue and pending ones;
-it names no subject at all.
+were purged, and the request's audit entries with the chain head. Deferred evidence shows as
+``scheduled``, then ``recorded`` with the revision it checked and the audit entry that holds
+it (``evidence_audit``: its seq, and whether the stored evidence still matches it).
+:func:`summary_report` counts a period's requests: by status and legal ground, completion
+times, overdue and pending ones; it names no subject at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +21,10 @@ import numpy as np
 
 from store import audit, erasure
 from store._clock import add_month, now
+from store.audit import AuditEntry
 from store.db import Database
 from store.errors import InvalidPeriodError
-from store.evidence import PROBE_ROWS, Policy
+from store.evidence import PROBE_ROWS, RECORDED, SCHEDULED, Policy
 
 _ACTION_TEXT = {
     "exact_unlearning": "forgot the rows exactly (equal to a retrain without them)",
@@ -34,13 +38,14 @@ _ACTION_TEXT = {
 def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
     """The report of one request (raises :class:`~store.errors.UnknownRequestError`)."""
     r = erasure.receipt(db, request_id)
-    rate, sampled, purged_at = db.one(
-        "SELECT evidence_rate, evidence_sampled, purged_at FROM erasure_requests "
-        "WHERE request_id = ?",
+    rate, sampled, deferred, purged_at = db.one(
+        "SELECT evidence_rate, evidence_sampled, evidence_status, purged_at "
+        "FROM erasure_requests WHERE request_id = ?",
         [request_id],
-    ) or (None, None, None)
+    ) or (None, None, None, None)
     entries = audit.entries_for_request(db, request_id)
     head = audit.head(db)
+    waiting = sum(a.evidence.get("status") == SCHEDULED for a in r.models)
     return {
         "request_id": r.request_id,
         "subject_key": r.subject_key,
@@ -64,9 +69,11 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
                 "forget_seconds": a.forget_seconds,
                 "evidence": dict(a.evidence),
             }
+            | _audited(a.model, a.version, a.revision, a.evidence, entries)
             for a in r.models
         ],
-        "evidence_policy": _policy_text(rate, sampled),
+        "evidence_policy": _policy_text(rate, sampled) + _deferred_text(deferred, waiting),
+        "evidence_status": deferred,
         "evidence_sampled": True if sampled is None else bool(sampled),
         "evidence_rate": 1.0 if rate is None else float(rate),
         "physical_purge": {
@@ -80,6 +87,40 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
         ],
         "audit_chain_head": {"seq": head.seq, "entry_hash": head.entry_hash},
     }
+
+
+def _audited(
+    model: str, version: int, revision: int, ev: Mapping[str, Any], entries: list[AuditEntry]
+) -> dict[str, Any]:
+    """For recorded deferred evidence: its audit entry, and whether the evidence stored with
+    the action is still what that entry holds (an edit of either shows: the chain breaks, or
+    they differ)."""
+    if ev.get("status") != RECORDED:
+        return {}
+    for e in entries:
+        p = e.payload
+        if e.kind == "erasure.evidence_recorded" and (
+            p.get("model"),
+            p.get("version"),
+            p.get("revision"),
+        ) == (model, version, revision):
+            return {"evidence_audit": {"seq": e.seq, "matches": p.get("evidence") == dict(ev)}}
+    return {"evidence_audit": {"seq": None, "matches": False}}
+
+
+def _deferred_text(status: str | None, waiting: int) -> str:
+    if status == SCHEDULED:
+        return (
+            "; the checks were scheduled with the erasure and run after it committed "
+            f"({waiting} still scheduled)"
+        )
+    if status == RECORDED:
+        return (
+            "; the checks ran after the erasure committed, each at the revision it names "
+            "(checked_revision): a later revision is checked on rows that exclude this "
+            "request's, so a pass shows its subject absent"
+        )
+    return ""
 
 
 def _policy_text(rate: float | None, sampled: bool | None) -> str:

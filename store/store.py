@@ -8,6 +8,12 @@ rewriting artifacts, compacting the database — is done by :meth:`ModelStore.pu
 ``erase(purge=True)`` (the default), :meth:`ModelStore.close` and a recovering
 :meth:`ModelStore.open` call; a service that wants fast erasures passes ``purge=False`` and
 calls :meth:`ModelStore.purge` in the background.
+
+Retrain checks (evidence) run inside the erasure, or with ``erase(evidence="deferred")`` are
+scheduled by it and run later, in three phases for a caller that holds a lock around the store
+(see :mod:`store.evidence`): :meth:`ModelStore.evidence_jobs` and
+:meth:`ModelStore.record_evidence` under the lock, :meth:`~store.evidence.EvidenceJob.run`
+outside it. :meth:`ModelStore.purge` (hence ``close``) runs the outstanding ones inline.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, data, erasure, evidence, migrations, reports, retrain
+from store import audit, data, erasure, migrations, reports, retrain
+from store import evidence as _evidence
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
 from store.data import Appended, DatasetInfo, Records
@@ -32,6 +39,7 @@ from store.errors import (
     StoreClosedError,
     StoreCorruptError,
 )
+from store.evidence import INLINE, EvidenceJob
 from store.registry import ModelVersion, Registry
 from store.retrain import RetrainResult
 from store.subjects import KEY_FILE, SubjectKeys
@@ -75,7 +83,7 @@ class ModelStore:
         self._keys = keys
         self._registry = registry
         self._closed = False
-        self._evidence_rate = evidence.check_rate(evidence_rate)
+        self._evidence_rate = _evidence.check_rate(evidence_rate)
 
     @property
     def evidence_rate(self) -> float:
@@ -85,7 +93,7 @@ class ModelStore:
 
     @evidence_rate.setter
     def evidence_rate(self, rate: float) -> None:
-        self._evidence_rate = evidence.check_rate(rate)
+        self._evidence_rate = _evidence.check_rate(rate)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -98,7 +106,7 @@ class ModelStore:
         against a retrain (a keyed random sample; see :mod:`store.evidence`).
         Raises :class:`~store.errors.StoreLockedError` if another process has it open.
         """
-        rate = evidence.check_rate(evidence_rate)
+        rate = _evidence.check_rate(evidence_rate)
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         new = not (d / Database.FILE).exists()
@@ -128,7 +136,11 @@ class ModelStore:
         if self._closed:
             return
         try:
-            if erasure.pending_purge(self._db) or self._registry.pending():
+            if (
+                erasure.pending_purge(self._db)
+                or self._registry.pending()
+                or _evidence.outstanding(self._db)
+            ):
                 self.purge()
             else:
                 self._registry.checkpoint()
@@ -265,6 +277,7 @@ class ModelStore:
         legal_ground: str,
         purge: bool = True,
         verify: bool | float | None = None,
+        evidence: str = INLINE,
     ) -> ErasureReceipt:
         """Erase a subject from every dataset and every model trained on them.
 
@@ -278,14 +291,20 @@ class ModelStore:
         ``verify`` compares each model with a retrain from scratch: ``True``/``False``, or a
         sampling rate in [0, 1] (a keyed random share of requests); None uses the store's
         ``evidence_rate``. A repeated request returns the earlier receipt (``repeat``).
+        ``evidence="inline"`` runs the checks inside the erasure; ``"deferred"`` (same sample)
+        records them as ``scheduled`` for :meth:`evidence_jobs` / :meth:`record_evidence`, or
+        for :meth:`purge`, which runs them with ``purge=True`` before this returns.
         """
         db = self._live()
+        deferred = _evidence.check_mode(evidence) != INLINE
         ground = erasure.check_legal_ground(legal_ground)
         subject = self._keys.subject(subject_id)
-        rate = self.evidence_rate if verify is None else evidence.check_rate(verify)
+        rate = self.evidence_rate if verify is None else _evidence.check_rate(verify)
         request_id = erasure.new_request_id()
-        policy = evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
-        receipt = erasure.erase(db, self._registry, subject, ground, request_id, policy)
+        policy = _evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
+        receipt = erasure.erase(
+            db, self._registry, subject, ground, request_id, policy, deferred=deferred
+        )
         if purge and receipt.status != erasure.COMPLETED:
             self.purge()
             receipt = erasure.receipt(db, receipt.request_id, repeat=receipt.repeat)
@@ -300,8 +319,11 @@ class ModelStore:
         """
         return retrain.retrain_pending(self._live(), self._registry, raise_errors=raise_errors)
 
-    def purge(self, *, force: bool = False, retrain: bool = True) -> PurgeResult:
+    def purge(
+        self, *, force: bool = False, retrain: bool = True, evidence: bool = True
+    ) -> PurgeResult:
         """Finish what erasures left: retrain pending versions (unless ``retrain=False``),
+        run scheduled retrain checks (unless ``evidence=False``: see :meth:`collect_evidence`),
         rewrite artifacts, compact the database.
 
         Compacts when a request awaits purging (or with ``force``), then marks those requests
@@ -312,10 +334,61 @@ class ModelStore:
         done = (
             self.retrain_pending(raise_errors=False) if retrain and self._registry.pending() else ()
         )
+        if evidence:
+            self.collect_evidence()
         result = erasure.purge(db, self._registry, force=force)
         return PurgeResult(
             result.requests, result.artifacts_written, result.compacted, result.seconds, done
         )
+
+    # ------------------------------------------------------------------ deferred evidence
+    def evidence_scheduled(self) -> int:
+        """How many deferred retrain checks are scheduled and not yet recorded."""
+        return _evidence.outstanding(self._live())
+
+    def evidence_jobs(self, *, limit: int | None = None) -> list[EvidenceJob]:
+        """Phase 1 of deferred evidence (reads and copies; under the caller's lock): a
+        self-contained job per model version with scheduled checks (at most ``limit``, oldest
+        first).
+
+        Each holds a copy of the model at its current revision and the version's remaining
+        rows; :meth:`~store.evidence.EvidenceJob.run` needs no store (phase 2, off the lock).
+        A version that awaits a retrain gets none until it is retrained.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from forget.linear import LinearRegression
+        >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+        >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+        ...     _ = st.ingest("people", rows, subject_column="subject_id")
+        ...     _ = st.train("line", dataset="people", estimator=LinearRegression(),
+        ...                  label="y", features=["x"])
+        ...     r = st.erase("s5", legal_ground="art17-1-b", purge=False, evidence="deferred")
+        ...     jobs = st.evidence_jobs()  # under the lock
+        ...     results = [job.run() for job in jobs]  # outside it
+        ...     n = sum(st.record_evidence(j, res) for j, res in zip(jobs, results))  # under it
+        ...     ev = st.erasure_request(r.request_id).models[0].evidence
+        ...     (r.models[0].evidence["status"], n, ev["status"], ev["passed"])
+        ('scheduled', 1, 'recorded', True)
+        """
+        return _evidence.jobs(self._live(), self._registry, limit)
+
+    def record_evidence(self, job: EvidenceJob, result: Mapping[str, Any]) -> int:
+        """Phase 3 (under the caller's lock): record ``result`` of ``job.run()`` for the job's
+        checks still scheduled, with an audit entry each; how many were recorded.
+
+        The evidence names the revision checked; when the version moved on since the job was
+        made, it says so (the check holds for the revision the job copied).
+        """
+        return _evidence.record(self._live(), self._registry, job, result)
+
+    def collect_evidence(self) -> int:
+        """Run every scheduled check now, all three phases in turn; how many were recorded."""
+        recorded = 0
+        for job in self.evidence_jobs():
+            recorded += self.record_evidence(job, job.run())
+        return recorded
 
     def erasure_request(self, request_id: str) -> ErasureReceipt:
         """The current receipt of a request (its status moves on as it is purged)."""
