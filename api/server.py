@@ -62,7 +62,7 @@ def serve(
         monitoring=monitoring,
         retrain_on_drift=retrain_on_drift,
     )
-    app = create_app(service, keys)
+    app = create_app(service, keys, freeze_heap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
 
 

@@ -135,6 +135,25 @@ class Service:
             self._purger.start()
         self._publish_revisions()
 
+    def warm(self) -> list[str]:
+        """Load every serving model, compile its forest and score one row of zeros through it
+        (numba kernels load from their cache), so that no first request pays for that; the
+        cache, the drift monitors and the metrics see nothing of it. The models warmed."""
+        with self.lock:
+            names = sorted({mv.name for mv in self._ready()})
+        warmed = []
+        for name in names:
+            with self.lock:
+                try:
+                    mv, _ = self._served(name)
+                except StoreError:  # awaits a retrain: nothing to warm
+                    continue
+                row = dict.fromkeys(mv.features, 0.0)
+                X = np.zeros((1, len(mv.features)))
+                self._score_locked(name, [_Request([row], mv.features, X, None)])
+            warmed.append(name)
+        return warmed
+
     def _on_batch(self, model: str, calls: int, rows: int, seconds: float) -> None:
         self.metrics.inc("forget_batches_total", {"model": model})
         self.metrics.inc("forget_batched_rows_total", {"model": model}, rows)

@@ -27,7 +27,12 @@ async def _behind(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    cluster: Cluster, keys: ApiKeys, *, max_body_bytes: int = MAX_BODY_BYTES, owns: bool = True
+    cluster: Cluster,
+    keys: ApiKeys,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    owns: bool = True,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The ``api`` app with ``cluster`` in place of the embedded service.
 
@@ -35,7 +40,9 @@ def create_app(
     feedback answer 409: replicated serving has no drift monitor). With ``owns`` the app
     closes the cluster (and the store) when it shuts down.
     """
-    app = create_api_app(cast(Any, cluster), keys, max_body_bytes=max_body_bytes, owns=owns)
+    app = create_api_app(
+        cast(Any, cluster), keys, max_body_bytes=max_body_bytes, owns=owns, freeze_heap=freeze_heap
+    )
     app.add_exception_handler(ReplicaBehindError, _behind)
     return app
 
@@ -64,5 +71,5 @@ def serve(
     cluster = Cluster(
         directory, replicas=replicas, purge_interval=purge_interval, evidence_rate=evidence_rate
     )
-    app = create_app(cluster, keys)
+    app = create_app(cluster, keys, freeze_heap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -139,6 +139,10 @@ class Cluster:
             self._catch_up(m, wait=max(60.0, ack_timeout))
 
     # ------------------------------------------------------------------ lifecycle
+    def warm(self) -> list[str]:
+        """Nothing to do here: each replica loads and compiles its models when caught up."""
+        return []
+
     def start(self) -> None:
         """Start the background thread (catch-up of replicas that are down, purges)."""
         if self._thread is None:

@@ -275,3 +275,18 @@ def test_the_compiled_forest_stays_exact_through_erasures(tmp_path: Path):
         assert res["probabilities"] == est.predict_proba(X).tolist()  # bitwise
     assert ("risk", 1) in svc._compiled and res["revision"] == 12
     svc.close()
+
+
+def test_warm_loads_and_compiles_every_serving_model_and_leaves_no_trace(tmp_path: Path):
+    from tests.store.helpers import populate
+
+    svc = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(svc.store, people(n_subjects=20, seed=4))
+    before = svc.metrics.render()
+    assert svc.warm() == sorted({mv.name for mv in svc.store.list_models()})
+    assert ("risk", 1) in svc._compiled  # the forest is compiled before the first request
+    assert svc.metrics.render() == before  # no prediction counted
+    assert len(svc.cache) == 0 and svc.cache.bytes == 0  # nothing cached
+    if svc.monitoring is not None:  # and the drift monitor saw no row of zeros
+        assert svc.monitoring.current("risk", 1, 0) is None
+    svc.close()
