@@ -18,17 +18,29 @@ import numpy as np
 from forget.errors import ArtifactError
 
 FORMAT = "forget-artifact"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's first date: no clock in the bytes
 VERSION = 1
 
 
 def dump(
     kind: str, params: dict[str, Any], state: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> bytes:
+    """The archive's bytes: the same for the same model (entries carry a fixed timestamp).
+
+    Deflate level 1, not ``np.savez_compressed``'s 6: a 100-tree forest on adult writes in
+    0.10 s instead of 0.44 s (the store rewrites artifacts while it holds its lock) and
+    takes 3.5 MB instead of 3.1.
+    """
     meta = {"format": FORMAT, "version": VERSION, "kind": kind, "params": params, "state": state}
     buf = io.BytesIO()
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     entries: dict[str, Any] = {"__meta__": blob, **arrays}
-    np.savez_compressed(buf, **entries)
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, value in entries.items():
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
+            z.writestr(info, npy.getvalue(), zipfile.ZIP_DEFLATED, compresslevel=1)
     return buf.getvalue()
 
 

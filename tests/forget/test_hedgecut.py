@@ -210,6 +210,21 @@ def test_persistence_round_trip_then_forget(fitted):
         loaded.forget([510])
 
 
+def test_artifact_bytes_are_a_function_of_the_model_alone():
+    """No clock in the archive: the same model gives the same bytes (the store hashes them)."""
+    import io
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    model = HedgeCutClassifier(n_estimators=4, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
+    data = model.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert HedgeCutClassifier.from_bytes(data).to_bytes() == data
+
+
 def test_artifact_refuses_other_bytes():
     with pytest.raises(ArtifactError):
         HedgeCutClassifier.from_bytes(b"not an artifact")
