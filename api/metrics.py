@@ -33,6 +33,10 @@ HELP = {
     "forget_drift_retrains_total": ("counter", "Versions trained because of drift, by model."),
     "forget_drift_alerts": ("gauge", "Drift alerts standing for the serving version."),
     "forget_feature_drift": ("gauge", "1 when a feature of the serving version drifts."),
+    "forget_drift_dropped_rows_total": (
+        "counter",
+        "Served rows not sent to the drift monitor because the owner fell behind (Ray mode).",
+    ),
 }
 
 Labels = tuple[tuple[str, str], ...]

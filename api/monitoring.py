@@ -100,6 +100,23 @@ class Feed:
         self.monitor.observe(X, outputs=outputs, keys=keys)
 
 
+class PredictionIds:
+    """Prediction ids of one process: ``pr_``, a random prefix, then a hexadecimal counter.
+
+    >>> ids = PredictionIds()
+    >>> a, b = ids(), ids()
+    >>> a.startswith("pr_") and a[:11] == b[:11] and a != b
+    True
+    """
+
+    def __init__(self) -> None:
+        self._prefix = "pr_" + secrets.token_hex(4)
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
 class Monitoring:
     """Monitors per (model, version), prediction ids for feedback, alerts in /metrics."""
 
@@ -111,8 +128,7 @@ class Monitoring:
         # prediction id -> (model, version, predicted labels; None for a regressor)
         self._predictions: OrderedDict[str, tuple[str, int, list[Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
-        self._prefix = "pr_" + secrets.token_hex(4)  # ids of this process: prefix + counter
-        self._ids = itertools.count(1)
+        self._ids = PredictionIds()
 
     # ------------------------------------------------------------------ with the store lock held
     def monitor(self, store: ModelStore, mv: ModelVersion) -> Feed:
@@ -178,10 +194,18 @@ class Monitoring:
 
     # ------------------------------------------------------------------ feedback
     def remember_prediction(
-        self, model: str, version: int, labels: list[Any], *, classifier: bool
+        self,
+        model: str,
+        version: int,
+        labels: list[Any],
+        *,
+        classifier: bool,
+        prediction_id: str | None = None,
     ) -> str:
+        """Keep a prediction's labels for feedback under ``prediction_id`` (one given by the
+        router of a cluster) or a new id; the last ``remember`` are kept."""
         with self._lock:
-            pid = f"{self._prefix}{next(self._ids):x}"
+            pid = prediction_id or self._ids()
             self._predictions[pid] = (model, version, labels if classifier else None)
             while len(self._predictions) > self.remember:
                 self._predictions.popitem(last=False)

@@ -16,6 +16,7 @@ result under it again (see :mod:`store.evidence`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import tempfile
@@ -32,7 +33,7 @@ from api.batching import Batcher
 from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.metrics import Metrics
-from api.monitoring import Monitoring
+from api.monitoring import Feed, Monitoring
 from forget.scoring import CompiledForest, changed_trees
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
@@ -65,6 +66,16 @@ class _Request:
     digest: bytes | None
     keys: list[str | None] | None = None  # the rows' subjects, as pseudonyms
     outputs: np.ndarray | None = None  # set when scored: probabilities or predictions
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A prediction answered elsewhere (a cluster's replica), for :meth:`Service.observe`."""
+
+    model: str
+    rows: Sequence[Mapping[str, float]]
+    answer: Mapping[str, Any]  # the predict answer: version, revision, ..., prediction_id
+    subject_ids: Sequence[str | None] | None = None
 
 
 class MonitoringOffError(StoreError):
@@ -316,14 +327,15 @@ class Service:
         features = self._features_of(name)
         X = _matrix(rows, features)
         digest = self.cache.digest(X.tobytes()) if self.cache.max_bytes else None
-        keys = None
-        if subject_ids is not None:
-            if len(subject_ids) != len(rows):
-                raise PredictInputError(
-                    f"{len(subject_ids)} subject_ids for {len(rows)} rows (give one per row)"
-                )
-            keys = [None if s is None else self.store.subject_key(s) for s in subject_ids]
-        return _Request(rows, features, X, digest, keys)
+        return _Request(rows, features, X, digest, self._subject_keys(subject_ids, len(rows)))
+
+    def _subject_keys(
+        self, subject_ids: Sequence[str | None] | None, n: int
+    ) -> list[str | None] | None:
+        check_subject_ids(subject_ids, n)
+        if subject_ids is None:
+            return None
+        return [None if s is None else self.store.subject_key(s) for s in subject_ids]
 
     def _deliver(self, name: str, req: _Request, res: dict[str, Any], fresh: bool) -> dict:
         """Cache a fresh answer, feed the drift monitor, give the answer its prediction id."""
@@ -331,13 +343,9 @@ class Service:
             self._keep(name, req, res)
         if self.monitoring is None:
             return res
-        feed = self.monitoring.current(name, res["version"], res["revision"])
+        feed = self._feed(name, res["version"], res["revision"])
         if feed is None:
-            with self.lock:
-                mv, _ = self._served(name)
-                if (mv.version, mv.revision) != (res["version"], res["revision"]):
-                    return res  # an erasure moved the model on meanwhile: not this revision's
-                feed = self.monitoring.monitor(self.store, mv)
+            return res
         probabilities = res.get("probabilities")
         outputs = req.outputs
         if outputs is None:  # a cached answer
@@ -347,6 +355,57 @@ class Service:
             name, res["version"], res["predictions"], classifier=probabilities is not None
         )
         return res | {"prediction_id": pid}
+
+    def _feed(self, name: str, version: int, revision: int) -> Feed | None:
+        """The monitor feed of ``name`` v``version`` while ``revision`` serves; None once an
+        erasure (or a new version) moved the model on: rows answered by an older revision are
+        not the new one's, and an erased subject's rows must not come back."""
+        assert self.monitoring is not None
+        feed = self.monitoring.current(name, version, revision)
+        if feed is None:
+            with self.lock:
+                mv, _ = self._served(name)
+                if (mv.version, mv.revision) != (version, revision):
+                    return None
+                feed = self.monitoring.monitor(self.store, mv)
+        return feed
+
+    def observe(self, batch: Sequence[Observation]) -> int:
+        """Feed the drift monitors with predictions answered elsewhere (by the replicas of a
+        cluster), in the order answered; feedback finds each under its answer's
+        ``prediction_id``. Those of a revision that no longer serves are dropped, as
+        :meth:`predict` drops them; returns how many were taken."""
+        if self.monitoring is None:
+            raise MonitoringOffError("this server runs without drift monitoring")
+        taken = 0
+        for (name, version, revision), run in itertools.groupby(batch, key=_answered_by):
+            try:
+                feed = self._feed(name, version, revision)
+            except StoreError:  # the model retired meanwhile: nothing of it serves
+                feed = None
+            if feed is None:
+                continue
+            obs = list(run)  # one matrix, one feed.add for the run: the owner's cost is per row
+            X = _matrix([row for ob in obs for row in ob.rows], feed.monitor.profile.names)
+            keys: list[str | None] | None = None
+            if any(ob.subject_ids is not None for ob in obs):
+                keys = []
+                for ob in obs:
+                    n = len(ob.rows)
+                    keys += self._subject_keys(ob.subject_ids, n) or [None] * n
+            classifier = obs[0].answer.get("probabilities") is not None
+            out = "probabilities" if classifier else "predictions"
+            feed.add(X, np.asarray([o for ob in obs for o in ob.answer[out]]), keys)
+            for ob in obs:
+                self.monitoring.remember_prediction(
+                    name,
+                    version,
+                    ob.answer["predictions"],
+                    classifier=classifier,
+                    prediction_id=ob.answer["prediction_id"],
+                )
+            taken += len(obs)
+        return taken
 
     def _cached(self, name: str, req: _Request) -> dict[str, Any] | None:
         if req.digest is None:
@@ -712,6 +771,17 @@ def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.
                 + f" (the model uses {list(features)})"
             )
     return np.array([[row[f] for f in features] for row in rows], dtype=np.float64)
+
+
+def _answered_by(ob: Observation) -> tuple[str, int, int]:
+    return ob.model, ob.answer["version"], ob.answer["revision"]
+
+
+def check_subject_ids(subject_ids: Sequence[str | None] | None, n: int) -> None:
+    """:class:`PredictInputError` unless ``subject_ids`` is None or names one subject (or
+    None) for each of ``n`` rows."""
+    if subject_ids is not None and len(subject_ids) != n:
+        raise PredictInputError(f"{len(subject_ids)} subject_ids for {n} rows (give one per row)")
 
 
 def _class_of(mv: ModelVersion) -> Any:

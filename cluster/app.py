@@ -37,8 +37,8 @@ def create_app(
     """The ``api`` app with ``cluster`` in place of the embedded service.
 
     The routes call the same methods; :class:`~cluster.router.Cluster` offers them (drift and
-    feedback answer 409: replicated serving has no drift monitor). With ``owns`` the app
-    closes the cluster (and the store) when it shuts down.
+    feedback through the owner's monitors, fed by the router). With ``owns`` the app closes
+    the cluster (and the store) when it shuts down.
     """
     app = create_api_app(
         cast(Any, cluster), keys, max_body_bytes=max_body_bytes, owns=owns, freeze_heap=freeze_heap
@@ -56,6 +56,8 @@ def serve(
     replicas: int = 2,
     purge_interval: float = 30.0,
     evidence_rate: float = 0.1,
+    monitoring: bool = True,
+    retrain_on_drift: bool = False,
     log_level: str = "info",
     ray_address: str | None = None,
 ) -> None:
@@ -69,7 +71,12 @@ def serve(
     if not ray.is_initialized():
         ray.init(address=ray_address or os.environ.get("RAY_ADDRESS"))
     cluster = Cluster(
-        directory, replicas=replicas, purge_interval=purge_interval, evidence_rate=evidence_rate
+        directory,
+        replicas=replicas,
+        purge_interval=purge_interval,
+        evidence_rate=evidence_rate,
+        monitoring=monitoring,
+        retrain_on_drift=retrain_on_drift,
     )
     app = create_app(cluster, keys, freeze_heap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -7,22 +7,36 @@ After each write it says what replicas must do to follow, as a :class:`~cluster.
 the committed forget operations (model, version, revision, row ids), snapshots of versions
 that replicas cannot reach by forgetting (a new training, a retrain), and the new fence.
 
+Drift monitoring lives here too, in the Service's :class:`~api.monitoring.Monitoring`: the
+router sends what the replicas answered (:meth:`StoreOwner.observe`), and erasures, which pass
+through here, drop the erased subject's rows from the windows as in the embedded server. A
+drift report may retrain a drifting version (``retrain_on_drift``), so it is called like a write.
+
 The class is plain Python; :mod:`cluster.router` makes it a Ray actor. Its methods are run one
-at a time (a synchronous actor), which is what serialises the writes.
+at a time (a synchronous actor), which is what serialises the writes; calls from one caller
+run in the order sent, so observations sent before a report or an erasure are in by then.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from api.service import Service
+from api.metrics import Metrics
+from api.service import Observation, Service
 from cluster.state import Change, Failure, Fence, Op, Snapshot
+from drift import DriftError
 from store.errors import StoreError
 from store.registry import READY
 
+log = logging.getLogger("forget.cluster")
+
 # Only these Service methods may be called through :meth:`StoreOwner.call` (read-only, or
-# writes that no replica follows: datasets).
+# writes that no replica follows: datasets, feedback).
 PASSTHROUGH = frozenset(
     {
         "models",
@@ -36,25 +50,70 @@ PASSTHROUGH = frozenset(
         "summary",
         "verify",
         "health",
+        "feedback",
     }
 )
+
+# The metrics a drift report or a refresh sets in the owner, replayed in the router's /metrics.
+DRIFT_METRICS = frozenset(
+    {"forget_drift", "forget_drift_alerts", "forget_feature_drift", "forget_drift_retrains_total"}
+)
+
+# ("set" or "inc", metric, labels, value): a gauge's last value, or a counter's increase
+Updates = list[tuple[str, str, dict[str, str], float]]
+
+
+class Relay(Metrics):
+    """The owner's metrics, keeping the drift updates since :meth:`drain` for the router
+    (unlocked: the owner actor runs one call at a time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._updates: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+
+    def inc(self, name: str, labels: Mapping[str, str], by: float = 1.0) -> None:
+        super().inc(name, labels, by)
+        if name in DRIFT_METRICS:
+            key = ("inc", name, tuple(sorted(labels.items())))
+            self._updates[key] = self._updates.get(key, 0.0) + by
+
+    def set(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        super().set(name, labels, value)
+        if name in DRIFT_METRICS:
+            self._updates[("set", name, tuple(sorted(labels.items())))] = float(value)
+
+    def drain(self) -> Updates:
+        """The updates since the last call: (``"set"`` or ``"inc"``, name, labels, value)."""
+        out, self._updates = self._updates, {}
+        return [(how, name, dict(labels), value) for (how, name, labels), value in out.items()]
 
 
 class StoreOwner:
     """Holds the store; answers with results or :class:`Failure`, never raises store errors."""
 
-    def __init__(self, directory: str | os.PathLike[str], evidence_rate: float = 0.1) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        evidence_rate: float = 0.1,
+        *,
+        monitoring: bool = True,
+        retrain_on_drift: bool = False,
+    ) -> None:
+        self.metrics = Relay()
         self.service = Service.open(
             directory,
             evidence_rate=evidence_rate,
+            metrics=self.metrics,
             purge_interval=0,  # the router runs purges, so that replicas follow retrains
             batching=False,
             cache_bytes=0,
-            monitoring=False,
+            monitoring=monitoring,
+            retrain_on_drift=retrain_on_drift,
             compile_forests=False,
         )
         self._ops: list[Op] = []  # the last erasure's forget operations, from its receipt
         self._published: Fence = self.fence()
+        self._gate: Path | None = None
 
     # ------------------------------------------------------------------ reading
     def fence(self) -> Fence:
@@ -77,6 +136,28 @@ class StoreOwner:
             return getattr(self.service, method)(*args, **kwargs)
         except StoreError as exc:
             return Failure.of(exc)
+
+    def observe(self, batch: Sequence[Observation]) -> int:
+        """Feed the drift monitors with answered predictions (in the order answered); how
+        many were taken (those of a revision that no longer serves are not)."""
+        if self._gate is not None:
+            self._wait_gate(self._gate)
+            self._gate = None
+        try:
+            return self.service.observe(batch)
+        except (StoreError, DriftError) as exc:  # e.g. a model retired meanwhile
+            log.warning("%d observations dropped: %s", len(batch), exc)
+            return 0
+
+    def hold(self, path: str) -> None:
+        """Test hook: the next :meth:`observe` waits until the file ``path`` exists."""
+        self._gate = Path(path)
+
+    @staticmethod
+    def _wait_gate(path: Path, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def snapshot(self, models: list[str] | None = None) -> Change:
         """Every serving model (or those named) as bytes: how a replica catches up."""
@@ -109,16 +190,25 @@ class StoreOwner:
         return receipt, self._change()
 
     def train(self, name: str, **kwargs: Any) -> tuple[Any, Change]:
-        self._ops.clear()
-        try:
-            return self.service.train(name, **kwargs), self._change()
-        except StoreError as exc:
-            return Failure.of(exc), self._change()
+        return self._apply(self.service.train, name, **kwargs)
 
     def purge(self) -> tuple[Any, Change]:
+        return self._apply(self.service.purge)
+
+    def drift(self, name: str) -> tuple[Any, Change]:
+        """The serving version's drift report; a write when it retrains (``retrain_on_drift``)."""
+        return self._apply(self.service.drift, name)
+
+    def drift_metrics(self) -> tuple[Any, Change]:
+        """Refresh the serving versions' drift gauges (which may retrain, as a report may);
+        the drift metric updates since last asked, for the router to replay."""
+        result, change = self._apply(self.service.refresh_drift_metrics)
+        return (result if isinstance(result, Failure) else self.metrics.drain()), change
+
+    def _apply(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Change]:
         self._ops.clear()
         try:
-            return self.service.purge(), self._change()
+            return method(*args, **kwargs), self._change()
         except StoreError as exc:
             return Failure.of(exc), self._change()
 

@@ -20,6 +20,15 @@ Catch-up. A replica that fails a call, times out, restarts (Ray restarts it, emp
 that it is behind is marked down; a background thread asks the owner for a snapshot of every
 serving model (checkpoint plus forget log, as the owner holds it in memory) and sends it under
 the same lock, so no later change can overtake it. Until it acknowledges, it gets no traffic.
+
+Drift. Each answered prediction gets a prediction id here and is buffered as an
+:class:`~api.service.Observation`; the buffer goes to the owner's monitors in one Ray call
+per ``OBSERVE_ROWS`` rows or ``observe_every`` seconds, never awaited by a prediction. Before
+any write, drift report or feedback the buffer is sent first, and the owner runs one caller's
+calls in order: an erasure finds every prediction answered before it in the windows, and a
+report or feedback every prediction answered before it was asked for. Past
+``max_observing_rows`` rows sent and not yet taken in, new observations are dropped (counted
+in ``forget_drift_dropped_rows_total``) rather than queue without bound.
 """
 
 from __future__ import annotations
@@ -37,14 +46,17 @@ from typing import Any
 
 from api.batching import Overloaded
 from api.metrics import Metrics
-from api.service import MonitoringOffError
+from api.monitoring import PredictionIds
+from api.service import Observation, check_subject_ids
 from cluster.errors import ReplicaBehindError, import_ray
-from cluster.owner import StoreOwner
+from cluster.owner import StoreOwner, Updates
 from cluster.replica import Replica, State
 from cluster.state import Change, Failure, Fence
 from store.errors import ModelNotServableError, UnknownModelError
 
 log = logging.getLogger("forget.cluster")
+
+OBSERVE_ROWS = 256  # observations leave for the owner in batches of this many rows (or older)
 
 
 @dataclass
@@ -52,6 +64,7 @@ class _Call:
     """A prediction request waiting in the router's queue."""
 
     rows: list[Mapping[str, float]]
+    subject_ids: Sequence[str | None] | None
     future: asyncio.Future[dict[str, Any]]
 
 
@@ -91,6 +104,13 @@ class Cluster:
         two per replica); requests arriving meanwhile queue and leave together.
     max_batch_rows : rows per batch at most.
     max_queue_rows : queued rows at most; past it predictions get :class:`Overloaded`.
+    monitoring : drift monitoring and feedback (in the owner); off, drift and feedback answer
+        :class:`~api.service.MonitoringOffError` (HTTP 409) and answers carry no prediction id.
+    retrain_on_drift : a drift report that finds drift retrains the version (as in
+        :class:`api.service.Service`); the new version reaches the replicas like a training.
+    observe_every : seconds an observation waits at most before it leaves for the owner.
+    max_observing_rows : observed rows sent to the owner and not yet taken in, at most; past
+        it new observations are dropped (and counted), so predictions never wait on the owner.
     """
 
     def __init__(
@@ -105,6 +125,10 @@ class Cluster:
         max_inflight: int | None = None,
         max_batch_rows: int = 1024,
         max_queue_rows: int = 50_000,
+        monitoring: bool = True,
+        retrain_on_drift: bool = False,
+        observe_every: float = 0.5,
+        max_observing_rows: int = 20_000,
         metrics: Metrics | None = None,
     ) -> None:
         if replicas < 1:
@@ -116,7 +140,12 @@ class Cluster:
         self.fence_wait, self.ack_timeout = fence_wait, ack_timeout
         self.purge_interval = purge_interval
         owner_cls = ray.remote(StoreOwner).options(num_cpus=0, max_restarts=0)
-        self.owner = owner_cls.remote(os.fspath(directory), evidence_rate)
+        self.owner = owner_cls.remote(
+            os.fspath(directory),
+            evidence_rate,
+            monitoring=monitoring,
+            retrain_on_drift=retrain_on_drift,
+        )
         replica_cls = ray.remote(Replica).options(num_cpus=0, max_restarts=-1, max_task_retries=0)
         self.members = [
             Member(f"replica-{i}", replica_cls.remote(f"replica-{i}")) for i in range(replicas)
@@ -135,6 +164,14 @@ class Cluster:
         self._queued_rows = 0
         self._inflight: dict[str, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self.monitoring = monitoring
+        self.observe_every, self.max_observing_rows = observe_every, max_observing_rows
+        self._ids = PredictionIds()
+        self._observations: list[Observation] = []  # answered, not yet sent to the owner
+        self._observed_rows = 0  # rows in them
+        self._observing_rows = 0  # rows sent to the owner, not yet taken in
+        self._observe_lock = threading.Lock()  # the buffer; sends leave in order under it
+        self._observe_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         for m in self.members:  # fresh workers import numpy, duckdb, ...: give them time
             self._catch_up(m, wait=max(60.0, ack_timeout))
 
@@ -252,18 +289,25 @@ class Cluster:
             m.up, m.state = False, {}
         self.metrics.set("forget_cluster_replica_up", {"replica": m.name}, 0)
 
-    def _write(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, FanOut]:
+    def _write(
+        self, method: str, *args: Any, if_moved: bool = False, **kwargs: Any
+    ) -> tuple[Any, FanOut]:
+        """Call the owner's ``method`` and fan its change out; with ``if_moved`` (a drift
+        report, which may retrain) only when it moves a model, else the fan-out is empty."""
         ray = self._ray
+        self._send_observations()  # ahead of the write: an erasure must find them in
         with self._lock:
             result, change = ray.get(getattr(self.owner, method).remote(*args, **kwargs))
+            moved = change.ops or change.snapshots or change.drops or change.fence != self.fence
             t0 = time.perf_counter()
-            sent = self._send(change)
-        fan = self._acks(change, sent, t0)
+            sent = self._send(change) if moved or not if_moved else None
+        fan = FanOut((), (), 0.0) if sent is None else self._acks(change, sent, t0)
         if isinstance(result, Failure):
             raise result.rebuild()
         return result, fan
 
     def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._send_observations()  # ahead of the read: feedback must find its prediction
         result = self._ray.get(self.owner.call.remote(method, *args, **kwargs))
         if isinstance(result, Failure):
             raise result.rebuild()
@@ -281,18 +325,20 @@ class Cluster:
         rows: Sequence[Mapping[str, float]],
         subject_ids: Sequence[str | None] | None = None,
     ) -> dict[str, Any]:
-        """Score on a replica at the model's current revision (``subject_ids`` are unused:
-        replicated serving has no drift monitor).
+        """Score on a replica at the model's current revision; with monitoring, the answer
+        gets a ``prediction_id`` and goes to the owner's drift monitor (with ``subject_ids``,
+        one per row or None, whose rows leave the monitor's window when they are erased).
 
         Requests are micro-batched: at most ``max_inflight`` batches per model are on their
         way to replicas, and requests that arrive meanwhile wait to leave together as one
         Ray call (a call costs ~1 ms of this process's CPU, scoring a row ~10 µs). The
         queue is bounded: past ``max_queue_rows`` rows, :class:`Overloaded` (HTTP 503).
         """
+        check_subject_ids(subject_ids, len(rows))
         if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
             raise Overloaded(f"{self._queued_rows} rows are waiting to be scored")
         loop = asyncio.get_running_loop()
-        call = _Call(list(rows), loop.create_future())
+        call = _Call(list(rows), subject_ids, loop.create_future())
         self._queue.setdefault(name, deque()).append(call)
         self._queued_rows += len(call.rows)
         self._flush(name)
@@ -328,11 +374,62 @@ class Cluster:
                     continue
                 if isinstance(r, Failure):
                     c.future.set_exception(r.rebuild())
-                else:
-                    c.future.set_result(r)
+                    continue
+                if self.monitoring:
+                    r["prediction_id"] = self._ids()
+                    self._observe(Observation(name, c.rows, r, c.subject_ids))
+                c.future.set_result(r)
         finally:
             self._inflight[name] -= 1
             self._flush(name)
+
+    # ------------------------------------------------------------------ drift observations
+    def _observe(self, ob: Observation) -> None:
+        """Buffer an answered prediction for the owner's monitor (on the event loop)."""
+        with self._observe_lock:
+            self._observations.append(ob)
+            self._observed_rows += len(ob.rows)
+            full = self._observed_rows >= OBSERVE_ROWS
+        if full:
+            self._send_observations()
+            return
+        loop = asyncio.get_running_loop()
+        if self._observe_timer is None or self._observe_timer[0] is not loop:
+            self._observe_timer = (loop, loop.call_later(self.observe_every, self._on_timer))
+
+    def _on_timer(self) -> None:
+        self._observe_timer = None
+        self._send_observations()
+
+    def _send_observations(self) -> None:
+        """Send the buffered observations to the owner in one call, not waiting for it (from
+        any thread; under the buffer's lock, so they leave in the order answered)."""
+        if self._stop.is_set():  # closed: the owner's monitors go with it
+            return
+        with self._observe_lock:
+            batch, self._observations = self._observations, []
+            rows, self._observed_rows = self._observed_rows, 0
+            if not batch:
+                return
+            if self._observing_rows + rows > self.max_observing_rows:
+                dropped: dict[str, int] = {}
+                for ob in batch:
+                    dropped[ob.model] = dropped.get(ob.model, 0) + len(ob.rows)
+                ref = None
+            else:
+                self._observing_rows += rows
+                ref = self.owner.observe.remote(batch)
+        if ref is None:  # the owner is behind: drop rather than queue without bound
+            for model, n in dropped.items():
+                self.metrics.inc("forget_drift_dropped_rows_total", {"model": model}, n)
+            return
+        ref.future().add_done_callback(lambda done: self._taken_in(rows, done))
+
+    def _taken_in(self, rows: int, done: Any) -> None:
+        with self._observe_lock:
+            self._observing_rows -= rows
+        if done.exception() is not None:
+            log.warning("the owner failed to take %d observed rows: %s", rows, done.exception())
 
     async def _score(
         self, name: str, batch: list[list[Mapping[str, float]]]
@@ -439,15 +536,30 @@ class Cluster:
         out: dict[str, Any] = self._read("health")
         return out
 
-    # ------------------------------------------------------------------ not in this mode
+    # ------------------------------------------------------------------ drift, in the owner
     def drift(self, name: str) -> dict[str, Any]:
-        raise MonitoringOffError("replicated serving runs without drift monitoring")
+        """The serving version's drift report, counting every prediction answered so far;
+        with ``retrain_on_drift`` it may retrain, and the new version is fanned out."""
+        doc, _ = self._write("drift", name, if_moved=True)
+        out: dict[str, Any] = doc
+        return out
 
     def feedback(self, name: str, prediction_id: str, labels: Sequence[Any]) -> dict[str, Any]:
-        raise MonitoringOffError("replicated serving runs without drift monitoring")
+        """True labels for a prediction's rows (feeds DDM in the owner's monitor)."""
+        out: dict[str, Any] = self._read("feedback", name, prediction_id, list(labels))
+        return out
 
     def refresh_drift_metrics(self) -> None:
-        return None
+        """Refresh the drift gauges in the owner and replay them in this process's metrics."""
+        if not self.monitoring:
+            return
+        updates: Updates
+        updates, _ = self._write("drift_metrics", if_moved=True)
+        for how, metric, labels, value in updates:
+            if how == "inc":
+                self.metrics.inc(metric, labels, value)
+            else:
+                self.metrics.set(metric, labels, value)
 
     # ------------------------------------------------------------------ for tests, benches
     def states(self) -> dict[str, State]:

@@ -57,6 +57,8 @@ def _serve(args: argparse.Namespace) -> int:
             replicas=args.replicas,
             purge_interval=args.purge_interval,
             evidence_rate=args.evidence_rate,
+            monitoring=not args.no_monitoring,
+            retrain_on_drift=args.retrain_on_drift,
             log_level=args.log_level,
         )
         return 0

@@ -199,7 +199,11 @@ def test_concurrent_predictions_leave_for_the_replicas_in_batches(
     before = _batches(cluster)
     answers = asyncio.run(burst())
     sent = _batches(cluster) - before
-    assert answers == alone  # each request gets its own rows' answer
+    # each request gets its own rows' answer (and its own prediction id)
+    assert [a | {"prediction_id": None} for a in answers] == [
+        a | {"prediction_id": None} for a in alone
+    ]
+    assert len({a["prediction_id"] for a in answers + alone}) == 2 * len(subjects)
     # max_inflight (2 per replica) go at once, the rest wait and leave together
     assert sent <= cluster.max_inflight + 2 < len(subjects)
 
