@@ -185,11 +185,27 @@ def cluster_training_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def api_erasure_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| scenario | retrain checks | erase p50 / p99 ms | prediction p99 ms | longest stall ms "
+        "| checks passed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        lines.append(
+            f"| {r['scenario']} | {r['mode']} | {r['erase_p50_ms']:.0f} / {r['erase_p99_ms']:.0f} "
+            f"| {r['predict_p99_ms']:.0f} | {r['predict_max_ms']:.0f} "
+            f"| {r['checks_passed']} of {r['checks']} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "hedgecut": hedgecut_table,
     "incremental": incremental_table,
     "store_erasure": store_erasure_table,
     "serving": serving_table,
+    "api_erasure": api_erasure_table,
     "monitoring": monitoring_table,
     "drift": drift_table,
     "cluster": cluster_table,
