@@ -37,8 +37,7 @@ import httpx
 import numpy as np
 
 from bench._common import latency_summary, machine, table, write_json
-from bench.store_erasure import _columns
-from forget import HedgeCutClassifier, KNNClassifier, LinearRegression
+from bench.store_erasure import _columns, _models
 from store import ModelStore
 
 TOKEN = "bench-token-0002"
@@ -50,12 +49,7 @@ SCENARIOS = {"evidence only": (0.0, 0.5), "purger": (2.0, 0.0)}  # purge, collec
 def _build(directory: Path, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The store of ``bench.store_erasure``; the forest's features and some rows to predict."""
     cols, names, subjects = _columns(n)
-    hours = "hours_per_week"
-    models = {
-        "hedgecut": (HedgeCutClassifier(random_state=0), "income", names),
-        "knn": (KNNClassifier(5), "income", names),
-        "linear": (LinearRegression(alpha=1.0), hours, [c for c in names if c != hours]),
-    }
+    models = _models(names)
     with ModelStore.open(directory) as st:
         st.ingest("adult", cols, subject_column="subject_id")
         for name, (est, label, feats) in models.items():

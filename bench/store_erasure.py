@@ -42,6 +42,16 @@ def _columns(n: int, seed: int = 0) -> tuple[dict[str, list[Any]], list[str], np
     return cols, names, subjects
 
 
+def _models(names: list[str]) -> dict[str, tuple[Any, str, list[str]]]:
+    """The three models the erasure benches train on adult: estimator, label, features."""
+    hours = "hours_per_week"
+    return {
+        "hedgecut": (HedgeCutClassifier(random_state=0), "income", names),
+        "knn": (KNNClassifier(5), "income", names),
+        "linear": (LinearRegression(alpha=1.0), hours, [c for c in names if c != hours]),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,12 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     n, requests = (2000, 20) if args.quick else (args.rows, args.requests)
     cols, names, subjects = _columns(n)
-    hours = "hours_per_week"
-    models = {
-        "hedgecut": (HedgeCutClassifier(random_state=0), "income", names),
-        "knn": (KNNClassifier(5), "income", names),
-        "linear": (LinearRegression(alpha=1.0), hours, [c for c in names if c != hours]),
-    }
+    models = _models(names)
     with tempfile.TemporaryDirectory() as tmp, ModelStore.open(tmp) as st:
         ingest_s, _ = timed(lambda: st.ingest("adult", cols, subject_column="subject_id"))
         train_s = {}
