@@ -23,6 +23,7 @@ are a floor; the ratios between the modes are what to read.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -112,36 +113,52 @@ def _start(
     raise RuntimeError(f"the server did not start:\n{log.read_text()}")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    """The predicting client's process: one-row predictions in a loop until the stop file
+    appears, then their latencies (seconds) as JSON."""
+    bodies = json.loads(Path(args.bodies).read_text())
+    stop, latencies = Path(args.stop_file), []
+    with httpx.Client(base_url=args.predict, timeout=120, headers=AUTH) as h:
+        i = 0
+        while not stop.exists():
+            t = time.perf_counter()
+            r = h.post("/v1/models/hedgecut/predict", json=bodies[i % len(bodies)])
+            latencies.append(time.perf_counter() - t)
+            r.raise_for_status()
+            i += 1
+            if i == 1:
+                Path(args.stop_file + ".ready").touch()  # the burst may begin
+    Path(args.latencies).write_text(json.dumps(latencies))
+
+
 def _run(
     directory: Path,
     mode: str,
     victims: list[str],
-    bodies: list[dict[str, Any]],
+    bodies_file: Path,
     rate: float,
     scenario: str,
 ) -> dict[str, Any]:
     proc, url = _start(directory, mode, rate, scenario, directory.parent / f"{mode}.log")
     try:
         with httpx.Client(base_url=url, timeout=120, headers=AUTH) as http:
-            for body in bodies[:20]:  # warm: kernels, the compiled forest
+            for body in json.loads(bodies_file.read_text())[:20]:  # warm: kernels, the forest
                 http.post("/v1/models/hedgecut/predict", json=body).raise_for_status()
             for v in victims[:3]:
                 http.post("/v1/erasure-requests", json={"subject_id": v}).raise_for_status()
-            stop = threading.Event()
-            predict: list[float] = []
-
-            def predictor() -> None:
-                with httpx.Client(base_url=url, timeout=120, headers=AUTH) as h:
-                    i = 0
-                    while not stop.is_set():
-                        t = time.perf_counter()
-                        r = h.post("/v1/models/hedgecut/predict", json=bodies[i % len(bodies)])
-                        predict.append(time.perf_counter() - t)
-                        r.raise_for_status()
-                        i += 1
-
-            worker = threading.Thread(target=predictor, daemon=True)
-            worker.start()
+            # the predicting client is a process of its own: two client threads in one
+            # process would slow each other down (the GIL), and read as a slow server
+            stop = directory.parent / f"{directory.name}.stop"
+            lat_file = directory.parent / f"{directory.name}.latencies.json"
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.api_erasure", "--predict", url, "--bodies",
+                 str(bodies_file), "--stop-file", str(stop), "--latencies", str(lat_file)],
+            )  # fmt: skip
+            ready = Path(f"{stop}.ready")
+            while not ready.exists():
+                if worker.poll() is not None:
+                    raise RuntimeError("the predicting client exited")
+                time.sleep(0.02)
             erase, receipts = [], []
             t0 = time.perf_counter()
             for v in victims[3:]:
@@ -166,8 +183,9 @@ def _run(
                             reports[q] = doc
                 time.sleep(0.05)
             wait = time.perf_counter() - t1
-            stop.set()
-            worker.join()
+            stop.touch()
+            worker.wait(timeout=120)
+            predict = json.loads(lat_file.read_text())
             checks = [m["evidence"] for doc in reports.values() for m in doc["models"]]
             verified = http.get("/v1/audit/verify").json()["ok"]
     finally:
@@ -208,9 +226,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--evidence", default="deferred", help=argparse.SUPPRESS)
     ap.add_argument("--purge-interval", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--collect-interval", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--predict", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--bodies", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--stop-file", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--latencies", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         _serve(args)
+        return {}
+    if args.predict:
+        _predict(args)
         return {}
     n, requests, rate = (2000, 20, 0.3) if args.quick else (args.rows, args.requests, args.rate)
     rng = np.random.default_rng(1)
@@ -219,13 +244,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pristine = Path(tmp) / "pristine"
         names, X, subjects = _build(pristine, n)
         bodies = [{"rows": [dict(zip(names, x.tolist(), strict=True))]} for x in X]
+        bodies_file = Path(tmp) / "bodies.json"
+        bodies_file.write_text(json.dumps(bodies))
         people = rng.permutation(np.unique(subjects))[: requests + 3]
         victims = [f"person-{s:06d}" for s in people]
         for scenario in SCENARIOS:
             for mode in MODES:
                 directory = Path(tmp) / f"{scenario.replace(' ', '-')}-{mode}"
                 shutil.copytree(pristine, directory)
-                r = _run(directory, mode, victims, bodies, rate, scenario)
+                r = _run(directory, mode, victims, bodies_file, rate, scenario)
                 results.append(r)
                 print(
                     f"  {scenario}, {r['mode']}: erase p50 {r['erase_p50_ms']:.1f} ms, p99 "
