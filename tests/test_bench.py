@@ -88,3 +88,13 @@ def test_gpu_scoring_bench_runs_on_torch_cpu(tmp_path):
     assert {r["forest"] for r in rows} == {"default", "max_depth=8", "max_depth=4"}
     assert all(r["exact"] for r in rows)
     assert {r["plan"].split("/")[1] for r in rows} == {"torch", "numba"}
+
+
+def test_api_erasure_bench_quick(tmp_path):
+    from bench import api_erasure
+
+    payload = api_erasure.main(["--quick", "--out", str(tmp_path / "ae.json")])
+    assert len(payload["results"]) == 4  # two scenarios x inline / deferred
+    for r in payload["results"]:
+        assert r["requests"] == 20 and r["predictions"] > 0 and r["audit_verified"], r
+        assert r["checks_passed"] == r["checks"], r
