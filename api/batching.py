@@ -20,7 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Overloaded(Exception):
@@ -32,6 +34,17 @@ class _Call:
     payload: Any
     rows: int
     future: asyncio.Future[Any]
+
+
+def take_batch(queue: deque[T], limit: int, rows: Callable[[T], int]) -> tuple[list[T], int]:
+    """Pop the first call of ``queue`` and those after it while the batch stays within
+    ``limit`` rows (the first goes even when bigger); the calls and their rows."""
+    batch = [queue.popleft()]
+    total = rows(batch[0])
+    while queue and total + rows(queue[0]) <= limit:
+        batch.append(queue.popleft())
+        total += rows(batch[-1])
+    return batch, total
 
 
 # score(model, payloads, wait) -> one result (or exception instance) per payload, or None
@@ -80,11 +93,7 @@ class Batcher:
         for model, q in self._queues.items():
             while q:
                 limit = self.limit.setdefault(model, self.start_rows)
-                calls = [q.popleft()]
-                rows = calls[0].rows
-                while q and rows + q[0].rows <= limit:
-                    calls.append(q.popleft())
-                    rows += calls[-1].rows
+                calls, rows = take_batch(q, limit, lambda c: c.rows)
                 self.queued_rows -= rows
                 self._run(loop, model, calls, rows)
 

@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.batching import Overloaded
+from api.batching import Overloaded, take_batch
 from api.metrics import Metrics
 from api.monitoring import PredictionIds
 from api.service import Observation, check_subject_ids
@@ -350,11 +350,7 @@ class Cluster:
         out (on the event loop)."""
         q = self._queue.get(name)
         while q and self._inflight.get(name, 0) < self.max_inflight:
-            calls = [q.popleft()]
-            size = len(calls[0].rows)
-            while q and size + len(q[0].rows) <= self.max_batch_rows:
-                calls.append(q.popleft())
-                size += len(calls[-1].rows)
+            calls, size = take_batch(q, self.max_batch_rows, lambda c: len(c.rows))
             self._queued_rows -= size
             self._inflight[name] = self._inflight.get(name, 0) + 1
             task = asyncio.ensure_future(self._dispatch(name, calls))
