@@ -11,6 +11,8 @@ import math
 import numpy as np
 from numba import njit
 
+import forget._jit_cache  # noqa: F401  (numba's cache out of the package: before njit)
+
 # ADWIN integer state: [buckets held, width (values in the window), clock tick, values seen]
 A_COUNT, A_WIDTH, A_TICK, A_SEEN = 0, 1, 2, 3
 # DDM integer state: [values since the last change, errors among them, values seen]

@@ -298,12 +298,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # before the heavy imports: --help answers at once
+
     from api.auth import ApiKeyConfigError
     from cluster.errors import ClusterError
     from store.errors import StoreError
 
-    parser = _parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except (StoreError, ApiKeyConfigError, ClusterError, FileNotFoundError) as exc:
