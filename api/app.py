@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import forget
-from api import errors
+from api import docs, errors
 from api.auth import ApiKeys
 from api.middleware import BodyLimit, RequestMetrics
 from api.routes import audit, datasets, erasure, models, ops
@@ -54,12 +54,15 @@ def create_app(
         version=forget.__version__,
         summary="Models that forget: predictions, GDPR Art. 17 erasure requests, audit reports.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by api.docs, not from a CDN
+        redoc_url=None,
     )
     app.state.service = service
     app.state.keys = keys
     for router in (models.router, datasets.router, erasure.router, audit.router, ops.router):
         app.include_router(router)
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
     return app

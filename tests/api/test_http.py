@@ -342,3 +342,15 @@ def test_a_model_that_cannot_forget_is_not_served_until_retrained(tmp_path: Path
         assert model["versions"][0]["status"] == "ready"
     finally:
         srv.stop()
+
+
+def test_docs_are_served_from_the_package(shared_server: Server):
+    """/docs works offline: Swagger UI's script and stylesheet come from this server."""
+    page = shared_server.client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+        assert asset in page.text
+        r = shared_server.client.get(asset)
+        assert r.status_code == 200 and len(r.content) > 10_000, asset
+    assert shared_server.client.get("/openapi.json").json()["info"]["title"] == "forget"
