@@ -1,8 +1,22 @@
 """Row-id bookkeeping shared by all models: map external ids to positions, refuse bad requests.
 
 Every model names its training rows by integer ids. ``RowIndex.resolve`` checks a whole forget
-request (unknown, repeated, already forgotten ids) *before* anything is changed, so a refused
-request leaves the model untouched.
+request (unknown or repeated ids) *before* anything is changed, so a refused request leaves the
+model untouched.
+
+A forgotten row's id leaves the index with it: ``drop`` overwrites it with ``GONE`` in every
+array the index keeps (the ids, their sorted copy, the lookup table), so neither the model's
+memory nor its artifact says that the id was ever trained on. Forgetting it again is an unknown
+id, the same answer as for an id the model never saw.
+
+>>> index = RowIndex(np.array([30, 10, 20]))
+>>> index.drop(index.resolve([10]))
+>>> index.ids.tolist() == [30, GONE, 20], index.live().tolist()
+(True, [0, 2])
+>>> index.resolve([10])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+forget.errors.UnknownRowIdsError: 1 row ids not held by model (never trained on, or already ...
 """
 
 from __future__ import annotations
@@ -11,12 +25,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from forget.errors import (
-    AlreadyForgottenError,
-    DuplicateRowIdsError,
-    EmptyModelError,
-    UnknownRowIdsError,
-)
+from forget.errors import DuplicateRowIdsError, EmptyModelError, UnknownRowIdsError
+
+GONE = int(np.iinfo(np.int64).min)
+"""What a forgotten row's id is overwritten with; refused as a training row id."""
 
 
 def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
@@ -33,6 +45,8 @@ def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
     ):
         raise ValueError("row_ids must be integers")
     ids = ids.astype(np.int64)
+    if ids.size and int(ids.min()) == GONE:
+        raise ValueError(f"row id {GONE} is reserved (it marks forgotten rows)")
     uniq, counts = np.unique(ids, return_counts=True)
     if uniq.size != ids.size:
         raise DuplicateRowIdsError(uniq[counts > 1].tolist())
@@ -40,13 +54,19 @@ def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
 
 
 class RowIndex:
-    """Training row ids, their positions, and which are still alive."""
+    """Training row ids, their positions, and which are still alive.
+
+    ``ids[p]`` is the id of the row at position ``p``, or ``GONE`` once it is forgotten. A row
+    handed over as dead (``alive[p]`` False) is scrubbed at once.
+    """
 
     def __init__(self, ids: np.ndarray, alive: np.ndarray | None = None) -> None:
         self.ids = ids
         self.alive = np.ones(ids.size, dtype=np.bool_) if alive is None else alive
+        self.ids[~self.alive] = GONE
         self._order = np.argsort(ids, kind="stable")
         self._sorted = ids[self._order]
+        self._rank: np.ndarray | None = None  # position -> index in _sorted, built on first drop
         self._lookup: dict[int, int] | None = None
         self._n_alive = int(np.count_nonzero(self.alive))
 
@@ -54,14 +74,36 @@ class RowIndex:
     def n_alive(self) -> int:
         return self._n_alive
 
-    def drop(self, pos: np.ndarray) -> None:
-        """Mark the rows at ``pos`` (from ``resolve``) forgotten; models call this, nothing else."""
-        self._n_alive -= int(np.count_nonzero(self.alive[pos]))
-        self.alive[pos] = False
+    def live(self) -> np.ndarray:
+        """Positions of the rows still held, ascending: what an artifact keeps."""
+        return np.flatnonzero(self.alive)
 
-    def dropped(self, n: int) -> None:
-        """Count ``n`` rows (resolved, distinct) whose ``alive`` flags a kernel cleared itself."""
-        self._n_alive -= n
+    def drop(self, pos: np.ndarray) -> None:
+        """Forget the rows at ``pos`` (from ``resolve``): mark them dead and scrub their ids."""
+        pos = np.asarray(pos, dtype=np.int64)
+        self.alive[pos] = False
+        self.dropped(pos)
+
+    def dropped(self, pos: np.ndarray) -> None:
+        """Scrub the ids at ``pos`` (resolved, distinct), whose ``alive`` flags a kernel cleared."""
+        pos = np.asarray(pos, dtype=np.int64)
+        self._n_alive -= pos.size
+        if self._rank is None:
+            self._rank = np.empty(self._order.size, dtype=np.int64)
+            self._rank[self._order] = np.arange(self._order.size)
+        srt = self._sorted
+        for p in pos.tolist():
+            old = int(self.ids[p])
+            if self._lookup is not None:
+                self._lookup.pop(old, None)
+            self.ids[p] = GONE
+            # Keep _sorted sorted without the id: its slot (and the run of earlier copies of it
+            # to its right) takes the value on its left, whose leftmost copy is its own row.
+            k = int(self._rank[p])
+            new = srt[k - 1] if k > 0 else GONE
+            while k < srt.size and srt[k] == old:
+                srt[k] = new
+                k += 1
 
     def resolve(self, row_ids: ArrayLike, model: str = "model") -> np.ndarray:
         """Positions of ``row_ids``; raise, changing nothing, if any id cannot be forgotten."""
@@ -96,9 +138,9 @@ class RowIndex:
         if not found.all():
             raise UnknownRowIdsError(req[~found].tolist(), model)
         pos = self._order[where]
-        dead = ~self.alive[pos]
+        dead = ~self.alive[pos]  # only GONE itself can land on a forgotten row's slot
         if dead.any():
-            raise AlreadyForgottenError(req[dead].tolist(), model)
+            raise UnknownRowIdsError(req[dead].tolist(), model)
         self._check_not_empty(pos.size, model)
         return pos
 
@@ -118,7 +160,7 @@ class RowIndex:
 
     def _positions(self) -> dict[int, int]:
         if self._lookup is None:
-            self._lookup = {int(v): p for p, v in enumerate(self.ids.tolist())}
+            self._lookup = {v: p for p, v in enumerate(self.ids.tolist()) if v != GONE}
         return self._lookup
 
     def _check_not_empty(self, n_request: int, model: str) -> None:

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from forget import _persist
 from forget.base import ForgetResult, Guarantee, Path, Unlearnable
-from forget.errors import AlreadyForgottenError, DuplicateRowIdsError, UnknownRowIdsError
+from forget.errors import DuplicateRowIdsError, UnknownRowIdsError
 
 Factory = Callable[[], Any]
 
@@ -33,13 +34,17 @@ __all__ = [
     "check_clone_and_params",
     "check_forget_equals_refit",
     "check_forgotten_values_leave_the_artifact",
+    "check_no_trace_in_memory",
     "check_persistence_round_trip",
+    "check_state_equals_refit",
     "outputs",
     "refit_on_remaining",
 ]
 
 # Float models (sufficient statistics) match a refit to rounding; trees and kNN match exactly.
 RTOL = 1e-8
+# What a model keeps after forget vs a refit: exact for trees and kNN, this close for float sums.
+STATE_RTOL = 1e-9
 # Approximate models: predicted probabilities within this of a refit (their bound is reported).
 APPROX_ATOL = 5e-2
 
@@ -51,19 +56,26 @@ def outputs(model: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(X), dtype=float)
 
 
+def pinned_params(model: Any) -> dict[str, Any]:
+    """The fitted choices a refit must be given to be comparable: the forest's cut-off domain.
+
+    ``feature_bounds_`` is fixed at fit time and documented as robust (no single row determines
+    it). Nothing else is pinned: a class that no remaining row holds leaves a refit's
+    ``classes_``, and must leave the forgetting model's too, unless the user declared
+    ``classes`` (a parameter, kept as it is).
+    """
+    pinned = {}
+    if "feature_bounds" in model.get_params() and hasattr(model, "feature_bounds_"):
+        pinned["feature_bounds"] = model.feature_bounds_
+    return pinned
+
+
 def refit_on_remaining(
     model: Any, X: np.ndarray, y: np.ndarray, ids: np.ndarray, gone: Sequence[int]
 ) -> Any:
-    """A fresh model with the same parameters fitted on the rows not in ``gone``.
-
-    Fitted choices that a refit would otherwise re-derive from less data are pinned: the label
-    set (``classes``) and the forest's cut-off distribution (``feature_bounds``).
-    """
-    params = model.get_params()
-    if "classes" in params and hasattr(model, "classes_"):
-        params["classes"] = model.classes_
-    if "feature_bounds" in params and hasattr(model, "feature_bounds_"):
-        params["feature_bounds"] = model.feature_bounds_
+    """A fresh model with the same parameters (and :func:`pinned_params`) fitted on the rows
+    not in ``gone``."""
+    params = {**model.get_params(), **pinned_params(model)}
     keep = ~np.isin(ids, np.asarray(gone))
     return type(model)(**params).fit(X[keep], y[keep], row_ids=ids[keep])
 
@@ -131,7 +143,7 @@ def check_bad_ids_change_nothing(
     for request, error in (
         ([int(ids[1]), unknown], UnknownRowIdsError),
         ([int(ids[1]), int(ids[1])], DuplicateRowIdsError),
-        ([int(ids[1]), int(ids[0])], AlreadyForgottenError),
+        ([int(ids[1]), int(ids[0])], UnknownRowIdsError),  # forgotten: no longer known
     ):
         try:
             model.forget(request)
@@ -178,6 +190,121 @@ def check_forgotten_values_leave_the_artifact(
                     )
 
 
+def _artifact(model: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    _, params, state, arrays = _persist.load(model.to_bytes())
+    return params, state, arrays
+
+
+def _same_numbers(a: Any, b: Any, exact: bool, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != refit's {b.dtype}"
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != refit's {b.shape}"
+    if exact or a.dtype.kind not in "fc":
+        np.testing.assert_array_equal(a, b, err_msg=f"{what}: differs from a refit's")
+    else:
+        scale = float(np.abs(b).max()) if b.size else 0.0
+        np.testing.assert_allclose(
+            a,
+            b,
+            rtol=STATE_RTOL,
+            atol=STATE_RTOL * scale,
+            err_msg=f"{what}: differs from a refit's",
+        )
+
+
+def check_state_equals_refit(
+    make: Factory, X: np.ndarray, y: np.ndarray, ids: np.ndarray, batches: Sequence[Sequence[int]]
+) -> None:
+    """After each ``forget`` batch the model *keeps* what a refit on the remaining rows keeps.
+
+    The artifact is the model's whole state: every entry of the forgetting model's artifact
+    equals the refit's (same names, dtypes and shapes; integers exactly; floats exactly for
+    trees and kNN, to ``STATE_RTOL`` for sufficient statistics). A model with an approximate
+    guarantee names the entries its approximation lives in (``_approximate_state``); those are
+    compared only in shape. So an attacker holding the artifact and the remaining rows learns
+    nothing that a model never trained on the erased rows would not tell.
+    """
+    model = make().fit(X, y, row_ids=ids)
+    exact = isinstance(model, _EXACT_BITWISE)
+    loose = set(getattr(model, "_approximate_state", ()))
+    gone: list[int] = []
+    for batch in batches:
+        model.forget(list(batch))
+        gone += [int(i) for i in batch]
+        ref = refit_on_remaining(model, X, y, ids, gone)
+        what = f"after forgetting {len(gone)} rows"
+        (p, s, a), (rp, rs, ra) = _artifact(model), _artifact(ref)
+        pins = pinned_params(model)
+        assert {k: v for k, v in rp.items() if k not in pins} == {
+            k: v for k, v in p.items() if k not in pins
+        }, f"{what}: artifact parameters differ from a refit's"
+        assert sorted(s) == sorted(rs), f"{what}: state keys {sorted(s)} != {sorted(rs)}"
+        for key in s:
+            if key not in loose:
+                _same_numbers(s[key], rs[key], exact, f"{what}: state {key!r}")
+        assert sorted(a) == sorted(ra), f"{what}: artifact entries {sorted(a)} != {sorted(ra)}"
+        for name in a:
+            if name in loose:
+                assert a[name].shape == ra[name].shape, f"{what}: {name!r} shape differs"
+            else:
+                _same_numbers(a[name], ra[name], exact, f"{what}: artifact entry {name!r}")
+
+
+def _reachable(obj: Any, depth: int = 4, seen: set[int] | None = None):
+    """Every array, number and dict key reachable from ``obj``'s attributes (not modules,
+    functions or classes)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth < 0:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif isinstance(obj, (int, float, np.number)):  # noqa: UP038
+        yield np.asarray(obj)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _reachable(k, depth - 1, seen)
+            yield from _reachable(v, depth - 1, seen)
+    elif isinstance(obj, (list, tuple, set, frozenset)):  # noqa: UP038
+        for v in obj:
+            yield from _reachable(v, depth - 1, seen)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type) and not callable(obj):
+        for v in vars(obj).values():
+            yield from _reachable(v, depth - 1, seen)
+    elif hasattr(obj, "__slots__"):
+        for name in obj.__slots__:
+            yield from _reachable(getattr(obj, name, None), depth - 1, seen)
+
+
+def check_no_trace_in_memory(make: Factory, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
+    """After forgetting a row, neither the model's memory nor its artifact holds its id or any
+    of its feature values that no other row has.
+
+    The rows get large distinctive ids, so an id found anywhere (an id array, a lookup table's
+    keys, a number in the artifact's metadata) is that row's and nothing else.
+    """
+    ids = np.int64(10**12) + ids.astype(np.int64) * 7919 + 13
+    model = make().fit(X, y, row_ids=ids)
+    victim = int(np.argmax(np.abs(X).sum(axis=1)))
+    others = np.delete(X, victim, axis=0)
+    values = [float(v) for v in X[victim] if v != 0.0 and not np.isin(others, v).any()]
+    gone = int(ids[victim])
+    model.forget([gone])
+    params, state, arrays = _artifact(model)
+    text = repr((params, state))
+    assert str(gone) not in text, "the forgotten row's id is in the artifact's metadata"
+    for where, found in [("memory", list(_reachable(model))), ("artifact", list(arrays.values()))]:
+        for arr in found:
+            if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+                assert not (arr == gone).any(), f"the forgotten row's id is in the model's {where}"
+            if arr.dtype.kind == "f":
+                wide = arr.astype(np.float64)
+                for v in values:
+                    assert not np.isin(wide, [v, float(np.float32(v))]).any(), (
+                        f"value {v} of the forgotten row is in the model's {where}"
+                    )
+
+
 def check_clone_and_params(make: Factory, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
     model = make()
     twin = clone(model)
@@ -220,6 +347,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "bad_ids_change_nothing": check_bad_ids_change_nothing,
     "persistence_round_trip": check_persistence_round_trip,
     "forgotten_values_leave_the_artifact": check_forgotten_values_leave_the_artifact,
+    "no_trace_in_memory": check_no_trace_in_memory,
     "clone_and_params": check_clone_and_params,
     "bad_fit_input_is_refused": check_bad_fit_input_is_refused,
 }

@@ -5,13 +5,16 @@ naturally catch, so ``except ValueError`` keeps working::
 
     ForgetError
     ├── RowIdError (KeyError-free, a ValueError)
-    │   ├── UnknownRowIdsError      ids the model was never trained on
-    │   ├── AlreadyForgottenError   ids forgotten before
+    │   ├── UnknownRowIdsError      ids the model does not hold: never trained on, or forgotten
     │   └── DuplicateRowIdsError    an id given twice in one request, or at fit
     ├── EmptyModelError (ValueError)  a request would leave the model without training rows
     └── ArtifactError (ValueError)    bytes that are not a model artifact of this library
 
 A refused request changes nothing: models check the whole request before touching state.
+
+A forgotten id leaves the model with its row: no model remembers that it was ever trained on it,
+so forgetting it again is an unknown id (``AlreadyForgottenError`` is that same class, kept as a
+name for callers written before erased ids left the models' state).
 """
 
 from __future__ import annotations
@@ -39,14 +42,14 @@ class RowIdError(ForgetError, ValueError):
 
 class UnknownRowIdsError(RowIdError):
     def __init__(self, row_ids: Sequence[int], model: str = "model") -> None:
-        super().__init__(f"{len(row_ids)} row ids not in {model}: {_preview(row_ids)}", row_ids)
-
-
-class AlreadyForgottenError(RowIdError):
-    def __init__(self, row_ids: Sequence[int], model: str = "model") -> None:
         super().__init__(
-            f"{len(row_ids)} row ids already forgotten by {model}: {_preview(row_ids)}", row_ids
+            f"{len(row_ids)} row ids not held by {model} (never trained on, or already "
+            f"forgotten): {_preview(row_ids)}",
+            row_ids,
         )
+
+
+AlreadyForgottenError = UnknownRowIdsError
 
 
 class DuplicateRowIdsError(RowIdError):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forget import ForgetResult, Path, checks
+from forget import ForgetResult, Path, _persist, checks
 from forget.hedgecut import HedgeCutClassifier
 from forget.linear import LinearRegression
 from forget.logistic import LogisticRegression
@@ -92,6 +92,7 @@ def test_forget_equals_refit(name):
     def run(problem):
         X, y, ids, batches = problem
         checks.check_forget_equals_refit(make, X, y, ids, batches)
+        checks.check_state_equals_refit(make, X, y, ids, batches)
         checks.check_batch_equals_one_by_one(make, X, y, ids, [i for b in batches for i in b])
 
     run()
@@ -103,6 +104,33 @@ def test_check(name, check):
     make, task, kind = MODELS[name]
     X, y, ids = make_data(5, 48, 3, task, kind)
     checks.CHECKS[check](make, X, y, ids)
+
+
+def test_a_model_that_keeps_a_trace_fails_the_suite():
+    """The state checks can fail: a model that predicts like a refit but keeps the forgotten
+    row's statistics (its sums before the deletion, beside the remaining rows) is caught."""
+
+    class Hoarder(LinearRegression):
+        def forget(self, row_ids):
+            self._hoard = self.coef_.copy(), int(row_ids[0])  # what an old artifact kept
+            return super().forget(row_ids)
+
+    X, y, ids = make_data(1, 40, 3, "regress", "real")
+    with pytest.raises(AssertionError, match="forgotten row's id is in the model's memory"):
+        checks.check_no_trace_in_memory(Hoarder, X, y, ids)
+
+    class Stale(GaussianNB):
+        def fit(self, X, y, row_ids=None):
+            self._n_fit = len(X)
+            return super().fit(X, y, row_ids=row_ids)
+
+        def to_bytes(self):  # also writes how many rows it was ever trained on
+            kind, params, state, arrays = _persist.load(super().to_bytes())
+            return _persist.dump(kind, params, state, {**arrays, "n": np.array([self._n_fit])})
+
+    X, y, ids = make_data(1, 40, 3, "classify", "real")
+    with pytest.raises(AssertionError, match="'n': differs from a refit's"):
+        checks.check_state_equals_refit(Stale, X, y, ids, [[int(ids[0])]])
 
 
 def test_a_broken_model_fails_the_suite():
