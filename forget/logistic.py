@@ -3,11 +3,21 @@
 Each binary problem minimises ``J_D(θ) = Σ_{i∈D} ℓ(t_i, a_iᵀθ) + λ|D|/2 ||θ||²`` over
 ``θ = (w, b)``, where ``a_i = (x_i, 1)``; as in Guo et al. the intercept is penalised too, so
 ``J_D`` is ``λ|D|``-strongly convex. Removing rows ``S`` takes one Newton step with the Hessian of
-the remaining data, ``θ⁻ = θ + H⁻¹Δ`` where ``Δ = Σ_{i∈S} ∇ℓ_i(θ) + λ|S|θ``. The step leaves
-a gradient residual of at most ``γ ||A|| ||H⁻¹Δ|| ||A H⁻¹Δ||`` (``γ = 1/4``, ``A`` the remaining
-rows); residuals add up over deletions, starting from the (measured) residual of the fit. While
-their sum ``β`` stays within ``removal_budget`` the model is within ``β / (λ n)`` (Euclidean) of the
-exact minimiser on the remaining ``n`` rows; past the budget it refits exactly and ``β`` resets.
+the remaining data, ``θ⁻ = θ + v`` with ``v = H⁻¹Δ`` and ``Δ = Σ_{i∈S} ∇ℓ_i(θ) + λ|S|θ``.
+
+The bound. The step leaves the gradient residual ``Σ_i a_i r_i`` over the remaining rows ``A``,
+where ``r_i = ℓ'(z_i + u_i) - ℓ'(z_i) - ℓ''(z_i) u_i`` and ``u = Av``; as ``ℓ''`` is
+``γ``-Lipschitz (``γ = 1/4`` is above its constant, ``1/(6√3)``), ``|r_i| <= γ u_i²`` and the
+residual is at most ``γ ||A|| ||u∘u||`` (plus ``||Hv - Δ||``, what the linear solve left).
+Guo et al. bound ``||u∘u||`` by ``||v|| ||Av||``, which needs ``||a_i|| <= 1``: with larger
+rows their bound was broken (up to 15x at feature scale 100). ``|u_i|`` itself needs no such
+assumption, and is never larger when it holds, so the model neither rescales nor clips (a scaler
+fitted on ``D`` would itself be state taken from rows that may be erased). Large features give
+large, honest bounds, and more refits; standardise with a data-independent scale for smaller
+ones. Residuals add up over deletions, starting from the (measured) residual of the fit. While
+their sum ``β`` stays within ``removal_budget`` the model is within ``β / (λ n)`` (Euclidean) of
+the exact minimiser on the remaining ``n`` rows; past the budget it refits exactly and ``β``
+resets.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from forget import _persist
 from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
-from forget.errors import ArtifactError
+from forget.errors import ArtifactError, EmptyModelError
 
 _GAMMA = 0.25  # Lipschitz constant used for ℓ'' of the logistic loss (Guo et al.)
 
@@ -50,24 +60,35 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
     removal_budget : float, default=1.0
         Largest accumulated gradient-residual bound ``β`` (of the summed objective ``J``);
         the deletion that would exceed it is done by an exact refit instead. ``inf`` never
-        refits.
+        refits; ``0`` refits on every deletion (then nothing in the model depends on erased
+        rows, see Notes).
     classes : array-like or None, default=None
-        The classes; taken from ``y`` when None. Fixing them keeps a refit comparable after
-        all rows of a class are forgotten.
+        The classes; taken from ``y`` when None, and then a class whose last row is forgotten
+        leaves ``classes_`` (its one-vs-rest problem goes with it), as in a refit. Declared
+        classes stay.
 
     Attributes
     ----------
     classes_, coef_ (n_problems, n_features), intercept_ (n_problems,), n_features_in_
     bound_ : float
         The accumulated bound ``β`` now.
+    n_iter_ : ndarray
+        Newton iterations of each problem's last (re)fit in this process; not saved.
     n_refits_ : int
-        Refits triggered by ``forget`` so far.
+        Refits triggered by ``forget`` since the model was fitted or loaded; not saved.
 
     Notes
     -----
-    Standardise features: Newton's method and the bound both assume moderate scales. This
-    model does not add Guo et al.'s objective perturbation, so it gives a bound on the
-    distance to the retrained model, not an (ε, δ) indistinguishability certificate.
+    What the model keeps after ``forget(S)``, against a refit on ``D \\ S``: the rows (``A``,
+    label codes, ids: the remaining rows only, in fit order), ``classes_`` and ``n`` are
+    exactly the refit's; it keeps no means, scales or sums of the fit. Two numbers depend on
+    the erased rows, and that is the approximation: the Newton-updated weights ``θ``
+    (``coef_``, ``intercept_``), within ``β / (λ n)`` of the refit's, and ``β`` itself (a sum
+    of the steps' bounds). This model does not add Guo et al.'s objective perturbation, so the
+    bound is on the distance to the retrained model, not an (ε, δ) indistinguishability
+    certificate: someone holding the remaining rows can search for the row whose
+    fit-then-forget reproduces ``θ``, and find it. Where that matters, ``removal_budget=0``
+    refits on every deletion; ``θ`` is then exactly a refit's.
 
     Examples
     --------
@@ -82,10 +103,15 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
     >>> ref = LogisticRegression(lam=1e-2).fit(X[3:], y[3:])
     >>> bool(np.linalg.norm(m.coef_ - ref.coef_) <= r.details["distance_bound"])
     True
+    >>> bool((m.gradient_norms() <= m.bound_).all())
+    True
     """
 
     guarantee = Guarantee.APPROXIMATE
     _fitted_attr = "classes_"
+    # artifact entries that depend on erased rows (the approximation, see Notes); the rest of
+    # the artifact is exactly a refit's (checks.check_state_equals_refit compares it)
+    _approximate_state = ("theta", "beta")
 
     def __init__(
         self,
@@ -108,10 +134,12 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
         self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None
     ) -> LogisticRegression:
         """Fit on ``X, y`` by Newton's method; ``row_ids`` names the rows (``0..n-1``)."""
-        for name in ("lam", "tol", "removal_budget"):
+        for name in ("lam", "tol"):
             value = float(getattr(self, name))
-            if not value > 0 or (value == np.inf and name != "removal_budget"):
+            if not 0 < value < np.inf:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not float(self.removal_budget) >= 0:
+            raise ValueError(f"removal_budget must be a number >= 0, got {self.removal_budget!r}")
         if int(self.max_iter) < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter!r}")
         Xv, yv = validate_data(self, X, y, dtype=np.float64)
@@ -123,20 +151,24 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
         if classes.size < 2:
             raise ValueError(f"LogisticRegression needs 2 classes; got {classes.size} class")
         ids = as_row_ids(row_ids, Xv.shape[0])
-        self.classes_ = classes
-        self._index = RowIndex(ids)
         ones = np.ones((Xv.shape[0], 1 if self.fit_intercept else 0))
-        self._A = np.ascontiguousarray(np.hstack([Xv, ones]))
-        self._yk = np.searchsorted(classes, yv).astype(np.int64)
-        self._n = Xv.shape[0]
-        self._gram = self._A.T @ self._A
-        n_problems = 1 if classes.size == 2 else classes.size
-        self._theta = np.zeros((n_problems, self._A.shape[1]))
-        self._beta = np.zeros(n_problems)
+        yk = np.searchsorted(classes, yv).astype(np.int64)
+        self._install(np.ascontiguousarray(np.hstack([Xv, ones])), yk, ids, classes)
+        n_problems = self._theta.shape[0]
         self.n_iter_ = np.zeros(n_problems, dtype=np.int64)
-        self.n_refits_ = 0
         self._refit(np.arange(n_problems))
         return self
+
+    def _install(self, A: np.ndarray, yk: np.ndarray, ids: np.ndarray, classes: np.ndarray) -> None:
+        """Take the rows (all alive) and classes; weights and bounds start at zero."""
+        self.classes_ = classes
+        self._index = RowIndex(ids)
+        self._A, self._yk, self._n = A, yk, A.shape[0]
+        self._counts = np.bincount(yk, minlength=classes.size)
+        n_problems = 1 if classes.size == 2 else classes.size
+        self._theta = np.zeros((n_problems, A.shape[1]))
+        self._beta = np.zeros(n_problems)
+        self.n_refits_ = 0
 
     def _targets(self, k: int, yk: np.ndarray) -> np.ndarray:
         return (yk == (1 if self._theta.shape[0] == 1 else k)).astype(np.float64)
@@ -205,35 +237,37 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
         """Remove rows by one Newton step each problem, or by a refit past the budget.
 
-        Raises (changing nothing) ``UnknownRowIdsError``, ``AlreadyForgottenError``,
-        ``DuplicateRowIdsError`` or ``EmptyModelError``.
+        Raises (changing nothing) ``UnknownRowIdsError`` (also for an id forgotten before),
+        ``DuplicateRowIdsError`` or ``EmptyModelError`` (no rows, or, with ``classes`` not
+        declared, a single class would be left).
         """
         start = time.perf_counter()
         pos = self._resolve_forget(row_ids)
-        ids = tuple(self._index.ids[pos].tolist())
+        ids = tuple(self._index.ids[pos].tolist())  # before drop() scrubs them
         refit = np.zeros(self._theta.shape[0], dtype=np.bool_)
+        n_dropped = 0
         if pos.size:
             A_S, y_S = self._A[pos].copy(), self._yk[pos].copy()
+            counts = self._counts - np.bincount(y_S, minlength=self._counts.size)
+            keep = counts > 0 if self.classes is None else np.ones(counts.size, dtype=np.bool_)
+            if keep.sum() < 2:
+                raise EmptyModelError(
+                    f"forgetting {pos.size} rows would leave {type(self).__name__} with one "
+                    f"class, {self.classes_[keep].tolist()}; declare classes when fitting "
+                    "(a one-class model then predicts it), or delete the model"
+                )
+            problems = self._problems_kept(keep)
+            # the removed rows' targets in the problems as they were (J_D), for Δ below
+            T_S = np.array([self._targets(int(k), y_S) for k in problems])
             self._index.drop(pos)
             self._A[pos] = 0.0  # a zero row adds nothing to gradients, Hessians or the Gram
             self._yk[pos] = 0
             self._n -= pos.size
-            self._gram -= A_S.T @ A_S
-            lam_n = float(self.lam) * self._n
-            norm_A = np.sqrt(max(float(eigvalsh(self._gram)[-1]), 0.0))
-            Z = self._A @ self._theta.T
-            for k in range(self._theta.shape[0]):
-                theta = self._theta[k]
-                delta = A_S.T @ (expit(A_S @ theta) - self._targets(k, y_S))
-                delta += float(self.lam) * pos.size * theta
-                v = cho_solve(cho_factor(_hessian(self._A, Z[:, k], lam_n)), delta)
-                norm_Av = np.sqrt(max(float(v @ self._gram @ v), 0.0))
-                step_bound = _GAMMA * norm_A * float(np.linalg.norm(v)) * norm_Av
-                if self._beta[k] + step_bound > float(self.removal_budget):
-                    refit[k] = True
-                else:
-                    self._theta[k] = theta + v
-                    self._beta[k] += step_bound
+            self._counts = counts
+            n_dropped = int((~keep).sum())
+            if n_dropped:
+                self._drop_classes(keep, problems)
+            refit = self._newton_steps(A_S, T_S)
             if refit.any():
                 self._refit(np.flatnonzero(refit))
                 self.n_refits_ += 1
@@ -247,13 +281,66 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
             details={
                 "refit": float(refit.any()),
                 "distance_bound": self.bound_ / (float(self.lam) * self._n),
+                "classes_dropped": float(n_dropped),
             },
         )
+
+    def _problems_kept(self, keep: np.ndarray) -> np.ndarray:
+        """Which problems stay when only the classes ``keep`` remain, in their new order.
+
+        One-vs-rest problem ``k`` (class ``k`` against the rest) does not change when another
+        class loses all its rows. Down to two classes ``a < b`` the binary problem is ``b``
+        against ``a``: one-vs-rest problem ``b`` as it stands.
+        """
+        if self._theta.shape[0] == 1:
+            return np.zeros(1, dtype=np.int64)
+        kept = np.flatnonzero(keep)
+        return kept[1:] if kept.size == 2 else kept
+
+    def _drop_classes(self, keep: np.ndarray, problems: np.ndarray) -> None:
+        alive = self._index.alive
+        self._yk[alive] = (np.cumsum(keep) - 1)[self._yk[alive]]
+        self.classes_, self._counts = self.classes_[keep], self._counts[keep]
+        self._theta, self._beta = self._theta[problems], self._beta[problems]
+        self.n_iter_ = self.n_iter_[problems]
+
+    def _newton_steps(self, A_S: np.ndarray, T_S: np.ndarray) -> np.ndarray:
+        """One Newton step per problem after removing rows ``A_S`` (targets ``T_S``).
+
+        Adds each step's bound to ``β`` (see the module docstring); returns the problems whose
+        step would take ``β`` past ``removal_budget``, left for an exact refit.
+        """
+        budget = float(self.removal_budget)
+        if budget == 0:
+            return np.ones(self._theta.shape[0], dtype=np.bool_)
+        lam = float(self.lam)
+        lam_n = lam * self._n
+        A = self._A  # erased rows are zero here: they add nothing to any sum below
+        norm_A = np.sqrt(max(float(eigvalsh(A.T @ A)[-1]), 0.0))
+        Z = A @ self._theta.T
+        refit = np.zeros(self._theta.shape[0], dtype=np.bool_)
+        for k in range(self._theta.shape[0]):
+            theta = self._theta[k]
+            delta = A_S.T @ (expit(A_S @ theta) - T_S[k]) + lam * A_S.shape[0] * theta
+            H = _hessian(A, Z[:, k], lam_n)
+            v = cho_solve(cho_factor(H), delta)
+            u = A @ v
+            # ||u∘u|| as a plain sum: norm() of a long vector goes to a threaded BLAS dot
+            step_bound = _GAMMA * norm_A * float(np.sqrt(np.sum(np.square(u * u))))
+            step_bound += float(np.linalg.norm(H @ v - delta))
+            if self._beta[k] + step_bound > budget:
+                refit[k] = True
+            else:
+                self._theta[k] = theta + v
+                self._beta[k] += step_bound
+        return refit
 
     def gradient_norms(self) -> np.ndarray:
         """The actual gradient norm of each problem's objective ``J`` on the remaining rows.
 
-        Never above the certified bound ``β``; costs a pass over the data.
+        Never above the certified bound ``β``, whatever the scale of the features (see the
+        module docstring); evaluating it in floating point adds rounding of order
+        ``1e-16 · Σ ||a_i||``. Costs a pass over the data.
         """
         alive = self._index.alive
         A, yk, lam_n = self._A[alive], self._yk[alive], float(self.lam) * self._n
@@ -266,46 +353,51 @@ class LogisticRegression(HoldsRows, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """Serialise the fitted model (no pickle; see :mod:`forget._persist`)."""
+        """Serialise the fitted model (no pickle; see :mod:`forget._persist`).
+
+        The remaining rows only, in fit order: what a refit on them writes, but ``theta`` and
+        ``beta`` (see Notes of the class).
+        """
         check_is_fitted(self, "classes_")
         params = self.get_params()
         if params["classes"] is not None:
             params["classes"] = np.asarray(params["classes"]).tolist()
         params["removal_budget"] = float(params["removal_budget"])
         classes = self.classes_.astype(str) if self.classes_.dtype == object else self.classes_
+        live = self._index.live()
         arrays = {
-            "A": self._A,
-            "yk": self._yk,
-            "ids": self._index.ids,
-            "alive": self._index.alive,
+            "A": self._A[live],
+            "yk": self._yk[live],
+            "ids": self._index.ids[live],
             "classes": classes,
             "theta": self._theta,
             "beta": self._beta,
-            "gram": self._gram,
-            "n_iter": self.n_iter_,
         }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
-        state = {
-            "n": int(self._n),
-            "n_features_in": int(self.n_features_in_),
-            "n_refits": int(self.n_refits_),
-        }
+        state = {"n_features_in": int(self.n_features_in_)}
         return _persist.dump(type(self).__name__, params, state, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LogisticRegression:
-        """Load a model written by :meth:`to_bytes`."""
+        """Load a model written by :meth:`to_bytes`; raise ``ArtifactError`` on bad bytes."""
         _, params, state, a = _persist.load(data, kind=cls.__name__)
         m = cls(**params)
         try:
-            m._index = RowIndex(a["ids"].astype(np.int64), a["alive"].astype(np.bool_))
-            m._A, m._yk, m.classes_ = a["A"], a["yk"].astype(np.int64), a["classes"]
-            m._theta, m._beta, m._gram, m.n_iter_ = a["theta"], a["beta"], a["gram"], a["n_iter"]
-            m._n, m.n_features_in_ = state["n"], state["n_features_in"]
-            m.n_refits_ = state["n_refits"]
-        except KeyError as exc:
-            raise ArtifactError(f"{cls.__name__} artifact lacks {exc}") from exc
+            A, yk, classes = np.array(a["A"], dtype=np.float64), a["yk"], a["classes"]
+            ids = as_row_ids(a["ids"], A.shape[0])
+            theta, beta = np.array(a["theta"], dtype=np.float64), np.array(a["beta"])
+            n_problems = 1 if classes.size == 2 else classes.size
+            if yk.dtype != np.int64 or yk.shape != ids.shape or theta.shape[0] != n_problems:
+                raise ValueError("label codes, ids and weights disagree")
+            if yk.size and (yk.min() < 0 or yk.max() >= classes.size):
+                raise ValueError("label codes out of range")
+            m._install(A, yk.copy(), ids, classes)
+            m._theta, m._beta = theta, beta
+            m.n_iter_ = np.zeros(n_problems, dtype=np.int64)
+            m.n_features_in_ = int(state["n_features_in"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ArtifactError(f"corrupt {cls.__name__} artifact: {exc}") from None
         if "feature_names" in a:
             m.feature_names_in_ = a["feature_names"].astype(object)
         return m

@@ -17,7 +17,6 @@ from sklearn.utils.estimator_checks import check_estimator
 from forget import _persist
 from forget.base import ForgetResult, Guarantee, Path, Unlearnable
 from forget.errors import (
-    AlreadyForgottenError,
     ArtifactError,
     DuplicateRowIdsError,
     EmptyModelError,
@@ -202,7 +201,7 @@ def test_round_trip_then_forget(cls, algorithm):
     assert loaded.get_params() == model.get_params() and loaded.algorithm_ == algorithm
     assert_same(loaded, model, X)
     loaded.forget(np.arange(10, 40))
-    with pytest.raises(AlreadyForgottenError):
+    with pytest.raises(UnknownRowIdsError, match="not held"):  # forgotten: no longer known
         loaded.forget([2])
     keep = np.r_[0, 4:10, 40:80]
     assert_same(loaded, fit(cls, X[keep], y[keep], keep, **params), X)
@@ -215,7 +214,12 @@ def test_bad_artifacts_are_refused():
     with pytest.raises(ArtifactError, match="KNNClassifier, not a KNNRegressor"):
         KNNRegressor.from_bytes(model.to_bytes())
     _, params, state, arrays = _persist.load(model.to_bytes())
-    for broken in ({"alive": np.array([True])}, {"X": np.zeros((1, 1))}, {"y": np.array([0, 7])}):
+    for broken in (
+        {"row_ids": np.array([5, 5])},
+        {"X": np.zeros((1, 1))},
+        {"y": np.array([0, 7])},
+        {"y": np.array([0, 0])},  # class 1 without a row
+    ):
         data = _persist.dump("KNNClassifier", params, state, arrays | broken)
         with pytest.raises(ArtifactError, match="corrupt KNNClassifier"):
             KNNClassifier.from_bytes(data)
@@ -230,7 +234,7 @@ def test_refused_requests_change_nothing(cls):
     for request, error in [
         ([11, 99], UnknownRowIdsError),
         ([11, 11], DuplicateRowIdsError),
-        ([12, 10], AlreadyForgottenError),
+        ([12, 10], UnknownRowIdsError),  # 10 is forgotten: unknown now
         ([11, 12, 13, 14, 15], EmptyModelError),
         ([1.5], ValueError),
     ]:
@@ -332,3 +336,35 @@ def test_auto_picks_the_index_for_many_rows_in_few_dimensions():
 def test_scikit_learn_estimator_checks(cls):
     failed = [r for r in check_estimator(cls(), on_fail=None) if r["status"] == "failed"]
     assert not failed, [(r["check_name"], str(r["exception"])[:200]) for r in failed]
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("algorithm", ["brute", "index", "auto"])
+def test_the_artifact_is_the_one_a_refit_writes(cls, algorithm):
+    """Byte for byte: no forgotten ids, no dead rows, no tree, no count of forgets."""
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(50, 2)), rng.integers(0, 3, 50)
+    ids = rng.permutation(1000)[:50] + 10**9
+    params = dict(n_neighbors=2, algorithm=algorithm, leaf_size=3)
+    model = fit(cls, X, y, ids, **params)
+    model.forget(ids[[4, 7]])
+    model.forget(ids[[30]])
+    keep = np.delete(np.arange(50), [4, 7, 30])
+    refit = fit(cls, X[keep], y[keep], ids[keep], **params)
+    assert model.to_bytes() == refit.to_bytes()
+    _, _, state, arrays = _persist.load(model.to_bytes())
+    assert state == {} and sorted(arrays) == sorted(
+        ["X", "y", "row_ids"] + ["classes"] * (cls is KNNClassifier)
+    )
+
+
+def test_auto_turns_to_brute_force_when_forgetting_leaves_few_rows():
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(2002, 2)), rng.integers(0, 2, 2002)
+    model = KNNClassifier(3).fit(X, y)
+    assert model.algorithm_ == "index"
+    assert model.forget([0, 1]).paths == (Path.FAST, Path.FAST)  # 2,000 rows: still the tree
+    r = model.forget([2])
+    assert model.algorithm_ == "brute" and r.paths == (Path.SLOW,)  # as a refit on 1,999 rows
+    keep = np.arange(3, 2002)
+    assert_same(model, KNNClassifier(3).fit(X[keep], y[keep], row_ids=keep), X[:50])
