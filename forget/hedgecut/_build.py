@@ -139,6 +139,23 @@ def _draw_candidates(S, v, prm, knots, perm, reg):
 
 
 @noalloc
+def clear_candidates(S, v):
+    """Make v a final leaf: no candidates, and none of their left counts kept.
+
+    A final leaf is never re-decided, so stale left counts would stop following deletions and
+    their difference to the node's counts would tell the labels of later forgotten rows.
+    """
+    ncand, feat, thr, left, slack = S[1], S[2], S[3], S[4], S[7]
+    for c in range(feat.shape[1]):
+        feat[v, c] = 0
+        thr[v, c] = 0.0
+        for j in range(left.shape[2]):
+            left[v, c, j] = 0
+    ncand[v] = 0
+    slack[v] = BIG
+
+
+@noalloc
 def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     """Fill node v from its rows rows[start:stop] (all alive): counts, candidates, decision.
 
@@ -158,8 +175,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     if s1 - s0 < 2 * m or depth[v] >= prm[P_MAX_DEPTH]:
         for i in range(s0, s1):
             ncls[v, y[rows[i]]] += 1
-        ncand[v] = 0
-        slack[v] = BIG
+        clear_candidates(S, v)
         return
     _draw_candidates(S, v, prm, bounds, fl, reg)
     for c in range(k):
@@ -174,8 +190,7 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
             lc[c, cls] += X[r, fl[c]] <= tl[c]  # branch-free: the outcome is a coin flip
     n, mx = _node_n(ncls, v)
     if mx == n:
-        ncand[v] = 0
-        slack[v] = BIG
+        clear_candidates(S, v)
         return
     ncand[v] = k
     for c in range(k):

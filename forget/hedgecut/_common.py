@@ -26,8 +26,10 @@ from numba.extending import intrinsic
     P_SAMPLE,
 ) = range(12)
 N_PRM = 12
-# meta indices
-M_TAIL, M_NFREE, M_POOL, M_NPENDING = range(4)
+# meta indices: nodes used, free-list length, pool used, pending rebuilds, classes that lost
+# their last live row (forget counts them so that the estimator can drop them from its labels)
+M_TAIL, M_NFREE, M_POOL, M_NPENDING, M_EMPTIED = range(5)
+N_META = 5
 
 OK = 0
 NEED_NODES = 1

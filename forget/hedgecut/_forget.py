@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from forget.hedgecut._build import _build, more_stack, scratch, start_subtree
+from forget.hedgecut._build import _build, clear_candidates, more_stack, scratch, start_subtree
 from forget.hedgecut._common import (
-    BIG,
+    M_EMPTIED,
     M_NFREE,
     M_NPENDING,
     M_TAIL,
@@ -29,15 +29,23 @@ from forget.hedgecut._decide import _node_n, decide, slack_of
 
 
 @noalloc
-def _free_children(ncand, child, v, meta, free):
-    """Release every subtree hanging under v (active and variants) to the free list.
+def _free_children(S, v, meta, free, only=-1):
+    """Release every subtree hanging under v (active and variants; candidate ``only`` alone
+    when it is >= 0) to the free list.
 
-    The free list is its own work queue: each node appended to it is scanned for children later.
+    A freed node's record is cleared to what a never-used one holds (``ncand`` -1 marks it
+    free): its counts are from before the deletion that freed it, and the difference to its
+    parent's would give the forgotten row's label back. The free list is its own work queue:
+    each node appended to it is scanned for children later.
     """
+    ncls, ncand, feat, thr, left, child, active, slack = S[:8]
+    parent, link, depth, hedge, path, start, stop = S[8:]
     k = child.shape[1]
     q0 = meta[M_NFREE]
     q = q0
     for c in range(k):
+        if only >= 0 and c != only:
+            continue
         for side in range(2):
             u = child[v, c, side]
             if u >= 0:
@@ -56,7 +64,23 @@ def _free_children(ncand, child, v, meta, free):
                         child[u, c, side] = -1
                         free[q] = w
                         q += 1
+        for j in range(ncls.shape[1]):
+            ncls[u, j] = 0
+        for c in range(k):
+            feat[u, c] = 0
+            thr[u, c] = 0.0
+            for j in range(left.shape[2]):
+                left[u, c, j] = 0
         ncand[u] = -1
+        active[u] = -1
+        slack[u] = 0
+        parent[u] = -1
+        link[u] = -1
+        depth[u] = 0
+        hedge[u] = 0
+        path[u] = 0
+        start[u] = 0
+        stop[u] = 0
     meta[M_NFREE] = q
     return q - q0
 
@@ -73,7 +97,7 @@ def _clear_subtree(S, v, alive, rows, meta, free):
     # a subtree over n rows has at most 2n - 1 nodes; freeing v's old children comes first
     if spare < 2 * n:
         return -(2 * n)
-    _free_children(S[1], S[5], v, meta, free)
+    _free_children(S, v, meta, free)
     # swap (not copy) the live rows to the front: ancestors' ranges must stay a permutation
     w = start[v]
     for i in range(start[v], stop[v]):
@@ -86,14 +110,16 @@ def _clear_subtree(S, v, alive, rows, meta, free):
 
 @njit(cache=True)
 def forget_rows(
-    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts
+    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount
 ):
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
     Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
     ``pending`` rebuilds kept in ``pending`` for the call that resumes at ``next_i``. Per row,
-    ``counts`` gets (subtrees rebuilt, rows they held, variant switches). A forgotten row's
-    features and label are overwritten in X and y: the model no longer holds them.
+    ``counts`` gets (subtrees rebuilt, rows they held, variant switches). ``ccount`` holds the
+    live rows per class; a class losing its last one is counted in ``meta[M_EMPTIED]``. A
+    forgotten row's features and label are overwritten in X and y: the model no longer holds
+    them. Only the ids of rows in ``todo[i0:]`` are read (a forgotten row's id may be scrubbed).
     """
     rebuilds = counts[0]
     rebuilt_rows = counts[1]
@@ -128,6 +154,9 @@ def forget_rows(
         r = todo[i]
         alive[r] = False
         cls = y[r]
+        ccount[cls] -= 1
+        if ccount[cls] == 0:
+            meta[M_EMPTIED] += 1
         for t in range(roots.shape[0]):
             if not in_tree(prm[P_SEED], t, ids[r], prm[P_SAMPLE]):
                 continue
@@ -151,17 +180,16 @@ def forget_rows(
                     # too small or pure: a leaf for good (deletions only shrink and purify)
                     if active[v] >= 0:
                         switches[i] += 1
-                    _free_children(ncand, child, v, meta, free)
+                    _free_children(S, v, meta, free)
                     active[v] = -1
-                    ncand[v] = 0
-                    slack[v] = BIG
+                    clear_candidates(S, v)
                     continue
                 if s < 0:
                     rnd = depth[v] < prm[P_RANDOM_DEPTH]
                     b = decide(ncls, left, v, k, m, rnd)
                     if b != active[v]:
                         if b < 0:
-                            _free_children(ncand, child, v, meta, free)
+                            _free_children(S, v, meta, free)
                             active[v] = -1
                             switches[i] += 1
                         elif child[v, b, 0] >= 0:

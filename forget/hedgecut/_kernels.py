@@ -31,7 +31,9 @@ start   int64[M]      the node's rows are ``rows[start:stop]`` (dead rows includ
 stop    int64[M]      ``alive`` filters them)
 ======  ============  ===========================================================
 
-``meta`` holds counters: nodes used, free-list length, pool used, pending rebuilds.
+A freed node (``ncand`` -1) is cleared to what a never-used one holds. ``meta`` holds
+counters: nodes used, free-list length, pool used, pending rebuilds, classes emptied by forget.
+``_canon`` turns the arrays into the canonical form that ``to_bytes`` writes.
 ``prm`` holds the integer parameters (see the ``P_*`` indices below).
 
 Helpers that run per node are compiled without reference counting (``noalloc``), so they must
@@ -41,14 +43,20 @@ not allocate; the entry points (``build``, ``forget_rows``) own the scratch arra
 from __future__ import annotations
 
 from forget.hedgecut._build import build
+from forget.hedgecut._canon import fix_hedges, layout, preorder
 from forget.hedgecut._common import (
+    M_EMPTIED,
     M_NFREE,
     M_POOL,
     M_TAIL,
+    N_META,
     NEED_NODES,
     OK,
+    P_BUDGET,
     P_C,
     P_K,
+    P_MAX_VARIANTS,
+    P_N,
     P_SAMPLE,
     root_path,
     tree_rows,
@@ -61,17 +69,25 @@ from forget.hedgecut._predict import (
 )
 
 __all__ = [
+    "M_EMPTIED",
     "M_NFREE",
     "M_POOL",
     "M_TAIL",
     "NEED_NODES",
+    "N_META",
     "OK",
+    "P_BUDGET",
     "P_C",
     "P_K",
+    "P_MAX_VARIANTS",
+    "P_N",
     "P_SAMPLE",
     "active_structure",
     "build",
+    "fix_hedges",
     "forget_rows",
+    "layout",
+    "preorder",
     "predict_proba_parallel",
     "predict_proba_serial",
     "root_path",

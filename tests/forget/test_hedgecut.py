@@ -10,7 +10,6 @@ from sklearn.base import clone
 
 from forget import ForgetResult, Guarantee, HedgeCutClassifier, Path
 from forget.errors import (
-    AlreadyForgottenError,
     ArtifactError,
     DuplicateRowIdsError,
     EmptyModelError,
@@ -19,10 +18,8 @@ from forget.errors import (
 
 
 def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
-    params = model.get_params() | {
-        "feature_bounds": model.feature_bounds_,
-        "classes": model.classes_,
-    }
+    """The model a fit on the remaining rows gives: same parameters, the cut-off domain pinned."""
+    params = model.get_params() | {"feature_bounds": model.feature_bounds_}
     return HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
 
 
@@ -98,8 +95,35 @@ def test_deletions_that_empty_leaves_and_whole_classes():
     keep = np.setdiff1d(ids, victims)
     ref = refit_like(m, X[keep], y[keep], keep)
     assert_same_forest(m, ref, X)
-    assert list(m.classes_) == [0, 1, 2]
-    assert (m.predict(X) != 2).all()
+    assert list(m.classes_) == [0, 1]  # no remaining row is of class 2: a refit never saw it
+    assert m.predict_proba(X).shape == (60, 2)
+    # declared classes stay, with a probability column of zeros
+    d = HedgeCutClassifier(n_estimators=8, min_samples_leaf=1, random_state=4, classes=[0, 1, 2])
+    d.fit(X, y).forget(victims)
+    assert list(d.classes_) == [0, 1, 2]
+    assert (d.predict(X) != 2).all()
+    np.testing.assert_array_equal(d.predict_proba(X)[:, :2], m.predict_proba(X))
+
+
+def test_default_bounds_are_robust_and_values_beyond_them_route_alike():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(500, 3)) * [1.0, 100.0, 0.01]
+    y = (X[:, 0] + X[:, 1] / 100 > 0).astype(int)
+    m = HedgeCutClassifier(n_estimators=10, random_state=0).fit(X, y)
+    lo, hi = m.feature_bounds_[:, 0], m.feature_bounds_[:, -1]
+    srt = np.sort(X, axis=0)
+    # the ends lie on or beyond the 10th smallest / largest values, inside the extremes
+    assert (lo <= srt[9]).all() and (hi >= srt[-10]).all()
+    assert (lo > srt[0]).all() and (hi < srt[-1]).all()
+    assert (np.diff(m.feature_bounds_, axis=1) >= 0).all()
+    # beyond an end, every value goes the same way at every node
+    Q = rng.normal(size=(50, 3)) * [1.0, 100.0, 0.01]
+    for f in range(3):
+        a, b = Q.copy(), Q.copy()
+        a[:, f], b[:, f] = hi[f] + 1e-3, hi[f] * 10 + 1e6
+        np.testing.assert_array_equal(m.predict_proba(a), m.predict_proba(b))
+        a[:, f], b[:, f] = lo[f] - 1e-3, lo[f] * 10 - 1e6
+        np.testing.assert_array_equal(m.predict_proba(a), m.predict_proba(b))
 
 
 def test_batch_equals_one_by_one():
@@ -124,7 +148,7 @@ def test_variants_are_switched_and_paths_reported():
     m = HedgeCutClassifier(
         n_estimators=20, random_state=0, deletion_budget=0.2, hedge_min_samples=16, max_variants=2
     ).fit(X, y)
-    total = {"variant_switches": 0, "subtrees_rebuilt": 0}
+    total: dict[str, float] = {"variant_switches": 0, "subtrees_rebuilt": 0}
     for v in rng.permutation(400)[:150]:
         r = m.forget([int(v)])
         assert isinstance(r, ForgetResult) and r.guarantee is Guarantee.EXACT
@@ -132,7 +156,7 @@ def test_variants_are_switched_and_paths_reported():
         for key in total:
             total[key] += r.details[key]
     assert total["variant_switches"] > 0 and total["subtrees_rebuilt"] > 0
-    keep = np.setdiff1d(np.arange(400), m._rows.ids[~m._rows.alive])
+    keep = np.flatnonzero(m._rows.alive)
     assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
 
 
@@ -182,7 +206,7 @@ def test_already_forgotten_and_emptying_requests(fitted):
     model, _, _, ids = fitted
     model.forget([500])
     before = model.to_bytes()
-    with pytest.raises(AlreadyForgottenError, match="500"):
+    with pytest.raises(UnknownRowIdsError, match="500"):  # forgotten: no longer known
         model.forget([501, 500])
     with pytest.raises(EmptyModelError):
         model.forget(ids[1:].tolist())
@@ -206,7 +230,7 @@ def test_persistence_round_trip_then_forget(fitted):
     model.forget([520])
     loaded.forget([520])
     assert_same_forest(loaded, model, X)
-    with pytest.raises(AlreadyForgottenError):
+    with pytest.raises(UnknownRowIdsError):
         loaded.forget([510])
 
 
