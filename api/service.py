@@ -16,10 +16,10 @@ result under it again (see :mod:`store.evidence`).
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +34,7 @@ from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
-from forget.scoring import CompiledForest, changed_trees
+from forget.scoring import CompiledForest
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
 from store.evidence import DEFERRED, SCHEDULED, check_mode
@@ -314,9 +314,7 @@ class Service:
             if live is None or live is not est:  # awaits a retrain, or was reloaded
                 del self._compiled[key]
                 continue
-            after = live.tree_structures()
-            compiled.refresh(changed_trees(before, after))
-            self._compiled[key] = (est, compiled, after)
+            self._compiled[key] = (est, compiled, compiled.update(live, before))
 
     def _prepare(
         self,
@@ -628,15 +626,9 @@ class Service:
         )
 
     def _with_csv(self, text: str, use: Any) -> Any:
-        # DuckDB reads CSV from a path; the file lives inside the store for the moment of the
-        # read and is unlinked at once, so the upload leaves no copy behind.
-        fd, path = tempfile.mkstemp(suffix=".csv", dir=self.store.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            return use(path)
-        finally:
-            os.unlink(path)
+        # The store reads CSV from a file-like object in memory: no copy of the upload is ever
+        # written, so none can outlive a crash (copies older versions left are swept on open).
+        return use(io.StringIO(text))
 
     # ------------------------------------------------------------------ erasure
     def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from cluster.errors import ReplicaBehindError
 from cluster.state import Change, Failure, Snapshot
-from forget.scoring import CompiledForest, changed_trees
+from forget.scoring import CompiledForest
 from store.errors import PredictInputError
 from store.versions import load_class
 
@@ -59,9 +59,7 @@ class _Model:
         """Forget rows, and recompile the trees that changed (before anything is scored)."""
         self.estimator.forget(list(row_ids))
         if self.compiled is not None and self.structures is not None:
-            after = self.estimator.tree_structures()
-            self.compiled.refresh(changed_trees(self.structures, after))
-            self.structures = after
+            self.structures = self.compiled.update(self.estimator, self.structures)
 
     def score(self, X: np.ndarray) -> dict[str, Any]:
         est = self.estimator

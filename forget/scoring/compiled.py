@@ -278,6 +278,33 @@ class CompiledForest:
     def _parse(self, structure: ArrayLike, t: int) -> ParsedTree:
         return parse_structure(structure, self.n_classes, self.n_features_in_, t)
 
+    def update(self, model: Any, before: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Bring the forest up to date with ``model`` after it forgot rows, in place.
+
+        ``before`` is the model's ``tree_structures()`` when this forest last matched it. The
+        changed trees are recompiled (:meth:`refresh`), or every tree when the model's class
+        list changed (a class no remaining row holds left it). Returns the structures now:
+        the ``before`` of the next update.
+        """
+        after = model.tree_structures()
+        classes = np.asarray(model.classes_)
+        if classes.size == self.n_classes:
+            self.refresh(changed_trees(before, after))
+            if self.classes_ is not None:
+                self.classes_ = classes
+        else:
+            self.__init__(  # type: ignore[misc]
+                after,
+                classes.size,
+                self.n_features_in_,
+                strategy=self.strategy,
+                backend=self.backend,
+                n_jobs=self.threads_,
+                classes=None if self.classes_ is None else classes,
+                device=self._device,
+            )
+        return list(after)
+
     def refresh(self, changed: Mapping[int, ArrayLike]) -> None:
         """Recompile the trees in ``changed`` (tree index → new structure), and only them.
 
