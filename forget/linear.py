@@ -1,11 +1,26 @@
-"""Ridge regression that forgets exactly by downdating its sufficient statistics (Amnesia).
+"""Ridge regression that forgets exactly: its sufficient statistics are exact sums (Amnesia).
 
-The model keeps ``ZᵀZ``, ``Zᵀt``, ``ΣZ``, ``Σt`` and ``n`` for ``Z = X - m`` and ``t = y - c``,
-where ``m`` and ``c`` are the means at fit. Shifting by a *fixed* point keeps the sums small (no
-catastrophic cancellation when centring later) and makes removing a row a plain subtraction.
-After each removal the small ``d × d`` system is solved again by Cholesky (a numba kernel, so a
-deletion costs microseconds for tabular widths); unlike a Sherman–Morrison update of an inverse,
-a re-solve never accumulates error over many deletions.
+The model keeps ``Σxxᵀ``, ``Σxy``, ``Σx``, ``Σy`` and ``n`` over its rows, each sum held
+*exactly*: as a fixed-point number wide enough for any sum of products of doubles (see "Exact
+sums" below). Removing a row subtracts its terms exactly, so after ``forget(S)`` the sums are
+bit for bit those of ``fit(D \\ S)`` — whatever the order of additions and subtractions, and
+with no fit-time centre or shift that would still hold the removed row. The coefficients come
+from the same numbers by the same (deterministic) solve, so they too equal a refit's bit for
+bit. After each removal the small ``d × d`` system is formed in double-double precision and
+solved by Cholesky (numba kernels, microseconds for tabular widths).
+
+Exact sums
+----------
+A sum is ``LIMBS`` int64 digits of ``DIGIT_BITS`` bits, digit ``k`` weighing
+``2**(LOW_BIT + DIGIT_BITS * k)``: every double down to the smallest subnormal lands on whole
+digits, and products of values below ``MAX_ABS`` summed over up to 2**40 rows fit below the
+top. A product ``a·b`` enters as the two doubles of its error-free split (Dekker), a
+deterministic function of ``a`` and ``b``. Additions leave digits unnormalised (carry-save);
+``normalise`` propagates the carries, after which the digits are the sum's unique (canonical)
+form, and records each sum's leading digit (a function of its value) so that reading one, as a
+double-double from its four leading digits (~1e-29 relative), needs no search. The models keep
+nothing else of the sums' history: memory and artifact hold only canonical digits.
+``naive_bayes`` uses the same kernels.
 """
 
 from __future__ import annotations
@@ -21,8 +36,22 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from forget import _persist
+from forget._exact import (
+    LIMBS,
+    check_range,
+    dd_add,
+    dd_div,
+    dd_mul,
+    leading,
+    normalise,
+    place_terms,
+    read_sums,
+    split,
+    two_prod,
+)
 from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
+from forget.errors import ArtifactError
 
 # A feature whose centred sum of squares is below this fraction of its raw sum of squares is
 # constant up to rounding; it gets a zero coefficient instead of a noise-driven one.
@@ -54,8 +83,18 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    The model keeps the training rows (needed to subtract them later); a forgotten row is
-    overwritten with zeros, so neither its features nor its label remain in the model.
+    What "exact" means numerically: the sums are exact, so after ``forget(S)`` every number
+    the model keeps (sums, ``coef_``, ``intercept_``, the rows and their ids) is bit for bit
+    what ``fit(D \\ S)`` keeps; nothing is left of the forgotten rows, nor of their order.
+    How close ``coef_`` is to the true least-squares solution is a separate matter, the same
+    for a forget and a refit: the centred normal equations are formed from the exact sums in
+    double-double (~1e-30 relative to the raw sums) and solved in double, so ``coef_`` carries
+    a relative error of about ``cond · 1e-16`` (``cond`` of the unit-scaled system). A
+    feature whose spread is below ~1e-6 of its magnitude counts as constant (coefficient 0).
+    Inputs must be below 2**480 (~3e144) in magnitude.
+
+    The rows are kept (needed to subtract them later); a forgotten row is overwritten with
+    zeros in memory and left out of the artifact, with its id.
 
     Examples
     --------
@@ -67,6 +106,9 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
     1
     >>> round(float(m.coef_[0]), 6), round(float(m.intercept_), 6)
     (2.0, 1.0)
+    >>> refit = LinearRegression().fit(X[:4], y[:4], row_ids=[10, 11, 12, 13])
+    >>> m.to_bytes() == refit.to_bytes()
+    True
     """
 
     guarantee = Guarantee.EXACT
@@ -83,62 +125,37 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
         if not np.isfinite(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
         Xv, yv = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        check_range("X", Xv, "LinearRegression")
+        check_range("y", yv, "LinearRegression")
         ids = as_row_ids(row_ids, Xv.shape[0])
         self._index = RowIndex(ids)
         self._X = np.array(Xv, dtype=np.float64, order="C")
         self._y = np.array(yv, dtype=np.float64)
-        if self.fit_intercept:
-            self._x_shift = self._X.mean(axis=0)
-            self._y_shift = float(self._y.mean())
-        else:
-            self._x_shift = np.zeros(Xv.shape[1])
-            self._y_shift = 0.0
-        Z = self._X - self._x_shift
-        t = self._y - self._y_shift
-        self._gram = Z.T @ Z
-        self._zty = Z.T @ t
-        self._zsum = Z.sum(axis=0)
-        self._tsum = float(t.sum())
+        d = Xv.shape[1]
+        self._sums = np.zeros((_n_sums(d), LIMBS), dtype=np.int64)
+        self._lead = np.full(_n_sums(d), -1, dtype=np.int64)
+        _linear_add(self._X, self._y, np.arange(Xv.shape[0]), self._sums, 1, self._lead)
         self._n = Xv.shape[0]
         self._solve()
         return self
 
     def _solve(self) -> None:
-        """Solve the (ridge) normal equations from the current statistics."""
-        coef = np.empty(self._gram.shape[0])
-        status = _solve_kernel(
-            self._gram,
-            self._zty,
-            self._zsum,
-            self._x_shift,
-            self._tsum,
-            float(self._n),
-            float(self.alpha),
-            bool(self.fit_intercept),
-            coef,
-        )
+        """Solve the (ridge) normal equations from the current sums."""
+        d, n, center = self._X.shape[1], float(self._n), bool(self.fit_intercept)
+        coef = np.empty(d)
+        sums, lead, alpha = self._sums, self._lead, float(self.alpha)
+        status, intercept = _solve_sums(sums, lead, d, n, center, alpha, coef)
         if status != 0:  # constant or collinear features: the careful path
-            coef = self._solve_degenerate()
+            A, b, raw, mx, my = _normal_equations(sums, lead, d, n, center)
+            coef = self._solve_degenerate(A, b, raw)
+            intercept = _intercept(mx, my, coef, center)
         self.coef_ = coef
-        n = self._n
-        if self.fit_intercept:
-            self.intercept_ = float(
-                self._y_shift + self._tsum / n - (self._x_shift + self._zsum / n) @ coef
-            )
-        else:
-            self.intercept_ = 0.0
+        self.intercept_ = float(intercept)
 
-    def _solve_degenerate(self) -> np.ndarray:
+    def _solve_degenerate(self, A: np.ndarray, b: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """Zero coefficients for constant features; minimum-norm solution if still singular."""
-        n, d = self._n, self._gram.shape[0]
-        A = self._gram.copy()
-        b = self._zty.copy()
-        if self.fit_intercept:
-            A -= np.outer(self._zsum, self._zsum / n)
-            b -= self._zsum * (self._tsum / n)
-        raw = self._gram.diagonal() + self._x_shift * (2.0 * self._zsum + n * self._x_shift)
         idx = np.flatnonzero(A.diagonal() > _CONSTANT_RTOL * raw)
-        coef = np.zeros(d)
+        coef = np.zeros(A.shape[0])
         if idx.size:
             A_l = A[np.ix_(idx, idx)]
             A_l.flat[:: idx.size + 1] += float(self.alpha)
@@ -168,26 +185,17 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
         """Remove training rows exactly; the model then equals a refit without them.
 
-        Raises (changing nothing) ``UnknownRowIdsError``, ``AlreadyForgottenError``,
-        ``DuplicateRowIdsError`` or ``EmptyModelError``.
+        Raises (changing nothing) ``UnknownRowIdsError`` (for ids never trained on or already
+        forgotten), ``DuplicateRowIdsError`` or ``EmptyModelError``.
         """
         start = time.perf_counter()
         pos = self._resolve_forget(row_ids)
+        ids = tuple(self._index.ids[pos].tolist())  # before drop() scrubs them
         if pos.size:
-            self._tsum -= _downdate(
-                self._X,
-                self._y,
-                pos,
-                self._x_shift,
-                self._y_shift,
-                self._gram,
-                self._zty,
-                self._zsum,
-            )
+            _linear_add(self._X, self._y, pos, self._sums, -1, self._lead)  # zeroes the rows
             self._n -= pos.size
             self._index.drop(pos)
             self._solve()
-        ids = tuple(self._index.ids[pos].tolist())
         return ForgetResult(
             row_ids=ids,
             guarantee=self.guarantee,
@@ -197,25 +205,32 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """Serialise the fitted model (no pickle; see :mod:`forget._persist`)."""
+        """Serialise the fitted model (no pickle; see :mod:`forget._persist`).
+
+        Only the rows still held are written (with their ids), and the exact sums: the same
+        bytes as a model fitted on those rows.
+        """
         check_is_fitted(self)
+        live = self._index.live()
+        d = self._X.shape[1]
         state: dict[str, Any] = {
             "n": int(self._n),
-            "tsum": self._tsum,
-            "y_shift": self._y_shift,
             "intercept": self.intercept_,
             "n_features_in": int(self.n_features_in_),
         }
+        iu = np.triu_indices(d)
+        xx = np.zeros((d, d, LIMBS), dtype=np.int64)
+        xx[iu] = self._sums[: iu[0].size]
+        xx[iu[1], iu[0]] = self._sums[: iu[0].size]
         arrays = {
-            "X": self._X,
-            "y": self._y,
-            "ids": self._index.ids,
-            "alive": self._index.alive,
-            "x_shift": self._x_shift,
-            "gram": self._gram,
-            "zty": self._zty,
-            "zsum": self._zsum,
+            "X": self._X[live],
+            "y": self._y[live],
+            "ids": self._index.ids[live],
             "coef": self.coef_,
+            "sum_xx": xx,
+            "sum_xy": self._sums[iu[0].size : iu[0].size + d],
+            "sum_x": self._sums[iu[0].size + d : iu[0].size + 2 * d],
+            "sum_y": self._sums[-1],
         }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
@@ -227,83 +242,182 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
         """Load a model written by :meth:`to_bytes`."""
         _, params, state, a = _persist.load(data, kind=cls.__name__)
         m = cls(**params)
-        m._index = RowIndex(a["ids"].astype(np.int64), a["alive"].astype(np.bool_))
-        m._X, m._y = a["X"], a["y"]
-        m._x_shift, m._gram, m._zty, m._zsum = a["x_shift"], a["gram"], a["zty"], a["zsum"]
-        m._n, m._tsum, m._y_shift = state["n"], state["tsum"], state["y_shift"]
-        m.coef_, m.intercept_ = a["coef"], state["intercept"]
-        m.n_features_in_ = state["n_features_in"]
+        try:
+            m._index = RowIndex(a["ids"].astype(np.int64))
+            m._X, m._y = a["X"], a["y"]
+            d = m._X.shape[1]
+            xx = a["sum_xx"][np.triu_indices(d)]
+            sums = [xx, a["sum_xy"], a["sum_x"], a["sum_y"][None]]
+            m._sums = np.ascontiguousarray(np.concatenate(sums), dtype=np.int64)
+            m._lead = np.empty(m._sums.shape[0], dtype=np.int64)
+            leading(m._sums, m._lead)
+            m._n, m.coef_, m.intercept_ = state["n"], a["coef"], state["intercept"]
+            m.n_features_in_ = state["n_features_in"]
+        except KeyError as exc:
+            raise ArtifactError(f"{cls.__name__} artifact lacks {exc}") from exc
         if "feature_names" in a:
             m.feature_names_in_ = a["feature_names"].astype(object)
         return m
 
 
+def _n_sums(d: int) -> int:
+    """Sums kept for ``d`` features: ``Σxᵢxⱼ`` (i <= j), ``Σxᵢy``, ``Σxᵢ``, ``Σy``."""
+    return d * (d + 1) // 2 + 2 * d + 1
+
+
+# Normalise a fit's sums this often: a digit then never nears the int64 limit.
+_ROWS_PER_CARRY = 1 << 20
+
+
 @njit(cache=True)
-def _downdate(X, y, pos, x_shift, y_shift, gram, zty, zsum):  # pragma: no cover - jitted
-    """Subtract rows ``pos`` from the shifted statistics, then zero them; return their Σt."""
+def _linear_add(X, y, rows, sums, sign, lead):  # pragma: no cover - jitted
+    """Add (``sign`` 1) or subtract (-1) the terms of ``rows`` to the sums, then normalise.
+
+    Subtracted rows are overwritten with zeros.
+    """
     d = X.shape[1]
-    z = np.empty(d)
-    tsum = 0.0
-    for p in pos:
+    xy0 = d * (d + 1) // 2
+    n_terms = 2 * xy0 + 3 * d + 1
+    target = np.empty(n_terms, dtype=np.int64)
+    terms = np.empty(n_terms)
+    t = 0
+    for e in range(xy0 + d):  # products: two doubles each
+        target[t] = e
+        target[t + 1] = e
+        t += 2
+    for e in range(xy0 + d, xy0 + 2 * d + 1):
+        target[t] = e
+        t += 1
+    hi = np.empty(d)
+    lo = np.empty(d)
+    touched = np.array([LIMBS, -1])
+    for r in range(rows.size):
+        p = rows[r]
         for i in range(d):
-            z[i] = X[p, i] - x_shift[i]
-        t = y[p] - y_shift
+            hi[i], lo[i] = split(X[p, i])
+        yv = y[p]
+        yh, yl = split(yv)
+        t = 0
         for i in range(d):
-            zty[i] -= z[i] * t
-            zsum[i] -= z[i]
-            for j in range(d):
-                gram[i, j] -= z[i] * z[j]
-        tsum += t
-        X[p, :] = 0.0
-        y[p] = 0.0
-    return tsum
+            for j in range(i, d):
+                terms[t], terms[t + 1] = two_prod(X[p, i], hi[i], lo[i], X[p, j], hi[j], lo[j])
+                t += 2
+        for i in range(d):
+            terms[t], terms[t + 1] = two_prod(X[p, i], hi[i], lo[i], yv, yh, yl)
+            t += 2
+        for i in range(d):
+            terms[t] = X[p, i]
+            t += 1
+        terms[t] = yv
+        place_terms(sums, target, terms, n_terms, sign, touched)
+        if sign < 0:
+            X[p, :] = 0.0
+            y[p] = 0.0
+        if (r + 1) % _ROWS_PER_CARRY == 0:
+            normalise(sums, 0, sums.shape[0], touched, lead)
+            touched[0], touched[1] = LIMBS, -1
+    terms[:] = 0.0  # the scratch held the rows' values
+    normalise(sums, 0, sums.shape[0], touched, lead)
 
 
 @njit(cache=True)
-def _solve_kernel(gram, zty, zsum, x_shift, tsum, n, alpha, center, coef):  # pragma: no cover
-    """Centre, ridge and unit-scale the normal equations, solve by Cholesky into ``coef``.
+def _normal_equations(sums, lead, d, n, center):  # pragma: no cover - jitted
+    """The normal equations ``A w = b`` from the exact sums, centred when ``center``.
+
+    Also returns each feature's raw ``Σx²`` (to tell constant features) and the means.
+    Centring ``Σxᵢxⱼ - ΣxᵢΣxⱼ/n`` is done in double-double, then rounded.
+    """
+    xy0 = d * (d + 1) // 2
+    H = np.empty(sums.shape[0])
+    L = np.empty(sums.shape[0])
+    read_sums(sums, 0, sums.shape[0], lead, H, L)
+    x0 = xy0 + d
+    A = np.empty((d, d))
+    b = np.empty(d)
+    raw = np.empty(d)
+    mh = np.empty(d + 1)  # the means, in double-double (the target's last)
+    ml = np.empty(d + 1)
+    for i in range(d + 1):
+        mh[i], ml[i] = dd_div(H[x0 + i], L[x0 + i], n)
+    e = 0
+    for i in range(d):
+        for j in range(i, d):
+            gh, gl = H[e], L[e]
+            if i == j:
+                raw[i] = gh
+            if center:  # Σxᵢxⱼ - Σxᵢ · mean(xⱼ)
+                ph, pl = dd_mul(H[x0 + i], L[x0 + i], mh[j], ml[j])
+                gh, gl = dd_add(gh, gl, -ph, -pl)
+            A[i, j] = gh + gl
+            A[j, i] = A[i, j]
+            e += 1
+        ch, cl = H[xy0 + i], L[xy0 + i]
+        if center:
+            ph, pl = dd_mul(H[x0 + i], L[x0 + i], mh[d], ml[d])
+            ch, cl = dd_add(ch, cl, -ph, -pl)
+        b[i] = ch + cl
+    return A, b, raw, mh[:d] + ml[:d], mh[d] + ml[d]
+
+
+@njit(cache=True)
+def _intercept(mx, my, coef, center):  # pragma: no cover - jitted
+    if not center:
+        return 0.0
+    acc = my
+    for i in range(coef.size):
+        acc -= mx[i] * coef[i]
+    return acc
+
+
+@njit(cache=True)
+def _solve_sums(sums, lead, d, n, center, alpha, coef):  # pragma: no cover - jitted
+    """Solve from the sums into ``coef``; return the status of :func:`_cholesky_solve` and
+    the intercept."""
+    A, b, raw, mx, my = _normal_equations(sums, lead, d, n, center)
+    status = _cholesky_solve(A, b, raw, alpha, coef)
+    return status, _intercept(mx, my, coef, center)
+
+
+@njit(cache=True)
+def _cholesky_solve(A, b, raw, alpha, coef):  # pragma: no cover - jitted
+    """Ridge and unit-scale the normal equations, solve by Cholesky into ``coef``.
 
     Returns 0 on success, 1 when a feature is constant, 2 when the system is singular.
     """
-    d = gram.shape[0]
-    A = np.empty((d, d))
-    b = np.empty(d)
+    d = A.shape[0]
+    L = np.empty((d, d))
+    u = np.empty(d)
     s = np.empty(d)
     for i in range(d):
-        b[i] = zty[i] - (zsum[i] * tsum / n if center else 0.0)
-        for j in range(d):
-            A[i, j] = gram[i, j] - (zsum[i] * zsum[j] / n if center else 0.0)
-        raw = gram[i, i] + x_shift[i] * (2.0 * zsum[i] + n * x_shift[i])
-        if not A[i, i] > _CONSTANT_RTOL * raw:
+        if not A[i, i] > _CONSTANT_RTOL * raw[i]:
             return 1
-    for i in range(d):
         s[i] = 1.0 / np.sqrt(A[i, i] + alpha)
     for i in range(d):
-        b[i] *= s[i]
+        u[i] = b[i] * s[i]
         for j in range(d):
-            A[i, j] = (A[i, j] + (alpha if i == j else 0.0)) * s[i] * s[j]
+            L[i, j] = (A[i, j] + (alpha if i == j else 0.0)) * s[i] * s[j]
     for j in range(d):  # Cholesky, lower triangle in place
-        acc = A[j, j]
+        acc = L[j, j]
         for k in range(j):
-            acc -= A[j, k] * A[j, k]
+            acc -= L[j, k] * L[j, k]
         if not acc > _PIVOT_MIN * _PIVOT_MIN:
             return 2
-        A[j, j] = np.sqrt(acc)
+        L[j, j] = np.sqrt(acc)
         for i in range(j + 1, d):
-            acc = A[i, j]
+            acc = L[i, j]
             for k in range(j):
-                acc -= A[i, k] * A[j, k]
-            A[i, j] = acc / A[j, j]
-    for i in range(d):  # L u = b
-        acc = b[i]
+                acc -= L[i, k] * L[j, k]
+            L[i, j] = acc / L[j, j]
+    for i in range(d):  # L v = u
+        acc = u[i]
         for k in range(i):
-            acc -= A[i, k] * b[k]
-        b[i] = acc / A[i, i]
-    for i in range(d - 1, -1, -1):  # Lᵀ v = u
-        acc = b[i]
+            acc -= L[i, k] * u[k]
+        u[i] = acc / L[i, i]
+    for i in range(d - 1, -1, -1):  # Lᵀ w = v
+        acc = u[i]
         for k in range(i + 1, d):
-            acc -= A[k, i] * b[k]
-        b[i] = acc / A[i, i]
+            acc -= L[k, i] * u[k]
+        u[i] = acc / L[i, i]
     for i in range(d):
-        coef[i] = b[i] * s[i]
+        coef[i] = u[i] * s[i]
     return 0

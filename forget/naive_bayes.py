@@ -1,17 +1,19 @@
-"""Naive Bayes classifiers that forget exactly: their statistics are sums over rows (Amnesia).
+"""Naive Bayes classifiers that forget exactly: their statistics are exact sums (Amnesia).
 
-``GaussianNB`` keeps, per class, the count and the sums of ``x - c`` and ``(x - c)²`` around a
-fixed shift ``c`` (the class mean when the sums were last computed), plus the same sums over all
-rows for ``var_smoothing``. Removing a row subtracts its terms. Subtraction loses relative
-precision when a class's spread shrinks far below what it was (its last rows are removed); the
-model then recomputes that class from the rows it still holds (a ``Path.SLOW`` deletion), so the
-variances stay within ~1e-12 relative of a refit. ``MultinomialNB`` keeps feature counts.
+``GaussianNB`` keeps, per class and over all rows, the sums of ``x`` and ``x²`` of every
+feature; ``MultinomialNB`` keeps the per-class sums of ``x`` (feature counts). Both keep the
+class counts. The sums are exact (the fixed-point sums of :mod:`forget.linear`), so removing a
+row subtracts its terms exactly: after ``forget(S)`` the sums are bit for bit those of
+``fit(D \\ S)``, with no fit-time centre or reference that would still hold the removed row, and
+so is everything derived from them (means, variances, ``epsilon_``, log-probabilities). A class
+that no remaining row holds leaves ``classes_`` and every array, as in a refit, unless the user
+declared ``classes``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -21,27 +23,44 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from forget import _persist
+from forget._exact import (
+    LIMBS,
+    check_range,
+    dd_add,
+    dd_div,
+    dd_mul,
+    leading,
+    normalise,
+    place_terms,
+    read_sums,
+    split,
+    two_prod,
+)
 from forget._rows import HoldsRows, RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError
 
-# Recompute a class's sums when its centred sum of squares falls below this share of its sum of
-# squares when last computed: downdating then has lost at most ~3 digits of ~16.
-_RECOMPUTE = 1e-3
 _NEGATIVE = "Negative values in data passed to MultinomialNB (it needs counts or frequencies)"
 
 
 class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
-    """Shared plumbing: classes, row ids, prediction from ``_jll``, forget, persistence."""
+    """Shared plumbing: classes, row ids, prediction from ``_jll``, forget, persistence.
+
+    A subclass keeps its sums in ``_sums`` (first axis: the classes, then any sums over all
+    rows), adds or subtracts rows with ``_add_rows`` and derives its fitted attributes with
+    ``_refresh``.
+    """
 
     guarantee = Guarantee.EXACT
     _fitted_attr = "classes_"
-    _arrays: ClassVar[tuple[str, ...]] = ()  # fitted array attributes written by to_bytes
-    _scalars: ClassVar[tuple[str, ...]] = ()  # fitted scalar attributes written by to_bytes
+    classes: ArrayLike | None
+    _sums: np.ndarray
+    _cnt: np.ndarray
 
     def _prepare(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None) -> None:
         Xv, yv = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(yv)
+        check_range("X", Xv, type(self).__name__)
         if self.classes is None:
             classes = np.unique(yv)
         else:
@@ -55,6 +74,16 @@ class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
         self._X = np.array(Xv, dtype=np.float64, order="C")
         self._yk = np.searchsorted(classes, yv).astype(np.int64)
         self._n = Xv.shape[0]
+
+    def _fit_sums(self, shape: tuple[int, ...]) -> None:
+        """Sum every row into fresh sums of ``shape`` and derive the fitted attributes."""
+        self._sums = np.zeros((*shape, LIMBS), dtype=np.int64)
+        self._lead = np.full(shape, -1, dtype=np.int64)
+        self._cnt = np.zeros(self.classes_.size, dtype=np.int64)
+        self._allocate()
+        dirty = np.ones(self._sums.shape[0], dtype=np.bool_)
+        self._add_rows(np.arange(self._n), 1)
+        self._refresh(dirty)
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`."""
@@ -76,61 +105,89 @@ class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
         return validate_data(self, X, dtype=np.float64, reset=False)
 
     def _log_prior(self, prior: np.ndarray) -> np.ndarray:
-        # A class whose rows were all forgotten has prior 0: log -inf, without a warning.
+        # A declared class whose rows were all forgotten has prior 0: log -inf, no warning.
         return np.log(prior, out=np.full(prior.shape, -np.inf), where=prior > 0)
 
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
         """Remove training rows exactly; the model then equals a refit without them.
 
-        Raises (changing nothing) ``UnknownRowIdsError``, ``AlreadyForgottenError``,
-        ``DuplicateRowIdsError`` or ``EmptyModelError``.
+        Raises (changing nothing) ``UnknownRowIdsError`` (for ids never trained on or already
+        forgotten), ``DuplicateRowIdsError`` or ``EmptyModelError``.
         """
         start = time.perf_counter()
         pos = self._resolve_forget(row_ids)
-        slow = np.zeros(pos.size, dtype=np.bool_)
+        ids = tuple(self._index.ids[pos].tolist())  # before drop() scrubs them
         if pos.size:
-            self._index.drop(pos)
+            dirty = self._add_rows(pos, -1)  # and zeroes the rows
             self._n -= pos.size
-            slow = self._remove(pos)
-            self._X[pos] = 0.0
-            self._yk[pos] = 0
-            self._refresh()
+            self._index.drop(pos)
+            if self.classes is None and not self._cnt.all():
+                dirty = self._drop_classes(self._cnt > 0, dirty)
+            self._refresh(dirty)
         return ForgetResult(
-            row_ids=tuple(self._index.ids[pos].tolist()),
+            row_ids=ids,
             guarantee=self.guarantee,
-            paths=tuple(Path.SLOW if s else Path.FAST for s in slow.tolist()),
+            paths=(Path.FAST,) * len(ids),
             seconds=time.perf_counter() - start,
-            details={"recomputed": float(slow.sum())},
         )
 
-    def _remove(self, pos: np.ndarray) -> np.ndarray:
+    def _drop_classes(self, keep: np.ndarray, dirty: np.ndarray) -> np.ndarray:
+        """Leave out the classes no remaining row holds, as a refit would never have had them.
+
+        Returns ``dirty`` for the sums that are left.
+        """
+        rows = np.ones(self._sums.shape[0], dtype=np.bool_)
+        rows[: keep.size] = keep
+        self._yk = np.where(self._index.alive, np.cumsum(keep)[self._yk] - 1, 0)
+        self.classes_ = self.classes_[keep]
+        self._cnt = self._cnt[keep]
+        self._sums, self._lead = self._sums[rows], self._lead[rows]
+        self._keep_classes(keep)
+        return dirty[rows]
+
+    def _allocate(self) -> None:
+        """Per-class fitted arrays for ``classes_`` and ``n_features_in_``, to be filled."""
         raise NotImplementedError
 
-    def _refresh(self) -> None:
+    def _add_rows(self, pos: np.ndarray, sign: int) -> np.ndarray:
+        """Add (``sign`` 1) or subtract (-1) rows ``pos`` to the sums and class counts
+        (zeroing subtracted rows); return which sums changed."""
+        raise NotImplementedError
+
+    def _refresh(self, dirty: np.ndarray) -> None:
+        """Derive the fitted attributes, reading the sums flagged in ``dirty``."""
+        raise NotImplementedError
+
+    def _keep_classes(self, keep: np.ndarray) -> None:
+        """Drop the per-class attributes of the classes not in ``keep``."""
         raise NotImplementedError
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        """Serialise the fitted model (no pickle; see :mod:`forget._persist`)."""
+        """Serialise the fitted model (no pickle; see :mod:`forget._persist`).
+
+        Only the rows still held are written (with their ids), and the exact sums: the same
+        bytes as a model fitted on those rows.
+        """
         check_is_fitted(self)
+        live = self._index.live()
         classes = self.classes_.astype(str) if self.classes_.dtype == object else self.classes_
         params = self.get_params()
         if params.get("classes") is not None:
             params["classes"] = np.asarray(params["classes"]).tolist()
-        arrays = {name: getattr(self, name) for name in self._arrays}
-        arrays |= {
-            "X": self._X,
-            "yk": self._yk,
-            "ids": self._index.ids,
-            "alive": self._index.alive,
+        arrays = {
+            "X": self._X[live],
+            "yk": self._yk[live],
+            "ids": self._index.ids[live],
             "classes": classes,
+            "counts": self._cnt,
+            "sums": self._sums,
         }
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
-        state = {name: float(getattr(self, name)) for name in self._scalars}
-        state |= {"n": int(self._n), "n_features_in": int(self.n_features_in_)}
+        state = {"n": int(self._n), "n_features_in": int(self.n_features_in_)}
         return _persist.dump(type(self).__name__, params, state, arrays)
 
     @classmethod
@@ -139,17 +196,18 @@ class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
         _, params, state, a = _persist.load(data, kind=cls.__name__)
         m = cls(**params)
         try:
-            for name in cls._arrays:
-                setattr(m, name, a[name])
-            for name in cls._scalars:
-                setattr(m, name, state[name])
-            m._index = RowIndex(a["ids"].astype(np.int64), a["alive"].astype(np.bool_))
+            m._index = RowIndex(a["ids"].astype(np.int64))
             m._X, m._yk, m.classes_ = a["X"], a["yk"].astype(np.int64), a["classes"]
+            m._cnt, m._sums = a["counts"].astype(np.int64), a["sums"].astype(np.int64)
+            m._lead = np.empty(m._sums.shape[:-1], dtype=np.int64)
+            leading(m._sums.reshape(-1, LIMBS), m._lead.reshape(-1))
             m._n, m.n_features_in_ = state["n"], state["n_features_in"]
         except KeyError as exc:
             raise ArtifactError(f"{cls.__name__} artifact lacks {exc}") from exc
         if "feature_names" in a:
             m.feature_names_in_ = a["feature_names"].astype(object)
+        m._allocate()
+        m._refresh(np.ones(m._sums.shape[0], dtype=np.bool_))
         return m
 
 
@@ -164,41 +222,33 @@ class GaussianNB(_NaiveBayes):
         Share of the largest feature variance (over all rows) added to every variance. The
         result, ``epsilon_``, is floored at machine epsilon so constant data cannot divide by 0.
     classes : array-like or None, default=None
-        The classes; taken from ``y`` when None. Fixing them keeps a class whose rows are all
-        forgotten (with prior 0), so the model stays comparable with a refit.
+        The classes; taken from ``y`` when None, and then a class whose rows are all forgotten
+        leaves ``classes_``. Declared, they all stay (a forgotten class with prior 0).
 
     Attributes
     ----------
     classes_, class_count_, class_prior_, theta_, var_, epsilon_, n_features_in_
 
+    Notes
+    -----
+    Means and variances are computed from the exact sums in double-double
+    (``(Σx² - (Σx)²/n) / n``, ~1e-30 relative to ``Σx²``) and rounded once, so they are as
+    accurate as a two-pass computation unless a feature's spread is below ~1e-14 of its mean,
+    and after ``forget`` bit for bit those of a refit. Inputs must be below 2**480 (~3e144).
+
     Examples
     --------
     >>> import numpy as np
     >>> from forget.naive_bayes import GaussianNB
-    >>> X = np.array([[0.0], [0.2], [1.0], [1.2], [5.0]]); y = np.array([0, 0, 1, 1, 1])
+    >>> X = np.array([[0.0], [0.2], [1.0], [1.2], [5.0]]); y = np.array([0, 0, 1, 1, 2])
     >>> m = GaussianNB().fit(X, y)
     >>> m.forget([4]).n_forgotten
     1
-    >>> m.theta_.ravel().round(6).tolist(), m.predict([[0.1], [1.1]]).tolist()
-    ([0.1, 1.1], [0, 1])
+    >>> m.classes_.tolist(), m.theta_.ravel().round(6).tolist(), m.predict([[0.1], [1.1]]).tolist()
+    ([0, 1], [0.1, 1.1], [0, 1])
+    >>> m.to_bytes() == GaussianNB().fit(X[:4], y[:4]).to_bytes()
+    True
     """
-
-    _arrays = (
-        "_shift",
-        "_s1",
-        "_s2",
-        "_ref",
-        "_cnt",
-        "_gshift",
-        "_gs1",
-        "_gs2",
-        "_gref",
-        "theta_",
-        "var_",
-        "class_count_",
-        "class_prior_",
-    )
-    _scalars = ("epsilon_",)
 
     def __init__(self, var_smoothing: float = 1e-9, classes: ArrayLike | None = None) -> None:
         self.var_smoothing = var_smoothing
@@ -210,63 +260,28 @@ class GaussianNB(_NaiveBayes):
         if not np.isfinite(vs) or vs < 0:
             raise ValueError(f"var_smoothing must be a finite number >= 0, got {vs!r}")
         self._prepare(X, y, row_ids)
-        K, d = self.classes_.size, self._X.shape[1]
-        self._shift, self._s1, self._s2, self._ref = (np.zeros((K, d)) for _ in range(4))
-        self._cnt = np.bincount(self._yk, minlength=K).astype(np.int64)
-        for k in range(K):
-            self._recompute_class(k, self._yk == k)
-        self._recompute_global()
-        self._refresh()
+        # per class, then over all rows (for epsilon_): Σx and Σx² of each feature
+        self._fit_sums((self.classes_.size + 1, 2, self._X.shape[1]))
         return self
 
-    def _recompute_class(self, k: int, rows: np.ndarray) -> None:
-        self._shift[k], self._s1[k], self._s2[k] = _shifted_sums(self._X[rows])
-        self._ref[k] = self._s2[k]
+    def _allocate(self) -> None:
+        shape = (self.classes_.size, int(self.n_features_in_))
+        self.theta_, self._var = np.zeros(shape), np.zeros(shape)
 
-    def _recompute_global(self) -> None:
-        self._gshift, self._gs1, self._gs2 = _shifted_sums(self._X[self._index.alive])
-        self._gref = self._gs2.copy()
+    def _add_rows(self, pos: np.ndarray, sign: int) -> np.ndarray:
+        return _gauss_add(self._X, self._yk, pos, self._sums, self._lead, self._cnt, sign)
 
-    def _remove(self, pos: np.ndarray) -> np.ndarray:
-        stale = np.zeros(self.classes_.size, dtype=np.bool_)
-        stale_global = _gauss_downdate(
-            self._X,
-            self._yk,
-            pos,
-            self._shift,
-            self._s1,
-            self._s2,
-            self._ref,
-            self._cnt,
-            self._gshift,
-            self._gs1,
-            self._gs2,
-            self._gref,
-            stale,
-        )
-        for k in np.flatnonzero(stale).tolist():
-            self._recompute_class(k, self._index.alive & (self._yk == k))
-        if stale_global:
-            self._recompute_global()
-            return np.ones(pos.size, dtype=np.bool_)
-        return stale[self._yk[pos]]
-
-    def _refresh(self) -> None:
-        self.theta_, self.var_ = np.empty(self._s1.shape), np.empty(self._s1.shape)
-        self.epsilon_ = _gauss_refresh(
-            self._shift,
-            self._s1,
-            self._s2,
-            self._cnt,
-            self._gs1,
-            self._gs2,
-            float(self._n),
-            float(self.var_smoothing),
-            self.theta_,
-            self.var_,
-        )
+    def _refresh(self, dirty: np.ndarray) -> None:
+        """Means and variances of the classes flagged in ``dirty`` (the last flag: all rows)."""
+        sums, lead, n = self._sums, self._lead, float(self._n)
+        gmax = _gauss_moments(sums, lead, self._cnt, n, dirty, self.theta_, self._var)
+        self.epsilon_ = max(float(self.var_smoothing) * gmax, float(np.finfo(np.float64).eps))
+        self.var_ = self._var + self.epsilon_
         self.class_count_ = self._cnt.astype(np.float64)
         self.class_prior_ = self.class_count_ / self._n
+
+    def _keep_classes(self, keep: np.ndarray) -> None:
+        self.theta_, self._var = self.theta_[keep], self._var[keep]
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
         log_prior = self._log_prior(self.class_prior_)
@@ -295,6 +310,12 @@ class MultinomialNB(_NaiveBayes):
     ----------
     classes_, class_count_, feature_count_, feature_log_prob_, class_log_prior_, n_features_in_
 
+    Notes
+    -----
+    ``feature_count_`` is each exact sum rounded once: exact for counts, and for frequencies
+    the nearest double to the true sum, after ``forget`` bit for bit a refit's. Inputs must be
+    below 2**480 (~3e144).
+
     Examples
     --------
     >>> import numpy as np
@@ -306,8 +327,6 @@ class MultinomialNB(_NaiveBayes):
     >>> m.feature_count_.tolist(), m.predict([[5, 1]]).tolist()
     ([[5.0, 1.0], [1.0, 7.0]], [0])
     """
-
-    _arrays = ("_cnt", "feature_count_", "class_count_", "feature_log_prob_", "class_log_prior_")
 
     def __init__(
         self, alpha: float = 1.0, fit_prior: bool = True, classes: ArrayLike | None = None
@@ -324,22 +343,17 @@ class MultinomialNB(_NaiveBayes):
         self._prepare(X, y, row_ids)
         if (self._X < 0).any():
             raise ValueError(_NEGATIVE)
-        K, d = self.classes_.size, self._X.shape[1]
-        self._cnt = np.bincount(self._yk, minlength=K).astype(np.int64)
-        self.feature_count_ = np.zeros((K, d))
-        for k in range(K):
-            self.feature_count_[k] = self._X[self._yk == k].sum(axis=0)
-        self._refresh()
+        self._fit_sums((self.classes_.size, self._X.shape[1]))
         return self
 
-    def _remove(self, pos: np.ndarray) -> np.ndarray:
-        _multinomial_downdate(self._X, self._yk, pos, self.feature_count_, self._cnt)
-        # Rounding can leave -1e-17 where a count should be 0; an empty class is exactly 0.
-        np.maximum(self.feature_count_, 0.0, out=self.feature_count_)
-        self.feature_count_[self._cnt == 0] = 0.0
-        return np.zeros(pos.size, dtype=np.bool_)
+    def _allocate(self) -> None:
+        self.feature_count_ = np.zeros((self.classes_.size, int(self.n_features_in_)))
 
-    def _refresh(self) -> None:
+    def _add_rows(self, pos: np.ndarray, sign: int) -> np.ndarray:
+        return _multinomial_add(self._X, self._yk, pos, self._sums, self._lead, self._cnt, sign)
+
+    def _refresh(self, dirty: np.ndarray) -> None:
+        _multinomial_counts(self._sums, self._lead, dirty, self.feature_count_)
         fc = self.feature_count_ + float(self.alpha)
         self.feature_log_prob_ = np.log(fc) - np.log(fc.sum(axis=1, keepdims=True))
         self.class_count_ = self._cnt.astype(np.float64)
@@ -347,6 +361,9 @@ class MultinomialNB(_NaiveBayes):
             self.class_log_prior_ = self._log_prior(self.class_count_ / self._n)
         else:
             self.class_log_prior_ = np.full(self.classes_.size, -np.log(self.classes_.size))
+
+    def _keep_classes(self, keep: np.ndarray) -> None:
+        self.feature_count_ = self.feature_count_[keep]
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -364,68 +381,129 @@ class MultinomialNB(_NaiveBayes):
         return X @ self.feature_log_prob_.T + self.class_log_prior_
 
 
-def _shifted_sums(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of ``X`` (the shift) and the sums of ``X - mean`` and of its squares."""
-    if X.shape[0] == 0:
-        z = np.zeros(X.shape[1])
-        return z, z.copy(), z.copy()
-    shift = X.mean(axis=0)
-    Z = X - shift
-    return shift, Z.sum(axis=0), np.einsum("ij,ij->j", Z, Z)
-
-
+# ---------------------------------------------------------------------- kernels
 @njit(cache=True)
-def _gauss_downdate(X, yk, pos, shift, s1, s2, ref, cnt, gshift, gs1, gs2, gref, stale):
-    """Subtract rows ``pos``; flag classes (in ``stale``) and return True for the global sums
-    when cancellation has eaten ~3 digits, so they are recomputed from the rows."""
-    K, d = s1.shape
-    for p in pos:
+def _gauss_add(X, yk, rows, sums, lead, cnt, sign):  # pragma: no cover - jitted
+    """Add (``sign`` 1) or subtract (-1) the ``x``, ``x²`` terms of ``rows`` to their class's
+    sums and to the sums over all rows, and the rows to ``cnt``; zero subtracted rows;
+    normalise; return which classes' sums changed (the last flag: all rows)."""
+    K1, _, d, _ = sums.shape
+    flat = sums.reshape((-1, LIMBS))
+    flead = lead.reshape(-1)
+    n_terms = 6 * d
+    target = np.empty(n_terms, dtype=np.int64)
+    terms = np.empty(n_terms)
+    touched = np.array([LIMBS, -1])
+    dirty = np.zeros(K1, dtype=np.bool_)
+    dirty[K1 - 1] = True
+    every = (K1 - 1) * 2 * d  # first sum over all rows
+    for r in range(rows.size):
+        p = rows[r]
         k = yk[p]
-        cnt[k] -= 1
+        dirty[k] = True
+        own = k * 2 * d
         for j in range(d):
-            z = X[p, j] - shift[k, j]
-            s1[k, j] -= z
-            s2[k, j] -= z * z
-            g = X[p, j] - gshift[j]
-            gs1[j] -= g
-            gs2[j] -= g * g
-    for k in range(K):
-        if cnt[k] == 0:  # the class is gone: exactly what a fit without its rows holds
-            shift[k, :] = 0.0
-            s1[k, :] = 0.0
-            s2[k, :] = 0.0
-            ref[k, :] = 0.0
-            continue
-        for j in range(d):
-            if ref[k, j] > 0 and s2[k, j] - s1[k, j] * s1[k, j] / cnt[k] < _RECOMPUTE * ref[k, j]:
-                stale[k] = True
-    n = cnt.sum()
-    for j in range(d):
-        if gref[j] > 0 and gs2[j] - gs1[j] * gs1[j] / n < _RECOMPUTE * gref[j]:
-            return True
-    return False
+            v = X[p, j]
+            h, lo = split(v)
+            sq, err = two_prod(v, h, lo, v, h, lo)
+            t = 6 * j
+            terms[t], terms[t + 1], terms[t + 2] = v, sq, err
+            terms[t + 3], terms[t + 4], terms[t + 5] = v, sq, err
+            target[t], target[t + 1], target[t + 2] = own + j, own + d + j, own + d + j
+            target[t + 3], target[t + 4] = every + j, every + d + j
+            target[t + 5] = every + d + j
+        place_terms(flat, target, terms, n_terms, sign, touched)
+        _count_row(X, yk, p, cnt, sign)
+        if (r + 1) % (1 << 20) == 0:
+            normalise(flat, 0, flat.shape[0], touched, flead)
+            touched[0], touched[1] = LIMBS, -1
+    terms[:] = 0.0  # the scratch held the rows' values
+    for k in range(K1):
+        if dirty[k]:
+            normalise(flat, k * 2 * d, (k + 1) * 2 * d, touched, flead)
+    return dirty
+
+
+@njit(cache=True, inline="always")
+def _count_row(X, yk, p, cnt, sign):  # pragma: no cover - jitted
+    cnt[yk[p]] += sign
+    if sign < 0:
+        X[p, :] = 0.0
+        yk[p] = 0
 
 
 @njit(cache=True)
-def _gauss_refresh(shift, s1, s2, cnt, gs1, gs2, n, var_smoothing, theta, var):
-    """Means and smoothed variances from the sums (into ``theta``, ``var``); return epsilon."""
-    K, d = s1.shape
+def _gauss_moments(sums, lead, cnt, n, dirty, theta, var):  # pragma: no cover - jitted
+    """Means and variances (``theta``, ``var``) of the classes flagged in ``dirty``, from the
+    exact sums in double-double; return the largest variance over all rows."""
+    K1, _, d, _ = sums.shape
+    flat = sums.reshape((-1, LIMBS))
+    flead = lead.reshape(-1)
+    hi = np.empty(2 * d)
+    lo = np.empty(2 * d)
     gmax = 0.0
-    for j in range(d):
-        gmax = max(gmax, (gs2[j] - gs1[j] * gs1[j] / n) / n)
-    eps = max(var_smoothing * gmax, np.finfo(np.float64).eps)
-    for k in range(K):
-        c = max(cnt[k], 1)
+    for k in range(K1):
+        if not dirty[k]:
+            continue
+        c = float(cnt[k]) if k < K1 - 1 else n
+        block = slice(k * 2 * d, (k + 1) * 2 * d)
+        read_sums(flat[block], 0, 2 * d, flead[block], hi, lo)
         for j in range(d):
-            theta[k, j] = shift[k, j] + s1[k, j] / c if cnt[k] > 0 else 0.0
-            var[k, j] = max((s2[k, j] - s1[k, j] * s1[k, j] / c) / c, 0.0) + eps
-    return eps
+            if c == 0.0:  # a declared class with no rows left
+                m, v = 0.0, 0.0
+            else:
+                mh, ml = dd_div(hi[j], lo[j], c)
+                ph, pl = dd_mul(hi[j], lo[j], mh, ml)  # (Σx)² / n
+                sh, sl = dd_add(hi[d + j], lo[d + j], -ph, -pl)
+                vh, vl = dd_div(sh, sl, c)
+                m, v = mh + ml, max(vh + vl, 0.0)
+            if k < K1 - 1:
+                theta[k, j], var[k, j] = m, v
+            else:
+                gmax = max(gmax, v)
+    return gmax
 
 
 @njit(cache=True)
-def _multinomial_downdate(X, yk, pos, fc, cnt):  # pragma: no cover
-    for p in pos:
+def _multinomial_add(X, yk, rows, sums, lead, cnt, sign):  # pragma: no cover - jitted
+    """Add (``sign`` 1) or subtract (-1) ``rows`` to their class's sums and to ``cnt``; zero
+    subtracted rows; normalise; return which classes' sums changed."""
+    K, d, _ = sums.shape
+    flat = sums.reshape((-1, LIMBS))
+    flead = lead.reshape(-1)
+    target = np.empty(d, dtype=np.int64)
+    terms = np.empty(d)
+    touched = np.array([LIMBS, -1])
+    dirty = np.zeros(K, dtype=np.bool_)
+    for r in range(rows.size):
+        p = rows[r]
         k = yk[p]
-        cnt[k] -= 1
-        for j in range(X.shape[1]):
-            fc[k, j] -= X[p, j]
+        dirty[k] = True
+        for j in range(d):
+            terms[j] = X[p, j]
+            target[j] = k * d + j
+        place_terms(flat, target, terms, d, sign, touched)
+        _count_row(X, yk, p, cnt, sign)
+        if (r + 1) % (1 << 20) == 0:
+            normalise(flat, 0, flat.shape[0], touched, flead)
+            touched[0], touched[1] = LIMBS, -1
+    terms[:] = 0.0  # the scratch held the rows' values
+    for k in range(K):
+        if dirty[k]:
+            normalise(flat, k * d, (k + 1) * d, touched, flead)
+    return dirty
+
+
+@njit(cache=True)
+def _multinomial_counts(sums, lead, dirty, fc):  # pragma: no cover - jitted
+    """``fc[k]``: the exact feature sums of each class flagged in ``dirty``, rounded."""
+    K, d, _ = sums.shape
+    flat = sums.reshape((-1, LIMBS))
+    flead = lead.reshape(-1)
+    hi = np.empty(d)
+    lo = np.empty(d)
+    for k in range(K):
+        if dirty[k]:
+            read_sums(flat[k * d : (k + 1) * d], 0, d, flead[k * d : (k + 1) * d], hi, lo)
+            for j in range(d):
+                fc[k, j] = hi[j] + lo[j]

@@ -13,7 +13,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from forget import _persist
 from forget.base import Guarantee, Path
 from forget.errors import (
-    AlreadyForgottenError,
     ArtifactError,
     DuplicateRowIdsError,
     EmptyModelError,
@@ -84,6 +83,9 @@ def test_forget_equals_refit_on_remaining_rows(p):
     # determined to ~cond·eps, so nearly collinear draws get that much slack.
     cond = condition(X[keep], p["alpha"], p["fit_intercept"])
     assert_same_model(m, ref, X, rtol=max(1e-8, 10 * cond * np.finfo(float).eps))
+    # the exact sums make it more than close: the very same numbers, whatever the conditioning
+    np.testing.assert_array_equal(m.coef_, ref.coef_)
+    assert m.to_bytes() == ref.to_bytes()
     assert m.n_rows_ == keep.sum()
     np.testing.assert_array_equal(np.sort(m.row_ids_), ids[keep])
 
@@ -135,9 +137,25 @@ def test_forgotten_rows_are_not_kept():
     X, y = make_data(4, 30, 3)
     m = LinearRegression().fit(X, y, row_ids=np.arange(30) * 10)
     m.forget([50, 70])
-    _, _, _, arrays = _persist.load(m.to_bytes())
-    assert not arrays["X"][[5, 7]].any() and not arrays["y"][[5, 7]].any()
-    assert arrays["X"][6].any()
+    assert not m._X[[5, 7]].any() and not m._y[[5, 7]].any()  # in memory: zeroed
+    _, _, state, arrays = _persist.load(m.to_bytes())  # the artifact: only the rows held
+    keep = np.delete(np.arange(30), [5, 7])
+    np.testing.assert_array_equal(arrays["X"], X[keep])
+    np.testing.assert_array_equal(arrays["y"], y[keep])
+    np.testing.assert_array_equal(arrays["ids"], keep * 10)
+    assert "alive" not in arrays and state["n"] == 28
+    assert m.to_bytes() == LinearRegression().fit(X[keep], y[keep], row_ids=keep * 10).to_bytes()
+
+
+def test_values_beyond_the_exact_sums_range_are_refused():
+    X, y = make_data(4, 10, 2)
+    X[3, 1] = 1e150
+    with pytest.raises(ValueError, match="X must be below 2\\*\\*480"):
+        LinearRegression().fit(X, y)
+    with pytest.raises(ValueError, match="y must be below"):
+        LinearRegression().fit(X[:, :1], np.full(10, -1e145))
+    m = LinearRegression().fit(X[:, :1] * 1e-300, y * 1e140)  # tiny and huge, in range
+    assert np.isfinite(m.coef_).all()
 
 
 @pytest.mark.parametrize(
@@ -145,7 +163,7 @@ def test_forgotten_rows_are_not_kept():
     [
         ([999], UnknownRowIdsError),
         ([3, 3], DuplicateRowIdsError),
-        ([1], AlreadyForgottenError),
+        ([1], UnknownRowIdsError),  # forgotten: no longer known
         ([2, 999], UnknownRowIdsError),
         (np.delete(np.arange(20), 1), EmptyModelError),
     ],
@@ -203,7 +221,7 @@ def test_round_trip_and_forget_after_loading():
     assert loaded.get_params() == m.get_params()
     np.testing.assert_array_equal(loaded.predict(X), m.predict(X))
     assert loaded.to_bytes() == m.to_bytes()
-    with pytest.raises(AlreadyForgottenError):
+    with pytest.raises(UnknownRowIdsError):
         loaded.forget([7])
     loaded.forget([9, 30])
     m.forget([9, 30])
@@ -230,3 +248,72 @@ def test_sklearn_protocol():
 @parametrize_with_checks([LinearRegression()])
 def test_passes_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------- exactness (issue 13, item 3)
+def constant_after_forget_case(seed: int, n: int, d: int, n_del: int):
+    """Data whose feature ``j`` is constant on the rows kept and varies on the rows forgotten."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 10.0 ** rng.integers(-2, 3, size=d) + rng.normal(size=d) * 10
+    j = int(rng.integers(d))
+    gone = rng.choice(n, size=n_del, replace=False)
+    c = float(rng.choice([0.0, 1.0, 0.1, -3.7, 1e3 + 0.1, 2.5e5]) * rng.uniform(0.5, 2.0))
+    X[:, j] = c
+    X[gone, j] = c + rng.normal(size=n_del) * 10.0 ** rng.integers(-1, 4)
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    return X, y, gone, j
+
+
+def outlier_case(seed: int, n: int, d: int, magnitude: float, in_y: bool):
+    """Well-conditioned data plus one outlier row (features or target of ``magnitude``)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + rng.normal(size=d)
+    y = X @ rng.normal(size=d) + rng.normal(size=n) + 3.0
+    victim = int(rng.integers(n))
+    sign = rng.choice([-1.0, 1.0], size=d)
+    X[victim] = sign * magnitude * rng.uniform(0.5, 1.0, size=d)
+    if in_y:
+        y[victim] = -magnitude
+    return X, y, victim
+
+
+def forget_vs_refit_gap(X, y, gone, **params) -> tuple[float, LinearRegression]:
+    """Largest gap (relative to the refit's scale) between forget(gone) and a refit."""
+    ids = np.arange(X.shape[0])
+    m = LinearRegression(**params).fit(X, y, row_ids=ids)
+    m.forget(np.asarray(gone))
+    keep = ~np.isin(ids, gone)
+    ref = LinearRegression(**params).fit(X[keep], y[keep], row_ids=ids[keep])
+    scale = 1.0 + np.abs(ref.coef_).max() + abs(ref.intercept_)
+    gap = max(np.abs(m.coef_ - ref.coef_).max(), abs(m.intercept_ - ref.intercept_)) / scale
+    return float(gap), ref
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(12, 60),
+    st.integers(1, 5),
+    st.integers(1, 4),
+)
+def test_a_feature_made_constant_by_forgetting_gets_the_refits_zero(seed, n, d, n_del):
+    X, y, gone, j = constant_after_forget_case(seed, n, d, n_del)
+    gap, ref = forget_vs_refit_gap(X, y, gone, alpha=0.0)
+    assert ref.coef_[j] == 0.0
+    assert gap <= 1e-9, f"forget differs from a refit by {gap:.3g} (relative)"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(12, 60),
+    st.integers(1, 4),
+    st.sampled_from([1e6, 1e7, 1e8, 1e9]),
+    st.booleans(),
+    st.sampled_from([0.0, 1e-3, 1.0]),
+    st.booleans(),
+)
+def test_forgetting_an_outlier_matches_a_refit(seed, n, d, magnitude, in_y, alpha, intercept):
+    X, y, victim = outlier_case(seed, n, d, magnitude, in_y)
+    gap, _ = forget_vs_refit_gap(X, y, [victim], alpha=alpha, fit_intercept=intercept)
+    assert gap <= 1e-9, f"forget differs from a refit by {gap:.3g} (relative)"
