@@ -150,14 +150,20 @@ def _verify(args: argparse.Namespace) -> int:
     if args.expect_head:
         seq, _, digest = args.expect_head.partition(":")
         expected = AuditHead(int(seq), digest)
-    with _store(args) as st:
+    from store import ModelStore
+
+    # read-only: verifying changes nothing (no recovery, purge, migration or cleanup)
+    with ModelStore.open(args.store, read_only=True) as st:
         v = st.verify_audit_log(expected)
     print(
         f"audit log {'verified' if v.ok else 'BROKEN'}: {v.entries} entries, "
         f"head {v.head.seq}:{v.head.entry_hash}"
     )
     if not v.ok:
-        print(f"  first bad entry {v.first_bad_seq}: {v.reason}")
+        if v.first_bad_seq is not None:
+            print(f"  first bad entry {v.first_bad_seq}")
+        for problem in v.problems or (str(v.reason),):
+            print(f"  {problem}")
     return 0 if v.ok else 1
 
 
@@ -290,7 +296,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true", help="an HTML page instead of JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
-    p = command("verify", _verify, "verify the audit log's hash chain (exit 1 if broken)")
+    p = command(
+        "verify", _verify, "verify the audit log's keyed chain, read-only (exit 1 if broken)"
+    )
     p.add_argument("--expect-head", metavar="SEQ:HASH", help="a head exported earlier")
 
     command("models", _models, "list model versions")

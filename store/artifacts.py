@@ -21,9 +21,10 @@ ROOT = "artifacts"
 class Artifacts:
     """The artifact directory of one store; paths given and returned are relative to it."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create: bool = True) -> None:
         self.root = directory / ROOT
-        self.root.mkdir(exist_ok=True)
+        if create:  # a read-only store creates nothing
+            self.root.mkdir(exist_ok=True)
 
     @staticmethod
     def relpath(model: str, version: int, revision: int) -> str:

@@ -105,7 +105,7 @@ def ingest(db: Database, name: str, source: object, subject_column: str) -> Data
             sources.check_columns(columns, subject_column)
             if not len(next(iter(columns.values()))):
                 raise SourceError(f"source for dataset {name!r} has no rows")
-            columns[subject_column] = _as_text(columns[subject_column])
+            columns[subject_column] = sources.subject_texts(subject_column, columns[subject_column])
             types = {c: sources.sql_type(c, vals) for c, vals in columns.items()}
             spec = ", ".join(f"{quote(c)} {t}" for c, t in types.items())
             db.execute(f"CREATE TABLE {tbl}({ROW_ID} BIGINT, {spec})")
@@ -157,7 +157,7 @@ def append(db: Database, name: str, source: object) -> Appended:
             sources.check_columns(columns, subject_column)
             if not len(next(iter(columns.values()))):
                 raise SourceError(f"nothing to append to dataset {name!r}: the source has no rows")
-            columns[subject_column] = _as_text(columns[subject_column])
+            columns[subject_column] = sources.subject_texts(subject_column, columns[subject_column])
             given = {
                 c: sources.sql_type(c, vals) if any(v is not None for v in vals) else target.get(c)
                 for c, vals in columns.items()
@@ -189,13 +189,8 @@ def append(db: Database, name: str, source: object) -> Appended:
         audit.append(
             db,
             "dataset.appended",
-            {
-                "dataset": name,
-                "rows": n,
-                "subjects": subjects,
-                "source_kind": kind,
-                "first_row_id": base,
-            },
+            # no row ids: once a row is erased, its id must name nothing the store keeps
+            {"dataset": name, "rows": n, "subjects": subjects, "source_kind": kind},
         )
     return Appended(name, n, base, base + n - 1, info.n_rows + n)
 
@@ -231,10 +226,6 @@ def _next_row_id(db: Database) -> int:
 def _set_next_row_id(db: Database, value: int) -> None:
     db.execute("UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(value)])
     db.cache.pop(_CATALOG, None)
-
-
-def _as_text(values: list[Any]) -> list[Any]:
-    return [None if v is None else str(v) for v in values]
 
 
 def _check_subjects(db: Database, name: str, subject_column: str, base: int) -> tuple[int, int]:

@@ -50,16 +50,22 @@ def fsync_path(path: Path) -> None:
 
 
 class Database:
-    """One read-write DuckDB connection to ``<dir>/store.duckdb``.
+    """One DuckDB connection to ``<dir>/store.duckdb``: read-write, or read-only.
 
     Not thread-safe: a :class:`~store.ModelStore` is used from one thread at a time.
     """
 
     FILE = "store.duckdb"
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, path: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool = False
+    ) -> None:
         self.path = path
+        self.read_only = read_only
         self._con: duckdb.DuckDBPyConnection | None = con
+        # The audit chain's key (a store.audit.AuditKey), set by the store once it has read
+        # the key file: every writer of audit entries reaches it through the connection.
+        self.audit_key: Any = None
         self._depth = 0
         # Values read once and kept in memory (the audit head, the dataset catalogue): each
         # DuckDB statement costs ~0.5-1 ms, so the erasure path reads none it can remember.
@@ -69,16 +75,20 @@ class Database:
         self._parallel = 0
 
     @classmethod
-    def open(cls, directory: Path) -> Database:
+    def open(cls, directory: Path, *, read_only: bool = False) -> Database:
+        """Open (or create) the database; ``read_only`` opens an existing one and writes
+        nothing at all (DuckDB's read-only mode: no cleanup, no WAL replay into the file)."""
         path = (directory / cls.FILE).resolve()
         with _open_lock:
             if str(path) in _open_paths:
                 raise StoreLockedError(f"store {directory} is already open in this process")
-            con = _connect(path)  # takes DuckDB's file lock first: only then is cleanup safe
-            for leftover in (_compact_path(path), _wal(_compact_path(path))):
-                leftover.unlink(missing_ok=True)  # a compaction cut short: the original stands
+            # takes DuckDB's file lock first: only then is cleanup safe
+            con = _connect(path, read_only=read_only)
+            if not read_only:
+                for leftover in (_compact_path(path), _wal(_compact_path(path))):
+                    leftover.unlink(missing_ok=True)  # a compaction cut short: the original stands
             _open_paths.add(str(path))
-        return cls(path, con)
+        return cls(path, con, read_only=read_only)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -222,9 +232,9 @@ def _wal(path: Path) -> Path:
 _THREADS = max(1, os.cpu_count() or 1)
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), config={"threads": 1})
+        return duckdb.connect(str(path), read_only=read_only, config={"threads": 1})
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLockedError(

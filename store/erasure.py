@@ -116,6 +116,21 @@ def new_request_id() -> str:
     return "er_" + secrets.token_hex(8)
 
 
+def is_request_id(text: str) -> bool:
+    """Whether ``text`` has the form of a request id (``er_`` and 16 hex digits).
+
+    Anything else given where a request id belongs may be a subject id pasted by mistake, so it
+    is never repeated in a message or a log line.
+
+    >>> is_request_id(new_request_id()), is_request_id("subject-123")
+    (True, False)
+    """
+    return len(text) == 19 and text.startswith("er_") and all(c in _HEX for c in text[3:])
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 def erase(
     db: Database,
     registry: Registry,
@@ -373,12 +388,15 @@ class PurgeResult:
 
 
 def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResult:
-    """Rewrite changed artifacts, compact the database, then mark purged requests completed."""
+    """Rewrite changed artifacts, clear the erased rows' ids from the tables that no longer
+    need them, compact the database, then mark purged requests completed."""
     t0 = time.perf_counter()
     written = registry.checkpoint()
     waiting = pending_purge(db)
     compacted = bool(waiting) or force
     if compacted:
+        with db.atomic():  # the erased rows' ids leave the log and the lineage tables
+            registry.scrub()
         crash_point("purge.before_compact")
         db.compact()
         crash_point("purge.after_compact")

@@ -6,6 +6,7 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
     StoreError
     ├── StoreLockedError              another process (or store object) has the store open
     ├── StoreClosedError              the store was closed
+    ├── StoreReadOnlyError            a write (or predict) on a store opened read-only
     ├── StoreCorruptError             a missing key file, or an artifact whose hash is wrong
     ├── InvalidNameError (ValueError)     a dataset or model name outside ^[a-z][a-z0-9_]{0,62}$
     ├── InvalidPeriodError (ValueError)   report bounds that are not ISO 8601 / out of order
@@ -47,6 +48,10 @@ class StoreLockedError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store was closed; open it again."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store was opened read-only: it writes nothing and holds no models in memory."""
 
 
 class StoreCorruptError(StoreError):
@@ -123,7 +128,15 @@ class InvalidLegalGroundError(ErasureError, ValueError):
 
 class UnknownRequestError(ErasureError, LookupError):
     def __init__(self, request_id: str) -> None:
-        super().__init__(f"no erasure request {request_id!r}")
+        from store.erasure import is_request_id
+
+        if is_request_id(request_id):
+            super().__init__(f"no erasure request {request_id!r}")
+        else:  # perhaps a subject id pasted by mistake: not repeated
+            super().__init__(
+                "no erasure request with that id (request ids are 'er_' and 16 hex digits; "
+                "the text given is not repeated, as it may be a subject id)"
+            )
 
 
 class FitError(TrainingError, ValueError):

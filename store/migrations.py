@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import duckdb
+
+from store import audit
 from store._clock import now
 from store.db import Database
 
 Migration = Callable[[Database], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
+FIRST = 1  # the transaction that applies it creates the store
 
 
 def migration(number: int, name: str) -> Callable[[Migration], Migration]:
@@ -27,6 +31,15 @@ def migration(number: int, name: str) -> Callable[[Migration], Migration]:
         return fn
 
     return register
+
+
+def pending(db: Database) -> list[int]:
+    """The migrations not yet recorded (all of them for an empty database); reads only."""
+    try:
+        done = {n for (n,) in db.all("SELECT number FROM schema_migrations")}
+    except duckdb.CatalogException:
+        done = set()
+    return [n for n in sorted(MIGRATIONS) if n not in done]
 
 
 def apply(db: Database) -> list[int]:
@@ -129,3 +142,19 @@ def _deferred_evidence(db: Database) -> None:
     # own state is its forget_log evidence), "recorded" once all are in; NULL when none was
     # deferred. The erasure writes it with its request row: no statement more.
     db.execute("ALTER TABLE erasure_requests ADD COLUMN evidence_status VARCHAR")
+
+
+@migration(4, "keyed audit chain: entries re-chained with HMAC, the head sealed outside the log")
+def _keyed_audit(db: Database) -> None:
+    # The store sets the audit key before it migrates; the re-chaining is recorded in the log
+    # itself (an "audit.keyed" entry, with the unkeyed head and whether that chain verified).
+    audit.rekey(db)
+
+
+@migration(5, "forget_log counts forgotten rows, so that purged entries can drop their ids")
+def _rows_forgotten(db: Database) -> None:
+    # A forget_log entry needs its row ids until the model's checkpoint includes it (replay
+    # after a crash); after that they are only linkage to erased people, and the purge clears
+    # them. The lineage keeps the count.
+    db.execute("ALTER TABLE forget_log ADD COLUMN rows_forgotten BIGINT")
+    db.execute("UPDATE forget_log SET rows_forgotten = len(row_ids)")

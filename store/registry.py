@@ -79,8 +79,8 @@ _VERSION_COLUMNS = (
 
 
 _LOG_COLUMNS = (
-    "model, version, revision, request_id, row_ids, logged_at, action, guarantee, "
-    "forget_seconds, evidence_json, recorded_at"
+    "model, version, revision, request_id, row_ids, rows_forgotten, logged_at, action, "
+    "guarantee, forget_seconds, evidence_json, recorded_at"
 )
 
 
@@ -242,9 +242,9 @@ class Registry:
         keys = [f"{r[0]}\x00{r[1]}" for r in rows]
         lineage: dict[tuple[str, int], list[Revision]] = {}
         for m, v, r, q, k, t in self.db.all(
-            "SELECT model, version, revision, request_id, len(row_ids), logged_at FROM forget_log "
-            "WHERE model || chr(0) || version::VARCHAR IN (SELECT unnest(?::VARCHAR[])) "
-            "ORDER BY model, version, revision",
+            "SELECT model, version, revision, request_id, rows_forgotten, logged_at "
+            "FROM forget_log WHERE model || chr(0) || version::VARCHAR "
+            "IN (SELECT unnest(?::VARCHAR[])) ORDER BY model, version, revision",
             [keys],
         ):
             lineage.setdefault((m, int(v)), []).append(Revision(int(r), q, int(k), t))
@@ -415,7 +415,7 @@ class Registry:
             return
         self.db.execute(
             f"INSERT INTO forget_log ({_LOG_COLUMNS}) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(done)),
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(done)),
             [
                 x
                 for (op, outcome), text in zip(done, evidence, strict=True)
@@ -425,6 +425,7 @@ class Registry:
                     op.revision,
                     op.request_id,
                     list(op.row_ids),
+                    len(op.row_ids),
                     at,
                     outcome.action,
                     outcome.guarantee,
@@ -634,6 +635,34 @@ class Registry:
             "model.checkpointed" if revision is not None else "model.artifact_deleted",
             {"model": name, "version": version, "revision": revision, "sha256": sha},
         )
+
+    def scrub(self) -> None:
+        """Forget the ids of erased rows where nothing needs them any more (at a purge, in a
+        transaction, after :meth:`checkpoint`).
+
+        A ``forget_log`` entry's row ids are needed only to replay it onto a checkpoint that
+        precedes it; once the version's checkpoint includes it (or the version no longer
+        loads: pending, retired) they are linkage to erased people, and are cleared (the
+        entry keeps the count). ``version_rows`` loses the rows no longer in the dataset.
+        """
+        self.db.execute(
+            "UPDATE forget_log f SET row_ids = []::BIGINT[] FROM model_versions m "
+            "WHERE f.model = m.model AND f.version = m.version AND len(f.row_ids) > 0 "
+            "AND f.action IS NOT NULL AND (m.status <> ? OR f.revision <= m.checkpoint_revision)",
+            [READY],
+        )
+        for (dataset,) in self.db.all("SELECT DISTINCT dataset FROM model_versions ORDER BY 1"):
+            self.db.execute(
+                "DELETE FROM version_rows v USING model_versions m WHERE v.model = m.model "
+                "AND v.version = m.version AND m.dataset = ? AND NOT EXISTS (SELECT 1 FROM "
+                f"{data.table(dataset)} d WHERE d.{data.ROW_ID} = v.row_id)",
+                [dataset],
+            )
+
+        def reread() -> None:
+            self._state = None  # the training rows in memory lose the erased ones too
+
+        self.db.on_commit(reread)
 
     def sweep(self) -> list[str]:
         """Delete artifact files the database does not point to (crash leftovers)."""

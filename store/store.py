@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, data, erasure, migrations, reports, retrain
+from store import audit, data, erasure, migrations, reports, retrain, sources
 from store import evidence as _evidence
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
@@ -38,6 +38,7 @@ from store.errors import (
     PredictInputError,
     StoreClosedError,
     StoreCorruptError,
+    StoreReadOnlyError,
 )
 from store.evidence import INLINE, EvidenceJob
 from store.registry import ModelVersion, Registry
@@ -83,6 +84,7 @@ class ModelStore:
         self._keys = keys
         self._registry = registry
         self._closed = False
+        self._read_only = False
         self._evidence_rate = _evidence.check_rate(evidence_rate)
 
     @property
@@ -97,28 +99,47 @@ class ModelStore:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], *, evidence_rate: float = 1.0) -> ModelStore:
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        evidence_rate: float = 1.0,
+        read_only: bool = False,
+    ) -> ModelStore:
         """Create or open the store in ``directory``, recovering from any crash.
 
         Recovery: models are loaded from their checkpoints and the later ``forget_log``
-        entries replayed; requests erased but not yet purged are purged now.
+        entries replayed; requests erased but not yet purged are purged now; copies of
+        uploads that older versions left in the directory are deleted.
         ``evidence_rate`` (0 to 1) is the share of erasure requests whose models are checked
         against a retrain (a keyed random sample; see :mod:`store.evidence`).
+
+        ``read_only`` opens an existing, up-to-date store to inspect it (audit verification,
+        reports, lookups) and changes nothing in its directory: no recovery, purge, migration
+        or cleanup, a read-only DuckDB connection, and no models in memory (methods that
+        write, or predict, raise :class:`~store.errors.StoreReadOnlyError`).
         Raises :class:`~store.errors.StoreLockedError` if another process has it open.
         """
         rate = _evidence.check_rate(evidence_rate)
         d = Path(directory)
+        if read_only:
+            return cls._open_read_only(d, rate)
         d.mkdir(parents=True, exist_ok=True)
         new = not (d / Database.FILE).exists()
         if not new and not (d / KEY_FILE).exists():
             raise StoreCorruptError(f"{d / KEY_FILE} is missing; pseudonyms cannot be derived")
         db = Database.open(d)
         try:
-            migrations.apply(db)
             keys = SubjectKeys.load(d, create=True)
-            if not audit.head(db).seq:
+            db.audit_key = audit.AuditKey.derive(keys)
+            with db.atomic():
+                applied = migrations.apply(db)
+                if migrations.FIRST in applied:  # this transaction creates the store
+                    audit.start(db, {"schema": max(migrations.MIGRATIONS)})
+            swept = sources.sweep_uploads(d)
+            if swept:
                 with db.atomic():
-                    audit.append(db, "store.created", {"schema": max(migrations.MIGRATIONS)})
+                    audit.append(db, "store.uploads_swept", {"files": swept})
             registry = Registry(db, Artifacts(d))
             registry.sweep()
             erasure.recover(db, registry)
@@ -130,10 +151,40 @@ class ModelStore:
             raise
         return store
 
+    @classmethod
+    def _open_read_only(cls, d: Path, rate: float) -> ModelStore:
+        if not (d / Database.FILE).is_file():
+            raise StoreCorruptError(f"{d} holds no store: {Database.FILE} is missing")
+        keys = SubjectKeys.load(d, create=False)
+        db = Database.open(d, read_only=True)
+        try:
+            db.audit_key = audit.AuditKey.derive(keys)
+            outdated = migrations.pending(db)
+            if outdated:
+                raise StoreReadOnlyError(
+                    f"store {d} needs migrations {outdated}: open it for writing once to "
+                    "upgrade it (a read-only open changes nothing)"
+                )
+            store = cls(d, db, keys, Registry(db, Artifacts(d, create=False)), rate)
+        except BaseException:
+            db.close()
+            raise
+        store._read_only = True
+        return store
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened with ``read_only=True``."""
+        return self._read_only
+
     def close(self) -> None:
         """Retrain pending versions and purge what awaits it (see :meth:`purge`), checkpoint
         the models, close the database."""
         if self._closed:
+            return
+        if self._read_only:
+            self._closed = True
+            self._db.close()
             return
         try:
             if (
@@ -161,16 +212,34 @@ class ModelStore:
             raise StoreClosedError(f"store {self.directory} is closed")
         return self._db
 
+    def _writable(self, what: str) -> Database:
+        db = self._live()
+        if self._read_only:
+            raise StoreReadOnlyError(f"store {self.directory} is open read-only: cannot {what}")
+        return db
+
+    def _models(self, what: str) -> Database:
+        db = self._live()
+        if self._read_only:
+            raise StoreReadOnlyError(
+                f"store {self.directory} is open read-only, without models in memory: cannot {what}"
+            )
+        return db
+
     # ------------------------------------------------------------------ data
     def ingest(
         self, name: str, source: str | os.PathLike[str] | Records | Any, *, subject_column: str
     ) -> DatasetInfo:
-        """Create dataset ``name`` from a ``.csv``/``.parquet`` path, list of dicts, dict of
+        """Create dataset ``name`` from a ``.csv``/``.parquet`` path, CSV in a file-like object
+        (``io.StringIO``: read in memory, never written to a file), list of dicts, dict of
         columns, or a data frame (pandas, polars, pyarrow ``Table``: scanned by DuckDB).
 
-        The subject column is stored as text and may hold no nulls; ``row_id`` is reserved.
+        Subject ids are kept as text exactly as written, and may not be empty: a CSV subject
+        column is read as text (``1.50`` stays ``1.50``); any other source's must hold text
+        already, or :class:`~store.errors.SubjectColumnError` says to cast it (the caller
+        decides how a number is written, and erases with that). ``row_id`` is reserved.
         """
-        return data.ingest(self._live(), name, source, subject_column)
+        return data.ingest(self._writable("ingest a dataset"), name, source, subject_column)
 
     def append(self, name: str, source: str | os.PathLike[str] | Records | Any) -> Appended:
         """Add rows (any source :meth:`ingest` takes) to dataset ``name``, with new row ids.
@@ -179,7 +248,7 @@ class ModelStore:
         type changes raise :class:`~store.errors.SchemaMismatchError`. Existing model versions
         keep their training rows (train a new version to use the new ones).
         """
-        return data.append(self._live(), name, source)
+        return data.append(self._writable("append rows"), name, source)
 
     def drop_dataset(self, name: str) -> int:
         """Drop a dataset no model version was trained on, and compact the database so that
@@ -187,7 +256,7 @@ class ModelStore:
 
         Raises :class:`~store.errors.DatasetInUseError` when a model version names it.
         """
-        rows = data.drop(self._live(), name)
+        rows = data.drop(self._writable("drop a dataset"), name)
         erasure.purge(self._db, self._registry, force=True)
         return rows
 
@@ -213,7 +282,7 @@ class ModelStore:
         self, name: str, *, dataset: str, estimator: Any, label: str, features: Sequence[str]
     ) -> ModelVersion:
         """Fit a clone of ``estimator`` on the dataset's rows; register it as a new version."""
-        db = self._live()
+        db = self._writable("train a model")
         return self._registry.train(name, data.get(db, dataset), estimator, label, features)
 
     def get_model(self, name: str, version: int | None = None) -> ModelVersion:
@@ -229,12 +298,12 @@ class ModelStore:
         :class:`~store.errors.ModelNotServableError` when every version awaits a retrain or is
         retired.
         """
-        self._live()
+        self._models("serve")
         return self._registry.serving(name)
 
     def estimator(self, name: str, version: int) -> Any | None:
         """A version's in-memory model, or None while it awaits a retrain or is retired."""
-        self._live()
+        self._models("give a model")
         return self._registry.estimator(name, version)
 
     def list_models(self) -> list[ModelVersion]:
@@ -242,7 +311,7 @@ class ModelStore:
         return self._registry.versions()
 
     def training_row_ids(self, name: str, version: int) -> np.ndarray:
-        """The row ids that trained a version (erased ones included: they name no one)."""
+        """The row ids that trained a version, less the erased ones once they are purged."""
         self._live()
         return self._registry.training_row_ids(name, version)
 
@@ -259,7 +328,7 @@ class ModelStore:
 
         ``rows``: a list of dicts keyed by feature name, or a 2-d array in feature order.
         """
-        self._live()
+        self._models("predict")
         if version is None:
             mv, est = self._registry.serving(name)
         else:
@@ -295,7 +364,7 @@ class ModelStore:
         records them as ``scheduled`` for :meth:`evidence_jobs` / :meth:`record_evidence`, or
         for :meth:`purge`, which runs them with ``purge=True`` before this returns.
         """
-        db = self._live()
+        db = self._writable("erase")
         deferred = _evidence.check_mode(evidence) != INLINE
         ground = erasure.check_legal_ground(legal_ground)
         subject = self._keys.subject(subject_id)
@@ -317,7 +386,9 @@ class ModelStore:
         or its estimator refuses them; its old artifact is deleted, and the requests waiting for
         it leave ``pending``. See :mod:`store.retrain`. :meth:`purge` calls this first.
         """
-        return retrain.retrain_pending(self._live(), self._registry, raise_errors=raise_errors)
+        return retrain.retrain_pending(
+            self._writable("retrain"), self._registry, raise_errors=raise_errors
+        )
 
     def purge(
         self, *, force: bool = False, retrain: bool = True, evidence: bool = True
@@ -330,7 +401,7 @@ class ModelStore:
         completed (a request still waiting for a retrain stays ``pending``). A version whose
         retrain fails stays pending and is reported in :attr:`PurgeResult.retrained`.
         """
-        db = self._live()
+        db = self._writable("purge")
         done = (
             self.retrain_pending(raise_errors=False) if retrain and self._registry.pending() else ()
         )
@@ -372,7 +443,7 @@ class ModelStore:
         ...     (r.models[0].evidence["status"], n, ev["status"], ev["passed"])
         ('scheduled', 1, 'recorded', True)
         """
-        return _evidence.jobs(self._live(), self._registry, limit)
+        return _evidence.jobs(self._writable("run retrain checks"), self._registry, limit)
 
     def record_evidence(self, job: EvidenceJob, result: Mapping[str, Any]) -> int:
         """Phase 3 (under the caller's lock): record ``result`` of ``job.run()`` for the job's
@@ -381,7 +452,9 @@ class ModelStore:
         The evidence names the revision checked; when the version moved on since the job was
         made, it says so (the check holds for the revision the job copied).
         """
-        return _evidence.record(self._live(), self._registry, job, result)
+        return _evidence.record(
+            self._writable("record retrain checks"), self._registry, job, result
+        )
 
     def collect_evidence(self) -> int:
         """Run every scheduled check now, all three phases in turn; how many were recorded."""

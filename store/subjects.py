@@ -3,6 +3,8 @@
 The secret lives in ``<store>/subject.key`` (never in the database or the audit log), so a
 pseudonym cannot be reversed, or recomputed for a guessed id, without the key file. The raw id
 is kept only in the dataset tables, where the data is; everything else sees :attr:`Subject.key`.
+Other uses of the secret get subkeys of their own (:meth:`SubjectKeys.derive`), so that no
+value computed for one purpose serves another: the audit chain is keyed with one.
 
 >>> keys = SubjectKeys(b"k" * 32)
 >>> s = keys.subject("alice@example.com")
@@ -24,6 +26,7 @@ from store.errors import InvalidSubjectError, StoreCorruptError
 
 KEY_FILE = "subject.key"
 KEY_BYTES = 32
+_DERIVE = b"\xffderive\x00"  # not UTF-8: never the encoding of a subject id
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class SubjectKeys:
         if len(secret) != KEY_BYTES:
             raise StoreCorruptError(f"{path} holds {len(secret)} bytes, expected {KEY_BYTES}")
         return cls(secret)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte subkey for ``purpose``: ``HMAC-SHA256(secret, 0xFF "derive" 0x00 purpose)``.
+
+        The message starts with the byte 0xFF, which no UTF-8 text holds, so no subject id
+        can have a pseudonym equal to a subkey (ids are chosen by whoever uploads data, and
+        pseudonyms are written to the database).
+        """
+        return hmac.new(self._secret, _DERIVE + purpose.encode(), hashlib.sha256).digest()
 
     def draw(self, label: str) -> float:
         """A number in [0, 1) keyed by the secret and ``label``: reproducible, unpredictable."""

@@ -1,4 +1,4 @@
-"""The audit log's hash chain: it verifies, and any edit, removal or reordering breaks it."""
+"""The audit log's keyed chain: it verifies, and any edit, removal or reordering breaks it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store import AuditHead, ModelStore
-from store.audit import GENESIS, canonical, chain_hash
+from store.audit import GENESIS, canonical, key_of
 from tests.store.helpers import VICTIM, populate
 
 
@@ -36,10 +36,10 @@ def test_chain_verifies_and_holds_no_raw_ids(audited: ModelStore) -> None:
     assert result.ok and result.first_bad_seq is None and result.reason is None
     assert result.entries == len(rows(audited)) >= 8
     assert result.head == audited.audit_head()
-    prev = GENESIS
+    prev, key = GENESIS, key_of(audited._db)
     for seq, ts, kind, payload, prev_hash, entry_hash in rows(audited):
         assert prev_hash == prev
-        assert entry_hash == chain_hash(prev, seq, ts, kind, json.loads(payload))
+        assert entry_hash == key.entry_hash(prev, seq, ts, kind, json.loads(payload))
         assert payload == canonical(json.loads(payload))
         assert VICTIM not in payload and "subj-002" not in payload
         prev = entry_hash
@@ -101,12 +101,13 @@ def test_removed_or_swapped_entries_are_caught(audited: ModelStore) -> None:
     assert audited.verify_audit_log().ok
 
 
-def test_truncation_is_caught_with_an_exported_head(tmp_path: Path) -> None:
+def test_truncation_is_caught_by_the_sealed_head_and_an_exported_one(tmp_path: Path) -> None:
     with ModelStore.open(tmp_path / "s") as store:
         populate(store)
         head = store.audit_head()
         assert isinstance(head, AuditHead) and head.seq > 1
         store._db.execute("DELETE FROM audit_log WHERE seq = ?", [head.seq])
-        assert store.verify_audit_log().ok  # a shorter chain is still a chain ...
-        bad = store.verify_audit_log(expected_head=head)  # ... but not the one exported
-        assert not bad.ok and bad.first_bad_seq == head.seq
+        cut = store.verify_audit_log()  # the sealed head outside the log says where it ends
+        assert not cut.ok and f"its sealed head is at seq {head.seq}" in str(cut.reason)
+        bad = store.verify_audit_log(expected_head=head)  # and so does a head exported earlier
+        assert not bad.ok and any("expected head" in p for p in bad.problems)

@@ -75,14 +75,15 @@ def copy_of(pristine: Path, where: Path) -> Path:
     return where
 
 
-def test_a_deferred_erasure_is_six_statements_and_schedules(
+def test_a_deferred_erasure_is_seven_statements_and_schedules(
     populated: ModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     st = populated
     st.erase("subj-001", legal_ground="art17-1-b", purge=False, verify=False)  # warm the caches
     count = Counter(monkeypatch)
     r = st.erase(VICTIM, legal_ground="art17-1-b", purge=False, verify=True, evidence=DEFERRED)
-    assert count.sql == ["BEGIN", "DELETE", "INSERT", "INSERT", "INSERT", "COMMIT"]
+    # rows, forget log, request, audit entries, the audit log's sealed head
+    assert count.sql == ["BEGIN", "DELETE", "INSERT", "INSERT", "INSERT", "UPDATE", "COMMIT"]
     monkeypatch.undo()
     assert [a.evidence["status"] for a in r.models] == [SCHEDULED, SCHEDULED]
     assert "passed" not in r.models[0].evidence

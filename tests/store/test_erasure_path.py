@@ -33,13 +33,14 @@ class Counter:
         monkeypatch.setattr(Database, "execute", execute)
 
 
-def test_an_erasure_is_six_statements(populated: ModelStore, monkeypatch) -> None:
+def test_an_erasure_is_seven_statements(populated: ModelStore, monkeypatch) -> None:
     st = populated
     st.erase("subj-001", legal_ground="art17-1-b", purge=False, verify=False)  # warm the caches
     count = Counter(monkeypatch)
     r = st.erase(VICTIM, legal_ground="art17-1-b", purge=False, verify=False)
     assert r.status == "erased" and len(r.models) == 2
-    assert count.sql == ["BEGIN", "DELETE", "INSERT", "INSERT", "INSERT", "COMMIT"]
+    # rows, forget log, request, audit entries, the audit log's sealed head
+    assert count.sql == ["BEGIN", "DELETE", "INSERT", "INSERT", "INSERT", "UPDATE", "COMMIT"]
     # the receipt built from memory is the one the database gives back
     assert st.erasure_request(r.request_id) == r
 
@@ -61,6 +62,7 @@ def test_more_datasets_one_lookup(populated: ModelStore, monkeypatch) -> None:
         "INSERT",
         "INSERT",
         "INSERT",
+        "UPDATE",
         "COMMIT",
     ]
     assert st.find_subject(VICTIM) == {}

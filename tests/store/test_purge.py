@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from store import ModelStore
-from tests.store.helpers import VICTIM, needles, people, populate, scan, write_csv
+from tests.store.helpers import VICTIM, VICTIM_VALUES, needles, people, populate, scan, write_csv
 
 
 def test_scanner_sees_the_victim_before_erasure(st: ModelStore) -> None:
@@ -76,3 +76,115 @@ def test_measure_erase_and_purge(populated: ModelStore, capsys) -> None:
             f"erase+purge {both_s * 1e3:.1f} ms"
         )
     assert erase_s < 30 and purge_s < 30
+
+
+# ---------------------------------------------------------------------- the attack
+# Row ids far from every other number in the store, so that finding one means finding it.
+BASE_ROW_ID = 730_000_000_001
+# Where the subject's pseudonym belongs after erasure: the request, and the audit log's
+# account of it. Anywhere else it would link the subject to something the store kept.
+PSEUDONYM_HOMES = {
+    ("main", "erasure_requests", "subject_key"),
+    ("main", "audit_log", "payload_json"),
+}
+
+
+def attacked_store(store_dir: Path, tmp_path: Path) -> tuple[list[int], str]:
+    """A store whose every table and file has seen the victim, then erased and purged: the
+    victim's rows are in a CSV ingest and the first row of an appended batch; exact models,
+    a model that needs a retrain, deferred evidence. Its row ids and pseudonym."""
+    from store.data import fetch
+    from tests.store.helpers import FEATURES, budgeted
+
+    rows = people()
+    victim = [r for r in rows if r["subject_id"] == VICTIM]
+    others = [r for r in rows if r["subject_id"] != VICTIM]
+    with ModelStore.open(store_dir) as st:
+        st._db.execute(
+            "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)]
+        )
+        st.ingest(
+            "people",
+            write_csv(tmp_path / "p.csv", others + victim[:1]),
+            subject_column="subject_id",
+        )
+        st.append("people", victim[1:] + others[:3])  # the victim opens an appended batch
+        populate_models(st)
+        st.train("risky", dataset="people", estimator=budgeted(), label="label", features=FEATURES)
+        ids, cols = fetch(st._db, "people", ["subject_id"])
+        row_ids = [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+        assert len(row_ids) == 2 and min(row_ids) > BASE_ROW_ID
+        key = st.subject_key(VICTIM)
+        r = st.erase(VICTIM, legal_ground="art17-1-b", evidence="deferred")
+        assert r.status == "completed" and r.rows_erased == 2
+        assert {a.action for a in st.erasure_request(r.request_id).models} >= {"retrain"}
+        for name, version in (("risk", 1), ("score", 1), ("risky", 1)):
+            assert not set(row_ids) & set(st.training_row_ids(name, version).tolist())
+        assert st.verify_audit_log().ok
+    return row_ids, key
+
+
+def table_hits(db_file: Path, texts: dict[str, str], numbers: dict[str, float]) -> list[str]:
+    """Every (table column, needle) where a value holds a needle: text anywhere in the value
+    as text (lists and JSON included), numbers by equality; read from a fresh connection."""
+    import duckdb
+
+    hits = []
+    con = duckdb.connect(str(db_file), read_only=True)
+    try:
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE NOT internal AND database_name = current_database() ORDER BY 1, 2, 3"
+        ).fetchall()
+        for schema, table, column, kind in columns:
+            ref = f'"{schema}"."{table}"', f'"{column}"'
+            for name, text in texts.items():
+                (n,) = con.execute(
+                    f"SELECT count(*) FROM {ref[0]} WHERE contains({ref[1]}::VARCHAR, ?)", [text]
+                ).fetchall()[0]
+                if n:
+                    hits.append(f"{schema}.{table}.{column}: {name}")
+            if kind in ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "HUGEINT"):
+                for name, value in numbers.items():
+                    (n,) = con.execute(
+                        f"SELECT count(*) FROM {ref[0]} WHERE {ref[1]} = ?", [value]
+                    ).fetchall()[0]
+                    if n:
+                        hits.append(f"{schema}.{table}.{column}: {name}")
+    finally:
+        con.close()
+    return hits
+
+
+def test_after_erase_and_purge_no_table_links_back_to_the_subject(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Every column of every table of the DuckDB file, read back: the raw id, the row ids
+    (they are linkage: "row 730000000017 was trained on, then erased"), the unique values, and
+    the pseudonym outside the request and its audit entries."""
+    row_ids, key = attacked_store(store_dir, tmp_path)
+    texts = {"raw id": VICTIM, "pseudonym": key} | {f"row id {i}": str(i) for i in row_ids}
+    values = needles()
+    texts |= {name: pat.decode() for name, pat in values.items() if name.endswith("text")}
+    numbers = {f"row id {i}": float(i) for i in row_ids} | {
+        f"value {v!r}": v for k in range(2) for v in (x + k for x in VICTIM_VALUES)
+    }
+    hits = table_hits(store_dir / "store.duckdb", texts, numbers)
+    allowed = {f"{s}.{t}.{c}: pseudonym" for s, t, c in PSEUDONYM_HOMES}
+    assert [h for h in hits if h not in allowed] == []
+    assert allowed & set(hits)  # the scan does see what is there
+
+
+def test_after_erase_and_purge_no_file_holds_the_subject_or_its_row_ids(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Raw bytes of every file in the store directory (npz members decompressed): the raw
+    id, the values, the row ids as int64 and as text; the pseudonym only in the database."""
+    import struct
+
+    row_ids, key = attacked_store(store_dir, tmp_path)
+    patterns = needles() | {"pseudonym": key.encode()}
+    for i in row_ids:
+        patterns |= {f"row id {i} i64": struct.pack("<q", i), f"row id {i} text": str(i).encode()}
+    hits = scan(store_dir, patterns)
+    assert [h for h in hits if not h.startswith(f"{store_dir / 'store.duckdb'}: pseudonym")] == []
