@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import forget
-from api import docs, errors
+from api import docs, errors, logs
 from api.auth import ApiKeys
 from api.middleware import BodyLimit, RequestMetrics
 from api.routes import audit, datasets, erasure, models, ops
@@ -38,6 +38,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.install()  # after uvicorn configured its loggers
         service.start()
         service.warm()
         if freeze_heap:

@@ -85,8 +85,10 @@ def test_user_errors_are_one_line(tmp_path: Path):
     res = run("ingest", "--store", store, "d", str(tmp_path / "missing.csv"),
               "--subject-column", "s")  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    res = run("report", "--store", store, "er_nope")
-    assert res.returncode == 2 and "er_nope" in res.stderr
+    res = run("report", "--store", store, "er_0123456789abcdef")
+    assert res.returncode == 2 and "er_0123456789abcdef" in res.stderr
+    res = run("report", "--store", store, "subject-42")  # a subject id, pasted: not repeated
+    assert res.returncode == 2 and "subject-42" not in res.stderr and "not repeated" in res.stderr
     res = run("train", "--store", store, "m", "--dataset", "d", "--estimator", "X",
               "--label", "y", "--features", "a", "--param", "oops")  # fmt: skip
     assert res.returncode == 2 and "key=value" in res.stderr

@@ -354,3 +354,19 @@ def test_docs_are_served_from_the_package(shared_server: Server):
         r = shared_server.client.get(asset)
         assert r.status_code == 200 and len(r.content) > 10_000, asset
     assert shared_server.client.get("/openapi.json").json()["info"]["title"] == "forget"
+
+
+def test_a_subject_id_in_a_url_is_neither_echoed_nor_logged(shared_server: Server):
+    """A subject id pasted where a request id belongs: 404, not repeated, not in the log."""
+    pasted = "alice.pasted-7f3q@example.org"
+    for path in (f"/v1/erasure-requests/{pasted}", f"/v1/erasure-requests/{pasted}/report"):
+        r = shared_server.client.get(path, headers=auth("audit"))
+        assert r.status_code == 404 and pasted not in r.text, r.text
+        assert "not repeated" in r.json()["error"]["message"]
+    other = "er_0123456789abcdef"  # a request id of the right form is named
+    known = shared_server.client.get(f"/v1/erasure-requests/{other}", headers=auth("audit"))
+    assert known.status_code == 404 and other in known.text
+    time.sleep(0.2)  # the access log line is written after the answer
+    log = shared_server.log.read_text()
+    assert "/v1/erasure-requests/{redacted}/report" in log and other in log
+    assert pasted not in log
