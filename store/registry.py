@@ -597,6 +597,9 @@ class Registry:
             if live.revision == ckpt:
                 continue
             rel = Artifacts.relpath(name, version, live.revision)
+            compact = getattr(live.estimator, "compact", None)
+            if compact is not None:  # memory as the artifact: no layout left by erased rows
+                compact()
             sha = self.artifacts.write(rel, live.estimator.to_bytes())
             crash_point("checkpoint.written")
             with self.db.atomic():

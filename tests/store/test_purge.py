@@ -188,3 +188,35 @@ def test_after_erase_and_purge_no_file_holds_the_subject_or_its_row_ids(
         patterns |= {f"row id {i} i64": struct.pack("<q", i), f"row id {i} text": str(i).encode()}
     hits = scan(store_dir, patterns)
     assert [h for h in hits if not h.startswith(f"{store_dir / 'store.duckdb'}: pseudonym")] == []
+
+
+def test_after_purge_the_models_memory_holds_no_trace(tmp_path: Path, store_dir: Path) -> None:
+    """The served models in memory, after erase + purge: no row id or value of the subject is
+    reachable, and the forest holds no slot vacated by the erased rows (the checkpoint compacts
+    it to what a fit on the remaining rows holds)."""
+    import numpy as np
+
+    from forget._rows import GONE
+    from forget.checks import _reachable
+    from store.data import fetch
+
+    with ModelStore.open(store_dir) as st:
+        st._db.execute(  # distinctive row ids: a match anywhere is the victim's
+            "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)]
+        )
+        st.ingest("people", people(), subject_column="subject_id")
+        populate_models(st)
+        ids, cols = fetch(st._db, "people", ["subject_id"])
+        gone = [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+        forest = st.estimator("risk", 1)
+        assert GONE not in forest._rows.ids.tolist()
+        st.erase(VICTIM, legal_ground="art17-1-b", purge=True)
+        for name in ("risk", "score"):
+            est = st.estimator(name, 1)
+            for arr in _reachable(est):
+                if arr.dtype.kind in "iu":
+                    assert not np.isin(arr, gone).any(), name
+                if arr.dtype.kind == "f":
+                    assert not np.isin(arr.astype(np.float64), VICTIM_VALUES).any(), name
+        assert st.estimator("risk", 1) is forest
+        assert GONE not in forest._rows.ids.tolist()  # compacted: no vacated slot
