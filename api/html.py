@@ -50,7 +50,8 @@ def erasure_report(report: Mapping[str, Any]) -> str:
         f"<title>Erasure report {escape(str(report.get('request_id')))}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Erasure report <code>{escape(str(report.get('request_id')))}</code></h1>",
-        f"<p>Status: <strong class='{css}'>{escape(status)}</strong></p>",
+        f"<p>Status: <strong class='{css}'>{escape(status)}</strong>: "
+        f"{escape(str(report.get('status_text', '')))}</p>",
         "<h2>Request</h2>",
         _facts(
             [

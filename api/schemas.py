@@ -209,7 +209,11 @@ class ModelActionOut(BaseModel):
 
 class ErasureOut(BaseModel):
     request_id: str
-    status: str
+    status: Literal["pending", "erased", "completed", "no_data"] = Field(
+        description="pending: a model awaits its retrain; erased: rows deleted and every model "
+        "forgot them, purge to follow; completed: purged too; no_data: the store held no data "
+        "under this subject id, nothing was erased"
+    )
     subject_key: str
     legal_ground: str
     received_at: str

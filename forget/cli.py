@@ -1,7 +1,8 @@
 """The ``forget`` command line: a demo, the server, and the store's everyday operations.
 
 Every command that touches a store takes ``--store DIR``. Errors a user can fix (an unknown
-dataset, a locked store, missing API keys) print one line and exit with status 2.
+dataset, a locked store, missing API keys) print one line and exit with status 2; ``forget
+erase`` exits with 3 when the store held no data under the subject id (nothing was erased).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
+
+NO_DATA_EXIT = 3
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -126,6 +129,13 @@ def _erase(args: argparse.Namespace) -> int:
         )
         for a in r.models:
             print(f"  {a.model} v{a.version} -> revision {a.revision}: {a.action}")
+    if r.status == "no_data":
+        print(
+            "forget erase: this store holds no data under this subject id: nothing was erased "
+            "(the request is recorded; check the id)",
+            file=sys.stderr,
+        )
+        return NO_DATA_EXIT
     return 0
 
 

@@ -44,7 +44,16 @@ if TYPE_CHECKING:  # retrain imports this module
     from store.retrain import RetrainResult
 
 PENDING_REQUEST, ERASED, COMPLETED = "pending", "erased", "completed"
-STATUSES = (PENDING_REQUEST, ERASED, COMPLETED)
+NO_DATA = "no_data"  # the store held nothing under the subject id: recorded, nothing erased
+STATUSES = (PENDING_REQUEST, ERASED, COMPLETED, NO_DATA)
+STATUS_TEXT = {
+    PENDING_REQUEST: "the rows are deleted; a model that could not forget them in place is not "
+    "served until it is retrained",
+    ERASED: "the rows are deleted and every model forgot them; the physical purge follows",
+    COMPLETED: "erased from every dataset and model, and physically purged",
+    NO_DATA: "this store held no data under this subject id at the time of the request: "
+    "nothing was erased (check the id)",
+}
 LEGAL_GROUNDS = {
     "art17-1-a": "no longer necessary for the purposes",
     "art17-1-b": "consent withdrawn",
@@ -173,7 +182,7 @@ def erase(
             erased_at = now()
             registry.log(done, texts, erased_at)
             if not all_ids:
-                status, completed, purged = COMPLETED, erased_at, erased_at
+                status, completed, purged = NO_DATA, erased_at, erased_at
             elif any(o.action == PENDING for _, o in done):
                 status, completed, purged = PENDING_REQUEST, None, None
             else:

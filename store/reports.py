@@ -52,6 +52,7 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
         "legal_ground": r.legal_ground,
         "legal_ground_text": erasure.LEGAL_GROUNDS[r.legal_ground],
         "status": r.status,
+        "status_text": erasure.STATUS_TEXT[r.status],
         "received_at": r.received_at,
         "erased_at": r.erased_at,
         "completed_at": r.completed_at,
@@ -160,7 +161,8 @@ def summary_report(
     """Counts and times of the requests received in ``[since, until)`` (open bounds: all).
 
     ``as_of`` (default: now) is the instant against which requests are overdue: past their
-    Art. 12(3) deadline and not completed. Completion time runs from receipt to completion.
+    Art. 12(3) deadline and not completed. Completion time runs from receipt to completion;
+    ``no_data`` requests (the store held nothing under the id) are counted, not timed.
     """
     lo, hi = _instant(since, "since"), _instant(until, "until")
     at = _instant(as_of, "as_of") or now()
@@ -179,6 +181,8 @@ def summary_report(
         by_status[status] = by_status.get(status, 0) + 1
         by_ground[ground] = by_ground.get(ground, 0) + 1
         deadline = add_month(received)
+        if status == erasure.NO_DATA:  # closed at once, nothing erased: not an erasure's time
+            continue
         if completed is not None:
             durations.append(_seconds(received, completed))
             late += completed > deadline
@@ -196,7 +200,7 @@ def summary_report(
             "p95": float(np.percentile(secs, 95)) if secs.size else None,
             "max": float(secs.max()) if secs.size else None,
         },
-        "open": len(rows) - by_status[erasure.COMPLETED],
+        "open": by_status[erasure.PENDING_REQUEST] + by_status[erasure.ERASED],
         "pending": by_status[erasure.PENDING_REQUEST],
         "awaiting_purge": by_status[erasure.ERASED],
         "overdue": {"count": len(overdue), "request_ids": overdue},

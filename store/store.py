@@ -374,7 +374,7 @@ class ModelStore:
         receipt = erasure.erase(
             db, self._registry, subject, ground, request_id, policy, deferred=deferred
         )
-        if purge and receipt.status != erasure.COMPLETED:
+        if purge and receipt.status not in (erasure.COMPLETED, erasure.NO_DATA):
             self.purge()
             receipt = erasure.receipt(db, receipt.request_id, repeat=receipt.repeat)
         return receipt

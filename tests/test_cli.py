@@ -58,6 +58,9 @@ def test_store_commands_end_to_end(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     assert "completed, 2 rows" in res.stdout and "exact_unlearning" in res.stdout
     request_id = res.stdout.split()[1].rstrip(":")
+    typo = run("erase", "--store", store, VICTIM + "x")  # no data under that id: said so
+    assert typo.returncode == 3 and "no_data, 0 rows" in typo.stdout
+    assert "holds no data under this subject id" in typo.stderr
     res = run("report", "--store", store, request_id)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["legal_ground"] == "art17-1-d"

@@ -22,6 +22,11 @@ router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
     responses=ERRORS
     | {
         200: {"model": ErasureOut, "description": "a repeated request: the earlier receipt"},
+        201: {
+            "model": ErasureOut,
+            "description": "completed; or no_data: nothing held under this subject id, nothing "
+            "erased (the request is recorded)",
+        },
         202: {"model": ErasureOut, "description": "erased; physical purge or retrain to follow"},
     },
     dependencies=[Depends(require("erase"))],
@@ -29,12 +34,13 @@ router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
 def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str, Any]:
     """Erase a subject from every dataset and every model trained on them.
 
-    201: completed. 202: the rows are gone and every model forgot them (no prediction uses
-    them any more), the physical purge or a retrain follows; poll the request. 200: a repeat
-    of an earlier request, answered with its receipt.
+    201: completed, or ``no_data``: the store held no data under this subject id, nothing was
+    erased (the request is recorded; check the id). 202: the rows are gone and every model
+    forgot them (no prediction uses them any more), the physical purge or a retrain follows;
+    poll the request. 200: a repeat of an earlier request, answered with its receipt.
     """
     receipt = svc.erase(body.subject_id, body.legal_ground)
-    done = receipt["status"] == "completed"
+    done = receipt["status"] in ("completed", "no_data")
     response.status_code = 200 if receipt["repeat"] else 201 if done else 202
     response.headers["Location"] = f"/v1/erasure-requests/{receipt['request_id']}"
     return receipt

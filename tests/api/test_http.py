@@ -161,9 +161,15 @@ def test_erasure_flow(server: Server):
     assert again.status_code == 200 and again.json()["request_id"] == rid
     assert again.json()["repeat"] is True
 
-    # a subject the store never held: nothing to erase, completed at once
+    # a subject the store never held (a typo?): recorded, and said so — never "completed"
     none = c.post("/v1/erasure-requests", json={"subject_id": "nobody"}, headers=auth("erase"))
-    assert none.status_code == 201 and none.json()["status"] == "completed"
+    assert none.status_code == 201 and none.json()["status"] == "no_data"
+    assert none.json()["rows_erased"] == 0
+    page = c.get(
+        f"/v1/erasure-requests/{none.json()['request_id']}/report?format=html",
+        headers=auth("audit"),
+    )
+    assert "held no data under this subject id" in page.text and "nobody" not in page.text
 
     report = c.get(f"/v1/erasure-requests/{rid}/report", headers=auth("audit"))
     assert report.status_code == 200 and report.headers["content-type"] == "application/json"

@@ -26,11 +26,12 @@ def test_repeat_while_purge_is_pending_completes_it(populated: ModelStore) -> No
     assert st.erasure_report(first.request_id)["status"] == "completed"
 
 
-def test_unknown_subject_gets_a_completed_no_op(populated: ModelStore) -> None:
+def test_unknown_subject_is_recorded_as_no_data(populated: ModelStore) -> None:
+    """A typo must never read as an erasure: its own status, closed at once."""
     st = populated
     r = st.erase("never-seen", legal_ground="art17-1-a")
     assert (r.status, r.rows_erased, r.models, r.datasets, r.repeat) == (
-        "completed",
+        "no_data",
         0,
         (),
         {},
