@@ -130,11 +130,18 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def open(
-        cls, directory: str | os.PathLike[str], *, evidence_rate: float = 0.1, **kwargs: Any
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        evidence_rate: float = 0.1,
+        create: bool = True,
+        **kwargs: Any,
     ) -> Service:
-        """Open the store; ``evidence_rate`` is the share of erasure requests whose models
-        are compared with a retrain from scratch (a keyed random sample)."""
-        return cls(ModelStore.open(directory, evidence_rate=evidence_rate), **kwargs)
+        """Open the store (with ``create=False`` an existing one only); ``evidence_rate`` is the
+        share of erasure requests whose models are compared with a retrain from scratch (a
+        keyed random sample)."""
+        store = ModelStore.open(directory, evidence_rate=evidence_rate, create=create)
+        return cls(store, **kwargs)
 
     def start(self) -> None:
         """Start the background purger (idempotent); it also runs checks left scheduled."""

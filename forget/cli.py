@@ -18,10 +18,12 @@ from typing import Any
 NO_DATA_EXIT = 3
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The store at ``--store``: an existing one (a mistyped path is an error), except for
+    ``ingest``, which creates it."""
     from store import ModelStore
 
-    return ModelStore.open(args.store)
+    return ModelStore.open(args.store, create=create)
 
 
 def _print_json(doc: Any) -> None:
@@ -49,6 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
     from api.server import load_keys, serve
 
     keys = load_keys(args.host, no_auth=args.no_auth)
+    if not args.create:
+        from store import ModelStore
+
+        ModelStore.find(args.store)
     if args.ray:
         import cluster
 
@@ -82,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    with _store(args) as st:
+    with _store(args, create=True) as st:
         info = st.ingest(args.name, args.path, subject_column=args.subject_column)
         print(
             f"dataset {info.name!r}: {info.n_rows} rows, columns {[c.name for c in info.columns]}"
@@ -221,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="exit after the demo instead of serving")
 
     p = command("serve", _serve, "serve a store over HTTP (keys from FORGET_API_KEYS)")
+    p.add_argument(
+        "--create",
+        action="store_true",
+        help="create the store if the directory holds none (else a missing store is an error)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(

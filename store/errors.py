@@ -5,6 +5,7 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
 
     StoreError
     ├── StoreLockedError              another process (or store object) has the store open
+    ├── StoreNotFoundError (LookupError)  no store in the directory, and none was to be created
     ├── StoreClosedError              the store was closed
     ├── StoreReadOnlyError            a write (or predict) on a store opened read-only
     ├── StoreCorruptError             a missing key file, or an artifact whose hash is wrong
@@ -52,6 +53,11 @@ class StoreClosedError(StoreError):
 
 class StoreReadOnlyError(StoreError):
     """The store was opened read-only: it writes nothing and holds no models in memory."""
+
+
+class StoreNotFoundError(StoreError, LookupError):
+    """No store in the directory named (a mistyped path), and the caller did not ask to create
+    one."""
 
 
 class StoreCorruptError(StoreError):

@@ -38,6 +38,7 @@ from store.errors import (
     PredictInputError,
     StoreClosedError,
     StoreCorruptError,
+    StoreNotFoundError,
     StoreReadOnlyError,
 )
 from store.evidence import INLINE, EvidenceJob
@@ -105,8 +106,14 @@ class ModelStore:
         *,
         evidence_rate: float = 1.0,
         read_only: bool = False,
+        create: bool = True,
     ) -> ModelStore:
         """Create or open the store in ``directory``, recovering from any crash.
+
+        With ``create=False`` a directory that holds no store is refused
+        (:class:`~store.errors.StoreNotFoundError`) instead of becoming a new, empty store: what
+        every ``forget`` command but ``ingest`` does, so a mistyped ``--store`` is an error,
+        not a fresh store that "verifies" and "erases" nothing.
 
         Recovery: models are loaded from their checkpoints and the later ``forget_log``
         entries replayed; requests erased but not yet purged are purged now; copies of
@@ -122,6 +129,10 @@ class ModelStore:
         """
         rate = _evidence.check_rate(evidence_rate)
         d = Path(directory)
+        if d.exists() and not d.is_dir():
+            raise StoreNotFoundError(f"{d} is a file, not a store directory")
+        if read_only or not create:
+            cls.find(d)
         if read_only:
             return cls._open_read_only(d, rate)
         d.mkdir(parents=True, exist_ok=True)
@@ -151,10 +162,19 @@ class ModelStore:
             raise
         return store
 
+    @staticmethod
+    def find(directory: str | os.PathLike[str]) -> Path:
+        """``directory`` if it holds a store; else :class:`~store.errors.StoreNotFoundError`."""
+        d = Path(directory)
+        if not (d / Database.FILE).is_file():
+            raise StoreNotFoundError(
+                f"no store in {d} ({Database.FILE} is missing): check the path, or create the "
+                "store with `forget ingest` (or `forget serve --create`)"
+            )
+        return d
+
     @classmethod
     def _open_read_only(cls, d: Path, rate: float) -> ModelStore:
-        if not (d / Database.FILE).is_file():
-            raise StoreCorruptError(f"{d} holds no store: {Database.FILE} is missing")
         keys = SubjectKeys.load(d, create=False)
         db = Database.open(d, read_only=True)
         try:

@@ -79,6 +79,9 @@ def test_store_commands_end_to_end(tmp_path: Path):
 
 def test_user_errors_are_one_line(tmp_path: Path):
     store = str(tmp_path / "store")
+    (tmp_path / "d.csv").write_text("s,a,y\nx1,1.0,0\nx2,2.0,1\n")
+    assert run("ingest", "--store", store, "d", str(tmp_path / "d.csv"),
+               "--subject-column", "s").returncode == 0  # fmt: skip
     res = run("train", "--store", store, "m", "--dataset", "nope", "--estimator", "Nope",
               "--label", "y", "--features", "a")  # fmt: skip
     assert res.returncode == 2 and "unknown estimator 'Nope'" in res.stderr
@@ -107,3 +110,24 @@ def test_unknown_command_is_a_usage_error():
     res = run("frobnicate")
     assert res.returncode == 2
     assert "invalid choice" in res.stderr
+
+
+def test_a_mistyped_store_is_an_error_not_a_new_store(tmp_path: Path):
+    """Only ingest creates a store: every other command refuses a directory that holds none
+    (and a file), exit 2, one line, nothing created."""
+    missing = tmp_path / "stroe"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a store")
+    for store in (missing, a_file):
+        for argv in (
+            ("erase", "someone"),
+            ("verify",),
+            ("models",),
+            ("report", "er_0123456789abcdef"),
+            ("serve", "--no-auth"),
+        ):
+            res = run(argv[0], "--store", str(store), *argv[1:])
+            assert res.returncode == 2, (argv, res.stderr)
+            assert "Traceback" not in res.stderr and "store" in res.stderr, res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not missing.exists() and a_file.read_text() == "not a store"

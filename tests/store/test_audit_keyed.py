@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from forget.cli import main as cli
-from store import ModelStore, StoreReadOnlyError, migrations
+from store import ModelStore, StoreNotFoundError, StoreReadOnlyError, migrations
 from store.audit import GENESIS, KEYED, AuditHead, AuditKey, canonical, chain_hash
 from store.subjects import SubjectKeys
 from tests.store.helpers import FEATURES, VICTIM, populate
@@ -260,7 +260,7 @@ def test_a_read_only_store_reads_and_refuses_to_write(populated: ModelStore) -> 
             with pytest.raises(StoreReadOnlyError, match="read-only"):
                 attempt()
     assert snapshot(directory) == before
-    with pytest.raises(Exception, match="holds no store"):
+    with pytest.raises(StoreNotFoundError, match="no store in"):
         ModelStore.open(directory / "nowhere", read_only=True)
     assert not (directory / "nowhere").exists()
 
