@@ -35,6 +35,7 @@ from api.cache import PredictionCache
 from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from forget.scoring import CompiledForest
+from forget.warm import rehearse
 from store import ModelStore
 from store.errors import PredictInputError, StoreError, TrainingError
 from store.evidence import DEFERRED, SCHEDULED, check_mode
@@ -154,21 +155,25 @@ class Service:
         self._publish_revisions()
 
     def warm(self) -> list[str]:
-        """Load every serving model, compile its forest and score one row of zeros through it
-        (numba kernels load from their cache), so that no first request pays for that; the
-        cache, the drift monitors and the metrics see nothing of it. The models warmed."""
+        """Load every serving model, compile its forest and score one row of zeros through it,
+        and rehearse its forget path on a small twin (:func:`forget.warm.rehearse`: every
+        kernel of fit, forget, predict and the purge's artifact writing compiled or loaded
+        from numba's cache), so that neither the first prediction nor the first erasure pays
+        for compilation; the cache, the drift monitors and the metrics see nothing of it.
+        The models warmed."""
         with self.lock:
             names = sorted({mv.name for mv in self._ready()})
         warmed = []
         for name in names:
             with self.lock:
                 try:
-                    mv, _ = self._served(name)
+                    mv, est = self._served(name)
                 except StoreError:  # awaits a retrain: nothing to warm
                     continue
                 row = dict.fromkeys(mv.features, 0.0)
                 X = np.zeros((1, len(mv.features)))
                 self._score_locked(name, [_Request([row], mv.features, X, None)])
+            rehearse(est)  # off the lock: a twin, not the served model
             warmed.append(name)
         return warmed
 

@@ -1,0 +1,74 @@
+"""After a rehearsal on a twin, a model's own calls compile nothing: the first erasure a server
+answers costs what the hundredth does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import numpy as np
+from forget.warm import compiled_signatures, rehearse
+from tests.forget.test_conformance import MODELS, make_data
+
+for name, (make, task, kind) in sorted(MODELS.items()):
+    X, y, ids = make_data(3, 300, 4, task, kind)
+    model = make().fit(X, y, row_ids=ids)
+    rehearse(model)
+    before = compiled_signatures()
+    model.predict(X[:1]); model.predict(X)
+    if hasattr(model, "predict_proba"):
+        model.predict_proba(X[:1])
+    model.forget([int(ids[0])]); model.forget([int(i) for i in ids[1:60]])
+    model.to_bytes()
+    if hasattr(model, "compact"):
+        model.compact()
+    after = compiled_signatures()
+    print(name, before, after)
+    assert after == before, f"{name}: its own calls compiled {after - before} kernels"
+print("ok")
+"""
+
+
+def test_rehearsal_leaves_nothing_to_compile():
+    # a process of its own: kernels other tests compiled would hide what rehearse missed
+    res = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+
+
+SERVICE = """
+import sys
+from api.service import Service
+from forget.warm import compiled_signatures
+from store import ModelStore
+from tests.store.helpers import VICTIM, populate
+
+directory = sys.argv[1]
+with ModelStore.open(directory) as st:
+    populate(st)
+svc = Service.open(directory, purge_interval=0, evidence_rate=0)
+svc.warm()
+before = compiled_signatures()
+svc.erase(VICTIM, "art17-1-b")
+svc.purge()
+after = compiled_signatures()
+svc.close()
+assert after == before, f"the first erasure compiled {after - before} kernels"
+print("ok")
+"""
+
+
+def test_a_warmed_service_compiles_nothing_at_its_first_erasure(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-c", SERVICE, str(tmp_path / "store")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
