@@ -26,6 +26,10 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
     return ModelStore.open(args.store, create=create)
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
@@ -188,7 +192,7 @@ def _models(args: argparse.Namespace) -> int:
         for mv in st.list_models():
             print(
                 f"{mv.name} v{mv.version} r{mv.revision} {mv.status}: {mv.estimator} on "
-                f"{mv.dataset} ({mv.n_rows} rows, {len(mv.lineage)} revisions)"
+                f"{mv.dataset} ({mv.n_rows} rows, {_plural(len(mv.lineage), 'revision')})"
             )
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,20 @@ def test_a_mistyped_store_is_an_error_not_a_new_store(tmp_path: Path):
             assert "Traceback" not in res.stderr and "store" in res.stderr, res.stderr
             assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not missing.exists() and a_file.read_text() == "not a store"
+
+
+def test_the_demo_removes_the_store_it_made(tmp_path: Path):
+    """Without --store, the demo's scratch store (its subject key, its data) does not outlive it;
+    the report it prints (no subject named) does."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    res = subprocess.run(
+        [sys.executable, "-m", "forget.cli", "demo", "--once", "--port", "0", "--trees", "5",
+         "--requests", "6", "--predictions", "5"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "removed the demo's store" in res.stdout
+    assert list(tmp_path.rglob("subject.key")) == [] and list(tmp_path.rglob("*.duckdb")) == []
+    reports = list(tmp_path.rglob("*.html"))
+    assert len(reports) == 1 and str(reports[0]) in res.stdout
+    assert "retrain checks: " in res.stdout and " requests (a keyed random" in res.stdout
