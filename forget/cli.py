@@ -149,12 +149,56 @@ def _erase(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ServerError(Exception):
+    """The server named by ``--server`` refused or could not be reached."""
+
+
+def _get(args: argparse.Namespace, path: str, **headers: str) -> Any:
+    """GET ``path`` from ``--server`` with the token in ``FORGET_TOKEN``: the read-only
+    commands' way in while ``forget serve`` holds the store (DuckDB lets one process open it)."""
+    import os
+
+    import httpx
+
+    token = os.environ.get("FORGET_TOKEN")
+    if not token:
+        raise _ServerError("set FORGET_TOKEN to an API token (scope audit) to use --server")
+    try:
+        r = httpx.get(
+            args.server.rstrip("/") + path,
+            headers={"Authorization": f"Bearer {token}", **headers},
+            timeout=30.0,
+        )
+    except httpx.HTTPError as exc:
+        raise _ServerError(f"{args.server}: {exc}") from exc
+    if r.status_code != 200:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:200]
+        raise _ServerError(f"{args.server} answered {r.status_code}: {message}")
+    return r.text if headers else r.json()
+
+
+def _read_only(args: argparse.Namespace) -> Any:
+    from store import ModelStore
+
+    return ModelStore.open(args.store, read_only=True)
+
+
 def _report(args: argparse.Namespace) -> int:
     from api import html
 
-    with _store(args) as st:
-        doc = st.erasure_report(args.request_id)
-    text = html.erasure_report(doc) if args.html else json.dumps(doc, indent=2, default=str)
+    if args.server:
+        path = f"/v1/erasure-requests/{args.request_id}/report"
+        text = _get(args, path, Accept="text/html") if args.html else None
+        doc = None if args.html else _get(args, path)
+    else:
+        with _read_only(args) as st:
+            doc = st.erasure_report(args.request_id)
+        text = html.erasure_report(doc) if args.html else None
+    if text is None:
+        text = json.dumps(doc, indent=2, default=str)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.output}")
@@ -163,18 +207,32 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _head(text: str) -> Any:
+    """``--expect-head SEQ:HASH``, as ``forget verify`` prints it."""
     from store.audit import AuditHead
 
-    expected = None
-    if args.expect_head:
-        seq, _, digest = args.expect_head.partition(":")
-        expected = AuditHead(int(seq), digest)
-    from store import ModelStore
+    seq, sep, digest = text.partition(":")
+    if not (sep and seq.isdigit() and len(digest) == 64 and set(digest) <= set("0123456789abcdef")):
+        raise argparse.ArgumentTypeError(
+            f"expected SEQ:HASH (a number, a colon, 64 hex digits) as printed by forget verify, "
+            f"got {text!r}"
+        )
+    return AuditHead(int(seq), digest)
 
+
+def _verify(args: argparse.Namespace) -> int:
+    if args.server:
+        if args.expect_head:
+            raise _ServerError("--expect-head needs --store (the API checks the chain only)")
+        doc = _get(args, "/v1/audit/verify")
+        print(f"audit log {'verified' if doc['ok'] else 'BROKEN'}: {doc['entries']} entries, "
+              f"head {doc['head']}")  # fmt: skip
+        for problem in doc["problems"]:
+            print(f"  {problem}")
+        return 0 if doc["ok"] else 1
     # read-only: verifying changes nothing (no recovery, purge, migration or cleanup)
-    with ModelStore.open(args.store, read_only=True) as st:
-        v = st.verify_audit_log(expected)
+    with _read_only(args) as st:
+        v = st.verify_audit_log(args.expect_head)
     print(
         f"audit log {'verified' if v.ok else 'BROKEN'}: {v.entries} entries, "
         f"head {v.head.seq}:{v.head.entry_hash}"
@@ -188,7 +246,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    with _store(args) as st:
+    if args.server:
+        for m in _get(args, "/v1/models")["models"]:
+            for v in m["versions"]:
+                print(
+                    f"{m['name']} v{v['version']} r{v['revision']} {v['status']}: "
+                    f"{v['estimator']} on {v['dataset']} "
+                    f"({_plural(len(v['lineage']), 'revision')})"
+                )
+        return 0
+    with _read_only(args) as st:
         for mv in st.list_models():
             print(
                 f"{mv.name} v{mv.version} r{mv.revision} {mv.status}: {mv.estimator} on "
@@ -206,10 +273,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        name: str, func: Callable[[argparse.Namespace], int], help: str, store: bool = True
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help: str,
+        store: bool = True,
+        server: bool = False,
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        if store:
+        if server:  # read-only: from the store's files, or through a server that holds them
+            where = p.add_mutually_exclusive_group(required=True)
+            where.add_argument("--store", metavar="DIR", help="the store directory (read-only)")
+            where.add_argument(
+                "--server",
+                metavar="URL",
+                help="ask a running forget serve instead (token in FORGET_TOKEN, scope audit)",
+            )
+        elif store:
             p.add_argument("--store", required=True, metavar="DIR", help="the store directory")
         p.set_defaults(func=func)
         return p
@@ -316,17 +395,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--legal-ground", default="art17-1-b", help="art17-1-a ... art17-1-f")
     p.add_argument("--no-purge", action="store_true", help="leave the physical purge for later")
 
-    p = command("report", _report, "print an erasure request's report (JSON or HTML)")
+    p = command("report", _report, "print an erasure request's report (JSON or HTML)", server=True)
     p.add_argument("request_id")
     p.add_argument("--html", action="store_true", help="an HTML page instead of JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
     p = command(
-        "verify", _verify, "verify the audit log's keyed chain, read-only (exit 1 if broken)"
+        "verify",
+        _verify,
+        "verify the audit log's keyed chain, read-only (exit 1 if broken)",
+        server=True,
     )
-    p.add_argument("--expect-head", metavar="SEQ:HASH", help="a head exported earlier")
+    p.add_argument("--expect-head", type=_head, metavar="SEQ:HASH", help="a head exported earlier")
 
-    command("models", _models, "list model versions")
+    command("models", _models, "list model versions", server=True)
     return parser
 
 
@@ -340,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (StoreError, ApiKeyConfigError, ClusterError, FileNotFoundError) as exc:
+    except (StoreError, ApiKeyConfigError, ClusterError, FileNotFoundError, _ServerError) as exc:
         print(f"forget {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

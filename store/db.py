@@ -238,6 +238,7 @@ def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLockedError(
-                f"store {path.parent} is open for writing in another process: {exc}"
+                f"store {path.parent} is open in another process (a running forget serve? "
+                f"read through it with --server URL): {exc}"
             ) from exc
         raise
