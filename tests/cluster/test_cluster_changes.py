@@ -117,11 +117,11 @@ def test_train_sends_a_snapshot_and_pending_versions_are_dropped(owner: StoreOwn
 
 
 def test_errors_come_back_as_failures(owner: StoreOwner) -> None:
-    fail = owner.call("request", "no-such-request")
+    fail = owner.call("request", "er_0000000000000000")
     assert isinstance(fail, Failure)
     exc = fail.rebuild()
     assert isinstance(exc, UnknownRequestError)
-    assert str(exc) == "no erasure request 'no-such-request'"
+    assert str(exc) == "no erasure request 'er_0000000000000000'"
     with pytest.raises(ValueError, match="cannot be called"):
         owner.call("erase", "x", "art17-1-b")
     rep = Replica("a")
