@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from forget.base import Guarantee
-from forget.checks import APPROX_ATOL, RTOL, outputs, refit_on_remaining
 from store import audit
 from store._clock import now
 from store._faults import crash_point
@@ -114,6 +113,10 @@ class Policy:
 
 def compare(estimator: Any, ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Compare ``estimator`` with a refit on rows ``ids, X, y``; JSON-able result."""
+    # imported here: the checks load scikit-learn and every model, which the read-only
+    # commands (report, verify, models) never need
+    from forget.checks import APPROX_ATOL, RTOL, outputs, refit_on_remaining
+
     ref = refit_on_remaining(estimator, X, y, ids, [])
     probe = np.unique(np.linspace(0, ids.size - 1, min(PROBE_ROWS, ids.size)).astype(np.int64))
     a, b = outputs(estimator, X[probe]), outputs(ref, X[probe])

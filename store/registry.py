@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
 
 import forget
 from forget.base import ForgetResult, Guarantee
@@ -124,6 +123,8 @@ class Registry:
         if nulls:
             raise FeatureMismatchError(f"dataset {info.name!r} has nulls in columns {nulls}")
         ids, X, y = self._matrix(info.name, feats, label)
+        from sklearn.base import clone  # here: read-only commands never load scikit-learn
+
         est = clone(estimator) if hasattr(estimator, "get_params") else estimator
         try:
             est.fit(X, y, row_ids=ids)

@@ -56,3 +56,21 @@ def test_numba_caches_outside_the_package(tmp_path):
     assert list((tmp_path / "forget" / "numba").rglob("*.nbi")), "nothing was cached"
     after = cache_files_in_packages()
     assert after <= before, f"numba wrote beside the sources: {sorted(after - before)[:3]}"
+
+
+def test_read_only_commands_load_no_model_machinery(tmp_path):
+    """``forget verify`` and ``forget models`` read a store without numba, scikit-learn or
+    FastAPI (a fraction of a second instead of several)."""
+    (tmp_path / "d.csv").write_text("s,a,y\nx1,1.0,0\nx2,2.0,1\n")
+    store = str(tmp_path / "store")
+    python(f"from forget.cli import main; main(['ingest', '--store', {store!r}, 'd', "
+           f"{str(tmp_path / 'd.csv')!r}, '--subject-column', 's'])")  # fmt: skip
+    loaded = python(
+        "import sys\n"
+        "from forget.cli import main\n"
+        f"assert main(['verify', '--store', {store!r}]) == 0\n"
+        f"assert main(['models', '--store', {store!r}]) == 0\n"
+        "heavy = ('numba', 'fastapi', 'sklearn', 'scipy', 'uvicorn')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    assert loaded.splitlines()[-1] == "[]"
