@@ -8,6 +8,7 @@ naturally catch, so ``except ValueError`` keeps working::
     │   ├── UnknownRowIdsError      ids the model does not hold: never trained on, or forgotten
     │   └── DuplicateRowIdsError    an id given twice in one request, or at fit
     ├── EmptyModelError (ValueError)  a request would leave the model without training rows
+    │   └── TooFewRowsError             ... or with fewer than it needs to predict (kNN)
     └── ArtifactError (ValueError)    bytes that are not a model artifact of this library
 
 A refused request changes nothing: models check the whole request before touching state.
@@ -61,6 +62,11 @@ class DuplicateRowIdsError(RowIdError):
 
 class EmptyModelError(ForgetError, ValueError):
     """Forgetting would leave the model with no training rows; retrain or delete it instead."""
+
+
+class TooFewRowsError(EmptyModelError):
+    """Forgetting would leave fewer training rows than the model needs to predict (a kNN
+    model's ``n_neighbors``); as for no rows: retrain on more data, or delete the model."""
 
 
 class ArtifactError(ForgetError, ValueError):

@@ -38,7 +38,7 @@ from forget import _knn_kernels as kern
 from forget import _persist
 from forget._rows import RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
-from forget.errors import ArtifactError
+from forget.errors import ArtifactError, TooFewRowsError
 
 __all__ = ["KNNClassifier", "KNNRegressor"]
 
@@ -47,20 +47,40 @@ _REBUILD_FRACTION = 0.25  # rebuild once tombstones exceed this share of the ind
 _SERIAL_MAX_ROWS = 16  # up to this many queries, skip the thread pool's start-up
 _AUTO_INDEX_MIN_ROWS = 2_000  # 'auto' uses the KD-tree from this many rows ...
 _AUTO_INDEX_MAX_FEATURES = 16  # ... and up to this many features (beyond, it prunes little)
+MAX_ABS = 1e150
+"""Largest feature magnitude taken: squared distances of such rows stay finite (4 * d * 1e300
+for d features); beyond, every distance may be infinite, and the neighbours' vote empty."""
 
 
-def _as_matrix(X: ArrayLike, model: Any = None) -> np.ndarray:
-    """Finite float64 rows x features, C-ordered; scikit-learn's checks and messages."""
+def _as_matrix(X: ArrayLike, model: Any = None, *, bounded: bool = True) -> np.ndarray:
+    """Finite float64 rows x features, C-ordered; scikit-learn's checks and messages.
+
+    ``bounded``: refuse values beyond ``MAX_ABS`` too, naming their column.
+    """
     if (  # the serving path skips check_array's fixed cost (~50 us); anything else goes there
         type(X) is np.ndarray
         and X.dtype == np.float64
         and X.ndim == 2
         and X.size
         and X.flags.c_contiguous
-        and np.isfinite(X).all()
+        and (np.abs(X) <= MAX_ABS).all()  # False for NaN too: one pass for both
     ):
         return X
-    return check_array(X, dtype=np.float64, order="C", estimator=model, input_name="X")
+    arr = check_array(X, dtype=np.float64, order="C", estimator=model, input_name="X")
+    return _check_bounded(arr) if bounded else arr
+
+
+def _check_bounded(X: np.ndarray) -> np.ndarray:
+    """``X`` if every value is within ``MAX_ABS``; else a ``ValueError`` naming the column."""
+    big = ~(np.abs(X) <= MAX_ABS)
+    if big.any():
+        col = int(np.flatnonzero(big.any(axis=0))[0])
+        row = int(np.flatnonzero(big[:, col])[0])
+        raise ValueError(
+            f"Input X column {col} holds values beyond ±{MAX_ABS:g}, where squared distances "
+            f"overflow: {float(X[row, col])!r} at row {row}; rescale the column"
+        )
+    return X
 
 
 class _KNNBase(BaseEstimator):
@@ -95,8 +115,15 @@ class _KNNBase(BaseEstimator):
         """Store the rows ``X`` with targets ``y``, named by ``row_ids`` (default ``0..n-1``)."""
         self._check_params()
         features, target = check_X_y(X, y, dtype=np.float64, order="C", estimator=self)
+        _check_bounded(features)
         codes = self._set_target(target)
-        ids = as_row_ids(row_ids, features.shape[0])
+        n, k = features.shape[0], int(self.n_neighbors)
+        if n < k:  # such a model could answer no query; "1 sample" is what sklearn's checks read
+            raise ValueError(
+                f"n_neighbors={k} needs at least {k} rows; fit got {n} sample"
+                f"{'s' if n != 1 else ''}: lower n_neighbors or fit on more rows"
+            )
+        ids = as_row_ids(row_ids, n)
         self._install(features, codes, RowIndex(ids))
         return self
 
@@ -179,10 +206,20 @@ class _KNNBase(BaseEstimator):
 
     # -- forgetting ----------------------------------------------------------------------
     def forget(self, row_ids: ArrayLike) -> ForgetResult:
-        """Remove rows exactly; a refused request (see ``forget.errors``) changes nothing."""
+        """Remove rows exactly; a refused request (see ``forget.errors``) changes nothing.
+
+        Refused with ``TooFewRowsError`` (an ``EmptyModelError``) when fewer than
+        ``n_neighbors`` rows would remain: such a model could answer no query.
+        """
         check_is_fitted(self, "n_features_in_")
         start = time.perf_counter()
         pos = self._rows.resolve(row_ids, model=type(self).__name__)
+        left, k = self._rows.n_alive - pos.size, int(self.n_neighbors)
+        if pos.size and left < k:
+            raise TooFewRowsError(
+                f"forgetting {pos.size} rows would leave {type(self).__name__} with {left} rows; "
+                f"n_neighbors={k} needs at least {k}: retrain on more rows or delete the model"
+            )
         ids = tuple(self._rows.ids[pos].tolist())  # before drop() scrubs them
         paths, rebuild_s = [], 0.0
         for i, p in enumerate(pos.tolist()):
@@ -255,7 +292,7 @@ class _KNNBase(BaseEstimator):
         try:
             model = cls(**params)
             model._check_params()
-            ids, y, X = arrays["row_ids"], arrays["y"], _as_matrix(arrays["X"])
+            ids, y, X = arrays["row_ids"], arrays["y"], _as_matrix(arrays["X"], bounded=False)
             ids = as_row_ids(ids, ids.size)
             if X.shape[0] != ids.size or y.shape != ids.shape:
                 raise ValueError("row_ids, X and y disagree")
@@ -275,8 +312,9 @@ class KNNClassifier(ClassifierMixin, _KNNBase):
     Parameters
     ----------
     n_neighbors : int, default 5
-        Neighbours that vote. Predicting raises ``ValueError`` while the model holds fewer
-        rows (as scikit-learn does when ``n_neighbors > n_samples_fit``).
+        Neighbours that vote. ``fit`` refuses fewer rows (``ValueError``) and ``forget`` a
+        request that would leave fewer (``TooFewRowsError``); predicting after ``set_params``
+        raised it beyond the rows held raises ``ValueError``, as scikit-learn does.
     weights : {"uniform", "distance"}, default "uniform"
         ``"distance"`` weighs a neighbour by ``1 / distance``; a query equal to training points
         takes its vote from those points only.
@@ -298,7 +336,9 @@ class KNNClassifier(ClassifierMixin, _KNNBase):
     Notes
     -----
     Equal distances are broken by the smaller row id, so ``forget(S)`` after ``fit(D)`` gives
-    the same neighbours, labels and probabilities as ``fit(D \\ S)``.
+    the same neighbours, labels and probabilities as ``fit(D \\ S)``. Feature values beyond
+    ±1e150 (``MAX_ABS``) are refused at fit and predict, naming their column: their squared
+    distances could overflow.
 
     Examples
     --------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +20,16 @@ from forget import _persist
 from forget._rows import RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.hedgecut import _kernels as K
-from forget.hedgecut._bounds import robust_knots
 from forget.hedgecut._nodes import NODE_FIELDS, alloc_nodes, canonical_forest, grow_nodes
+from forget.hedgecut._validate import (
+    check_params,
+    check_seed,
+    cutoff_domain,
+    features,
+    label_codes,
+    training_data,
+    width_kept_if_refused,
+)
 
 _SMALL_BATCH = 64  # below this many rows, predict serially (no thread start-up)
 _PATHS = (Path.FAST, Path.SLOW)
@@ -176,7 +183,13 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         id), so a deletion touches only that share of the trees (as DynFrs).
     n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores);
         :func:`tree_fitter` can hand the trees of ``fit`` to another fitter (e.g. Ray).
-    random_state : int seed (``None`` draws one, kept as ``seed_``).
+    random_state : int seed in ``[0, 2**63)`` (``None`` draws one, kept as ``seed_``); others
+        are refused at fit.
+
+    Inputs are validated as scikit-learn's estimators do (dense, real, 2-d ``X``; classification
+    labels), then compared as float32: ``fit`` and ``predict_proba`` refuse a NaN, an infinity
+    or a value beyond the float32 range (|x| > 3.4e38, which float32 would make infinite),
+    naming its column and row, rather than answer NaN or learn an infinite cut-off domain.
 
     Examples
     --------
@@ -228,58 +241,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ validation
-
-    def _check_params(self, d: int) -> int:
-        if not isinstance(self.n_estimators, int | np.integer) or self.n_estimators < 1:
-            raise ValueError(f"n_estimators must be a positive int, got {self.n_estimators!r}")
-        if self.max_depth is not None and (
-            not isinstance(self.max_depth, int | np.integer) or self.max_depth < 1
-        ):
-            raise ValueError(f"max_depth must be None or a positive int, got {self.max_depth!r}")
-        if not isinstance(self.min_samples_leaf, int | np.integer) or self.min_samples_leaf < 1:
-            raise ValueError(
-                f"min_samples_leaf must be a positive int, got {self.min_samples_leaf!r}"
-            )
-        if not 0.0 <= float(self.deletion_budget) < 1.0:
-            raise ValueError(f"deletion_budget must be in [0, 1), got {self.deletion_budget!r}")
-        if not 0.0 < float(self.max_samples) <= 1.0:
-            raise ValueError(f"max_samples must be in (0, 1], got {self.max_samples!r}")
-        for name in ("hedge_min_samples", "max_variants", "max_hedge_depth", "random_depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        mf = self.max_features
-        if mf == "sqrt":
-            k = round(math.sqrt(d))
-        elif mf == "log2":
-            k = round(math.log2(d)) if d > 1 else 1
-        elif isinstance(mf, int | np.integer) and not isinstance(mf, bool):
-            k = int(mf)
-        elif isinstance(mf, float) and 0.0 < mf <= 1.0:
-            k = round(mf * d)
-        else:
-            raise ValueError(
-                f"max_features must be 'sqrt', 'log2', an int or a fraction, got {mf!r}"
-            )
-        if not 1 <= k <= d:
-            raise ValueError(f"max_features gives {k} candidate features; it must be in 1..{d}")
-        return max(1, min(k, d, 127))
-
-    @staticmethod
-    def _check_X(X: ArrayLike, d: int | None = None) -> np.ndarray:
-        try:
-            arr = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"X must be a 2-d array of numbers: {exc}") from exc
-        if arr.ndim != 2:
-            raise ValueError(f"X must be 2-d (rows, features), got shape {arr.shape}")
-        if d is not None and arr.shape[1] != d:
-            raise ValueError(f"X has {arr.shape[1]} features, the model was fitted with {d}")
-        if not np.isfinite(arr).all():
-            bad = np.argwhere(~np.isfinite(arr))[:5].tolist()
-            raise ValueError(f"X holds NaN or infinite values at (row, column) {bad}")
-        return np.ascontiguousarray(arr, dtype=np.float32)
+    # ------------------------------------------------------------------ helpers
 
     def _threads(self) -> int:
         import os
@@ -295,47 +257,20 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def fit(
         self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None
     ) -> HedgeCutClassifier:
-        """Fit the forest on ``X, y``; ``row_ids`` name the rows for ``forget`` (default 0..n-1)."""
-        Xf = self._check_X(X)
-        n, d = Xf.shape
-        if n == 0:
-            raise ValueError("cannot fit on 0 rows")
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1 or y_arr.shape[0] != n:
-            raise ValueError(f"y must be 1-d with {n} labels, got shape {y_arr.shape}")
-        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
-            raise ValueError("y holds NaN or infinite values")
-        ids = as_row_ids(row_ids, n)
-        k = self._check_params(d)
-        if self.classes is None:
-            classes, codes = np.unique(y_arr, return_inverse=True)
-        else:
-            classes = np.unique(np.asarray(self.classes))
-            codes = np.searchsorted(classes, y_arr)
-            codes = np.minimum(codes, classes.size - 1)
-            if not (classes[codes] == y_arr).all():
-                raise ValueError("y holds labels that are not in `classes`")
-        if self.feature_bounds is None:
-            bounds = robust_knots(Xf)
-        else:
-            bounds = np.ascontiguousarray(self.feature_bounds, dtype=np.float64)
-            if (
-                bounds.ndim != 2
-                or bounds.shape[0] != d
-                or bounds.shape[1] < 2
-                or not np.isfinite(bounds).all()
-                or (np.diff(bounds, axis=1) < 0).any()
-            ):
-                raise ValueError(
-                    f"feature_bounds must be finite, non-decreasing rows, shape ({d}, 2) for "
-                    f"(low, high) or ({d}, q) for q knots; got shape {bounds.shape}"
-                )
-        if self.random_state is None:
-            seed = int(np.random.default_rng().integers(0, 2**63 - 1))
-        elif isinstance(self.random_state, int | np.integer):
-            seed = int(self.random_state) & (2**63 - 1)
-        else:
-            raise ValueError("random_state must be an int or None")
+        """Fit the forest on ``X, y``; ``row_ids`` name the rows for ``forget`` (default 0..n-1).
+
+        Raises ``ValueError`` for what scikit-learn's estimators refuse, for a feature value
+        beyond the float32 range (naming its column), and for ``random_state`` outside
+        ``[0, 2**63)``.
+        """
+        with width_kept_if_refused(self):
+            Xf, y_arr = training_data(self, X, y)
+            n, d = Xf.shape
+            ids = as_row_ids(row_ids, n)
+            k = check_params(self, d)
+            classes, codes = label_codes(self.classes, y_arr)
+            bounds = cutoff_domain(self.feature_bounds, Xf)
+            seed = check_seed(self.random_state)
 
         self.classes_ = classes
         self.n_features_in_ = d
@@ -507,9 +442,13 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities: the mean over trees of the leaf's class shares."""
+        """Class probabilities: the mean over trees of the leaf's class shares.
+
+        Raises ``ValueError`` for rows of another width and for values float32 cannot hold
+        (NaN, infinite, or beyond its range), naming their column.
+        """
         self._require_fitted()
-        Xf = self._check_X(X, self.n_features_in_)
+        Xf = features(self, X)
         S = self._S
         args = (Xf, self._roots, S[0], S[6], S[2], S[3], S[5])
         if Xf.shape[0] < _SMALL_BATCH or self._threads() == 1:

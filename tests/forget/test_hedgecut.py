@@ -257,11 +257,17 @@ def test_artifact_refuses_other_bytes():
 @pytest.mark.parametrize(
     ("X", "y", "match"),
     [
-        (np.array([[0.0, np.nan], [1.0, 2.0]]), [0, 1], "NaN"),
-        (np.array([[0.0, np.inf], [1.0, 2.0]]), [0, 1], "NaN or infinite"),
-        (np.zeros((3, 2)), [0, 1], "3 labels"),
-        (np.zeros(3), [0, 1, 0], "2-d"),
-        ([["a", "b"], ["c", "d"]], [0, 1], "numbers"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), [0, 1], "Input X contains NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), [0, 1], "Input X contains infinity"),
+        (np.zeros((3, 2)), [0, 1], "inconsistent numbers of samples"),
+        (np.zeros(3), [0, 1, 0], "Expected 2D array"),
+        ([["a", "b"], ["c", "d"]], [0, 1], "could not convert string to float"),
+        (np.zeros((2, 2)) + 1j, [0, 1], "Complex data not supported"),
+        (np.zeros((0, 2)), [], "0 sample"),
+        (np.zeros((2, 0)), [0, 1], "0 feature"),
+        (np.zeros((4, 2)), [0.5, 1.25, 2.0, 7.5], "Unknown label type: continuous"),
+        (np.zeros((2, 2)), None, "requires y to be passed"),
+        (np.zeros((2, 2)), [0, np.nan], "Input y contains NaN"),
     ],
 )
 def test_bad_training_data_is_refused(X, y, match):
@@ -269,9 +275,87 @@ def test_bad_training_data_is_refused(X, y, match):
         HedgeCutClassifier(n_estimators=2).fit(X, y)
 
 
+def test_sparse_input_is_refused_and_a_column_of_labels_is_raveled():
+    from scipy import sparse
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    with pytest.raises(TypeError, match="Sparse data was passed"):
+        HedgeCutClassifier(n_estimators=2).fit(sparse.csr_matrix(X), y)
+    with pytest.warns(DataConversionWarning):  # (n, 1) labels: raveled, as scikit-learn does
+        model = HedgeCutClassifier(n_estimators=2, random_state=0).fit(X, y[:, None])
+    with pytest.raises(TypeError, match="Sparse data was passed"):
+        model.predict(sparse.csr_matrix(X))
+    with pytest.raises(ValueError, match="Reshape your data"):
+        model.predict(X[0])
+
+
+def test_a_refused_refit_keeps_the_fitted_width(fitted):
+    """Validation records the new width first; a refused refit must not keep it, or rows of
+    that width would reach kernels built for the fitted one."""
+    model, X, y, _ = fitted
+    before = model.predict_proba(X)
+    with pytest.raises(ValueError, match="max_features gives 4"):
+        model.set_params(max_features=4).fit(X[:, :3], y)
+    assert model.n_features_in_ == 4
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4 features"):
+        model.predict(X[:, :3])
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize("value", [1e308, -1e39, 3.5e38])
+def test_values_beyond_float32_are_refused_naming_the_column(value):
+    """The forest compares float32 values: a larger one would become infinite (and the
+    cut-off domain with it); fit and predict refuse it rather than answer NaN or inf."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    bad = X.copy()
+    bad[7, 2] = value
+    with pytest.raises(ValueError, match=r"column 2 .*float32.* row 7"):
+        HedgeCutClassifier(n_estimators=3).fit(bad, y)
+    model = HedgeCutClassifier(n_estimators=3, random_state=0).fit(X, y)
+    for Q in (bad, bad.astype(object), bad.tolist()):  # the fast path and scikit-learn's
+        with pytest.raises(ValueError, match=r"column 2 .*float32.* row 7"):
+            model.predict_proba(Q)
+
+
+def test_values_up_to_the_float32_range_fit_and_the_refit_recipe_holds():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))
+    X[:5, 1] = F32_MAX  # the largest float32: still finite
+    X[5:10, 1] = -F32_MAX
+    y = (X[:, 0] > 0).astype(int)
+    model = HedgeCutClassifier(n_estimators=4, random_state=3).fit(X, y)
+    assert np.isfinite(model.feature_bounds_).all()
+    assert np.isfinite(model.predict_proba(X)).all()
+    model.forget([0, 20])
+    keep = np.setdiff1d(np.arange(60), [0, 20])
+    assert_same_forest(model, refit_like(model, X[keep], y[keep], keep), X)
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64 + 5, -1, 1.5, "7", True])
+def test_random_state_outside_the_int64_range_is_refused(seed):
+    X, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"random_state must be None or an int in \[0, 2\*\*63\)"):
+        HedgeCutClassifier(n_estimators=2, random_state=seed).fit(X, y)
+
+
+@pytest.mark.parametrize("seed", [0, 2**63 - 1, np.int64(5), np.uint64(2**63 - 1), None])
+def test_random_state_in_range_is_kept_as_the_seed(seed):
+    X, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1])
+    model = HedgeCutClassifier(n_estimators=2, random_state=seed).fit(X, y)
+    assert 0 <= model.seed_ < 2**63
+    if seed is not None:
+        assert model.seed_ == int(seed)
+
+
 def test_predict_checks_width(fitted):
     model, *_ = fitted
-    with pytest.raises(ValueError, match="4"):
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4 features"):
         model.predict(np.zeros((2, 3)))
 
 

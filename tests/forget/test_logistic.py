@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from forget import _persist
 from forget.base import Guarantee, Path
@@ -314,8 +313,3 @@ def test_sklearn_protocol():
     params = clone(m).get_params()
     assert params["lam"] == 0.5 and params["removal_budget"] == 2.0 and params["classes"] is None
     assert not hasattr(clone(m), "coef_")
-
-
-@parametrize_with_checks([LogisticRegression()])
-def test_passes_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)

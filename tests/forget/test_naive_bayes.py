@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import naive_bayes as sk
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from forget import _persist
 from forget.base import Guarantee, Path
@@ -271,8 +270,3 @@ def test_sklearn_protocol():
     X, y = make_data(MultinomialNB, 6, 60, 3, 2)
     assert 0.0 <= m.fit(X, y).score(X, y) <= 1.0
     np.testing.assert_allclose(m.class_log_prior_, np.log(0.5))
-
-
-@parametrize_with_checks([GaussianNB(), MultinomialNB()])
-def test_passes_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)
