@@ -6,6 +6,10 @@ evidence when the request was sampled for it), any retrain a request waited for,
 were purged, and the request's audit entries with the chain head. Deferred evidence shows as
 ``scheduled``, then ``recorded`` with the revision it checked and the audit entry that holds
 it (``evidence_audit``: its seq, and whether the stored evidence still matches it).
+Each model's action and evidence is also given in words (``action_label``, ``evidence_text``,
+``evidence_state``). The audit chain is verified when the report is built
+(``audit_verification``): a report of a store whose chain fails says so, and marks the entries
+past the first bad one as unverified. The store records no requester (``requested_by`` says so).
 :func:`summary_report` counts a period's requests: by status and legal ground, completion
 times, overdue and pending ones; it names no subject at all.
 """
@@ -21,11 +25,34 @@ import numpy as np
 
 from store import audit, erasure
 from store._clock import add_month, now
-from store.audit import AuditEntry
+from store.audit import AuditEntry, AuditVerification
 from store.db import Database
 from store.errors import InvalidPeriodError
-from store.evidence import PROBE_ROWS, RECORDED, SCHEDULED, Policy
+from store.evidence import METHOD, PROBE_ROWS, RECORDED, SCHEDULED, Policy
 
+_ACTION_LABEL = {
+    "exact_unlearning": "exact unlearning",
+    "approximate_unlearning": "approximate unlearning",
+    "pending_retrain": "pending retrain",
+    "retrain": "retrained",
+    "retire": "retired",
+}
+_STATUS_LABEL = {
+    erasure.PENDING_REQUEST: "erased, a model awaits its retrain",
+    erasure.ERASED: "erased, physical purge to follow",
+    erasure.COMPLETED: "completed",
+    erasure.NO_DATA: "no data found",
+}
+# The store keeps no requester with a request (neither the API's tokens nor the CLI have a
+# name to give): say what is known, which is who may file one.
+_REQUESTED_BY = (
+    "not recorded by the store; filed by a caller allowed to erase: an API client whose token "
+    "has the scope erase (or admin), or the forget erase command run with access to the store"
+)
+_HANDLED_BY = (
+    "the forget store, automatically, each step written to the audit chain; no person handled "
+    "the subject's data"
+)
 _ACTION_TEXT = {
     "exact_unlearning": "forgot the rows exactly (equal to a retrain without them)",
     "approximate_unlearning": "forgot the rows approximately (within the stated bound)",
@@ -45,14 +72,20 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
     ) or (None, None, None, None)
     entries = audit.entries_for_request(db, request_id)
     head = audit.head(db)
+    checked = audit.verify(db)
     waiting = sum(a.evidence.get("status") == SCHEDULED for a in r.models)
     return {
         "request_id": r.request_id,
+        "generated_at": now(),
         "subject_key": r.subject_key,
         "legal_ground": r.legal_ground,
+        "legal_ground_article": ground_article(r.legal_ground),
         "legal_ground_text": erasure.LEGAL_GROUNDS[r.legal_ground],
         "status": r.status,
+        "status_label": _STATUS_LABEL[r.status],
         "status_text": erasure.STATUS_TEXT[r.status],
+        "requested_by": _REQUESTED_BY,
+        "handled_by": _HANDLED_BY,
         "received_at": r.received_at,
         "erased_at": r.erased_at,
         "completed_at": r.completed_at,
@@ -65,13 +98,16 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
                 "version": a.version,
                 "new_revision": a.revision,
                 "action": a.action,
+                "action_label": _ACTION_LABEL.get(a.action, a.action),
                 "action_text": _ACTION_TEXT.get(a.action, a.action),
                 "guarantee": a.guarantee,
                 "forget_seconds": a.forget_seconds,
                 "evidence": dict(a.evidence),
             }
-            | _audited(a.model, a.version, a.revision, a.evidence, entries)
+            | _in_words(a.action, a.revision, a.evidence, audited)
+            | audited
             for a in r.models
+            for audited in [_audited(a.model, a.version, a.revision, a.evidence, entries)]
         ],
         "evidence_policy": _policy_text(rate, sampled) + _deferred_text(deferred, waiting),
         "evidence_status": deferred,
@@ -83,11 +119,120 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
             "and swapped in (no WAL or old file keeps them)",
         },
         "audit_entries": [
-            {k: v for k, v in asdict(e).items() if k != "payload"} | {"payload": dict(e.payload)}
+            {k: v for k, v in asdict(e).items() if k != "payload"}
+            | {"payload": dict(e.payload), "verified": _verified(checked, e.seq)}
             for e in entries
         ],
         "audit_chain_head": {"seq": head.seq, "entry_hash": head.entry_hash},
+        "audit_verification": _verification(checked),
     }
+
+
+def ground_article(ground: str) -> str:
+    """The article a legal ground code names, as a lawyer writes it.
+
+    >>> ground_article("art17-1-b")
+    'Art. 17(1)(b)'
+    """
+    article, paragraph, point = ground.removeprefix("art").split("-")
+    return f"Art. {article}({paragraph})({point})"
+
+
+def _verified(checked: AuditVerification, seq: int) -> bool:
+    """Whether an entry lies in the part of the chain that verified (all of it, or the part
+    before the first bad entry; with no bad entry named, a problem elsewhere, nothing)."""
+    if checked.ok:
+        return True
+    return checked.first_bad_seq is not None and seq < checked.first_bad_seq
+
+
+def _verification(checked: AuditVerification) -> dict[str, Any]:
+    """The chain's check, in fields and in words."""
+    if checked.ok:
+        text = (
+            f"all {checked.entries} entries recomputed under the store's key, in order, ending "
+            f"at the sealed head (entry {checked.head.seq}); every request, model version and "
+            "dataset in the store has its entry"
+        )
+    else:
+        text = (
+            f"{checked.reason}. The entries of this report cannot be relied on: investigate "
+            "before filing it"
+        )
+    return {
+        "verified": checked.ok,
+        "entries": checked.entries,
+        "head": {"seq": checked.head.seq, "entry_hash": checked.head.entry_hash},
+        "first_bad_seq": checked.first_bad_seq,
+        "problems": list(checked.problems),
+        "text": text,
+        "note": "compare with a head exported earlier (forget verify --expect-head) to show "
+        "that no entry was removed since",
+    }
+
+
+def _in_words(
+    action: str, revision: int, ev: Mapping[str, Any], audited: Mapping[str, Any]
+) -> dict[str, str]:
+    """``evidence_state`` (passed, failed, scheduled, not_checked, pending, retrained,
+    retired) and ``evidence_text``: what the evidence of one model action shows."""
+    state, text = _evidence_words(action, revision, ev)
+    where = audited.get("evidence_audit")
+    if where is not None:
+        if where["matches"]:
+            text += f"; recorded in audit entry {where['seq']}, which holds the same evidence"
+        else:
+            state = "failed"
+            text += (
+                "; THE STORED EVIDENCE DIFFERS FROM ITS AUDIT ENTRY"
+                if where["seq"] is not None
+                else "; NO AUDIT ENTRY RECORDS THIS EVIDENCE"
+            )
+    if ev.get("note") and state != "scheduled":  # a scheduled check's note is the text above
+        text += f" (note: {ev['note']})"
+    return {"evidence_state": state, "evidence_text": text}
+
+
+def _evidence_words(action: str, revision: int, ev: Mapping[str, Any]) -> tuple[str, str]:
+    if action == "retrain":
+        return "retrained", (
+            f"refitted from scratch on the {ev.get('training_rows')} remaining training rows "
+            f"(revision {revision}): exact by construction"
+        )
+    if action == "retire":
+        return "retired", f"retired, never served again: {ev.get('reason') or 'no rows remain'}"
+    if action == "pending_retrain":
+        return "pending", f"not served until retrained: {ev.get('reason') or 'no reason given'}"
+    if ev.get("status") == SCHEDULED:
+        return "scheduled", (
+            "retrain check scheduled: it runs after the erasure committed and is not recorded yet"
+        )
+    if ev.get("method") == "none" or "error" in ev:
+        why = ev.get("error") or ev.get("reason") or "no reason recorded"
+        return "not_checked", f"no retrain check: {why}"
+    if ev.get("method") == METHOD and "passed" in ev:
+        at = ev.get("checked_revision", revision)
+        against = (
+            f"a retrain without the rows (revision {at}; "
+            f"{ev.get('probe_rows')} of {ev.get('training_rows')} training rows probed)"
+        )
+        if ev["passed"]:
+            same = (
+                "outputs identical to"
+                if ev.get("identical")
+                else f"outputs within {_g(ev.get('tolerance'))} of"
+            )
+            return "passed", f"retrain check passed: {same} {against}"
+        return "failed", (
+            f"RETRAIN CHECK FAILED: outputs differ by up to {_g(ev.get('max_abs_diff'))} "
+            f"(tolerance {_g(ev.get('tolerance'))}) from {against}"
+        )
+    listed = "; ".join(f"{k}: {v}" for k, v in sorted(ev.items()))
+    return "not_checked", f"evidence not in a known form: {listed or 'none'}"
+
+
+def _g(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _audited(

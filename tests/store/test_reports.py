@@ -143,3 +143,72 @@ def test_summary_partitions_the_period(
     overdue = [q for q, status, at in inside if status != "completed" and now > add_month(at)]
     assert sorted(s["overdue"]["request_ids"]) == sorted(overdue)  # (listed by receipt time)
     assert s["completion_seconds"]["count"] == s["by_status"]["completed"]
+
+
+def test_the_erasure_report_verifies_the_chain(populated: ModelStore) -> None:
+    st = populated
+    r = st.erase(VICTIM, legal_ground="art17-1-b")
+    report = st.erasure_report(r.request_id)
+    v = report["audit_verification"]
+    assert v["verified"] is True and v["problems"] == [] and v["first_bad_seq"] is None
+    head = {"seq": st.audit_head().seq, "entry_hash": st.audit_head().entry_hash}
+    assert v["head"] == report["audit_chain_head"] == head
+    assert v["text"].startswith(f"all {v['entries']} entries recomputed")
+    assert all(e["verified"] for e in report["audit_entries"])
+
+    # an entry edited in the database: the report says so, and which entries it cannot vouch for
+    first = report["audit_entries"][0]["seq"]
+    st._db.execute(
+        "UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000+00:00' WHERE seq = ?", [first]
+    )
+    bad = st.erasure_report(r.request_id)["audit_verification"]
+    assert bad["verified"] is False and bad["first_bad_seq"] == first
+    assert f"seq {first}" in bad["text"] and "cannot be relied on" in bad["text"]
+    assert not any(e["verified"] for e in st.erasure_report(r.request_id)["audit_entries"])
+
+
+def test_the_erasure_report_says_each_action_and_its_evidence_in_words(
+    populated: ModelStore,
+) -> None:
+    st = populated
+    st.train("logit", dataset="people", estimator=budgeted(), label="label", features=["a", "b"])
+    r = st.erase(VICTIM, legal_ground="art17-1-b")  # logit: pending, then retrained in the purge
+    report = st.erasure_report(r.request_id)
+    assert report["legal_ground_article"] == "Art. 17(1)(b)"
+    assert report["status_label"] == "completed"
+    assert report["requested_by"].startswith("not recorded by the store")
+    words = {(m["model"], m["action"]): m for m in report["models"]}
+    assert {k: (m["action_label"], m["evidence_state"]) for k, m in words.items()} == {
+        ("logit", "pending_retrain"): ("pending retrain", "pending"),
+        ("logit", "retrain"): ("retrained", "retrained"),
+        ("risk", "exact_unlearning"): ("exact unlearning", "passed"),
+        ("score", "exact_unlearning"): ("exact unlearning", "passed"),
+    }
+    risk, ev = words["risk", "exact_unlearning"], words["risk", "exact_unlearning"]["evidence"]
+    assert risk["evidence_text"] == (
+        "retrain check passed: outputs identical to a retrain without the rows (revision 1; "
+        f"{ev['probe_rows']} of {ev['training_rows']} training rows probed)"
+    )
+    assert "deletion budget" in words["logit", "pending_retrain"]["evidence_text"]
+    assert "refitted from scratch" in words["logit", "retrain"]["evidence_text"]
+    assert VICTIM not in json.dumps(report)
+
+
+def test_evidence_that_failed_or_was_not_run_says_so() -> None:
+    from store.reports import _in_words
+
+    failed = {"method": "retrain_from_scratch", "passed": False, "max_abs_diff": 0.5,
+              "tolerance": 1e-9, "probe_rows": 3, "training_rows": 9}  # fmt: skip
+    state, text = _in_words("exact_unlearning", 2, failed, {}).values()
+    assert state == "failed" and text.startswith("RETRAIN CHECK FAILED: outputs differ by up to")
+    refit = {"method": "retrain_from_scratch", "passed": None, "error": "too few rows"}
+    assert _in_words("exact_unlearning", 2, refit, {}) == {
+        "evidence_state": "not_checked",
+        "evidence_text": "no retrain check: too few rows",
+    }
+    passed = failed | {"passed": True, "identical": True, "status": "recorded",
+                       "checked_revision": 3}  # fmt: skip
+    where = {"evidence_audit": {"seq": 9, "matches": False}}
+    edited = _in_words("exact_unlearning", 2, passed, where)
+    assert edited["evidence_state"] == "failed" and "(revision 3;" in edited["evidence_text"]
+    assert "DIFFERS FROM ITS AUDIT ENTRY" in edited["evidence_text"]
