@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from api.batching import Overloaded
-from api.service import MonitoringOffError
+from api.service import MonitoringOffError, ScoringError
 from store import errors as se
 
 log = logging.getLogger("forget.api")
@@ -32,6 +33,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (se.StoreLockedError, 503),
     (se.StoreClosedError, 503),
     (se.StoreCorruptError, 500),
+    (ScoringError, 503),
     (MonitoringOffError, 409),
     (LookupError, 404),  # other unknown things: predictions, ...
     (se.StoreError, 422),  # the rest are bad input: names, columns, features, grounds
@@ -97,14 +99,36 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"{where}: {first['msg']}", details)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app routes at the request's path.
+
+    Starlette answers 405 with the methods of the first route whose path matched, but a path
+    served by several routes (GET and POST ``/v1/models``) allows all of theirs: each method is
+    tried against the routes, as the router itself would.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    headers = dict(getattr(exc, "headers", None) or {})
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     return error_response(
-        exc.status_code,
-        kinds.get(exc.status_code, "http_error"),
-        str(exc.detail),
-        headers=getattr(exc, "headers", None),
+        exc.status_code, kinds.get(exc.status_code, "http_error"), message, headers=headers or None
     )
 
 

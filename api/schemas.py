@@ -3,20 +3,116 @@
 Inputs are strict: feature values must be finite JSON numbers (no strings, booleans, NaN or
 infinities) and unknown fields are refused, so a malformed request fails with a 4xx that says
 what is wrong instead of being coerced into a wrong answer.
+
+The schema declares every rule the server enforces that JSON Schema can state — name
+patterns, the Art. 17(1) grounds, each estimator's parameters and their ranges, "rows or
+csv, not both" — so that a request valid by ``/openapi.json`` is refused only for what the
+schema cannot know: names of things that do not exist, columns that a dataset or a model
+does not have.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from store.db import NAME_RE
+from store.errors import InvalidPeriodError
+
+MAX_ROWS = 10_000
+MAX_COLUMNS = 1_000  # columns of an upload, features of a model: a wider one is refused at once
+INT64 = (-(2**63), 2**63 - 1)
+# The largest integer every JSON client carries exactly (RFC 8259 §6: IEEE doubles), a bound
+# for numbers that are identifiers rather than data: seeds.
+JSON_SAFE_INT = 2**53 - 1
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Integer = Annotated[int, Field(strict=True)]
+
+
+def _integral(value: Any) -> Any:
+    """3.0 for 3: JSON Schema counts a number without a fraction as an integer, and so does the
+    API (strings and booleans stay refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Range constraints go before it (Annotated[int, Field(ge=...), Whole]): pydantic then states
+# them in the JSON Schema even inside a union (``| None``).
+Whole = BeforeValidator(_integral)
+Int = Annotated[int, Field(strict=True), Whole]
+Integer = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
 Cell = Integer | Number | str | None  # a dataset value: integers stay integers
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Name = Annotated[
+    str,
+    Field(
+        pattern=NAME_RE.pattern,
+        max_length=63,
+        description="a lower-case identifier: a letter, then letters, digits or _",
+    ),
+]
 Label = int | float | str
-MAX_ROWS = 10_000
+LegalGround = Literal[
+    "art17-1-a", "art17-1-b", "art17-1-c", "art17-1-d", "art17-1-e", "art17-1-f"
+]  # store.erasure.LEGAL_GROUNDS (a test holds them equal)
+
+
+# RFC 3339's date-time (what OpenAPI's ``format: date-time`` means): T and Z in either case,
+# any fraction of a second, a leap second.
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+def period_bound(text: str | None, what: str) -> str | None:
+    """A period bound (RFC 3339 date-time) as the store writes instants: ISO 8601 in UTC.
+
+    Other ISO 8601 forms that Python reads are taken too, without an offset meaning UTC (as
+    the store does). A leap second (``:60``) is the last microsecond of its minute, and an
+    instant beyond what Python's datetime holds in UTC (year 1 with a positive offset) is its
+    nearest end: as a period bound each selects the same requests.
+    :class:`~store.errors.InvalidPeriodError` when ``text`` is none of these.
+
+    >>> period_bound("2024-03-01T01:30:00+01:00", "since")
+    '2024-03-01T00:30:00.000000+00:00'
+    >>> period_bound("2016-12-31t23:59:60z", "until")
+    '2016-12-31T23:59:59.999999+00:00'
+    """
+    if text is None:
+        return None
+    iso = text
+    m = _RFC3339.match(text)
+    if m is not None:
+        day, hour_minute, second, fraction, offset = m.groups()
+        fraction = (fraction or "")[:7]  # Python reads up to microseconds
+        if second == "60":
+            second, fraction = "59", ".999999"
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        iso = f"{day}T{hour_minute}:{second}{fraction}{offset}"
+    try:
+        value = datetime.fromisoformat(iso)
+    except ValueError:
+        raise InvalidPeriodError(
+            f"{what} {text!r} is not an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z)"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 class Strict(BaseModel):
@@ -36,7 +132,7 @@ class ErrorResponse(BaseModel):
 
 # ---------------------------------------------------------------------- predict
 class PredictRequest(Strict):
-    rows: list[dict[str, Number]] = Field(
+    rows: list[Annotated[dict[str, Number], Field(max_length=MAX_COLUMNS)]] = Field(
         min_length=1,
         max_length=MAX_ROWS,
         description="rows keyed by feature name; every feature of the model, no others",
@@ -135,34 +231,267 @@ class ModelList(BaseModel):
     models: list[ModelOut]
 
 
+class Params(BaseModel):
+    """An estimator's parameters: those it takes, each in its range; omitted ones take the
+    estimator's defaults (shown here)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    estimator: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data: Any) -> Any:
+        unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_parameters",
+                "{estimator} does not take the parameters {unknown}; it takes {known}",
+                {"estimator": cls.estimator, "unknown": unknown, "known": list(cls.model_fields)},
+            )
+        return data
+
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1), Whole]
+Count = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1), Whole]
+Classes = Annotated[
+    list[Label],
+    Field(min_length=1, max_length=MAX_ROWS, description="the label set; from y when null"),
+]
+
+
+def _count_above_one(value: Any) -> Any:
+    """A whole number above 1 is a count even when written 3.0; 1.0 stays the share 1."""
+    return int(value) if isinstance(value, float) and value > 1 and value.is_integer() else value
+
+
+class HedgeCutClassifierParams(Params):
+    estimator = "HedgeCutClassifier"
+    n_estimators: Int = Field(default=100, ge=1, le=1_000)
+    max_depth: PositiveInt | None = None
+    min_samples_leaf: PositiveInt = 2
+    max_features: Annotated[
+        Literal["sqrt", "log2"]
+        | Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+        | Annotated[float, Field(gt=0, le=1)],
+        BeforeValidator(_count_above_one),
+    ] = Field(
+        default="sqrt", description="per node: sqrt or log2 of the features, a count, a share"
+    )
+    deletion_budget: float = Field(default=0.001, ge=0, lt=1)
+    feature_bounds: (
+        Annotated[
+            list[Annotated[list[Number], Field(min_length=2, max_length=1_024)]],
+            Field(min_length=1, max_length=MAX_COLUMNS),
+        ]
+        | None
+    ) = Field(default=None, description="per feature: (low, high), or non-decreasing knots")
+    classes: Classes | None = None
+    hedge_min_samples: Count = 256
+    max_variants: Int = Field(default=0, ge=0, le=127)
+    max_hedge_depth: Int = Field(default=1, ge=0, le=1_000)
+    random_depth: Int = Field(default=0, ge=0, le=1_000)
+    max_samples: float = Field(default=0.1, gt=0, le=1)
+    n_jobs: Annotated[int, Field(strict=True, ge=-1, le=256), Whole] | None = Field(
+        default=None, description="threads; -1: all"
+    )
+    random_state: Annotated[int, Field(strict=True, ge=0, le=JSON_SAFE_INT), Whole] | None = Field(
+        default=None, description="the seed (null: one is drawn)"
+    )
+
+
+class _KNNParams(Params):
+    n_neighbors: Int = Field(default=5, ge=1, le=MAX_ROWS)
+    weights: Literal["uniform", "distance"] = "uniform"
+    algorithm: Literal["auto", "brute", "index"] = "auto"
+    leaf_size: Int = Field(default=30, ge=1, le=MAX_ROWS)
+
+
+class KNNClassifierParams(_KNNParams):
+    estimator = "KNNClassifier"
+
+
+class KNNRegressorParams(_KNNParams):
+    estimator = "KNNRegressor"
+
+
+class LinearRegressionParams(Params):
+    estimator = "LinearRegression"
+    alpha: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    fit_intercept: bool = True
+
+
+class LogisticRegressionParams(Params):
+    estimator = "LogisticRegression"
+    lam: float = Field(default=0.001, gt=0, allow_inf_nan=False)
+    fit_intercept: bool = True
+    max_iter: Int = Field(default=100, ge=1, le=10_000)
+    tol: float = Field(default=1e-10, gt=0, allow_inf_nan=False)
+    removal_budget: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    classes: Classes | None = None
+
+
+class GaussianNBParams(Params):
+    estimator = "GaussianNB"
+    var_smoothing: float = Field(default=1e-09, ge=0, allow_inf_nan=False)
+    classes: Classes | None = None
+
+
+class MultinomialNBParams(Params):
+    estimator = "MultinomialNB"
+    alpha: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    fit_prior: bool = True
+    classes: Classes | None = None
+
+
 class EstimatorSpec(Strict):
-    kind: str = Field(description="a forget estimator class, e.g. HedgeCutClassifier")
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str
+    params: Params
+
+    def kwargs(self) -> dict[str, Any]:
+        """The parameters given (the estimator's defaults stand for the rest)."""
+        return self.params.model_dump(exclude_unset=True)
+
+
+class HedgeCutClassifierSpec(EstimatorSpec):
+    kind: Literal["HedgeCutClassifier"]
+    params: HedgeCutClassifierParams = Field(default_factory=HedgeCutClassifierParams)
+
+
+class KNNClassifierSpec(EstimatorSpec):
+    kind: Literal["KNNClassifier"]
+    params: KNNClassifierParams = Field(default_factory=KNNClassifierParams)
+
+
+class KNNRegressorSpec(EstimatorSpec):
+    kind: Literal["KNNRegressor"]
+    params: KNNRegressorParams = Field(default_factory=KNNRegressorParams)
+
+
+class LinearRegressionSpec(EstimatorSpec):
+    kind: Literal["LinearRegression"]
+    params: LinearRegressionParams = Field(default_factory=LinearRegressionParams)
+
+
+class LogisticRegressionSpec(EstimatorSpec):
+    kind: Literal["LogisticRegression"]
+    params: LogisticRegressionParams = Field(default_factory=LogisticRegressionParams)
+
+
+class GaussianNBSpec(EstimatorSpec):
+    kind: Literal["GaussianNB"]
+    params: GaussianNBParams = Field(default_factory=GaussianNBParams)
+
+
+class MultinomialNBSpec(EstimatorSpec):
+    kind: Literal["MultinomialNB"]
+    params: MultinomialNBParams = Field(default_factory=MultinomialNBParams)
+
+
+PARAMS: tuple[type[Params], ...] = (
+    GaussianNBParams,
+    HedgeCutClassifierParams,
+    KNNClassifierParams,
+    KNNRegressorParams,
+    LinearRegressionParams,
+    LogisticRegressionParams,
+    MultinomialNBParams,
+)
+KINDS = tuple(p.estimator for p in PARAMS)  # api.service.ESTIMATORS (a test holds them equal)
+
+
+def _known_kind(value: Any) -> Any:
+    """Refuse an unknown estimator kind by name, before the union tries its members."""
+    if isinstance(value, dict) and value.get("kind") not in KINDS:
+        raise PydanticCustomError(
+            "unknown_estimator",
+            "unknown estimator {kind}; forget offers {kinds}",
+            {"kind": repr(value.get("kind")), "kinds": list(KINDS)},
+        )
+    return value
+
+
+AnyEstimatorSpec = Annotated[
+    HedgeCutClassifierSpec
+    | KNNClassifierSpec
+    | KNNRegressorSpec
+    | LinearRegressionSpec
+    | LogisticRegressionSpec
+    | GaussianNBSpec
+    | MultinomialNBSpec,
+    Discriminator("kind"),
+]
 
 
 class TrainRequest(Strict):
     name: Name
     dataset: Name
-    estimator: EstimatorSpec
+    estimator: Annotated[AnyEstimatorSpec, BeforeValidator(_known_kind)] = Field(
+        description="a forget estimator class (kind) and its parameters"
+    )
     label: str = Field(min_length=1)
-    features: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    features: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, max_length=MAX_COLUMNS
+    )
 
 
 # ---------------------------------------------------------------------- datasets
-class DatasetCreate(Strict):
+Record = Annotated[
+    dict[Annotated[str, Field(min_length=1)], Cell],
+    Field(min_length=1, max_length=MAX_COLUMNS, description="a row, keyed by column name"),
+]
+CsvText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description=f"CSV text: a header line naming at most {MAX_COLUMNS} columns, then rows",
+    ),
+]
+
+
+class _DatasetCreate(Strict):
     name: Name
-    subject_column: str = Field(min_length=1)
-    rows: list[dict[str, Cell]] | None = Field(
-        default=None, description="records; give either rows or csv"
+    subject_column: str = Field(
+        min_length=1, description="the column naming each row's data subject (text)"
     )
-    csv: str | None = Field(default=None, description="CSV text with a header line")
 
 
-class DatasetAppend(Strict):
-    rows: list[dict[str, Cell]] | None = Field(
-        default=None, description="records with the dataset's columns; give either rows or csv"
-    )
-    csv: str | None = Field(default=None, description="CSV text with a header line")
+class DatasetCreateRows(_DatasetCreate):
+    rows: list[Record] = Field(min_length=1, description="records; each names the subject")
+
+
+class DatasetCreateCsv(_DatasetCreate):
+    csv: CsvText
+
+
+class DatasetAppendRows(Strict):
+    rows: list[Record] = Field(min_length=1, description="records with the dataset's columns")
+
+
+class DatasetAppendCsv(Strict):
+    csv: CsvText
+
+
+def _rows_or_csv(value: Any) -> str | None:
+    """Which upload a body is: ``rows`` or ``csv``; None (refused) when it has both or neither."""
+    if not isinstance(value, dict):
+        return "rows"  # its model says what is wrong: not an object
+    given = [key for key in ("rows", "csv") if key in value]
+    return given[0] if len(given) == 1 else None
+
+
+def _upload(rows: type[BaseModel], csv: type[BaseModel]) -> Any:
+    return Annotated[
+        Annotated[rows, Tag("rows")] | Annotated[csv, Tag("csv")],
+        Discriminator(
+            _rows_or_csv,
+            custom_error_type="rows_or_csv",
+            custom_error_message="give exactly one of rows or csv",
+        ),
+    ]
+
+
+DatasetCreate = _upload(DatasetCreateRows, DatasetCreateCsv)
+DatasetAppend = _upload(DatasetAppendRows, DatasetAppendCsv)
 
 
 class AppendOut(BaseModel):
@@ -192,8 +521,8 @@ class DatasetList(BaseModel):
 # ---------------------------------------------------------------------- erasure
 class ErasureCreate(Strict):
     subject_id: str = Field(min_length=1, max_length=256)
-    legal_ground: str = Field(
-        default="art17-1-b", description="Art. 17(1) ground: art17-1-a ... art17-1-f"
+    legal_ground: LegalGround = Field(
+        default="art17-1-b", description="Art. 17(1) ground: (a) ... (f)"
     )
 
 

@@ -34,10 +34,11 @@ from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
+from api.schemas import MAX_COLUMNS
 from forget.scoring import CompiledForest
 from forget.warm import rehearse
 from store import ModelStore
-from store.errors import PredictInputError, StoreError, TrainingError
+from store.errors import DatasetError, ModelError, PredictInputError, StoreError, TrainingError
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import READY, ModelVersion
 
@@ -85,6 +86,16 @@ class MonitoringOffError(StoreError):
 
 class InvalidEstimatorError(TrainingError, ValueError):
     """An estimator kind that forget does not offer, or parameters it does not take."""
+
+
+class InvalidUploadError(DatasetError, ValueError):
+    """A dataset upload refused before the store reads it: both or neither of rows and csv,
+    or more than ``MAX_COLUMNS`` columns."""
+
+
+class ScoringError(ModelError):
+    """The serving model failed on valid rows (e.g. a kNN model holding fewer rows than its
+    ``n_neighbors``): a fault of the model, not of the request."""
 
 
 class Service:
@@ -262,6 +273,7 @@ class Service:
         for i, req in enumerate(requests):
             try:
                 X = req.X if req.features == mv.features else _matrix(req.rows, mv.features)
+                check_inputs(est, X, mv.features)
             except PredictInputError as exc:
                 out.append(exc)
                 continue
@@ -271,16 +283,35 @@ class Service:
             return out
         X = good[0][1] if len(good) == 1 else np.vstack([x for _, x in good])
         classifier = hasattr(est, "predict_proba") and hasattr(est, "classes_")
-        if classifier:
-            scorer = self._compiled_for(mv, est) or est
-            proba = np.asarray(scorer.predict_proba(X))
-            classes = np.asarray(est.classes_)
-            labels = classes[np.argmax(proba, axis=1)]
-        else:
-            labels = np.asarray(est.predict(X))
+        try:
+            # an overflow shows as a non-finite output, refused per request by check_outputs
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if classifier:
+                    scorer = self._compiled_for(mv, est) or est
+                    proba = np.asarray(scorer.predict_proba(X))
+                    classes = np.asarray(est.classes_)
+                    labels = classes[np.argmax(proba, axis=1)]
+                else:
+                    labels = np.asarray(est.predict(X))
+        except Exception as exc:  # the request was checked: the model is at fault
+            log.exception("%s v%d failed to score %d rows", mv.name, mv.version, len(X))
+            failed = ScoringError(
+                f"model {mv.name!r} v{mv.version} cannot score now ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); it may need a retrain"
+            )
+            for i, _ in good:
+                out[i] = failed
+            return out
         at = 0
         for i, x in good:
             n = x.shape[0]
+            try:
+                outputs = proba[at : at + n] if classifier else labels[at : at + n]
+                check_outputs(mv.name, mv.features, x, outputs)
+            except PredictInputError as exc:
+                out[i] = exc
+                at += n
+                continue
             res: dict[str, Any] = {
                 "model": mv.name,
                 "version": mv.version,
@@ -516,12 +547,13 @@ class Service:
         return {"model": name, "version": version, "rows": rows}
 
     def refresh_drift_metrics(self) -> None:
+        """Publish the drift gauges (``/metrics``, a read anyone may call: it never trains;
+        retraining on drift follows an authenticated drift report)."""
         if self.monitoring is None:
             return
         with self.lock:
             serving = [self._served(n)[0] for n in sorted({mv.name for mv in self._ready()})]
-            for mv, doc in self.monitoring.publish_all(self.store, serving):
-                self._maybe_retrain(mv, doc)
+            self.monitoring.publish_all(self.store, serving)
 
     def _ready(self) -> list[ModelVersion]:
         return [mv for mv in self.store.list_models() if mv.status == READY]
@@ -611,8 +643,7 @@ class Service:
         rows: list[dict[str, Any]] | None,
         csv: str | None,
     ) -> dict[str, Any]:
-        if (rows is None) == (csv is None):
-            raise PredictInputError("give exactly one of rows or csv")
+        check_upload(rows, csv)  # before the lock: a refused upload holds nothing up
         with self.lock:
             if rows is not None:
                 info = self.store.ingest(name, rows, subject_column=subject_column)
@@ -623,8 +654,7 @@ class Service:
     def append_rows(
         self, name: str, *, rows: list[dict[str, Any]] | None, csv: str | None
     ) -> dict[str, Any]:
-        if (rows is None) == (csv is None):
-            raise PredictInputError("give exactly one of rows or csv")
+        check_upload(rows, csv)
         with self.lock:
             if rows is not None:
                 added = self.store.append(name, rows)
@@ -747,7 +777,7 @@ class Service:
     def verify(self) -> dict[str, Any]:
         with self.lock:
             v = self.store.verify_audit_log()
-        problems = [] if v.ok else [f"entry {v.first_bad_seq}: {v.reason}"]
+        problems = list(v.problems) or ([] if v.ok else [str(v.reason)])
         return {"ok": v.ok, "entries": v.entries, "head": v.head.entry_hash, "problems": problems}
 
     def health(self) -> dict[str, Any]:
@@ -775,6 +805,55 @@ def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.
                 + f" (the model uses {list(features)})"
             )
     return np.array([[row[f] for f in features] for row in rows], dtype=np.float64)
+
+
+# Tree models read their inputs as float32 (scikit-learn's convention): a larger value would
+# become an infinity, and an answer to the wrong question.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_inputs(est: Any, X: np.ndarray, features: Sequence[str]) -> None:
+    """:class:`PredictInputError` naming the row and column of a value that ``est`` cannot
+    read: beyond the float32 range, for a tree model."""
+    if not hasattr(est, "tree_structures"):
+        return
+    beyond = np.abs(X) > _FLOAT32_MAX
+    if beyond.any():
+        row, col = (int(v) for v in np.argwhere(beyond)[0])
+        raise PredictInputError(
+            f"row {row}: {features[col]}={X[row, col]:g} is beyond the float32 range "
+            f"(±{_FLOAT32_MAX:.4g}) in which this tree model reads its inputs"
+        )
+
+
+def check_outputs(model: str, features: Sequence[str], X: np.ndarray, outputs: np.ndarray) -> None:
+    """:class:`PredictInputError` when ``outputs`` (one row's per row of ``X``) are not all
+    finite: inputs so large that the model's arithmetic overflowed. Names the row's largest
+    input."""
+    if outputs.dtype.kind not in "fc" or np.isfinite(outputs).all():
+        return
+    finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
+    row = int(np.argmin(finite))
+    col = int(np.argmax(np.abs(X[row])))
+    raise PredictInputError(
+        f"row {row}: model {model!r} overflows on these inputs (its output is not finite); "
+        f"its largest is {features[col]}={X[row, col]:g}"
+    )
+
+
+def check_upload(rows: Sequence[Mapping[str, Any]] | None, csv: str | None) -> None:
+    """:class:`InvalidUploadError` unless exactly one of ``rows`` and ``csv`` is given, with
+    at most ``MAX_COLUMNS`` columns. CSV text is judged by its first line split at every
+    common delimiter (DuckDB guesses which one), a count that errs high."""
+    if (rows is None) == (csv is None):
+        raise InvalidUploadError("give exactly one of rows or csv")
+    if rows is not None:
+        what, n = "the rows name", len(set().union(*rows))
+    else:
+        header = (csv or "").partition("\n")[0]
+        what, n = "the CSV header has", max(header.count(d) + 1 for d in ",;\t|")
+    if n > MAX_COLUMNS:
+        raise InvalidUploadError(f"{what} {n} columns; a dataset has at most {MAX_COLUMNS}")
 
 
 def _answered_by(ob: Observation) -> tuple[str, int, int]:

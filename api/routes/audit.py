@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from api.deps import ServiceDep, require
+from api.deps import AuthFirst, ServiceDep, require
 from api.routes.models import ERRORS
 from api.schemas import AuditVerifyOut
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=AuthFirst)
 
 
 @router.get(

@@ -6,11 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, status
 
-from api.deps import ServiceDep, require
+from api.deps import AuthFirst, NamePath, ServiceDep, require
 from api.routes.models import ERRORS
-from api.schemas import AppendOut, DatasetAppend, DatasetCreate, DatasetList, DatasetOut
+from api.schemas import (
+    AppendOut,
+    DatasetAppend,
+    DatasetAppendRows,
+    DatasetCreate,
+    DatasetCreateRows,
+    DatasetList,
+    DatasetOut,
+)
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=AuthFirst)
 
 
 @router.post(
@@ -21,8 +29,11 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
     dependencies=[Depends(require("admin"))],
 )
 def create(body: DatasetCreate, svc: ServiceDep) -> dict[str, Any]:
-    """Create a dataset; ``subject_column`` names the data subject of each row."""
-    return svc.create_dataset(body.name, body.subject_column, rows=body.rows, csv=body.csv)
+    """Create a dataset from ``rows`` or ``csv``; ``subject_column`` names the data subject
+    of each row."""
+    if isinstance(body, DatasetCreateRows):
+        return svc.create_dataset(body.name, body.subject_column, rows=body.rows, csv=None)
+    return svc.create_dataset(body.name, body.subject_column, rows=None, csv=body.csv)
 
 
 @router.get(
@@ -41,7 +52,7 @@ def list_datasets(svc: ServiceDep) -> dict[str, Any]:
     responses=ERRORS,
     dependencies=[Depends(require("admin", "audit"))],
 )
-def get_dataset(name: str, svc: ServiceDep) -> dict[str, Any]:
+def get_dataset(name: NamePath, svc: ServiceDep) -> dict[str, Any]:
     return svc.dataset(name)
 
 
@@ -52,6 +63,8 @@ def get_dataset(name: str, svc: ServiceDep) -> dict[str, Any]:
     responses=ERRORS,
     dependencies=[Depends(require("admin"))],
 )
-def append(name: str, body: DatasetAppend, svc: ServiceDep) -> dict[str, Any]:
+def append(name: NamePath, body: DatasetAppend, svc: ServiceDep) -> dict[str, Any]:
     """Add rows to a dataset (new row ids); existing model versions keep their rows."""
-    return svc.append_rows(name, rows=body.rows, csv=body.csv)
+    if isinstance(body, DatasetAppendRows):
+        return svc.append_rows(name, rows=body.rows, csv=None)
+    return svc.append_rows(name, rows=None, csv=body.csv)

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api import html
-from api.deps import ServiceDep, require
+from api.deps import AuthFirst, ServiceDep, require
 from api.routes.models import ERRORS
-from api.schemas import ErasureCreate, ErasureOut
+from api.schemas import DateTime, ErasureCreate, ErasureOut, period_bound
 
-router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
+router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=AuthFirst)
 
 
 @router.post(
@@ -53,12 +53,12 @@ def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str
 )
 def summary(
     svc: ServiceDep,
-    since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[DateTime | None, Query(description="inclusive (UTC if no offset)")] = None,
+    until: Annotated[DateTime | None, Query(description="exclusive (UTC if no offset)")] = None,
 ) -> dict[str, Any]:
     """Requests received in ``[since, until)``: counts by status and legal ground, median /
     p95 completion time, overdue (past the Art. 12(3) deadline) and pending — no subject."""
-    return svc.summary(since, until)
+    return svc.summary(period_bound(since, "since"), period_bound(until, "until"))
 
 
 @router.get(

@@ -122,6 +122,9 @@ def test_retrain_on_drift_refits_on_the_dataset_as_it_is_now(tmp_path: Path):
         assert r.json()["rows"] == 40
         for i in range(6):
             predict(srv, {"rows": rows(100, 200 + i, shift=3.0)})
+        # /metrics (no token) publishes the drift it sees, and never trains
+        assert 'forget_drift{model="risk",version="1"} 1' in c.get("/metrics").text
+        assert c.get("/v1/models/risk", headers=auth("audit")).json()["serving_version"] == 1
         doc = c.get("/v1/models/risk/drift", headers=auth("audit")).json()
         assert doc["drift"] and doc["retrained"]["version"] == 2
         assert "feature 'a' shifted" in doc["retrained"]["because"]

@@ -60,7 +60,7 @@ def test_no_auth_demo_on_loopback_serves_without_tokens(tmp_path: Path):
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "forget.cli", "serve", "--store", str(tmp_path / "s"),
-             "--no-auth", "--port", str(port)],
+             "--no-auth", "--create", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     try:
