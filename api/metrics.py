@@ -1,105 +1,271 @@
-"""Counters, gauges and histograms rendered in the Prometheus text format (version 0.0.4).
+"""The service's counters, gauges and histograms, kept and exposed by ``prometheus_client``.
 
-Label values come from route templates, model names and statuses — never from request bodies —
-so no subject identifier can reach ``/metrics``.
+Each :class:`Metrics` has its own :class:`~prometheus_client.CollectorRegistry` (never the
+process-global ``REGISTRY``: tests run several services in one process), with the process, GC
+and platform collectors registered on it, so ``/metrics`` carries ``process_*`` and
+``python_*`` for free. The service's metrics are made on first use, by name, as :data:`SPECS`
+declares them (type, help text, label names); ``/metrics`` is
+:func:`~prometheus_client.generate_latest` of a :class:`Metrics` with its ``CONTENT_TYPE``.
 
->>> m = Metrics()
->>> m.inc("forget_erasures_total", {"status": "completed"})
+Label values come from route templates, model and feature names, versions and statuses —
+never from request bodies — so no subject identifier can reach ``/metrics``. The label
+*names* of each metric are fixed by :data:`SPECS`: a call with another label is refused.
+
+Several processes, one ``/metrics``. The embedded server is one process (DuckDB has one
+writer), so there is nothing to merge. In Ray mode the HTTP process :meth:`~Metrics.include`\\ s
+the store owner's families, pulled over Ray on each scrape (:mod:`cluster.router` says why
+that rather than ``prometheus_client``'s multiprocess mode): :meth:`Metrics.collect` merges
+them into one family per name, and tells a family that both processes export apart by a
+``process`` label on the included process's samples (``process_resident_memory_bytes`` is
+the HTTP process's, ``process_resident_memory_bytes{process="owner"}`` the owner's).
+
+>>> m = Metrics(runtime=False)
+>>> m.inc("forget_erasures_total", {"status": "erased"})
 >>> m.observe("http_request_duration_seconds", {"route": "/healthz"}, 0.003)
 >>> print(m.render().splitlines()[2])
-forget_erasures_total{status="completed"} 1
+forget_erasures_total{status="erased"} 1.0
+>>> m.registry.get_sample_value("http_request_duration_seconds_count", {"route": "/healthz"})
+1.0
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+
+__all__ = ["BUCKETS", "CONTENT_TYPE", "SPECS", "Metrics", "Source", "Spec", "merge"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-HELP = {
-    "http_requests_total": ("counter", "HTTP requests by method, route and status code."),
-    "http_request_duration_seconds": ("histogram", "HTTP request latency by route."),
-    "forget_erasures_total": ("counter", "Erasure requests answered, by resulting status."),
-    "forget_predicted_rows_total": ("counter", "Rows scored, by model."),
-    "forget_model_revision": ("gauge", "Current revision of each model's serving version."),
-    "forget_purges_total": ("counter", "Physical purges run (artifact rewrite, compaction)."),
-    "forget_cache_hits_total": ("counter", "Predictions answered from the cache, by model."),
-    "forget_batches_total": ("counter", "Batches the micro-batcher scored, by model."),
-    "forget_batched_rows_total": ("counter", "Rows in those batches, by model."),
-    "forget_batch_limit_rows": ("gauge", "The micro-batcher's current row limit, by model."),
-    "forget_drift": ("gauge", "1 when the serving version's inputs or outputs drift."),
-    "forget_drift_retrains_total": ("counter", "Versions trained because of drift, by model."),
-    "forget_drift_alerts": ("gauge", "Drift alerts standing for the serving version."),
-    "forget_feature_drift": ("gauge", "1 when a feature of the serving version drifts."),
-    "forget_drift_dropped_rows_total": (
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A metric's type, help text and label names (sorted, as they appear on the wire)."""
+
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+SPECS: dict[str, Spec] = {
+    "http_requests_total": Spec(
+        "counter", "HTTP requests by method, route and status code.", ("method", "route", "status")
+    ),
+    "http_request_duration_seconds": Spec(
+        "histogram", "HTTP request latency by route.", ("route",)
+    ),
+    "forget_erasures_total": Spec(
+        "counter", "Erasure requests answered, by resulting status.", ("status",)
+    ),
+    "forget_predicted_rows_total": Spec("counter", "Rows scored, by model.", ("model",)),
+    "forget_model_revision": Spec(
+        "gauge", "Current revision of each model's serving version.", ("model", "version")
+    ),
+    "forget_purges_total": Spec("counter", "Physical purges run (artifact rewrite, compaction)."),
+    "forget_cache_hits_total": Spec(
+        "counter", "Predictions answered from the cache, by model.", ("model",)
+    ),
+    "forget_batches_total": Spec(
+        "counter", "Batches the micro-batcher scored, by model.", ("model",)
+    ),
+    "forget_batched_rows_total": Spec("counter", "Rows in those batches, by model.", ("model",)),
+    "forget_batch_limit_rows": Spec(
+        "gauge", "The micro-batcher's current row limit, by model.", ("model",)
+    ),
+    "forget_drift": Spec(
+        "gauge", "1 when the serving version's inputs or outputs drift.", ("model", "version")
+    ),
+    "forget_drift_retrains_total": Spec(
+        "counter", "Versions trained because of drift, by model.", ("model",)
+    ),
+    "forget_drift_alerts": Spec(
+        "gauge", "Drift alerts standing for the serving version.", ("model", "version")
+    ),
+    "forget_feature_drift": Spec(
+        "gauge", "1 when a feature of the serving version drifts.", ("feature", "model", "version")
+    ),
+    "forget_drift_dropped_rows_total": Spec(
         "counter",
         "Served rows not sent to the drift monitor because the owner fell behind (Ray mode).",
+        ("model",),
+    ),
+    "forget_cluster_replica_up": Spec(
+        "gauge",
+        "1 when a replica serves, 0 while it is down or catching up (Ray mode).",
+        ("replica",),
+    ),
+    "forget_metrics_source_up": Spec(
+        "gauge",
+        "1 when the last scrape got the metrics of this process (Ray mode: the store owner).",
+        ("process",),
     ),
 }
 
-Labels = tuple[tuple[str, str], ...]
+# What a process included in another's /metrics answers: its families, or None when it could
+# not be reached in time (the scrape then goes on without them).
+Source = Callable[[], Sequence[Metric] | None]
 
-
-def _key(labels: Mapping[str, str]) -> Labels:
-    return tuple(sorted((k, str(v)) for k, v in labels.items()))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _fmt(labels: Labels, extra: Labels = ()) -> str:
-    items = [*labels, *extra]
-    if not items:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items) + "}"
+_Made = Counter | Gauge | Histogram
 
 
 class Metrics:
-    """A thread-safe registry of the service's metrics."""
+    """A thread-safe set of the service's metrics over its own registry.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    runtime : register the process, GC and platform collectors (``process_*``, ``python_*``).
+
+    Examples
+    --------
+    >>> m = Metrics(runtime=False)
+    >>> m.set("forget_model_revision", {"model": "risk", "version": "1"}, 3)
+    >>> m.registry.get_sample_value("forget_model_revision", {"model": "risk", "version": "1"})
+    3.0
+    >>> m.inc("forget_erasures_total", {"subject": "alice"})
+    Traceback (most recent call last):
+    ...
+    ValueError: metric 'forget_erasures_total' has labels ['status'], not ['subject']
+    """
+
+    def __init__(self, *, runtime: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        if runtime:
+            ProcessCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self._lock = threading.Lock()
-        self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
-        self._hist: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+        self._made: dict[str, tuple[Spec, _Made]] = {}
+        self._sources: dict[str, Source] = {}
 
+    # ------------------------------------------------------------------ recording
     def inc(self, name: str, labels: Mapping[str, str], by: float = 1.0) -> None:
-        key = _key(labels)
-        with self._lock:
-            series = self._values[name]
-            series[key] = series.get(key, 0.0) + by
+        """Add ``by`` to a counter (or a gauge)."""
+        child = self._child(name, labels, "counter")
+        if not isinstance(child, Counter | Gauge):
+            raise TypeError(f"metric {name!r} is a histogram: observe it, not inc")
+        child.inc(by)
 
     def set(self, name: str, labels: Mapping[str, str], value: float) -> None:
-        with self._lock:
-            self._values[name][_key(labels)] = float(value)
+        """Set a gauge."""
+        child = self._child(name, labels, "gauge")
+        if not isinstance(child, Gauge):
+            raise TypeError(f"metric {name!r} is not a gauge: it cannot be set")
+        child.set(float(value))
 
     def observe(self, name: str, labels: Mapping[str, str], value: float) -> None:
-        key = _key(labels)
-        with self._lock:
-            h = self._hist[name].setdefault(key, [0.0] * (len(BUCKETS) + 2))
-            h[bisect.bisect_left(BUCKETS, value)] += 1  # last bucket slot is +Inf
-            h[-1] += value
+        """Count ``value`` in a histogram (buckets :data:`BUCKETS`)."""
+        child = self._child(name, labels, "histogram")
+        if not isinstance(child, Histogram):
+            raise TypeError(f"metric {name!r} is not a histogram: it cannot observe")
+        child.observe(value)
+
+    def _child(self, name: str, labels: Mapping[str, str], kind: Kind) -> _Made:
+        """The series of ``name`` with ``labels``; a metric not made yet is made, of ``kind``
+        when :data:`SPECS` does not declare it."""
+        spec, metric = self._metric(name, labels, kind)
+        if sorted(labels) != list(spec.labels):
+            raise ValueError(
+                f"metric {name!r} has labels {list(spec.labels)}, not {sorted(labels)}"
+            )
+        return metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
+
+    def _metric(self, name: str, labels: Mapping[str, str], kind: Kind) -> tuple[Spec, _Made]:
+        made = self._made.get(name)
+        if made is not None:
+            return made
+        with self._lock:  # made once, by whichever thread comes first
+            made = self._made.get(name)
+            if made is None:
+                # a metric not in SPECS is declared by its first use (as the text renderer
+                # before it took it): its type from the call, its labels from the first labels
+                spec = SPECS.get(name) or Spec(kind, name, tuple(sorted(labels)))
+                made = self._made[name] = (spec, self._make(name, spec))
+            return made
+
+    def _make(self, name: str, spec: Spec) -> _Made:
+        args = (name, spec.help, spec.labels)
+        if spec.kind == "counter":
+            return Counter(*args, registry=self.registry)
+        if spec.kind == "gauge":
+            return Gauge(*args, registry=self.registry)
+        return Histogram(*args, buckets=BUCKETS, registry=self.registry)
+
+    # ------------------------------------------------------------------ exposing
+    def include(self, process: str, source: Source) -> None:
+        """Merge the families that ``source`` returns (another process's :meth:`families`)
+        into :meth:`collect`, on each collection; ``forget_metrics_source_up`` says whether
+        it answered."""
+        self._sources[process] = source
+
+    def families(self) -> list[Metric]:
+        """This process's metric families (picklable: what an included process sends)."""
+        return list(self.registry.collect())
+
+    def collect(self) -> Iterator[Metric]:
+        """This process's families merged with those of the included processes (see the
+        module's docstring): what ``/metrics`` exposes."""
+        remote: dict[str, Sequence[Metric]] = {}
+        for process, source in self._sources.items():
+            got = source()
+            self.set("forget_metrics_source_up", {"process": process}, float(got is not None))
+            remote[process] = got or ()
+        return iter(merge(self.families(), remote))
 
     def render(self) -> str:
-        lines = []
-        with self._lock:
-            for name in sorted(set(self._values) | set(self._hist)):
-                kind, text = HELP.get(name, ("untyped", name))
-                lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                for labels, value in sorted(self._values.get(name, {}).items()):
-                    lines.append(f"{name}{_fmt(labels)} {_num(value)}")
-                for labels, h in sorted(self._hist.get(name, {}).items()):
-                    cum = 0.0
-                    for bound, count in zip((*BUCKETS, float("inf")), h[:-1], strict=True):
-                        cum += count
-                        le = "+Inf" if bound == float("inf") else _num(bound)
-                        lines.append(f"{name}_bucket{_fmt(labels, (('le', le),))} {_num(cum)}")
-                    lines.append(f"{name}_sum{_fmt(labels)} {h[-1]!r}")
-                    lines.append(f"{name}_count{_fmt(labels)} {_num(cum)}")
-        return "\n".join(lines) + "\n"
+        """The exposition of :meth:`collect` (Prometheus text format, ``CONTENT_TYPE``)."""
+        return generate_latest(self).decode()
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+def merge(local: Sequence[Metric], remote: Mapping[str, Sequence[Metric]]) -> list[Metric]:
+    """One family per name: ``local`` families first, then families only other processes
+    export; in a family that more than one process exports, each sample of an included
+    process carries a ``process`` label naming it, so no series is told twice.
+
+    >>> a, b = Metrics(runtime=False), Metrics(runtime=False)
+    >>> a.inc("forget_purges_total", {})
+    >>> b.inc("forget_purges_total", {}, 2)
+    >>> b.inc("forget_erasures_total", {"status": "erased"})
+    >>> [(s.name, s.labels, s.value) for f in merge(a.families(), {"owner": b.families()})
+    ...  for s in f.samples if s.name.endswith("_total")]  # doctest: +NORMALIZE_WHITESPACE
+    [('forget_purges_total', {}, 1.0), ('forget_purges_total', {'process': 'owner'}, 2.0),
+     ('forget_erasures_total', {'status': 'erased'}, 1.0)]
+    """
+    exporters: dict[str, int] = {}
+    for families in (local, *remote.values()):
+        for f in families:
+            exporters[f.name] = exporters.get(f.name, 0) + 1
+    out: dict[str, Metric] = {}
+    for process, families in (("", local), *remote.items()):
+        for f in families:
+            shared = exporters[f.name] > 1
+            samples = [
+                s._replace(labels=s.labels | {"process": process}) if process and shared else s
+                for s in f.samples
+            ]
+            into = out.get(f.name)
+            if into is None:
+                into = out[f.name] = Metric(f.name, f.documentation, f.type, f.unit)
+            elif into.type != f.type:
+                raise ValueError(
+                    f"metric {f.name!r} is a {into.type} here but a {f.type} in {process!r}"
+                )
+            into.samples += samples
+    return list(out.values())

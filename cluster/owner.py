@@ -12,6 +12,10 @@ router sends what the replicas answered (:meth:`StoreOwner.observe`), and erasur
 through here, drop the erased subject's rows from the windows as in the embedded server. A
 drift report may retrain a drifting version (``retrain_on_drift``), so it is called like a write.
 
+Metrics. The Service counts erasures, purges and drift retrains and sets the model revision and
+drift gauges in this process's :class:`~api.metrics.Metrics`; the router pulls them with
+:meth:`StoreOwner.metric_families` on each scrape and merges them into its ``/metrics``.
+
 The class is plain Python; :mod:`cluster.router` makes it a Ray actor. Its methods are run one
 at a time (a synchronous actor), which is what serialises the writes; calls from one caller
 run in the order sent, so observations sent before a report or an erasure are in by then.
@@ -22,9 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.metrics_core import Metric
 
 from api.metrics import Metrics
 from api.service import Observation, Service
@@ -54,39 +60,6 @@ PASSTHROUGH = frozenset(
     }
 )
 
-# The metrics a drift report or a refresh sets in the owner, replayed in the router's /metrics.
-DRIFT_METRICS = frozenset(
-    {"forget_drift", "forget_drift_alerts", "forget_feature_drift", "forget_drift_retrains_total"}
-)
-
-# ("set" or "inc", metric, labels, value): a gauge's last value, or a counter's increase
-Updates = list[tuple[str, str, dict[str, str], float]]
-
-
-class Relay(Metrics):
-    """The owner's metrics, keeping the drift updates since :meth:`drain` for the router
-    (unlocked: the owner actor runs one call at a time)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._updates: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
-
-    def inc(self, name: str, labels: Mapping[str, str], by: float = 1.0) -> None:
-        super().inc(name, labels, by)
-        if name in DRIFT_METRICS:
-            key = ("inc", name, tuple(sorted(labels.items())))
-            self._updates[key] = self._updates.get(key, 0.0) + by
-
-    def set(self, name: str, labels: Mapping[str, str], value: float) -> None:
-        super().set(name, labels, value)
-        if name in DRIFT_METRICS:
-            self._updates[("set", name, tuple(sorted(labels.items())))] = float(value)
-
-    def drain(self) -> Updates:
-        """The updates since the last call: (``"set"`` or ``"inc"``, name, labels, value)."""
-        out, self._updates = self._updates, {}
-        return [(how, name, dict(labels), value) for (how, name, labels), value in out.items()]
-
 
 class StoreOwner:
     """Holds the store; answers with results or :class:`Failure`, never raises store errors."""
@@ -99,7 +72,7 @@ class StoreOwner:
         monitoring: bool = True,
         retrain_on_drift: bool = False,
     ) -> None:
-        self.metrics = Relay()
+        self.metrics = Metrics()
         self.service = Service.open(
             directory,
             evidence_rate=evidence_rate,
@@ -136,6 +109,15 @@ class StoreOwner:
             return getattr(self.service, method)(*args, **kwargs)
         except StoreError as exc:
             return Failure.of(exc)
+
+    def metric_families(self) -> list[Metric] | Failure:
+        """This process's metric families, the drift gauges refreshed first (which never
+        trains): what the router merges into its ``/metrics``."""
+        try:
+            self.service.refresh_drift_metrics()
+        except StoreError as exc:
+            return Failure.of(exc)
+        return self.metrics.families()
 
     def observe(self, batch: Sequence[Observation]) -> int:
         """Feed the drift monitors with answered predictions (in the order answered); how
@@ -198,12 +180,6 @@ class StoreOwner:
     def drift(self, name: str) -> tuple[Any, Change]:
         """The serving version's drift report; a write when it retrains (``retrain_on_drift``)."""
         return self._apply(self.service.drift, name)
-
-    def drift_metrics(self) -> tuple[Any, Change]:
-        """Refresh the serving versions' drift gauges (which may retrain, as a report may);
-        the drift metric updates since last asked, for the router to replay."""
-        result, change = self._apply(self.service.refresh_drift_metrics)
-        return (result if isinstance(result, Failure) else self.metrics.drain()), change
 
     def _apply(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Change]:
         self._ops.clear()

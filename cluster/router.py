@@ -29,6 +29,24 @@ calls in order: an erasure finds every prediction answered before it in the wind
 report or feedback every prediction answered before it was asked for. Past
 ``max_observing_rows`` rows sent and not yet taken in, new observations are dropped (counted
 in ``forget_drift_dropped_rows_total``) rather than queue without bound.
+
+Metrics. ``/metrics`` here is one exposition of this process's metrics (requests, batches,
+replicas up) and the owner's (erasures, purges, model revisions, drift), which the router
+pulls over Ray on each scrape (:meth:`StoreOwner.metric_families`, the drift gauges refreshed
+first) and merges (:meth:`api.metrics.Metrics.include`): one family per name, the owner's
+``process_*``/``python_*`` samples labelled ``process="owner"``. If the owner does not answer
+within ``metrics_timeout`` (a synchronous actor busy with a training, or dead), the scrape
+goes on without its families and ``forget_metrics_source_up{process="owner"}`` is 0.
+
+Why a pull over Ray rather than ``prometheus_client``'s multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``): that mode shares metric files in one directory, so it works
+only for processes on one host, while Ray places the owner and the replicas on any node of the
+cluster; it is process-global (set before ``prometheus_client`` is imported; one directory per
+process tree), where each :class:`~api.metrics.Metrics` keeps its own registry; it needs the
+directory wiped at start and dead processes marked (Ray restarts replicas); and it gives up
+the process and GC collectors, which the pull carries (the owner's memory is the store's).
+The price: one Ray call per scrape, bounded by ``metrics_timeout``. The replicas report no
+metrics of their own (the router counts what they score), so only the owner is pulled.
 """
 
 from __future__ import annotations
@@ -44,12 +62,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client.metrics_core import Metric
+
 from api.batching import Overloaded, take_batch
 from api.metrics import Metrics
 from api.monitoring import PredictionIds
 from api.service import Observation, check_subject_ids
 from cluster.errors import ReplicaBehindError, import_ray
-from cluster.owner import StoreOwner, Updates
+from cluster.owner import StoreOwner
 from cluster.replica import Replica, State
 from cluster.state import Change, Failure, Fence
 from store.errors import ModelNotServableError, UnknownModelError
@@ -111,6 +131,8 @@ class Cluster:
     observe_every : seconds an observation waits at most before it leaves for the owner.
     max_observing_rows : observed rows sent to the owner and not yet taken in, at most; past
         it new observations are dropped (and counted), so predictions never wait on the owner.
+    metrics : this process's metrics (made when not given); the owner's are included in them.
+    metrics_timeout : seconds a scrape waits for the owner's metrics before going on without.
     """
 
     def __init__(
@@ -130,6 +152,7 @@ class Cluster:
         observe_every: float = 0.5,
         max_observing_rows: int = 20_000,
         metrics: Metrics | None = None,
+        metrics_timeout: float = 5.0,
     ) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be 1 or more, not {replicas}")
@@ -137,6 +160,7 @@ class Cluster:
         if not ray.is_initialized():
             ray.init()
         self.metrics = metrics or Metrics()
+        self.metrics_timeout = metrics_timeout
         self.fence_wait, self.ack_timeout = fence_wait, ack_timeout
         self.purge_interval = purge_interval
         owner_cls = ray.remote(StoreOwner).options(num_cpus=0, max_restarts=0)
@@ -172,6 +196,7 @@ class Cluster:
         self._observing_rows = 0  # rows sent to the owner, not yet taken in
         self._observe_lock = threading.Lock()  # the buffer; sends leave in order under it
         self._observe_timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+        self.metrics.include("owner", self._owner_metrics)
         for m in self.members:  # fresh workers import numpy, duckdb, ...: give them time
             self._catch_up(m, wait=max(60.0, ack_timeout))
 
@@ -277,9 +302,6 @@ class Cluster:
             else:
                 self._down(m)
                 down.append(m.name)
-        for name, at in change.fence.items():
-            if at is not None:
-                self.metrics.set("forget_model_revision", {"model": name}, at[1])
         fan = FanOut(tuple(applied), tuple(down), time.perf_counter() - t0)
         self.last_fanout = fan
         return fan
@@ -546,16 +568,24 @@ class Cluster:
         return out
 
     def refresh_drift_metrics(self) -> None:
-        """Refresh the drift gauges in the owner and replay them in this process's metrics."""
-        if not self.monitoring:
-            return
-        updates: Updates
-        updates, _ = self._write("drift_metrics", if_moved=True)
-        for how, metric, labels, value in updates:
-            if how == "inc":
-                self.metrics.inc(metric, labels, value)
-            else:
-                self.metrics.set(metric, labels, value)
+        """Send the buffered observations to the owner, which refreshes its drift gauges when
+        the scrape pulls its metrics (:meth:`_owner_metrics`): they count every prediction
+        answered before it."""
+        self._send_observations()
+
+    def _owner_metrics(self) -> list[Metric] | None:
+        """The owner's metric families, or None when it does not answer within
+        ``metrics_timeout`` (busy with a long write, or dead): the scrape goes on without."""
+        ray = self._ray
+        try:
+            result = ray.get(self.owner.metric_families.remote(), timeout=self.metrics_timeout)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError) as exc:
+            log.warning("/metrics goes without the owner's metrics: %s", exc)
+            return None
+        if isinstance(result, Failure):
+            raise result.rebuild()
+        families: list[Metric] = result
+        return families
 
     # ------------------------------------------------------------------ for tests, benches
     def states(self) -> dict[str, State]:

@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
+from prometheus_client import generate_latest
 
 from api.deps import ServiceDep, require
+from api.metrics import CONTENT_TYPE
 from api.routes.models import ERRORS
 from api.schemas import Health
 
@@ -25,11 +27,10 @@ def healthz(svc: ServiceDep) -> dict[str, Any]:
     responses={200: {"content": {"text/plain": {}}}},
 )
 def metrics(svc: ServiceDep) -> PlainTextResponse:
-    """Request counts and latencies, erasures, model revisions, drift (Prometheus text)."""
+    """Request counts and latencies, erasures, model revisions, drift, and the process's
+    CPU, memory and GC (Prometheus text format, written by prometheus_client)."""
     svc.refresh_drift_metrics()
-    return PlainTextResponse(
-        svc.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return PlainTextResponse(generate_latest(svc.metrics), media_type=CONTENT_TYPE)
 
 
 @router.post("/v1/admin/purge", responses=ERRORS, dependencies=[Depends(require("admin"))])

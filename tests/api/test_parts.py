@@ -57,9 +57,9 @@ def test_metrics_text_format():
     text = m.render()
     assert 'http_requests_total{method="GET",route="/v1/x",status="200"} 2' in text
     assert 'forget_model_revision{model="we\\"ird\\nname",version="1"} 3' in text
-    assert 'http_request_duration_seconds_bucket{route="/v1/x",le="0.0005"} 1' in text
-    assert 'http_request_duration_seconds_bucket{route="/v1/x",le="0.005"} 2' in text
-    assert 'http_request_duration_seconds_bucket{route="/v1/x",le="+Inf"} 3' in text
+    assert 'http_request_duration_seconds_bucket{le="0.0005",route="/v1/x"} 1' in text
+    assert 'http_request_duration_seconds_bucket{le="0.005",route="/v1/x"} 2' in text
+    assert 'http_request_duration_seconds_bucket{le="+Inf",route="/v1/x"} 3' in text
     assert 'http_request_duration_seconds_count{route="/v1/x"} 3' in text
     assert "# TYPE http_request_duration_seconds histogram" in text
     line = re.compile(r'^(#.*|[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+)$')
