@@ -18,6 +18,13 @@ One run, on the same data (adult, 80/20 split, rows drawn from the test part):
    depth limits come from.
 3. **Refresh**: forget one training row (it changes ~10 of 100 trees), then
    ``refresh(changed)`` against compiling every tree again.
+4. **Same forest**: scikit-learn's ExtraTrees trees converted into ``CompiledForest``
+   (``forget.scoring.from_sklearn``, bitwise its ``predict_proba``) and scored on one thread
+   beside ``predict_proba`` itself and ONNX Runtime (via skl2onnx; ``pip install
+   'forget[peers]'``, skipped when missing), in interleaved rounds. ``ns per visited node`` is
+   the time over the nodes the rows' paths visit (leaves included, summed over trees), and
+   the bound rows are the physical floor: the node bytes those visits touch over a measured
+   one-thread copy bandwidth, for forget's 16-byte records and scikit-learn's 64-byte nodes.
 """
 
 from __future__ import annotations
@@ -28,15 +35,16 @@ import itertools
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import ExtraTreesClassifier
 
-from bench._common import latency_summary, machine, table, write_json
+from bench._common import latency_summary, machine, table, timed, write_json
 from forget import HedgeCutClassifier
 from forget.datasets import load_adult, train_test_split
-from forget.scoring import CompiledForest, changed_trees, compile_forest
+from forget.scoring import CompiledForest, changed_trees, compile_forest, from_sklearn
 from forget.scoring import _torch as scoring_torch
 
 COMBOS = [("tt", "numba"), ("ptt", "numba"), ("gemm", "numba")]
@@ -142,6 +150,8 @@ def bench_scorers(model, et, rows, rounds, budget_s, gemm_limit) -> list[dict[st
         2000,
     )
     et_ms = float(np.median(batch["sklearn ExtraTrees"])) * 1e3
+    # the work each forest's traversal does: its rows' path lengths, summed over trees
+    visited = {"sklearn": from_sklearn(et).visited_nodes(rows), "forget": auto.visited_nodes(rows)}
     out = []
     for name, e in entries.items():
         cf = e.get("cf")
@@ -167,6 +177,7 @@ def bench_scorers(model, et, rows, rounds, budget_s, gemm_limit) -> list[dict[st
             batch_p99_ms=b["p99_us"] / 1e3,
             batch_reps=b["n"],
             speedup_vs_et=et_ms / (b["p50_us"] / 1e3),
+            ns_per_node=b["p50_us"] * 1e3 / visited["sklearn" if "sklearn" in name else "forget"],
         )
         if name in single:
             s = latency_summary(single[name])
@@ -257,6 +268,109 @@ def bench_refresh(X, y, trees, depth, combos, reps) -> list[dict[str, Any]]:
     return out
 
 
+def copy_bandwidth(nbytes: int = 256 << 20, reps: int = 5) -> float:
+    """One thread's memory bandwidth in bytes/s: a copy well past the caches (read + write)."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+    best = min(timed(lambda: np.copyto(dst, src))[0] for _ in range(reps))
+    return 2 * nbytes / best
+
+
+def _onnx_scorer(
+    et: ExtraTreesClassifier, d: int
+) -> tuple[Callable[[np.ndarray], Any] | None, str]:
+    """ONNX Runtime on one thread over skl2onnx's conversion, and its version (or why not)."""
+    try:
+        import onnxruntime as ort
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+    except ImportError as exc:
+        return None, f"not installed ({exc.name}): pip install 'forget[peers]'"
+    onx = convert_sklearn(
+        et,
+        initial_types=[("X", FloatTensorType([None, d]))],
+        options={id(et): {"zipmap": False}},  # a plain probability matrix
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(onx.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_outputs()[1].name  # (label, probabilities)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return sess.run([name], {"X": rows.astype(np.float32)})[0]
+
+    return score, f"ONNX Runtime {ort.__version__}"
+
+
+def bench_same_forest(et, rows, rounds, budget_s) -> dict[str, Any]:
+    """ExtraTrees' own trees: scikit-learn, forget's compiled form, ONNX Runtime."""
+    n, d = rows.shape
+    t0 = time.perf_counter()
+    cf = from_sklearn(et)  # one thread, as the others
+    convert_ms = (time.perf_counter() - t0) * 1e3
+    want = et.predict_proba(rows)
+    visited = cf.visited_nodes(rows)
+    onnx, onnx_name = _onnx_scorer(et, d)
+    entries: dict[str, Callable[[np.ndarray], Any]] = {
+        "sklearn predict_proba": et.predict_proba,
+        "forget CompiledForest": cf.predict_proba,
+    }
+    if onnx is not None:
+        entries[onnx_name] = onnx
+    calls: dict[str, Callable[[], Any]] = {k: partial(f, rows) for k, f in entries.items()}
+    batch = measure(calls, rounds, budget_s, 30)
+    single = measure({k: _one_row(f, rows) for k, f in entries.items()}, rounds, budget_s / 2, 2000)
+    sk_ms = float(np.median(batch["sklearn predict_proba"])) * 1e3
+    out: list[dict[str, Any]] = []
+    for name, f in entries.items():
+        ms = float(np.median(batch[name])) * 1e3
+        got = np.asarray(f(rows), dtype=np.float64)
+        out.append(
+            {
+                "scorer": name,
+                "batch_ms": ms,
+                "batch_p99_ms": float(np.percentile(batch[name], 99)) * 1e3,
+                "speedup_vs_sklearn": sk_ms / ms,
+                "one_us": float(np.median(single[name])) * 1e6,
+                "ns_per_node": ms * 1e6 / visited,
+                "exact": bool(np.array_equal(got, want)),
+                "max_abs_diff": float(np.abs(got - want).max()),
+                "diff": f"{float(np.abs(got - want).max()):.1e}",
+            }
+        )
+    if onnx is None:
+        out.append({"scorer": "ONNX Runtime", "note": onnx_name})
+    bw = copy_bandwidth()
+    leaf_bytes = 8 * (want.shape[1] + 1)  # a leaf's values, once per row and tree
+    sk_node = et.estimators_[0].tree_.__getstate__()["nodes"].dtype.itemsize
+    for label, node_bytes in (("forget records", 16), ("sklearn nodes", sk_node)):
+        touched = visited * node_bytes + n * cf.n_trees * leaf_bytes
+        out.append(
+            {
+                "scorer": f"bandwidth bound, {label} ({node_bytes} B)",
+                "batch_ms": touched / bw * 1e3,
+                "speedup_vs_sklearn": sk_ms / (touched / bw * 1e3),
+                "ns_per_node": touched / bw * 1e9 / visited,
+                "note": f"{touched / 1e6:,.0f} MB at {bw / 1e9:.1f} GB/s",
+            }
+        )
+    nodes = int(sum(t.tree_.node_count for t in et.estimators_))
+    depths = [t.tree_.max_depth for t in et.estimators_]
+    return {
+        "forest": {
+            "trees": cf.n_trees,
+            "nodes": nodes,
+            "depth_mean": float(np.mean(depths)),
+            "depth_max": int(np.max(depths)),
+            "visited_per_row_tree": visited / (n * cf.n_trees),
+            "convert_ms": convert_ms,
+        },
+        "copy_bandwidth_gb_s": bw / 1e9,
+        "results": out,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -297,6 +411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ("batch_ms", f"{n_rows:,} rows ms (p50)"),
                 ("batch_p99_ms", "p99 ms"),
                 ("speedup_vs_et", "× ExtraTrees"),
+                ("ns_per_node", "ns per visited node"),
                 ("one_us", "1 row µs (p50)"),
                 ("one_p99_us", "p99 µs"),
                 ("exact", "bitwise = forest"),
@@ -330,6 +445,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ],
         )
     )
+    same = bench_same_forest(et, rows, rounds, budget)
+    f = same["forest"]
+    print(
+        f"\nsame forest: ExtraTrees' own {f['trees']} trees, {f['nodes']:,} nodes, depth mean "
+        f"{f['depth_mean']:.1f} max {f['depth_max']}, {f['visited_per_row_tree']:.1f} nodes "
+        f"visited per row and tree; converted in {f['convert_ms']:.0f} ms; one thread\n"
+    )
+    print(
+        table(
+            same["results"],
+            [
+                ("scorer", "scorer"),
+                ("batch_ms", f"{n_rows:,} rows ms (p50)"),
+                ("batch_p99_ms", "p99 ms"),
+                ("speedup_vs_sklearn", "× sklearn"),
+                ("one_us", "1 row µs (p50)"),
+                ("ns_per_node", "ns per visited node"),
+                ("exact", "bitwise = sklearn"),
+                ("diff", "max abs diff"),
+                ("note", "note"),
+            ],
+        )
+    )
     payload = {
         "trees": trees,
         "rows": n_rows,
@@ -344,6 +482,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "crossover": cross,
         "refresh": refresh,
+        "same_forest": same,
     }
     path = write_json("scoring-quick" if args.quick else "scoring", payload, args.out)
     print(

@@ -9,8 +9,12 @@ scores them with one of three strategies, on numba (CPU) or torch (CUDA when ava
 
 Results equal the forest's own ``predict_proba`` bit for bit. After ``model.forget(...)``,
 ``CompiledForest.refresh({tree: structure})`` recompiles only the trees that changed.
+
+``from_sklearn(estimator)`` compiles scikit-learn's tree ensembles (ExtraTrees, RandomForest,
+decision trees; classifiers and regressors) the same way, scoring bitwise as they do.
 """
 
+from forget.scoring._sklearn import from_sklearn, sklearn_structures
 from forget.scoring.compiled import (
     BACKENDS,
     STRATEGIES,
@@ -27,4 +31,6 @@ __all__ = [
     "Plan",
     "changed_trees",
     "compile_forest",
+    "from_sklearn",
+    "sklearn_structures",
 ]

@@ -42,11 +42,18 @@ def cutoffs_float32(thr: np.ndarray) -> np.ndarray:
     return t32
 
 
-def parse_structure(enc: ArrayLike, n_classes: int, n_features: int, t: int) -> ParsedTree:
+LEAVES = ("counts", "proba", "values")
+
+
+def parse_structure(
+    enc: ArrayLike, n_classes: int, n_features: int, t: int, leaves: str = "counts"
+) -> ParsedTree:
     """Check tree ``t``'s structure (one row per node, preorder) and build its records.
 
     A split row is ``(feature, cut-off, ...)`` (go left when ``x[feature] <= cut-off``), a
-    leaf row ``(-1, ..., class counts)``. Raises ValueError, naming the tree and the node.
+    leaf row ``(-1, ..., tail)``: class counts (``leaves="counts"``), the class
+    probabilities the tree predicts there (``"proba"``) or its regression values
+    (``"values"``). Raises ValueError, naming the tree and the node.
     """
     try:
         a = np.asarray(enc, dtype=np.float64)
@@ -69,16 +76,20 @@ def parse_structure(enc: ArrayLike, n_classes: int, n_features: int, t: int) -> 
         v = int(np.flatnonzero(~leaf & np.isnan(a[:, 1]))[0])
         raise ValueError(f"tree {t}, node {v}: the cut-off is NaN")
     counts = np.ascontiguousarray(a[:, 2:])
-    bad = leaf & ~(np.isfinite(counts) & (counts >= 0)).all(axis=1)
+    ok_leaf = np.isfinite(counts) if leaves == "values" else np.isfinite(counts) & (counts >= 0)
+    bad = leaf & ~ok_leaf.all(axis=1)
     if bad.any():
         v = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"tree {t}, leaf {v}: class counts must be finite and >= 0")
+        what = {"counts": "class counts", "proba": "class probabilities"}.get(leaves)
+        rule = "finite" if what is None else "finite and >= 0"
+        raise ValueError(f"tree {t}, leaf {v}: {what or 'values'} must be {rule}")
     feat = np.where(leaf, -1, f).astype(np.int32)
     thr32 = cutoffs_float32(np.where(leaf, 0.0, a[:, 1]))
     m = a.shape[0]
     rec = np.zeros((m, 4), np.int32)
     vals = np.zeros((m, n_classes + 1))
-    status, depth = K.parse_tree(feat, thr32, counts, rec, rec.view(np.float32), vals)
+    shares = leaves == "counts"
+    status, depth = K.parse_tree(feat, thr32, counts, rec, rec.view(np.float32), vals, shares)
     if status != K.OK:
         raise ValueError(
             f"tree {t}: {m} rows are not one binary tree in preorder (every split needs a left "

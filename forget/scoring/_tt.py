@@ -9,6 +9,7 @@ other trees' records are not recompiled (compaction only moves them).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from forget.scoring import _kernels as K
@@ -98,5 +99,7 @@ class TreePool:
         self.generation += 1
 
     def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
-        kernel = K.tt_proba_parallel if parallel else K.tt_proba
-        return kernel(X, self.roots, self.rec, self.recf, self.vals, self.n_classes)
+        args = (X, self.roots, self.rec, self.recf, self.vals, self.n_classes)
+        if parallel:  # one block of rows per thread (see the kernels)
+            return K.tt_proba_parallel(*args, numba.get_num_threads())
+        return K.tt_proba(*args)

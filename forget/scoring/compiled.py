@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from forget.scoring import _gemm, _ptt, _torch
+from forget.scoring import _kernels as K
 from forget.scoring._gemm import GemmMatrices
-from forget.scoring._parse import ParsedTree, parse_structure
+from forget.scoring._parse import LEAVES, ParsedTree, parse_structure
 from forget.scoring._ptt import PerfectTrees
 from forget.scoring._tt import TreePool
 
@@ -69,18 +70,29 @@ class CompiledForest:
     ``HedgeCutClassifier`` does. Every strategy returns exactly (bitwise) the forest's own
     ``predict_proba``: the trees' shares are added in tree order.
 
+    A forest compiled from leaf values (``leaves="proba"`` or ``"values"``, as
+    :func:`~forget.scoring.from_sklearn` does) averages the leaves' values over all trees
+    instead: the sum in tree order divided by the number of trees, scikit-learn's
+    ``predict_proba`` (classifiers) or ``predict`` (regressors) bit for bit.
+
     Parameters
     ----------
     structures : one array per tree, one row per node in preorder:
         ``(feature, cut-off, 0, ...)`` for a split, ``(-1, 0, class counts...)`` for a leaf
-        (``HedgeCutClassifier.tree_structures()``).
-    n_classes, n_features : the forest's classes and the features rows must have.
+        (``HedgeCutClassifier.tree_structures()``); with ``leaves="proba"`` a leaf's tail is
+        the class probabilities the tree predicts there, with ``"values"`` its regression
+        values.
+    n_classes, n_features : the forest's classes (a regression forest: its outputs) and the
+        features rows must have.
     strategy : ``"auto"`` (per batch, see ``plan``), ``"tt"`` (tree traversal),
         ``"ptt"`` (perfect tree traversal) or ``"gemm"``.
     backend : ``"auto"``, ``"numba"`` (CPU) or ``"torch"`` (CUDA when available, else CPU).
     n_jobs : CPU threads for large batches (``None``: 1, ``-1``: all cores).
     classes : labels ``predict`` returns (default: class indices).
     device : torch device (default ``"cuda"`` when available, else ``"cpu"``).
+    leaves : what a leaf's tail holds: ``"counts"`` (class counts, default), ``"proba"``
+        (class probabilities) or ``"values"`` (a regression forest: ``predict`` returns the
+        mean values and there is no ``predict_proba``).
 
     Examples
     --------
@@ -111,7 +123,10 @@ class CompiledForest:
         n_jobs: int | None = None,
         classes: ArrayLike | None = None,
         device: str | None = None,
+        leaves: str = "counts",
     ) -> None:
+        if leaves not in LEAVES:
+            raise ValueError(f"leaves must be one of {LEAVES}, got {leaves!r}")
         if strategy not in ("auto", *STRATEGIES):
             raise ValueError(f"strategy must be 'auto' or one of {STRATEGIES}, got {strategy!r}")
         if backend not in ("auto", *BACKENDS):
@@ -123,12 +138,15 @@ class CompiledForest:
             raise ValueError("a forest needs at least one tree")
         self.n_classes = int(n_classes)
         self.n_features_in_ = int(n_features)
+        self.leaves = leaves
         self.strategy = strategy
         self.backend = backend
         self.threads_ = _n_threads(n_jobs)
         self.classes_ = None if classes is None else np.asarray(classes)
         if self.classes_ is not None and self.classes_.shape != (self.n_classes,):
             raise ValueError(f"classes must list {self.n_classes} labels")
+        if self.classes_ is not None and leaves == "values":
+            raise ValueError("a regression forest (leaves='values') has no classes")
         self._device = device
         trees = [self._parse(s, t) for t, s in enumerate(structures)]
         self._pool = TreePool(trees, self.n_classes)
@@ -205,8 +223,26 @@ class CompiledForest:
 
     # ------------------------------------------------------------------ scoring
 
+    @property
+    def is_regressor(self) -> bool:
+        """Compiled from regression values: ``predict`` returns their mean."""
+        return self.leaves == "values"
+
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape ``(rows, n_classes)``: the forest's, bit for bit."""
+        if self.is_regressor:
+            raise ValueError("a regression forest has no class probabilities: use predict")
+        return self._mean(X)
+
+    def visited_nodes(self, X: ArrayLike) -> int:
+        """Nodes that scoring ``X`` visits: the rows' path lengths (leaf included), summed
+        over trees and rows; the work a traversal does, whatever the strategy."""
+        Xf = self._rows(X)
+        pool = self._pool
+        return int(K.visited_nodes(Xf, pool.roots, pool.rec, pool.recf))
+
+    def _mean(self, X: ArrayLike) -> np.ndarray:
+        """The mean over trees of the leaves' values, ``(rows, n_classes)``."""
         Xf = self._rows(X)
         if Xf.shape[0] == 0:
             return np.zeros((0, self.n_classes))
@@ -227,7 +263,14 @@ class CompiledForest:
 
     def predict(self, X: ArrayLike, classes: ArrayLike | None = None) -> np.ndarray:
         """The most probable class of each row: a label of ``classes`` (or of ``classes_``,
-        else its index); ties go to the first class, as ``argmax``."""
+        else its index); ties go to the first class, as ``argmax``. A regression forest:
+        the mean of its trees' values, shape ``(rows,)`` for one output, else
+        ``(rows, outputs)``."""
+        if self.is_regressor:
+            if classes is not None:
+                raise ValueError("a regression forest has no classes")
+            mean = self._mean(X)
+            return mean[:, 0] if self.n_classes == 1 else mean
         best = np.argmax(self.predict_proba(X), axis=1)
         labels = self.classes_ if classes is None else np.asarray(classes)
         if labels is None:
@@ -276,7 +319,7 @@ class CompiledForest:
     # ------------------------------------------------------------------ refresh
 
     def _parse(self, structure: ArrayLike, t: int) -> ParsedTree:
-        return parse_structure(structure, self.n_classes, self.n_features_in_, t)
+        return parse_structure(structure, self.n_classes, self.n_features_in_, t, self.leaves)
 
     def update(self, model: Any, before: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Bring the forest up to date with ``model`` after it forgot rows, in place.
@@ -302,6 +345,7 @@ class CompiledForest:
                 n_jobs=self.threads_,
                 classes=None if self.classes_ is None else classes,
                 device=self._device,
+                leaves=self.leaves,
             )
         return list(after)
 

@@ -239,9 +239,9 @@ def test_refresh_recompiles_only_the_trees_given(monkeypatch):
     parsed = []
     real = _parse.parse_structure
 
-    def spy(enc, n_classes, n_features, t):
+    def spy(enc, n_classes, n_features, t, leaves):
         parsed.append(t)
-        return real(enc, n_classes, n_features, t)
+        return real(enc, n_classes, n_features, t, leaves)
 
     monkeypatch.setattr(compiled, "parse_structure", spy)
     filled = []
@@ -447,3 +447,9 @@ def test_the_bench_runs_quick(tmp_path):
     rows = payload["results"]
     assert all(r["exact"] for r in rows if "exact" in r)
     assert {r["scorer"] for r in rows} >= {"sklearn ExtraTrees", "HedgeCut predict_proba"}
+    # the same forest: ExtraTrees' own trees compiled, scored bitwise as scikit-learn does
+    same = {r["scorer"]: r for r in payload["same_forest"]["results"]}
+    assert same["forget CompiledForest"]["exact"] and same["sklearn predict_proba"]["exact"]
+    assert all(r["ns_per_node"] > 0 for r in same.values() if "ns_per_node" in r)
+    assert sum(k.startswith("bandwidth bound") for k in same) == 2
+    assert "ONNX" in " ".join(same)  # measured, or why not
