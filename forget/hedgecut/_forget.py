@@ -110,8 +110,9 @@ def _clear_subtree(S, v, alive, rows, meta, free):
 
 @njit(cache=True)
 def forget_rows(
-    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount
-):
+    S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount,
+    touched,
+):  # fmt: skip
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
     Returns (status, next_i, need): status OK, or NEED_NODES with ``need`` nodes wanted and
@@ -120,6 +121,7 @@ def forget_rows(
     live rows per class; a class losing its last one is counted in ``meta[M_EMPTIED]``. A
     forgotten row's features and label are overwritten in X and y: the model no longer holds
     them. Only the ids of rows in ``todo[i0:]`` are read (a forgotten row's id may be scrubbed).
+    ``touched[t]`` is set for every tree a removed row trained: only those trees change.
     """
     rebuilds = counts[0]
     rebuilt_rows = counts[1]
@@ -160,6 +162,7 @@ def forget_rows(
         for t in range(roots.shape[0]):
             if not in_tree(prm[P_SEED], t, ids[r], prm[P_SAMPLE]):
                 continue
+            touched[t] = 1
             stack[0] = roots[t]
             sp = 1
             while sp > 0:

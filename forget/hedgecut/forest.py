@@ -20,6 +20,7 @@ from forget import _persist
 from forget._rows import RowIndex, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.hedgecut import _kernels as K
+from forget.hedgecut._compiled import CompiledTrees
 from forget.hedgecut._nodes import NODE_FIELDS, alloc_nodes, canonical_forest, grow_nodes
 from forget.hedgecut._validate import (
     check_params,
@@ -149,7 +150,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     decremented along their paths, nodes keep their allocation order and the variants hedged
     at fit (rebuilt subtrees have none), and ``budget_``, ``n_forgotten_`` and the row count
     in the kernels' parameters are the fit's. ``compact()`` replaces all of that by the
-    canonical form (what a refit keeps); so does reloading the artifact.
+    canonical form (what a refit keeps); so does reloading the artifact. Beside the node
+    arrays, ``predict_proba`` keeps the active trees compiled for scoring (derived from
+    ``tree_structures``, never written to the artifact; see ``forget.hedgecut._compiled``).
 
     Parameters
     ----------
@@ -342,6 +345,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._meta = np.array([off, 0, pool_off, 0, 0], dtype=np.int64)
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
+        self._compiled = CompiledTrees(len(trees))
 
     # ------------------------------------------------------------------ forget
 
@@ -361,7 +365,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         """Remove training rows; the forest becomes the one ``fit`` on the remaining rows gives.
 
         Raises (changing nothing) on unknown, repeated or already forgotten ids, and when the
-        request would leave no training rows.
+        request would leave no training rows. Not to be run beside a ``predict_proba`` of the
+        same model on another thread: the trees it changes are recompiled for scoring on the
+        next prediction (see ``predict_proba``), not here, to keep deletions short.
         """
         t0 = time.perf_counter()
         self._require_fitted()
@@ -369,12 +375,14 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         m = pos.size
         gone = tuple(self._rows.ids[pos].tolist())  # before the index scrubs them
         counts = np.zeros((3, m), np.int64)  # per row: subtrees rebuilt, rows they held, switches
+        compiled = self._compiled
+        compiled.stale = True  # first: whatever happens below, the next prediction re-checks
         i = 0
         while True:
             status, i, need = K.forget_rows(
                 self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
                 self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
-                counts, self._ccount,
+                counts, self._ccount, compiled.touched,
             )  # fmt: skip
             if status == K.OK:
                 break
@@ -444,11 +452,27 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: the mean over trees of the leaf's class shares.
 
+        Scored by the trees' compiled form (``forget.scoring``: bitwise the numbers a walk
+        over the node arrays gives, several times faster), compiled on the first call. After
+        ``forget``, the trees it changed are recompiled, alone, once predictions have scored
+        enough rows to repay it; until then they walk the node arrays (see ``_compiled``).
+        Predictions may run on several threads at once; ``forget``, ``compact`` and ``fit``
+        must not run beside them on the same model.
+
         Raises ``ValueError`` for rows of another width and for values float32 cannot hold
         (NaN, infinite, or beyond its range), naming their column.
         """
         self._require_fitted()
-        Xf = features(self, X)
+        return self._compiled.proba(self, features(self, X))
+
+    def _node_proba(self, X: ArrayLike) -> np.ndarray:
+        """``predict_proba`` by walking the node arrays themselves: the reference the compiled
+        form is tested against (and the numbers it must give, bit for bit)."""
+        self._require_fitted()
+        return self._walk(features(self, X))
+
+    def _walk(self, Xf: np.ndarray) -> np.ndarray:
+        """Class probabilities of float32 rows, walking the node arrays."""
         S = self._S
         args = (Xf, self._roots, S[0], S[6], S[2], S[3], S[5])
         if Xf.shape[0] < _SMALL_BATCH or self._threads() == 1:
@@ -465,8 +489,11 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         """The active structure of every tree, in preorder: one row per node,
         ``(feature, cut-off, 0...)`` for a split and ``(-1, 0, class counts...)`` for a leaf."""
         self._require_fitted()
+        return [self._tree_structure(t) for t in range(self._roots.size)]
+
+    def _tree_structure(self, t: int) -> np.ndarray:
         S = self._S
-        return [K.active_structure(r, S[0], S[6], S[2], S[3], S[5]) for r in self._roots]
+        return K.active_structure(self._roots[t], S[0], S[6], S[2], S[3], S[5])
 
     @property
     def nbytes_(self) -> int:
@@ -493,11 +520,15 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         writes and a refit on the remaining rows holds); returns the model.
 
         ``forget`` keeps the hot path short: until this is called, memory still holds layout
-        that a refit would not (see the class docstring). Like ``forget``, not to be run beside
-        a ``predict_proba`` on another thread.
+        that a refit would not (see the class docstring). The trees' compiled form, when one
+        was built, is compiled again from the canonical trees at once. Like ``forget``, not to
+        be run beside a ``predict_proba`` on another thread.
         """
         self._require_fitted()
+        built = self._compiled.built
         self._install(*self._canonical())
+        if built:  # superseded records of refreshed trees go too (see ``_compiled``)
+            self._compiled.compile(self)
         return self
 
     def _canonical(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -571,3 +602,4 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._meta = a["meta"].astype(np.int64).copy()
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
+        self._compiled = CompiledTrees(self._roots.size)

@@ -32,6 +32,8 @@ def assert_same_forest(a: HedgeCutClassifier, b: HedgeCutClassifier, X) -> None:
         )
         np.testing.assert_array_equal(x, z, err_msg=f"tree {t} differs")
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    # predict_proba scores with the compiled trees, refreshed after forget: the node arrays agree
+    np.testing.assert_array_equal(a.predict_proba(X), a._node_proba(X))
 
 
 @st.composite

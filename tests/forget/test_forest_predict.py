@@ -1,0 +1,254 @@
+"""HedgeCutClassifier.predict_proba scores with the trees' compiled form: bitwise the node
+arrays' own numbers, recompiled tree by tree after forget, derived state never written."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from forget import HedgeCutClassifier
+from forget.hedgecut import _kernels as K
+from forget.scoring import CompiledForest
+
+
+def make(n=600, d=5, n_classes=2, seed=0, **params):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int) + (n_classes > 2) * (X[:, 1] > 1)
+    params = {"n_estimators": 12, "random_state": seed, **params}
+    return HedgeCutClassifier(**params).fit(X, y), X, y
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts of compiled-form work: whole compiles and refreshes (with the trees given)."""
+    seen: dict[str, list] = {"compile": [], "refresh": []}
+    init, refresh = CompiledForest.__init__, CompiledForest.refresh
+
+    def counted_init(self, structures, *args, **kwargs):
+        seen["compile"].append([np.array(s) for s in structures])
+        init(self, structures, *args, **kwargs)
+
+    def counted_refresh(self, changed):
+        seen["refresh"].append(dict(changed))
+        refresh(self, changed)
+
+    monkeypatch.setattr(CompiledForest, "__init__", counted_init)
+    monkeypatch.setattr(CompiledForest, "refresh", counted_refresh)
+    return seen
+
+
+def touched_trees(before, after) -> set[int]:
+    return {
+        t for t, (a, b) in enumerate(zip(before, after, strict=True)) if not np.array_equal(a, b)
+    }
+
+
+def test_predict_proba_scores_with_the_compiled_form(calls, monkeypatch):
+    model, X, _ = make()
+
+    def refused(*args):
+        raise AssertionError("predict_proba walked the node arrays")
+
+    monkeypatch.setattr(K, "predict_proba_serial", refused)
+    monkeypatch.setattr(K, "predict_proba_parallel", refused)
+    proba = model.predict_proba(X)
+    (structures,) = calls["compile"]  # compiled once, on the first prediction, from the trees
+    for a, b in zip(structures, model.tree_structures(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    model.predict_proba(X[:1])
+    assert len(calls["compile"]) == 1
+    monkeypatch.undo()
+    np.testing.assert_array_equal(proba, model._node_proba(X))
+
+
+@st.composite
+def histories(draw):
+    n = draw(st.integers(12, 160))
+    d = draw(st.integers(1, 4))
+    n_classes = draw(st.integers(2, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.integers(0, 5, size=(n, d)) + rng.choice([0.0, 0.5], size=(n, d))
+    y = rng.integers(0, n_classes, size=n)
+    y[rng.integers(n)] = n_classes  # a class of one row: forgetting it drops the class
+    params = dict(
+        n_estimators=draw(st.integers(1, 6)),
+        min_samples_leaf=draw(st.integers(1, 3)),
+        max_depth=draw(st.sampled_from([None, 2, 8])),
+        max_samples=draw(st.sampled_from([1.0, 0.5, 0.2])),
+        n_jobs=draw(st.sampled_from([None, 2])),
+        random_state=draw(st.integers(0, 2**31)),
+    )
+    order = rng.permutation(n)[: draw(st.integers(1, n - 1))]
+    steps = []
+    for batch in np.array_split(order, draw(st.integers(1, 5))):
+        # between deletions: no prediction, single rows (walked), or every row (refreshed)
+        steps.append((batch, draw(st.sampled_from(["none", "one", "all", "compact", "reload"]))))
+    return X, y, params, steps
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_predictions_equal_the_node_arrays_through_any_history(history):
+    X, y, params, steps = history
+    model = HedgeCutClassifier(**params).fit(X, y)
+    queries = np.vstack([X, X + 0.25, X - 0.25])
+    np.testing.assert_array_equal(model.predict_proba(queries), model._node_proba(queries))
+    for batch, then in steps:
+        if batch.size:
+            model.forget(batch.tolist())
+        if then == "one":
+            for i in range(0, len(queries), 7):
+                got = model.predict_proba(queries[i : i + 1])
+                np.testing.assert_array_equal(got, model._node_proba(queries[i : i + 1]))
+        elif then == "compact":
+            model.compact()
+        elif then == "reload":
+            model = HedgeCutClassifier.from_bytes(model.to_bytes())
+        if then != "none":
+            np.testing.assert_array_equal(model.predict_proba(queries), model._node_proba(queries))
+    np.testing.assert_array_equal(model.predict_proba(queries), model._node_proba(queries))
+    assert model.predict_proba(queries).shape == (len(queries), model.classes_.size)
+
+
+def test_forget_compiles_nothing_and_a_batch_refreshes_only_the_trees_it_changed(calls):
+    model, X, _ = make(max_samples=0.3)
+    model.predict_proba(X)
+    before = model.tree_structures()
+    model.forget([3])
+    model.forget([70, 71])
+    assert calls["refresh"] == [] and len(calls["compile"]) == 1  # deletions compile nothing
+    changed = touched_trees(before, model.tree_structures())
+    assert 0 < len(changed) < model.n_estimators
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    (refreshed,) = calls["refresh"]
+    assert set(refreshed) == changed
+    after = model.tree_structures()
+    for t, structure in refreshed.items():
+        np.testing.assert_array_equal(structure, after[t])
+    model.predict_proba(X)
+    assert len(calls["refresh"]) == 1 and len(calls["compile"]) == 1
+
+
+def test_single_rows_walk_the_node_arrays_until_a_refresh_pays_for_itself(calls):
+    from forget.hedgecut import _compiled
+
+    model, X, _ = make(n=3000, n_estimators=20, max_samples=0.5)
+    model.predict_proba(X[:1])
+    model.forget([5])
+    compiled = model._compiled
+    nodes = int(compiled._nodes[compiled.touched > 0].sum())
+    walked_rows = -(-nodes // _compiled.NODES_PER_ROW) - 1  # one fewer than pays for a refresh
+    assert walked_rows > 5
+    for i in range(walked_rows):
+        np.testing.assert_array_equal(
+            model.predict_proba(X[i : i + 1]), model._node_proba(X[i : i + 1])
+        )
+    assert calls["refresh"] == [] and compiled.stale
+    model.predict_proba(X[:1])  # the rows walked now pay for the refresh
+    assert len(calls["refresh"]) == 1 and not compiled.stale
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+
+
+def test_a_dropped_class_compiles_every_tree_again(calls):
+    model, X, y = make(n_classes=3)
+    model.predict_proba(X)
+    lone = np.flatnonzero(y == 2)
+    model.forget(lone.tolist())
+    assert model.classes_.tolist() == [0, 1]
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2) and len(calls["compile"]) == 2
+    np.testing.assert_array_equal(proba, model._node_proba(X))
+
+
+def test_compact_compiles_the_canonical_trees_again_as_a_refit_would(calls):
+    """After compact the compiled records are those compiled from a refit: no record of a
+    refreshed tree from before a deletion (counts that would give a forgotten row's label
+    back) stays in the scorer's slots."""
+    model, X, y = make(max_samples=0.5)
+    model.predict_proba(X)
+    victims = list(range(0, 120, 3))
+    for v in victims:
+        model.forget([v])
+        model.predict_proba(X)  # a batch: every deletion is refreshed, tree by tree
+    assert len(calls["refresh"]) == len(victims)
+    model.compact()
+    assert len(calls["compile"]) == 2  # at once, not on the next prediction
+    keep = np.setdiff1d(np.arange(len(y)), victims)
+    params = model.get_params() | {"feature_bounds": model.feature_bounds_}
+    refit = HedgeCutClassifier(**params).fit(X[keep], y[keep], row_ids=keep)
+    refit.predict_proba(X)
+    ours, theirs = model._compiled._forest._pool, refit._compiled._forest._pool
+    for name in ("rec", "vals", "sizes", "roots"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
+    np.testing.assert_array_equal(model.predict_proba(X), refit.predict_proba(X))
+
+
+def test_compact_and_reload_compile_nothing_until_a_prediction(calls):
+    model, X, _ = make()
+    model.forget([1])
+    model.compact()
+    loaded = HedgeCutClassifier.from_bytes(model.to_bytes())
+    assert calls["compile"] == [] and not loaded._compiled.built
+    np.testing.assert_array_equal(loaded.predict_proba(X), model._node_proba(X))
+    assert len(calls["compile"]) == 1
+
+
+def test_the_artifact_never_holds_the_compiled_form():
+    bounds = np.array([[-5.0, 5.0]] * 5)  # declared: a refit has the very same parameters
+    model, X, y = make(feature_bounds=bounds)
+    blob = model.to_bytes()
+    model.predict_proba(X)
+    assert model.to_bytes() == blob
+    model.forget([4, 9])
+    model.predict_proba(X)
+    keep = np.setdiff1d(np.arange(len(y)), [4, 9])
+    refit = HedgeCutClassifier(**model.get_params()).fit(X[keep], y[keep], row_ids=keep)
+    refit.predict_proba(X[:1])
+    assert model.to_bytes() == refit.to_bytes()
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_copies_drop_the_compiled_form_and_compile_it_again_on_use(duplicate):
+    model, X, _ = make()
+    proba = model.predict_proba(X)
+    twin = duplicate(model)
+    assert model._compiled.built and not twin._compiled.built
+    assert twin._compiled is not model._compiled
+    np.testing.assert_array_equal(twin.predict_proba(X), proba)
+    twin.forget([2])
+    np.testing.assert_array_equal(model.predict_proba(X), proba)  # the original is untouched
+
+
+def test_a_change_of_n_jobs_compiles_again_with_its_threads():
+    model, X, _ = make()
+    model.predict_proba(X)
+    assert model._compiled._forest.threads_ == 1
+    model.set_params(n_jobs=2)
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    assert model._compiled._forest.threads_ == 2
+
+
+def test_concurrent_predictions_after_a_forget_refresh_once_and_agree(calls):
+    model, X, _ = make(n=2000, n_estimators=30, max_samples=0.5)
+    model.predict_proba(X)
+    model.forget([10, 11, 12])
+    want = model._node_proba(X)
+    start = threading.Barrier(8)
+
+    def predict(i: int) -> np.ndarray:
+        start.wait()
+        return model.predict_proba(X[: 1 + (i % 2) * (len(X) - 1)])  # single rows and batches
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(predict, range(8)))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, want[: len(got)], err_msg=f"thread {i}")
+    assert len(calls["refresh"]) == 1
