@@ -214,6 +214,43 @@ TABLES = {
 }
 
 
+def forest_scale_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| task | rows | model | accuracy | vs ExtraTrees | fit s | model MB | peak RSS MB "
+        "| predict 10k rows ms | vs ExtraTrees | predict 1 row µs | forget p50 / p99 / max µs "
+        "| slow path | rows rebuilt per slow path | retrain s | equals retrain |",
+        "|" + "---|" * 16,
+    ]
+    for r in payload["results"]:
+        ours = "delete_p50_us" in r
+        et = "predict_vs_et" not in r or r["model"] == "sklearn ExtraTrees"  # the reference
+        cells = [
+            r["task"],
+            f"{r['rows']:,}",
+            r["model"],
+            f"{r['accuracy']:.4f}",
+            "" if et else f"{r['accuracy_vs_et_points']:+.2f} pts",
+            f"{r['fit_s']:.2f}",
+            f"{r['model_bytes'] / 1e6:,.1f}",
+            f"{r['peak_rss_mb']:,.0f}",
+            f"{r['predict_10k_ms']:,.1f}",
+            "" if et else f"{r['predict_vs_et']:.1f}×",
+            f"{r['predict_1_us']:,.1f}",
+            f"{r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f}"
+            if ours
+            else "",
+            f"{100 * r['slow_path_share']:.0f}%" if ours else "",
+            f"{r['rows_rebuilt_per_slow_path']:,.0f}" if ours else "",
+            f"{r['retrain_s']:.2f}",
+            ("yes" if r["equals_retrain"] else "NO") if ours else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES["forest_scale"] = forest_scale_table
+
+
 def main() -> None:
     text = README.read_text()
     for name, make in TABLES.items():

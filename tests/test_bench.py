@@ -98,3 +98,33 @@ def test_api_erasure_bench_quick(tmp_path):
     for r in payload["results"]:
         assert r["requests"] == 20 and r["predictions"] > 0 and r["audit_verified"], r
         assert r["checks_passed"] == r["checks"], r
+
+
+def test_forest_scale_bench_quick(tmp_path):
+    from bench import forest_scale, readme
+
+    out = tmp_path / "fs.json"
+    payload = forest_scale.main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["results"] == json.loads(json.dumps(payload["results"]))
+    rows = payload["results"]
+    assert {(r["task"], r["model"]) for r in rows} == {
+        (task, model)
+        for task in ("default", "hard")
+        for model in ("sklearn ExtraTrees", "sklearn RandomForest", "forget HedgeCut")
+    }
+    for r in rows:
+        assert r["rows"] == 10_000 and r["predict_10k_ms"] > 0 and r["peak_rss_mb"] > 0, r
+        if r["model"] == "forget HedgeCut":
+            assert r["equals_retrain"] is True and r["deletions"] == 20
+            assert 0.0 <= r["slow_path_share"] <= 1.0
+    assert readme.forest_scale_table(payload).count("\n") == 1 + len(rows)
+
+
+@pytest.mark.bench
+def test_forest_scale_bench_full(tmp_path):
+    from bench import forest_scale
+
+    payload = forest_scale.main(["--out", str(tmp_path / "fs.json")])
+    ours = [r for r in payload["results"] if r["model"] == "forget HedgeCut"]
+    assert len(ours) == 6 and all(r["equals_retrain"] for r in ours)

@@ -53,6 +53,10 @@ def touched_trees(before, after) -> set[int]:
 
 def test_predict_proba_scores_with_the_compiled_form(calls, monkeypatch):
     model, X, _ = make()
+    model.predict_proba(X[:1])
+    (structures,) = calls["compile"]  # compiled on the first prediction, from the trees
+    for a, b in zip(structures, model.tree_structures(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
     def refused(*args):
         raise AssertionError("predict_proba walked the node arrays")
@@ -60,10 +64,6 @@ def test_predict_proba_scores_with_the_compiled_form(calls, monkeypatch):
     monkeypatch.setattr(K, "predict_proba_serial", refused)
     monkeypatch.setattr(K, "predict_proba_parallel", refused)
     proba = model.predict_proba(X)
-    (structures,) = calls["compile"]  # compiled once, on the first prediction, from the trees
-    for a, b in zip(structures, model.tree_structures(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    model.predict_proba(X[:1])
     assert len(calls["compile"]) == 1
     monkeypatch.undo()
     np.testing.assert_array_equal(proba, model._node_proba(X))
@@ -119,14 +119,14 @@ def test_predictions_equal_the_node_arrays_through_any_history(history):
 
 
 def test_forget_compiles_nothing_and_a_batch_refreshes_only_the_trees_it_changed(calls):
-    model, X, _ = make(max_samples=0.3)
+    model, X, _ = make(n_estimators=20, max_samples=0.1)
     model.predict_proba(X)
     before = model.tree_structures()
     model.forget([3])
-    model.forget([70, 71])
+    model.forget([70])
     assert calls["refresh"] == [] and len(calls["compile"]) == 1  # deletions compile nothing
     changed = touched_trees(before, model.tree_structures())
-    assert 0 < len(changed) < model.n_estimators
+    assert 0 < len(changed) <= model.n_estimators // 2
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
     (refreshed,) = calls["refresh"]
     assert set(refreshed) == changed
@@ -138,23 +138,44 @@ def test_forget_compiles_nothing_and_a_batch_refreshes_only_the_trees_it_changed
 
 
 def test_single_rows_walk_the_node_arrays_until_a_refresh_pays_for_itself(calls):
-    from forget.hedgecut import _compiled
-
-    model, X, _ = make(n=3000, n_estimators=20, max_samples=0.5)
+    model, X, _ = make(n=3000, n_estimators=20, max_samples=0.2)
     model.predict_proba(X[:1])
-    model.forget([5])
     compiled = model._compiled
-    nodes = int(compiled._nodes[compiled.touched > 0].sum())
-    walked_rows = -(-nodes // _compiled.NODES_PER_ROW) - 1  # one fewer than pays for a refresh
-    assert walked_rows > 5
-    for i in range(walked_rows):
+    model.forget([5])
+    assert compiled.touched.any()
+    compiled._per_node_s = 1.0  # a refresh costing seconds a node: walking pays for long
+    for i in range(50):
         np.testing.assert_array_equal(
             model.predict_proba(X[i : i + 1]), model._node_proba(X[i : i + 1])
         )
-    assert calls["refresh"] == [] and compiled.stale
-    model.predict_proba(X[:1])  # the rows walked now pay for the refresh
-    assert len(calls["refresh"]) == 1 and not compiled.stale
+    assert calls["refresh"] == [] and compiled.stale and compiled._walked_s > 0
+    compiled._per_node_s = compiled._walked_s / 1e9  # now the walking has paid for it
+    model.predict_proba(X[:1])
+    assert len(calls["refresh"]) == 1 and not compiled.stale and compiled._walked_s == 0
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+
+
+def test_a_batch_refreshes_first_when_walking_it_would_cost_more(calls):
+    model, X, _ = make(n=3000, n_estimators=20, max_samples=0.2)
+    model.predict_proba(X[:1])
+    compiled = model._compiled
+    assert compiled._per_row_s > 0  # timed at compile
+    model.forget([5, 6])
+    assert compiled.touched.any()
+    compiled._per_node_s = 1.0
+    model.predict_proba(X[:500])  # a refresh would cost more: the batch walks
+    assert calls["refresh"] == [] and compiled.stale
+    compiled._per_node_s = 1e-12
+    model.predict_proba(X[:500])  # now walking it would cost more: refreshed first
+    assert len(calls["refresh"]) == 1 and not compiled.stale
+
+
+def test_deletions_that_touched_most_trees_compile_the_forest_anew(calls):
+    model, X, _ = make(max_samples=0.5)
+    model.predict_proba(X)
+    model.forget(list(range(40)))  # 40 rows, each in half the trees: every tree touched
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    assert calls["refresh"] == [] and len(calls["compile"]) == 2
 
 
 def test_a_dropped_class_compiles_every_tree_again(calls):
@@ -172,15 +193,16 @@ def test_compact_compiles_the_canonical_trees_again_as_a_refit_would(calls):
     """After compact the compiled records are those compiled from a refit: no record of a
     refreshed tree from before a deletion (counts that would give a forgotten row's label
     back) stays in the scorer's slots."""
-    model, X, y = make(max_samples=0.5)
+    model, X, y = make(max_samples=0.2)
     model.predict_proba(X)
     victims = list(range(0, 120, 3))
     for v in victims:
         model.forget([v])
         model.predict_proba(X)  # a batch: every deletion is refreshed, tree by tree
-    assert len(calls["refresh"]) == len(victims)
+    assert len(calls["refresh"]) > len(victims) // 2  # (a deletion may touch most trees)
+    compiled = len(calls["compile"])
     model.compact()
-    assert len(calls["compile"]) == 2  # at once, not on the next prediction
+    assert len(calls["compile"]) == compiled + 1  # at once, not on the next prediction
     keep = np.setdiff1d(np.arange(len(y)), victims)
     params = model.get_params() | {"feature_bounds": model.feature_bounds_}
     refit = HedgeCutClassifier(**params).fit(X[keep], y[keep], row_ids=keep)
@@ -237,7 +259,7 @@ def test_a_change_of_n_jobs_compiles_again_with_its_threads():
 
 
 def test_concurrent_predictions_after_a_forget_refresh_once_and_agree(calls):
-    model, X, _ = make(n=2000, n_estimators=30, max_samples=0.5)
+    model, X, _ = make(n=2000, n_estimators=30, max_samples=0.1)
     model.predict_proba(X)
     model.forget([10, 11, 12])
     want = model._node_proba(X)
@@ -251,4 +273,4 @@ def test_concurrent_predictions_after_a_forget_refresh_once_and_agree(calls):
         results = list(pool.map(predict, range(8)))
     for i, got in enumerate(results):
         np.testing.assert_array_equal(got, want[: len(got)], err_msg=f"thread {i}")
-    assert len(calls["refresh"]) == 1
+    assert len(calls["refresh"]) == 1 and len(calls["compile"]) == 1  # one thread did it

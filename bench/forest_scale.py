@@ -1,0 +1,309 @@
+"""The forest at scale: HedgeCut against ExtraTrees, RandomForest and retraining, 10k to 1M rows.
+
+Usage::
+
+    python -m bench.forest_scale                          # 10k, 100k and 1M rows, both tasks
+    python -m bench.forest_scale --sizes 10000 100000     # the sizes to run
+    python -m bench.forest_scale --quick                  # 10k rows, 10 trees, 20 deletions (CI)
+
+Two synthetic tasks (``make_classification``, 20 features, seed 0; 10,000 more rows held out
+for testing): ``default`` (scikit-learn's defaults: 2 informative features, 1 % label noise)
+and ``hard`` (10 informative features, 5 % label noise). For each size, in one run and one
+process, every model is fitted with the same ``--n-jobs`` (default 1 thread) and measured:
+
+- accuracy on the held-out rows (mean over ``--seeds`` model seeds up to ``--seed-rows`` rows,
+  one seed above), fit seconds, model bytes (scikit-learn: its trees' node and value arrays;
+  HedgeCut: everything it holds, training rows included, and its artifact), peak RSS during
+  the model's turn (the process's high-water mark, reset before each model: the data set is
+  part of it, ``baseline_rss_mb`` says how much);
+- ``predict_proba`` of 10,000 rows (best of 5) and of one row (median of 200);
+- HedgeCut: ``--deletions`` single-row ``forget`` calls (random rows): p50 / p99 / max
+  latency, the share that took the slow path (a subtree rebuilt) and the rows rebuilt per slow
+  path; then the first 10,000-row prediction (it recompiles the trees the deletions changed),
+  retraining from scratch on the remaining rows, and a check that the two forests are the
+  same (every tree, every test probability). ExtraTrees and RandomForest can only forget by
+  retraining: their deletion costs a fit (``retrain_s`` is their fit time).
+
+Writes ``bench/results/forest_scale.json`` (``forest_scale-quick.json`` with ``--quick``, or
+``--out``). The machine may be shared: the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+from bench._common import latency_summary, table, timed, write_json
+from forget import HedgeCutClassifier
+from forget.warm import rehearse
+
+TASKS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "hard": {"n_informative": 10, "flip_y": 0.05},
+}
+PEERS: dict[str, tuple[str, Any]] = {
+    "et": ("sklearn ExtraTrees", ExtraTreesClassifier),
+    "rf": ("sklearn RandomForest", RandomForestClassifier),
+}
+TEST_ROWS = 10_000
+
+
+# ---------------------------------------------------------------------- memory
+
+
+def _reset_peak() -> bool:
+    """Reset this process's RSS high-water mark (Linux ``clear_refs``); False where refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _rss_mb(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) in MB; ``ru_maxrss`` where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _turn() -> dict[str, Any]:
+    """Start a model's turn (the last model freed): reset the peak, note what is held now."""
+    gc.collect()
+    scoped = _reset_peak()
+    return {"baseline_rss_mb": _rss_mb("VmRSS"), "peak_rss_scoped": scoped}
+
+
+# ---------------------------------------------------------------------- measurements
+
+
+def _predict_times(model: Any, X_test: np.ndarray, repeats: int = 5) -> tuple[float, float]:
+    rows = np.resize(X_test, (TEST_ROWS, X_test.shape[1]))
+    model.predict_proba(rows[:1])  # warm: compiles kernels (HedgeCut: its trees) on first use
+    batch = min(timed(lambda: model.predict_proba(rows))[0] for _ in range(repeats))
+    one = [timed(lambda r=rows[i : i + 1]: model.predict_proba(r))[0] for i in range(200)]
+    return batch, float(np.median(one))
+
+
+def _accuracy(make: Callable[[int], Any], seeds: int, X, y, Xte, yte) -> float:
+    return float(np.mean([(make(s).fit(X, y).predict(Xte) == yte).mean() for s in range(seeds)]))
+
+
+def _tree_bytes(est: Any) -> int:
+    """Bytes of a scikit-learn forest's trees: their node and value arrays."""
+    total = 0
+    for tree in est.estimators_:
+        state = tree.tree_.__getstate__()
+        total += state["nodes"].nbytes + state["values"].nbytes
+    return total
+
+
+def bench_peer(
+    key: str, trees: int, n_jobs: int | None, seeds: int, data: tuple[np.ndarray, ...]
+) -> dict[str, Any]:
+    X, y, Xte, yte = data
+    label, cls = PEERS[key]
+    turn = _turn()
+    est = cls(n_estimators=trees, random_state=0, n_jobs=n_jobs)
+    fit_s, _ = timed(partial(est.fit, X, y))
+    acc0 = float((est.predict(Xte) == yte).mean())
+    batch_s, one_s = _predict_times(est, Xte)
+    peak = _rss_mb("VmHWM")
+    nbytes = _tree_bytes(est)
+    del est
+    acc = acc0
+    if seeds > 1:
+        others = _accuracy(
+            lambda s: cls(n_estimators=trees, random_state=s, n_jobs=n_jobs),
+            seeds - 1, X, y, Xte, yte,
+        )  # fmt: skip
+        acc = (acc0 + (seeds - 1) * others) / seeds
+    return {
+        "model": label,
+        "accuracy": acc,
+        "accuracy_seed0": acc0,
+        "fit_s": fit_s,
+        "model_bytes": nbytes,
+        "peak_rss_mb": peak,
+        **turn,
+        "predict_10k_ms": batch_s * 1e3,
+        "predict_1_us": one_s * 1e6,
+        "retrain_s": fit_s,
+    }
+
+
+def bench_hedgecut(
+    trees: int, n_jobs: int | None, seeds: int, deletions: int, data: tuple[np.ndarray, ...]
+) -> dict[str, Any]:
+    X, y, Xte, yte = data
+    params = {"n_estimators": trees, "n_jobs": n_jobs}
+    rehearse(HedgeCutClassifier(**params, random_state=0).fit(X[:200], y[:200]))  # compile
+    turn = _turn()
+    model = HedgeCutClassifier(**params, random_state=0)
+    fit_s, _ = timed(partial(model.fit, X, y))
+    acc0 = float((model.predict(Xte) == yte).mean())
+    batch_s, one_s = _predict_times(model, Xte)
+    victims = np.random.default_rng(1).permutation(X.shape[0])[:deletions].tolist()
+    lat, slow, rebuilt, subtrees = [], 0, 0, 0
+    for v in victims:
+        r = model.forget([v])
+        lat.append(r.seconds)
+        slow += r.n_slow
+        rebuilt += r.details["rows_rebuilt"]
+        subtrees += r.details["subtrees_rebuilt"]
+    rows = np.resize(Xte, (TEST_ROWS, Xte.shape[1]))
+    after_s, _ = timed(partial(model.predict_proba, rows))  # recompiles the changed trees
+    peak = _rss_mb("VmHWM")
+    nbytes = model.nbytes_
+    artifact = len(model.to_bytes())
+    keep = np.setdiff1d(np.arange(X.shape[0]), victims)
+    refit_params = model.get_params() | {"feature_bounds": model.feature_bounds_}
+    retrain_s, refit = timed(
+        lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep)
+    )
+    same = all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(model.tree_structures(), refit.tree_structures(), strict=True)
+    ) and np.array_equal(model.predict_proba(Xte), refit.predict_proba(Xte))
+    del model, refit
+    acc = acc0
+    if seeds > 1:
+        others = _accuracy(
+            lambda s: HedgeCutClassifier(**params, random_state=s), seeds - 1, X, y, Xte, yte
+        )
+        acc = (acc0 + (seeds - 1) * others) / seeds
+    dl = latency_summary(lat)
+    return {
+        "model": "forget HedgeCut",
+        "accuracy": acc,
+        "accuracy_seed0": acc0,
+        "fit_s": fit_s,
+        "model_bytes": nbytes,
+        "artifact_bytes": artifact,
+        "peak_rss_mb": peak,
+        **turn,
+        "predict_10k_ms": batch_s * 1e3,
+        "predict_1_us": one_s * 1e6,
+        "predict_10k_after_forget_ms": after_s * 1e3,
+        "deletions": dl["n"],
+        "delete_p50_us": dl["p50_us"],
+        "delete_p99_us": dl["p99_us"],
+        "delete_max_us": dl["max_us"],
+        "delete_mean_us": dl["mean_us"],
+        "slow_path_share": slow / len(victims),
+        "rows_rebuilt_per_slow_path": rebuilt / slow if slow else 0.0,
+        "subtrees_rebuilt_per_slow_path": subtrees / slow if slow else 0.0,
+        "retrain_s": retrain_s,
+        "speedup_vs_retrain_p50": retrain_s / (dl["p50_us"] * 1e-6),
+        "equals_retrain": bool(same),
+    }
+
+
+def make_task(task: str, n: int) -> tuple[np.ndarray, ...]:
+    X, y = make_classification(
+        n_samples=n + TEST_ROWS, n_features=20, random_state=0, **TASKS[task]
+    )
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def bench_size(
+    task: str, n: int, trees: int, deletions: int, seeds: int, n_jobs: int | None, peers: list[str]
+) -> list[dict[str, Any]]:
+    data = make_task(task, n)
+    rows = [bench_peer(key, trees, n_jobs, seeds, data) for key in peers]
+    rows.append(bench_hedgecut(trees, n_jobs, seeds, deletions, data))
+    et = next((r for r in rows if r["model"] == PEERS["et"][0]), None)
+    for r in rows:
+        r.update(task=task, rows=n, seeds=seeds, model_mb=r["model_bytes"] / 1e6)
+        if et is not None:
+            r["predict_vs_et"] = et["predict_10k_ms"] / r["predict_10k_ms"]
+            r["accuracy_vs_et_points"] = 100 * (r["accuracy"] - et["accuracy"])
+    return rows
+
+
+COLUMNS = [
+    ("task", "task"),
+    ("rows", "rows"),
+    ("model", "model"),
+    ("accuracy", "accuracy"),
+    ("fit_s", "fit s"),
+    ("model_mb", "model MB"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("predict_10k_ms", "predict 10k ms"),
+    ("predict_vs_et", "× ET"),
+    ("predict_1_us", "1 row µs"),
+    ("delete_p50_us", "forget p50 µs"),
+    ("delete_p99_us", "p99 µs"),
+    ("delete_max_us", "max µs"),
+    ("slow_path_share", "slow path"),
+    ("rows_rebuilt_per_slow_path", "rows rebuilt / slow"),
+    ("retrain_s", "retrain s"),
+    ("equals_retrain", "= retrain"),
+]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--tasks", nargs="+", default=sorted(TASKS), choices=sorted(TASKS))
+    ap.add_argument("--peers", nargs="*", default=sorted(PEERS), choices=sorted(PEERS))
+    ap.add_argument("--trees", type=int, default=100)
+    ap.add_argument("--deletions", type=int, default=500)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds accuracy is averaged over")
+    ap.add_argument("--seed-rows", type=int, default=100_000, help="above this many rows, one seed")
+    ap.add_argument("--n-jobs", type=int, default=None, help="threads of every model (1)")
+    ap.add_argument(
+        "--quick", action="store_true", help="10k rows, 10 trees, 20 deletions, one seed"
+    )
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
+    args = ap.parse_args(argv)
+    sizes, trees, deletions, seeds = args.sizes, args.trees, args.deletions, args.seeds
+    if args.quick:
+        sizes, trees, deletions, seeds = [10_000], 10, 20, 1
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        for task in args.tasks:
+            k = seeds if n <= args.seed_rows else 1
+            rows += bench_size(task, n, trees, deletions, k, args.n_jobs, args.peers)
+            print(table(rows[-len(args.peers) - 1 :], COLUMNS), flush=True)
+    print()
+    print(table(rows, COLUMNS))
+    payload = {
+        "trees": trees,
+        "deletions": deletions,
+        "sizes": sizes,
+        "tasks": {t: TASKS[t] for t in args.tasks},
+        "n_jobs": args.n_jobs,
+        "quick": args.quick,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "wall_s": time.perf_counter() - started,
+        "results": rows,
+    }
+    path = write_json("forest_scale-quick" if args.quick else "forest_scale", payload, args.out)
+    print(f"\nwritten: {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
