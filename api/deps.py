@@ -49,14 +49,16 @@ def require(*scopes: str) -> Callable[..., Coroutine[Any, Any, None]]:
 def authorize(request: Request, scopes: tuple[str, ...]) -> None:
     """Raise 401 unless the request's bearer token is known, 403 unless it holds a scope."""
     keys: ApiKeys = request.app.state.keys
-    granted = keys.scopes(request.headers.get("authorization"))
-    if granted is None:
+    found = keys.principal(request.headers.get("authorization"))
+    if found is None:
         raise ApiError(
             401,
             "unauthorized",
             "missing or unknown bearer token (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    name, granted = found
+    request.state.principal = name  # who asked: recorded with an erasure request
     if not any(allows(granted, s) for s in scopes):
         raise ApiError(
             403, "forbidden", f"this token lacks the scope {' or '.join(scopes)} (or admin)"

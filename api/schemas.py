@@ -553,6 +553,14 @@ class ErasureOut(BaseModel):
     rows_erased: int
     models: list[ModelActionOut]
     repeat: bool
+    requested_by: str | None = Field(
+        description="who asked: the name of the API key that filed it (FORGET_API_KEYS), "
+        "cli:<user>, or as given; null for requests made before forget recorded requesters"
+    )
+    handled_by: str | None = Field(
+        description="the forget instance that carried it out: "
+        "forget <version> (<channel>) on <host>"
+    )
 
 
 # ---------------------------------------------------------------------- audit, health

@@ -673,12 +673,19 @@ class Service:
         return use(io.StringIO(text))
 
     # ------------------------------------------------------------------ erasure
-    def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
+    def erase(
+        self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
+    ) -> dict[str, Any]:
         with self.lock:
             # the store samples the requests that carry a retrain check (its evidence_rate);
             # a sampled one only schedules its checks: collect_evidence runs them off the lock
             receipt = self.store.erase(
-                subject_id, legal_ground=legal_ground, purge=False, evidence=self.evidence
+                subject_id,
+                legal_ground=legal_ground,
+                purge=False,
+                evidence=self.evidence,
+                requested_by=requested_by,
+                channel="http",
             )
             if any(a.evidence.get("status") == SCHEDULED for a in receipt.models):
                 self._awaiting_evidence = True

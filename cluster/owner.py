@@ -158,10 +158,12 @@ class StoreOwner:
         return Snapshot(name, version, revision, mv.estimator, mv.features, est.to_bytes())
 
     # ------------------------------------------------------------------ writing
-    def erase(self, subject_id: str, legal_ground: str) -> tuple[Any, Change]:
+    def erase(
+        self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
+    ) -> tuple[Any, Change]:
         self._ops.clear()
         try:
-            receipt = self.service.erase(subject_id, legal_ground)
+            receipt = self.service.erase(subject_id, legal_ground, requested_by=requested_by)
         except StoreError as exc:
             return Failure.of(exc), self._change()
         self._ops = [

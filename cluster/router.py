@@ -490,10 +490,12 @@ class Cluster:
             turn += 1
 
     # ------------------------------------------------------------------ writes via the owner
-    def erase(self, subject_id: str, legal_ground: str) -> dict[str, Any]:
+    def erase(
+        self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
+    ) -> dict[str, Any]:
         """Erase in the store, then fan the forget operations out; answered once every live
         replica applied them (``replicas`` says which did, and which were declared down)."""
-        receipt, fan = self._write("erase", subject_id, legal_ground)
+        receipt, fan = self._write("erase", subject_id, legal_ground, requested_by=requested_by)
         out: dict[str, Any] = receipt | {
             "replicas": {"applied": list(fan.applied), "down": list(fan.down)}
         }

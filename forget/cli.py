@@ -8,6 +8,7 @@ erase`` exits with 3 when the store held no data under the subject id (nothing w
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -132,11 +133,18 @@ def _train(args: argparse.Namespace) -> int:
 
 def _erase(args: argparse.Namespace) -> int:
     with _store(args) as st:
-        r = st.erase(args.subject_id, legal_ground=args.legal_ground, purge=not args.no_purge)
+        r = st.erase(
+            args.subject_id,
+            legal_ground=args.legal_ground,
+            purge=not args.no_purge,
+            requested_by=args.requested_by or f"cli:{getpass.getuser()}",
+            channel="cli",
+        )
         print(
             f"request {r.request_id}: {r.status}, {r.rows_erased} rows"
             + (" (repeat of an earlier request)" if r.repeat else "")
         )
+        print(f"  requested by {r.requested_by}; handled by {r.handled_by}")
         for a in r.models:
             print(f"  {a.model} v{a.version} -> revision {a.revision}: {a.action}")
     if r.status == "no_data":
@@ -394,6 +402,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("subject_id")
     p.add_argument("--legal-ground", default="art17-1-b", help="art17-1-a ... art17-1-f")
     p.add_argument("--no-purge", action="store_true", help="leave the physical purge for later")
+    p.add_argument(
+        "--requested-by",
+        metavar="WHO",
+        help="who asked (recorded with the request and in its report; default: cli:<os user>)",
+    )
 
     p = command("report", _report, "print an erasure request's report (JSON or HTML)", server=True)
     p.add_argument("request_id")

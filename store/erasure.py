@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,8 @@ LEGAL_GROUNDS = {
 }
 _REQUEST_COLUMNS = (
     "request_id, subject_key, legal_ground, status, received_at, erased_at, completed_at, "
-    "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled, evidence_status"
+    "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled, evidence_status, "
+    "requested_by, handled_by"
 )
 
 
@@ -111,6 +113,8 @@ class ErasureReceipt:
     rows_erased: int
     models: tuple[ModelAction, ...]
     repeat: bool = False
+    requested_by: str | None = None  # who asked (an API key's name, ``cli:<user>``, ...)
+    handled_by: str | None = None  # the forget instance that carried the request out
 
 
 def check_legal_ground(ground: object) -> str:
@@ -119,6 +123,19 @@ def check_legal_ground(ground: object) -> str:
             f"legal ground {ground!r} is not one of {sorted(LEGAL_GROUNDS)} (Art. 17(1)(a)-(f))"
         )
     return str(ground)
+
+
+CHANNELS = ("python", "http", "cli")
+
+
+def handler(channel: str) -> str:
+    """Who handles a request arriving through ``channel``: this forget instance, by version
+    and host (``forget 0.1.0 (http) on db-7``); recorded with the request."""
+    import forget
+
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    return f"forget {forget.__version__} ({channel}) on {socket.gethostname()}"
 
 
 def new_request_id() -> str:
@@ -149,11 +166,15 @@ def erase(
     policy: evidence.Policy,
     *,
     deferred: bool = False,
+    requested_by: str | None = None,
+    handled_by: str | None = None,
 ) -> ErasureReceipt:
     """The erasure: one transaction, the models forgetting inside it; the receipt from memory.
 
     ``request_id`` is drawn by the caller (the evidence sample is keyed by it); ``policy``
     says whether this request gets retrain checks, run now or, with ``deferred``, scheduled.
+    ``requested_by`` and ``handled_by`` are recorded with the request and in its
+    ``erasure.committed`` audit entry (so the chain covers them).
     """
     received = now()
     touched: list[ForgetOp] = []
@@ -189,7 +210,7 @@ def erase(
                 status, completed, purged = ERASED, None, None
             db.execute(
                 f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     request_id,
                     subject.key,
@@ -204,6 +225,8 @@ def erase(
                     policy.rate,
                     policy.sampled,
                     evidence.SCHEDULED if waits else None,
+                    requested_by,
+                    handled_by,
                 ],
             )
             audit.append_many(
@@ -215,6 +238,8 @@ def erase(
                             "request_id": request_id,
                             "subject_key": subject.key,
                             "legal_ground": legal_ground,
+                            "requested_by": requested_by,
+                            "handled_by": handled_by,
                             "datasets": counts,
                             "rows": len(all_ids),
                             "models": [
@@ -244,6 +269,8 @@ def erase(
         counts,
         len(all_ids),
         _actions(done, texts),
+        requested_by=requested_by,
+        handled_by=handled_by,
     )
 
 
@@ -472,12 +499,13 @@ def resolve(db: Database, at: str) -> list[tuple[str, dict[str, Any]]]:
 def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureReceipt:
     row = db.one(
         "SELECT request_id, status, subject_key, legal_ground, received_at, erased_at, "
-        "completed_at, datasets_json, rows_erased FROM erasure_requests WHERE request_id = ?",
+        "completed_at, datasets_json, rows_erased, requested_by, handled_by "
+        "FROM erasure_requests WHERE request_id = ?",
         [request_id],
     )
     if row is None:
         raise UnknownRequestError(request_id)
-    rid, status, key, ground, received, erased, completed, datasets, n = row
+    rid, status, key, ground, received, erased, completed, datasets, n, asked, handled = row
     return ErasureReceipt(
         rid,
         status,
@@ -491,6 +519,8 @@ def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureRe
         int(n),
         actions(db, request_id),
         repeat,
+        asked,
+        handled,
     )
 
 

@@ -158,3 +158,10 @@ def _rows_forgotten(db: Database) -> None:
     # them. The lineage keeps the count.
     db.execute("ALTER TABLE forget_log ADD COLUMN rows_forgotten BIGINT")
     db.execute("UPDATE forget_log SET rows_forgotten = len(row_ids)")
+
+
+@migration(6, "who asked for an erasure and which forget instance handled it")
+def _requesters(db: Database) -> None:
+    # NULL for requests made before they were recorded (the report says so).
+    db.execute("ALTER TABLE erasure_requests ADD COLUMN requested_by VARCHAR")
+    db.execute("ALTER TABLE erasure_requests ADD COLUMN handled_by VARCHAR")

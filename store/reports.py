@@ -9,7 +9,8 @@ it (``evidence_audit``: its seq, and whether the stored evidence still matches i
 Each model's action and evidence is also given in words (``action_label``, ``evidence_text``,
 ``evidence_state``). The audit chain is verified when the report is built
 (``audit_verification``): a report of a store whose chain fails says so, and marks the entries
-past the first bad one as unverified. The store records no requester (``requested_by`` says so).
+past the first bad one as unverified. ``requested_by`` and ``handled_by`` are as recorded with
+the request (older requests: what is known).
 :func:`summary_report` counts a period's requests: by status and legal ground, completion
 times, overdue and pending ones; it names no subject at all.
 """
@@ -43,16 +44,21 @@ _STATUS_LABEL = {
     erasure.COMPLETED: "completed",
     erasure.NO_DATA: "no data found",
 }
-# The store keeps no requester with a request (neither the API's tokens nor the CLI have a
-# name to give): say what is known, which is who may file one.
+# Requests made before the store recorded requesters (migration 6) say what is known: who
+# may file one.
 _REQUESTED_BY = (
-    "not recorded by the store; filed by a caller allowed to erase: an API client whose token "
-    "has the scope erase (or admin), or the forget erase command run with access to the store"
+    "not recorded (request made before forget recorded requesters); filed by a caller allowed "
+    "to erase: an API client whose token has the scope erase (or admin), or the forget erase "
+    "command run with access to the store"
 )
-_HANDLED_BY = (
-    "the forget store, automatically, each step written to the audit chain; no person handled "
-    "the subject's data"
+_NOT_GIVEN = (
+    "not given: filed through forget's Python API (ModelStore.erase) without requested_by, "
+    "by code with access to the store"
 )
+_HANDLED = (
+    "automatically, each step written to the audit chain; no person handled the subject's data"
+)
+_HANDLED_BY = "the forget store, " + _HANDLED
 _ACTION_TEXT = {
     "exact_unlearning": "forgot the rows exactly (equal to a retrain without them)",
     "approximate_unlearning": "forgot the rows approximately (within the stated bound)",
@@ -84,8 +90,8 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
         "status": r.status,
         "status_label": _STATUS_LABEL[r.status],
         "status_text": erasure.STATUS_TEXT[r.status],
-        "requested_by": _REQUESTED_BY,
-        "handled_by": _HANDLED_BY,
+        "requested_by": r.requested_by or (_REQUESTED_BY if r.handled_by is None else _NOT_GIVEN),
+        "handled_by": _HANDLED_BY if r.handled_by is None else f"{r.handled_by}: {_HANDLED}",
         "received_at": r.received_at,
         "erased_at": r.erased_at,
         "completed_at": r.completed_at,

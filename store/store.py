@@ -367,6 +367,8 @@ class ModelStore:
         purge: bool = True,
         verify: bool | float | None = None,
         evidence: str = INLINE,
+        requested_by: str | None = None,
+        channel: str = "python",
     ) -> ErasureReceipt:
         """Erase a subject from every dataset and every model trained on them.
 
@@ -383,6 +385,11 @@ class ModelStore:
         ``evidence="inline"`` runs the checks inside the erasure; ``"deferred"`` (same sample)
         records them as ``scheduled`` for :meth:`evidence_jobs` / :meth:`record_evidence`, or
         for :meth:`purge`, which runs them with ``purge=True`` before this returns.
+
+        ``requested_by`` names who asked (the API key's name over HTTP, ``cli:<user>`` from the
+        command line); ``channel`` how the request arrived (``python``, ``http``, ``cli``).
+        Both are recorded with the request, in its audit entry and its report, with the
+        handler: ``forget <version> (<channel>) on <host>``.
         """
         db = self._writable("erase")
         deferred = _evidence.check_mode(evidence) != INLINE
@@ -392,7 +399,15 @@ class ModelStore:
         request_id = erasure.new_request_id()
         policy = _evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
         receipt = erasure.erase(
-            db, self._registry, subject, ground, request_id, policy, deferred=deferred
+            db,
+            self._registry,
+            subject,
+            ground,
+            request_id,
+            policy,
+            deferred=deferred,
+            requested_by=requested_by,
+            handled_by=erasure.handler(channel),
         )
         if purge and receipt.status not in (erasure.COMPLETED, erasure.NO_DATA):
             self.purge()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api import html
@@ -31,7 +31,9 @@ router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=
     },
     dependencies=[Depends(require("erase"))],
 )
-def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str, Any]:
+def create(
+    body: ErasureCreate, svc: ServiceDep, request: Request, response: Response
+) -> dict[str, Any]:
     """Erase a subject from every dataset and every model trained on them.
 
     201: completed, or ``no_data``: the store held no data under this subject id, nothing was
@@ -39,7 +41,8 @@ def create(body: ErasureCreate, svc: ServiceDep, response: Response) -> dict[str
     forgot them (no prediction uses them any more), the physical purge or a retrain follows;
     poll the request. 200: a repeat of an earlier request, answered with its receipt.
     """
-    receipt = svc.erase(body.subject_id, body.legal_ground)
+    who = getattr(request.state, "principal", None)  # set by the scope check
+    receipt = svc.erase(body.subject_id, body.legal_ground, requested_by=who)
     done = receipt["status"] in ("completed", "no_data")
     response.status_code = 200 if receipt["repeat"] else 201 if done else 202
     response.headers["Location"] = f"/v1/erasure-requests/{receipt['request_id']}"

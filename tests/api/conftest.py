@@ -24,7 +24,11 @@ TOKENS = {
     "erase": "tok-erase-a0e4",
     "audit": "tok-audit-51d2",
 }
-KEYS = json.dumps({tok: [scope] for scope, tok in TOKENS.items()})
+DPO_TOKEN = "tok-dpo-9c3e"  # a named key: erasures it files record "dpo-portal"
+KEYS = json.dumps(
+    {tok: [scope] for scope, tok in TOKENS.items()}
+    | {DPO_TOKEN: {"name": "dpo-portal", "scopes": ["erase", "audit"]}}
+)
 
 
 def auth(scope: str) -> dict[str, str]:

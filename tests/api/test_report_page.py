@@ -125,7 +125,8 @@ def test_the_request_in_words(report: dict[str, Any]) -> None:
     assert "completed" in text and report["status_text"] in text
     assert re.search(r"met: completed \d+ days before the deadline", text)
     assert "2 rows deleted from 1 dataset" in text and "Purged " in text
-    assert "Requested by not recorded by the store" in text and "Handled by the forget" in text
+    assert "Requested by not given: filed through forget's Python API" in text
+    assert "Handled by forget " in text and "(python)" in text
     assert "Reviewed and filed by" in text
 
 

@@ -135,7 +135,7 @@ def test_a_rolled_back_database_needs_an_exported_head(tmp_path: Path) -> None:
 
 def unkey(directory: Path, tamper: bool = False) -> AuditHead:
     """Turn a store into one written before keying: plain SHA-256 chain, no sealed head,
-    migrations 4 and 5 unrecorded; the unkeyed head."""
+    migrations 4 to 6 unrecorded; the unkeyed head."""
     with ModelStore.open(directory) as st:
         populate(st)
         st.erase(VICTIM, legal_ground="art17-1-b", purge=False)  # older code kept row ids
@@ -154,6 +154,8 @@ def unkey(directory: Path, tamper: bool = False) -> AuditHead:
         db.execute("DELETE FROM store_meta WHERE key = 'audit_head'")
         db.execute("DELETE FROM schema_migrations WHERE number >= 4")
         db.execute("ALTER TABLE forget_log DROP COLUMN rows_forgotten")
+        db.execute("ALTER TABLE erasure_requests DROP COLUMN requested_by")
+        db.execute("ALTER TABLE erasure_requests DROP COLUMN handled_by")
         st._closed = True  # no purge or checkpoint on the way out: they would audit
         db.close()
     return head
@@ -161,7 +163,7 @@ def unkey(directory: Path, tamper: bool = False) -> AuditHead:
 
 def test_the_migration_keys_an_older_store_and_says_so(store_dir: Path) -> None:
     old_head = unkey(store_dir)
-    with pytest.raises(StoreReadOnlyError, match=r"needs migrations \[4, 5\]"):
+    with pytest.raises(StoreReadOnlyError, match=r"needs migrations \[4, 5, 6\]"):
         ModelStore.open(store_dir, read_only=True)
     with ModelStore.open(store_dir) as st:
         assert st.verify_audit_log().ok  # (the open then purged the erasure: more entries)
@@ -177,6 +179,10 @@ def test_the_migration_keys_an_older_store_and_says_so(store_dir: Path) -> None:
         assert not st.verify_audit_log(expected_head=wrong).ok
         lineage = st.get_model("risk").lineage
         assert [r.rows_forgotten for r in lineage] == [2]
+        (rid,) = st._db.one("SELECT request_id FROM erasure_requests")
+        report = st.erasure_report(rid)  # made before requesters were recorded: said so
+        assert report["requested_by"].startswith("not recorded (request made before")
+        assert report["handled_by"].startswith("the forget store")
         # a forged entry now fails, as in a store created keyed
         forge(st, "erasure.completed", {"request_id": "er_0"}, chain_hash)
         assert not st.verify_audit_log().ok

@@ -176,7 +176,8 @@ def test_the_erasure_report_says_each_action_and_its_evidence_in_words(
     report = st.erasure_report(r.request_id)
     assert report["legal_ground_article"] == "Art. 17(1)(b)"
     assert report["status_label"] == "completed"
-    assert report["requested_by"].startswith("not recorded by the store")
+    assert report["requested_by"].startswith("not given: filed through forget's Python API")
+    assert report["handled_by"].startswith("forget ") and "(python)" in report["handled_by"]
     words = {(m["model"], m["action"]): m for m in report["models"]}
     assert {k: (m["action_label"], m["evidence_state"]) for k, m in words.items()} == {
         ("logit", "pending_retrain"): ("pending retrain", "pending"),
