@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,11 @@ from api.cache import PredictionCache
 from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
-from forget.scoring import CompiledForest
 from forget.warm import rehearse
 from store import ModelStore
 from store.errors import DatasetError, ModelError, PredictInputError, StoreError, TrainingError
 from store.evidence import DEFERRED, SCHEDULED, check_mode
-from store.registry import READY, ModelVersion
+from store.registry import PENDING, READY, ModelVersion
 
 log = logging.getLogger("forget.api")
 
@@ -128,8 +127,7 @@ class Service:
         self.monitoring = Monitoring(self.metrics) if monitoring else None
         self.retrain_on_drift, self.retrain_cooldown = retrain_on_drift, retrain_cooldown
         self._drift_retrains: dict[str, float] = {}
-        self.compile_forests = compile_forests
-        self._compiled: dict[tuple[str, int], tuple[Any, CompiledForest, list[np.ndarray]]] = {}
+        self.compile_forests = compile_forests  # refresh forests' compiled trees on erasure
         self.batcher: Batcher | None = None
         if batching:
             self.batcher = Batcher(self._score, on_batch=self._on_batch)
@@ -286,9 +284,8 @@ class Service:
         try:
             # an overflow shows as a non-finite output, refused per request by check_outputs
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                if classifier:
-                    scorer = self._compiled_for(mv, est) or est
-                    proba = np.asarray(scorer.predict_proba(X))
+                if classifier:  # (a forest scores with its compiled trees)
+                    proba = np.asarray(est.predict_proba(X))
                     classes = np.asarray(est.classes_)
                     labels = classes[np.argmax(proba, axis=1)]
                 else:
@@ -326,38 +323,37 @@ class Service:
             out[i] = res
         return out
 
-    # ------------------------------------------------------------------ compiled forests
-    def _compiled_for(self, mv: ModelVersion, est: Any) -> Any | None:
-        """The version's compiled forest (built on first use) when it is a tree ensemble."""
-        if not self.compile_forests or not hasattr(est, "tree_structures"):
-            return None
-        hit = self._compiled.get((mv.name, mv.version))
-        if hit is not None and hit[0] is est:
-            return hit[1]
-        structures = est.tree_structures()
-        compiled = CompiledForest(
-            structures,
-            int(est.classes_.size),
-            int(est.n_features_in_),
-            n_jobs=getattr(est, "n_jobs", None),
-            classes=est.classes_,
-        )
-        self._compiled[(mv.name, mv.version)] = (est, compiled, structures)
-        return compiled
+    # ------------------------------------------------------------------ after an erasure
+    def _moved(self, actions: Sequence[Any]) -> None:
+        """An erasure moved versions to new revisions (lock held, before it is answered).
 
-    def _refresh_compiled(self, touched: Sequence[tuple[str, int]]) -> None:
-        """After an erasure (lock held, before it is answered): recompile the changed trees of
-        the touched versions, so no prediction uses a tree that still holds erased rows."""
-        for key in touched:
-            hit = self._compiled.get(key)
-            if hit is None:
-                continue
-            est, compiled, before = hit
-            live = self.store.estimator(*key)
-            if live is None or live is not est:  # awaits a retrain, or was reloaded
-                del self._compiled[key]
-                continue
-            self._compiled[key] = (est, compiled, compiled.update(live, before))
+        The serving entries follow from the receipt, without reading the registry again: a
+        serving version that forgot serves its new revision (its features and version are
+        unchanged; descriptions read the registry); one left awaiting a retrain (or whose model
+        object the store replaced) leaves them, and is read again on its next use.
+        Forests recompile the trees the erasure changed now, so that no prediction started
+        after the answer pays for it. The answer cache was emptied by the caller: each
+        serving entry is its current (version, revision) again.
+        """
+        for a in actions:
+            hit = self._serving.get(a.model)
+            if hit is not None and hit[0].version == a.version:
+                if a.action == PENDING or self.store.estimator(a.model, a.version) is not hit[1]:
+                    del self._serving[a.model]
+                    self._features.pop(a.model, None)
+                    continue
+                self._serving[a.model] = (replace(hit[0], revision=a.revision), hit[1])
+                self.metrics.set(
+                    "forget_model_revision",
+                    {"model": a.model, "version": str(a.version)},
+                    a.revision,
+                )
+            if self.compile_forests and a.action != PENDING:
+                est = self.store.estimator(a.model, a.version)
+                if est is not None and hasattr(est, "refresh_compiled"):
+                    est.refresh_compiled()
+        for name, (mv, _) in self._serving.items():
+            self.cache.set_current(name, mv.version, mv.revision)
 
     def _prepare(
         self,
@@ -692,10 +688,10 @@ class Service:
             if receipt.rows_erased and not receipt.repeat:
                 # every cached answer goes, not only those of the models that forgot: an
                 # answer to a query made of the subject's own rows names their data too
-                self._changed(None)
+                self.cache.invalidate(None)
+                self._moved(receipt.models)
                 self._awaiting_purge = True
                 touched = [(a.model, a.version) for a in receipt.models]
-                self._refresh_compiled(touched)
                 if self.monitoring is not None:
                     self.monitoring.erased(receipt.subject_key, touched)
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
@@ -729,8 +725,7 @@ class Service:
         with self.lock:
             self._awaiting_purge = False
             result = self.store.purge(evidence=False)
-            self._changed()
-            self._compiled.clear()  # a purge may have retrained versions: new model objects
+            self._changed()  # a purge may have retrained versions: new model objects
             if self.monitoring is not None:  # a purge may have retrained versions
                 self.monitoring.stale_all()
         self.metrics.inc("forget_purges_total", {})

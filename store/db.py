@@ -7,6 +7,7 @@ erased values leave the disk image of the store.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import threading
@@ -24,6 +25,10 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 # DuckDB lets one process hold a database file for writing; within a process a second
 # connection would silently share it, so the store keeps its own register of open files.
+# Across processes DuckDB's own file lock is not enough: compaction closes the connection
+# while it swaps the fresh file in, and in that moment another process could open the store.
+# So a store open for writing also holds an exclusive flock on ``store.lock`` (an empty file)
+# for as long as it is open, and a read-only open a shared one.
 _open_paths: set[str] = set()
 _open_lock = threading.Lock()
 
@@ -73,6 +78,7 @@ class Database:
         self.cache: dict[str, Any] = {}
         self._on_commit: list[Callable[[], None]] = []
         self._parallel = 0
+        self._held: int | None = None  # the flock on store.lock (see _hold)
 
     @classmethod
     def open(cls, directory: Path, *, read_only: bool = False) -> Database:
@@ -82,13 +88,21 @@ class Database:
         with _open_lock:
             if str(path) in _open_paths:
                 raise StoreLockedError(f"store {directory} is already open in this process")
-            # takes DuckDB's file lock first: only then is cleanup safe
-            con = _connect(path, read_only=read_only)
+            held = _hold(path, read_only=read_only)
+            try:
+                # takes DuckDB's file lock first: only then is cleanup safe
+                con = _connect(path, read_only=read_only)
+            except BaseException:
+                if held is not None:
+                    os.close(held)
+                raise
             if not read_only:
                 for leftover in (_compact_path(path), _wal(_compact_path(path))):
                     leftover.unlink(missing_ok=True)  # a compaction cut short: the original stands
             _open_paths.add(str(path))
-        return cls(path, con, read_only=read_only)
+        db = cls(path, con, read_only=read_only)
+        db._held = held
+        return db
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -217,8 +231,37 @@ class Database:
             self._con.close()
         finally:
             self._con = None
+            if self._held is not None:
+                os.close(self._held)  # releases the flock
+                self._held = None
             with _open_lock:
                 _open_paths.discard(str(self.path))
+
+
+LOCK_FILE = "store.lock"
+
+
+def _hold(path: Path, *, read_only: bool) -> int | None:
+    """Take the store's flock (exclusive for writing, shared for reading) and return its file
+    descriptor, kept open while the store is; :class:`StoreLockedError` when another process
+    holds it. A read-only open of a store without the file (never opened for writing by this
+    version) takes none: it writes nothing, and DuckDB's lock still applies."""
+    lock = path.with_name(LOCK_FILE)
+    try:
+        fd = os.open(lock, os.O_RDONLY if read_only else os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        if read_only:
+            return None
+        raise
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise StoreLockedError(
+            f"store {path.parent} is open in another process (a running forget serve? "
+            f"read through it with --server URL)"
+        ) from exc
+    return fd
 
 
 def _compact_path(path: Path) -> Path:

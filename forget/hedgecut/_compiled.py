@@ -112,6 +112,14 @@ class CompiledTrees:
         refresh_s = self._per_node_s * float(self._nodes[self.touched > 0].sum())
         return self._walked_s + rows * self._per_row_s <= refresh_s
 
+    def refresh(self, model: Any) -> None:
+        """Bring a compiled form that ``forget`` left out of date up to date now (a server
+        does this after an erasure, before answering it, so that no prediction pays for the
+        refresh or walks the node arrays); nothing when none was compiled or none is due."""
+        if self._forest is not None and self.stale:
+            with self._lock:
+                self.sync(model)
+
     def sync(self, model: Any) -> CompiledForest:
         """Bring the compiled form up to date with ``model`` (the lock held, or no prediction
         running): compile it, or recompile only the trees ``forget`` touched."""

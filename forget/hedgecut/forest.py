@@ -465,6 +465,13 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._require_fitted()
         return self._compiled.proba(self, features(self, X))
 
+    def refresh_compiled(self) -> None:
+        """Recompile now the trees ``forget`` changed, when the compiled form was built (else
+        nothing): what the next ``predict_proba`` would otherwise do or defer. Not to be run
+        beside a ``predict_proba`` on another thread (servers call it under their lock)."""
+        self._require_fitted()
+        self._compiled.refresh(self)
+
     def _node_proba(self, X: ArrayLike) -> np.ndarray:
         """``predict_proba`` by walking the node arrays themselves: the reference the compiled
         form is tested against (and the numbers it must give, bit for bit)."""

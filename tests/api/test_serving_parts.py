@@ -270,10 +270,14 @@ def test_the_compiled_forest_stays_exact_through_erasures(tmp_path: Path):
     for s in [None, *subjects[:12]]:
         if s is not None:
             svc.erase(s, "art17-1-b")
+        if s is not None:  # the erasure refreshed the compiled trees before it answered
+            _, est = svc.store.serving("risk")
+            assert est._compiled.built and not est._compiled.stale
         res = svc.predict("risk", probe)
         _, est = svc.store.serving("risk")
-        assert res["probabilities"] == est.predict_proba(X).tolist()  # bitwise
-    assert ("risk", 1) in svc._compiled and res["revision"] == 12
+        assert res["probabilities"] == est._node_proba(X).tolist()  # bitwise
+        assert res["revision"] == svc.store.get_model("risk").revision
+    assert res["revision"] == 12
     svc.close()
 
 
@@ -294,9 +298,37 @@ def test_warm_loads_and_compiles_every_serving_model_and_leaves_no_trace(tmp_pat
     populate(svc.store, people(n_subjects=20, seed=4))
     before = _service_samples(svc)
     assert svc.warm() == sorted({mv.name for mv in svc.store.list_models()})
-    assert ("risk", 1) in svc._compiled  # the forest is compiled before the first request
+    assert svc.store.serving("risk")[1]._compiled.built  # compiled before the first request
     assert _service_samples(svc) == before  # no prediction counted
     assert len(svc.cache) == 0 and svc.cache.bytes == 0  # nothing cached
     if svc.monitoring is not None:  # and the drift monitor saw no row of zeros
         assert svc.monitoring.current("risk", 1, 0) is None
+    svc.close()
+
+
+def test_an_erasure_moves_the_serving_entries_without_reading_the_registry(tmp_path: Path):
+    from tests.store.helpers import populate
+
+    rows = people(n_subjects=30, seed=3)
+    svc = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(svc.store, rows)
+    probe = [dict(zip(FEATURES, (0.1, -0.2, 0.3), strict=True))]
+    first = svc.predict("risk", probe)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the registry was read again")
+
+    real = svc.store.serving
+    svc.store.serving = refused  # type: ignore[method-assign]
+    subjects = sorted({r["subject_id"] for r in rows})
+    svc.erase(subjects[0], "art17-1-b")
+    after = svc.predict("risk", probe)
+    svc.store.serving = real  # type: ignore[method-assign]
+    mv, est = real("risk")
+    assert after["revision"] == mv.revision == first["revision"] + 1
+    assert (
+        after["probabilities"]
+        == est._node_proba(np.array([[probe[0][f] for f in FEATURES]])).tolist()
+    )
+    assert svc.cache.current("risk") == (mv.version, mv.revision)
     svc.close()

@@ -274,3 +274,25 @@ def test_concurrent_predictions_after_a_forget_refresh_once_and_agree(calls):
     for i, got in enumerate(results):
         np.testing.assert_array_equal(got, want[: len(got)], err_msg=f"thread {i}")
     assert len(calls["refresh"]) == 1 and len(calls["compile"]) == 1  # one thread did it
+
+
+def test_refresh_compiled_brings_the_form_up_to_date_before_any_prediction(calls, monkeypatch):
+    model, X, _ = make(n_estimators=20, max_samples=0.1)
+    model.refresh_compiled()  # nothing compiled yet: nothing to do
+    assert calls["compile"] == [] and calls["refresh"] == []
+    model.predict_proba(X[:1])
+    model.forget([3])
+    model.refresh_compiled()  # what a server does before it answers an erasure
+    assert len(calls["refresh"]) == 1 and not model._compiled.stale
+    model.refresh_compiled()  # up to date: nothing more
+    assert len(calls["refresh"]) == 1
+
+    def refused(*args):
+        raise AssertionError("predict_proba walked the node arrays")
+
+    monkeypatch.setattr(K, "predict_proba_serial", refused)
+    monkeypatch.setattr(K, "predict_proba_parallel", refused)
+    proba = model.predict_proba(X)  # neither walks nor refreshes
+    monkeypatch.undo()
+    assert len(calls["refresh"]) == 1
+    np.testing.assert_array_equal(proba, model._node_proba(X))
