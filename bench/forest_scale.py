@@ -44,6 +44,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
 from bench._common import latency_summary, table, timed, write_json
+from bench.hedgecut import retrain_without
 from forget import HedgeCutClassifier
 from forget.warm import rehearse
 
@@ -172,15 +173,7 @@ def bench_hedgecut(
     peak = _rss_mb("VmHWM")
     nbytes = model.nbytes_
     artifact = len(model.to_bytes())
-    keep = np.setdiff1d(np.arange(X.shape[0]), victims)
-    refit_params = model.get_params() | {"feature_bounds": model.feature_bounds_}
-    retrain_s, refit = timed(
-        lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep)
-    )
-    same = all(
-        a.shape == b.shape and np.array_equal(a, b)
-        for a, b in zip(model.tree_structures(), refit.tree_structures(), strict=True)
-    ) and np.array_equal(model.predict_proba(Xte), refit.predict_proba(Xte))
+    _, retrain_s, refit, same = retrain_without(model, X, y, victims, Xte)
     del model, refit
     acc = acc0
     if seeds > 1:

@@ -115,15 +115,7 @@ def _bench_hedgecut(
         lat.append(r.seconds)
         slow += r.n_slow
         rebuilt += r.details["rows_rebuilt"]
-    keep = np.setdiff1d(np.arange(X.shape[0]), victims)
-    refit_params = model.get_params() | {"feature_bounds": model.feature_bounds_}
-    retrain_s, refit = timed(
-        lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep)
-    )
-    same = all(
-        a.shape == b.shape and np.array_equal(a, b)
-        for a, b in zip(model.tree_structures(), refit.tree_structures(), strict=True)
-    ) and np.array_equal(model.predict_proba(Xte), refit.predict_proba(Xte))
+    keep, retrain_s, refit, same = retrain_without(model, X, y, victims, Xte)
     same_state = _same_state(model, refit)
     et_retrain_s, _ = timed(
         lambda: ExtraTreesClassifier(n_estimators=trees, random_state=0).fit(X[keep], y[keep])
@@ -153,6 +145,24 @@ def _bench_hedgecut(
         "equals_retrain": bool(same and same_state),
         "artifact_equals_retrain": bool(same_state),
     }
+
+
+def retrain_without(
+    model: Any, X: np.ndarray, y: np.ndarray, victims: Any, Xte: np.ndarray
+) -> tuple[np.ndarray, float, Any, bool]:
+    """Retrain from scratch on the rows ``model`` kept after forgetting ``victims`` (its
+    cut-off bounds pinned): the rows kept, the fit's seconds, the refit, and whether every
+    tree and every test probability equals the unlearned model's."""
+    keep = np.setdiff1d(np.arange(X.shape[0]), victims)
+    refit_params = model.get_params() | {"feature_bounds": model.feature_bounds_}
+    retrain_s, refit = timed(
+        lambda: HedgeCutClassifier(**refit_params).fit(X[keep], y[keep], row_ids=keep)
+    )
+    same = all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(model.tree_structures(), refit.tree_structures(), strict=True)
+    ) and np.array_equal(model.predict_proba(Xte), refit.predict_proba(Xte))
+    return keep, retrain_s, refit, bool(same)
 
 
 def _same_state(model: Any, refit: Any) -> bool:

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import forget
 from store import audit, data, evidence
 from store._clock import add_month, now
 from store._faults import crash_point
@@ -131,8 +132,6 @@ CHANNELS = ("python", "http", "cli")
 def handler(channel: str) -> str:
     """Who handles a request arriving through ``channel``: this forget instance, by version
     and host (``forget 0.1.0 (http) on db-7``); recorded with the request."""
-    import forget
-
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
     return f"forget {forget.__version__} ({channel}) on {socket.gethostname()}"
