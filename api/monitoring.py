@@ -1,12 +1,15 @@
 """Drift monitoring of the served models (see :mod:`drift`), fed by the service.
 
 One :class:`drift.Monitor` per model version, built on first use from the version's training
-rows *as the store holds them now*. The reference profile is not persisted: it is derived
-data, and a persisted sample of training values would be one more copy that an erasure has to
-chase. After an erasure that touched a version its profile is marked stale and rebuilt (from
-rows that no longer include the subject's) before the next report; the monitor's output
-detectors restart at the new revision, so a revision does not read as drift by itself; and
-the windows drop the rows that were served under the subject's pseudonym.
+rows *as the store holds them now* (:func:`build_reference`). The reference profile is not
+persisted: it is derived data, and a persisted sample of training values would be one more copy
+that an erasure has to chase. After an erasure, :meth:`Monitoring.erased` takes the subject's
+rows out of each touched version's reference (:meth:`Reference.remove`: the deleted rows' values,
+no read of the training table), leaving what a rebuild from the remaining rows would hold; when
+it cannot (a sample's reserve ran out, the categorical choice or the output range could change,
+the deleted rows were not given) the profile is marked stale and rebuilt before its next use.
+The monitor's output detectors restart at the new revision, so a revision does not read as
+drift by itself; and the windows drop the rows that were served under the subject's pseudonym.
 
 Predictions get ids; labels fed back for them (``POST /v1/models/{model}/feedback``) drive
 DDM on the error rate of classifiers.
@@ -18,18 +21,22 @@ import itertools
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from api.metrics import Metrics
-from drift import Monitor, MonitorConfig, ReferenceProfile
+from drift import DriftInputError, Monitor, MonitorConfig, ReferenceProfile
 from store import ModelStore
+from store.erasure import ModelAction
 from store.errors import StoreError
 from store.registry import ModelVersion
 
 CATEGORY_MAX = 64  # integer-valued features with at most this many values are categories
+DISTINCT_MAX = 4096  # a column's distinct values are counted exactly up to this many
+EXTREMES = 64  # distinct smallest and largest labels kept with their counts (output range)
 
 
 class UnknownPredictionError(StoreError, LookupError):
@@ -40,25 +47,238 @@ class FeedbackError(StoreError, ValueError):
     """Feedback that cannot be used: wrong number of labels, or a model without classes."""
 
 
-def build_profile(store: ModelStore, mv: ModelVersion) -> tuple[ReferenceProfile, Any]:
-    """The version's reference profile and its output range (for regressors' ADWIN)."""
-    _, X, y = store.training_data(mv.name, mv.version)
-    categorical = [
-        f
-        for j, f in enumerate(mv.features)
-        if X.shape[0]
-        and np.all(np.isfinite(X[:, j]))
-        and np.all(X[:, j] == np.round(X[:, j]))
-        and np.unique(X[:, j]).size <= CATEGORY_MAX
-    ]
-    profile = ReferenceProfile.fit(
-        X, mv.features, categorical=categorical, meta={"model": mv.name, "version": mv.version}
-    )
-    out_range = None
+class DeletedRowsLike(Protocol):
+    """What :meth:`Monitoring.erased` reads of a ``store.data.DeletedRows``: the deleted rows'
+    ids (int64, sorted) and every column of them, by name, in that order."""
+
+    @property
+    def row_ids(self) -> np.ndarray: ...
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]: ...
+
+
+def _take(
+    values: np.ndarray, counts: np.ndarray, gone: np.ndarray, times: np.ndarray
+) -> np.ndarray | None:
+    """``counts`` less ``times`` at the (distinct, sorted) values ``gone``; None when one of
+    them is not among ``values`` or would go below zero (rows this column never held)."""
+    if not gone.size:
+        return counts
+    if not values.size:
+        return None
+    pos = np.minimum(np.searchsorted(values, gone), values.size - 1)
+    if not np.array_equal(values[pos], gone):
+        return None
+    left = counts.copy()
+    left[pos] -= times
+    return None if (left < 0).any() else left
+
+
+@dataclass(frozen=True, eq=False)
+class Column:
+    """What :func:`build_profile`'s choices need of one column, kept so that they can be
+    remade after rows leave without reading the column again.
+
+    A feature is categorical when it is integer-valued with no missing value and at most
+    ``CATEGORY_MAX`` distinct values; a regressor's output range is the labels' min and max
+    when they have more than ``CATEGORY_MAX`` distinct values. So: ``values`` and ``counts``
+    are the distinct finite values (sorted) and their rows while there are at most
+    ``DISTINCT_MAX``; past that they are None and ``floor`` is a lower bound on the distinct
+    values left (a row takes at most one away). ``low`` and ``high`` are the ``EXTREMES``
+    smallest and largest distinct values with their counts (zero once their rows left): the
+    min and max while any of them remains.
+    """
+
+    n: int
+    missing: int
+    values: np.ndarray | None
+    counts: np.ndarray | None
+    floor: int
+    low: tuple[np.ndarray, np.ndarray]
+    high: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, col: np.ndarray) -> Column:
+        finite = col[np.isfinite(col)] if col.dtype.kind == "f" else col
+        vals, counts = np.unique(finite, return_counts=True)
+        counts = counts.astype(np.int64)
+        low, high = (vals[:EXTREMES], counts[:EXTREMES]), (vals[-EXTREMES:], counts[-EXTREMES:])
+        exact = vals.size <= DISTINCT_MAX
+        return cls(
+            int(col.size),
+            int(col.size - finite.size),
+            vals if exact else None,
+            counts if exact else None,
+            int(vals.size),
+            low,
+            high,
+        )
+
+    def remove(self, col: np.ndarray) -> Column | None:
+        """The column without the values ``col``; None when that cannot be told without the
+        remaining rows (the distinct values may have fallen to ``CATEGORY_MAX``) or when
+        ``col`` holds values this column does not."""
+        finite = col[np.isfinite(col)] if col.dtype.kind == "f" else col
+        missing = self.missing - (col.size - finite.size)
+        gone, times = np.unique(finite, return_counts=True)
+        if missing < 0:
+            return None
+        if self.values is not None and self.counts is not None:
+            left = _take(self.values, self.counts, gone, times)
+            if left is None:
+                return None
+            keep = left > 0
+            vals, counts = self.values[keep], left[keep]
+            return Column(
+                self.n - col.size,
+                missing,
+                vals,
+                counts,
+                int(vals.size),
+                (vals[:EXTREMES], counts[:EXTREMES]),
+                (vals[-EXTREMES:], counts[-EXTREMES:]),
+            )
+        floor = self.floor - finite.size
+        if floor <= CATEGORY_MAX:
+            return None
+        (lv, lc), (hv, hc) = self.low, self.high
+        below, above = gone <= lv[-1], gone >= hv[0]
+        low = _take(lv, lc, gone[below], times[below])
+        high = _take(hv, hc, gone[above], times[above])
+        if low is None or high is None:
+            return None
+        return Column(self.n - col.size, missing, None, None, floor, (lv, low), (hv, high))
+
+    @property
+    def categorical(self) -> bool:
+        """Integer-valued, nothing missing, at most ``CATEGORY_MAX`` distinct values."""
+        v = self.values
+        return bool(
+            self.n
+            and not self.missing
+            and v is not None
+            and v.size <= CATEGORY_MAX
+            and np.all(v == np.round(v))
+        )
+
+    def extremes(self) -> tuple[float, float] | None:
+        """The smallest and largest finite value, or None when the kept ones have all left."""
+        (lv, lc), (hv, hc) = self.low, self.high
+        lo, hi = lv[lc > 0], hv[hc > 0]
+        if not lo.size or not hi.size:
+            return None
+        return float(lo[0]), float(hi[-1])
+
+
+def _out_range(y: np.ndarray) -> tuple[float, float] | None:
+    """The output range ADWIN scales a regressor's predictions by (None: not a regressor)."""
     if y.dtype.kind in "fiu" and y.size and np.unique(y).size > CATEGORY_MAX:
         lo, hi = float(np.min(y)), float(np.max(y))
-        out_range = (lo, hi if hi > lo else lo + 1.0)
-    return profile, out_range
+        return (lo, hi if hi > lo else lo + 1.0)
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """A version's drift reference: its profile and output range, and what taking rows out of
+    them needs (:meth:`remove`). ``columns`` follow the features; ``label`` is None for
+    labels that are not numbers (they give no output range)."""
+
+    profile: ReferenceProfile
+    out_range: tuple[float, float] | None
+    columns: tuple[Column, ...]
+    label: Column | None
+
+    @classmethod
+    def fit(cls, mv: ModelVersion, row_ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> Reference:
+        """The reference of ``mv`` over its training rows ``row_ids, X, y``."""
+        columns = tuple(Column.of(X[:, j]) for j in range(X.shape[1]))
+        categorical = [f for f, c in zip(mv.features, columns, strict=True) if c.categorical]
+        profile = ReferenceProfile.fit(
+            X,
+            mv.features,
+            categorical=categorical,
+            meta={"model": mv.name, "version": mv.version},
+            row_ids=row_ids,
+        )
+        label = Column.of(y) if y.dtype.kind in "fiu" else None
+        return cls(profile, _out_range(y), columns, label)
+
+    def remove(self, row_ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> Reference | None:
+        """The reference without the training rows ``row_ids`` (features ``X``, labels ``y``):
+        equal to :meth:`fit` on the rows left, or None when that needs the rows left (then
+        rebuild). Raises :class:`drift.DriftInputError` on rows this reference never held."""
+        columns = []
+        for j, c in enumerate(self.columns):
+            left = c.remove(X[:, j])
+            if left is None or left.categorical != (self.profile.features[j].kind != "numeric"):
+                return None  # the categorical choice may change: only a rebuild can say
+            columns.append(left)
+        label, out_range = None, None
+        if self.label is not None:
+            if y.dtype.kind not in "fiu" or self.label.missing:
+                return None
+            label = self.label.remove(y)
+            if label is None:
+                return None
+            if label.n and label.floor > CATEGORY_MAX:
+                ends = label.extremes()
+                if ends is None:
+                    return None
+                lo, hi = ends
+                out_range = (lo, hi if hi > lo else lo + 1.0)
+        profile = self.profile.remove(row_ids, X)
+        if profile is None:
+            return None
+        return Reference(profile, out_range, tuple(columns), label)
+
+
+def build_reference(store: ModelStore, mv: ModelVersion) -> Reference:
+    """The version's reference, from its training rows as the store holds them now."""
+    ids, X, y = store.training_data(mv.name, mv.version)
+    return Reference.fit(mv, ids, X, y)
+
+
+def build_profile(store: ModelStore, mv: ModelVersion) -> tuple[ReferenceProfile, Any]:
+    """The version's reference profile and its output range (for regressors' ADWIN)."""
+    ref = build_reference(store, mv)
+    return ref.profile, ref.out_range
+
+
+def _without(
+    feed: Feed, action: ModelAction, removed: Mapping[str, DeletedRowsLike]
+) -> Reference | None:
+    """The feed's reference without the rows ``action`` forgot, or None (then rebuild)."""
+    if feed.mv is None or feed.reference is None:
+        return None
+    rows = _rows(feed.mv, action, removed)
+    if rows is None:
+        return None
+    try:
+        return feed.reference.remove(*rows)
+    except DriftInputError:  # rows the reference does not hold as given: trust the store
+        return None
+
+
+def _rows(
+    mv: ModelVersion, action: ModelAction, removed: Mapping[str, DeletedRowsLike]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The version's rows among the deleted ones: (ids, X in feature order, y), or None when
+    the deleted rows do not say (no rows named, a column missing)."""
+    taken = removed.get(mv.dataset)
+    if taken is None or not action.row_ids:
+        return None
+    have = np.asarray(taken.row_ids, dtype=np.int64)
+    ids = np.intersect1d(np.asarray(action.row_ids, dtype=np.int64), have)
+    if not ids.size or any(c not in taken.columns for c in (*mv.features, mv.label)):
+        return None
+    pos = np.searchsorted(have, ids)
+    X = np.column_stack([np.asarray(taken.columns[f], dtype=np.float64)[pos] for f in mv.features])
+    y = np.asarray(taken.columns[mv.label])[pos]
+    if y.dtype == object:  # as the registry reads labels
+        y = y.astype(str)
+    return ids, X.reshape(ids.size, len(mv.features)), y
 
 
 class Feed:
@@ -66,13 +286,19 @@ class Feed:
 
     Serving appends under a short lock; the rows reach the monitor in batches of
     ``FLUSH`` rows (or before a report, a discard or a revision change), so the serving path
-    pays for a list append, not for the monitor's validation and bookkeeping.
+    pays for a list append, not for the monitor's validation and bookkeeping. ``mv`` (its
+    dataset, features and label) and ``reference`` are what an erasure needs to take the
+    subject's rows out of the monitor's profile.
     """
 
     FLUSH = 256
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(
+        self, monitor: Monitor, mv: ModelVersion | None = None, reference: Reference | None = None
+    ) -> None:
         self.monitor = monitor
+        self.mv = mv
+        self.reference = reference
         self._pending: list[tuple[np.ndarray, np.ndarray | None, list[str | None] | None]] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -135,18 +361,38 @@ class Monitoring:
         key = (mv.name, mv.version)
         feed = self._monitors.get(key)
         if feed is None or key in self._stale:
-            profile, out_range = build_profile(store, mv)
+            ref = build_reference(store, mv)
             if feed is None:
-                config = MonitorConfig(output_range=out_range or (0.0, 1.0))
-                feed = Feed(Monitor(profile, config, revision=mv.revision))
+                config = MonitorConfig(output_range=ref.out_range or (0.0, 1.0))
+                feed = Feed(Monitor(ref.profile, config, revision=mv.revision), mv, ref)
                 self._monitors[key] = feed
             else:
-                feed.monitor.replace_profile(profile)
+                feed.monitor.replace_profile(ref.profile)
+                feed.reference = ref
             self._stale.discard(key)
         if feed.monitor.revision != mv.revision:
             feed.flush()  # the old revision's outputs go to the old revision's detectors
             feed.monitor.set_revision(mv.revision)
         return feed
+
+    @staticmethod
+    def rehearse() -> None:
+        """Run what an erasure runs on a reference, on a made-up one (no monitor sees it), so
+        that the first erasure does not compile or load its kernels."""
+        rng = np.random.default_rng(0)
+        X = np.column_stack([rng.normal(size=512), rng.integers(0, 4, 512).astype(float)])
+        ids = np.arange(512, dtype=np.int64)
+        profile = ReferenceProfile.fit(X, ["x", "c"], categorical=["c"], row_ids=ids)
+        profile.remove(ids[:3], X[:3])
+        for j in range(2):
+            Column.of(X[:, j]).remove(X[:3, j])
+
+    def follow(self, store: ModelStore, mv: ModelVersion) -> None:
+        """Bring the version's feed, if one is built, to ``mv``'s revision (rebuilt if stale):
+        what a server does when a revision is published, so that predictions find the feed
+        current (:meth:`current`) without the store."""
+        if (mv.name, mv.version) in self._monitors:
+            self.monitor(store, mv)
 
     def current(self, model: str, version: int, revision: int) -> Feed | None:
         """The version's feed if it is built, fresh and at ``revision`` (no store needed)."""
@@ -158,13 +404,42 @@ class Monitoring:
     def stale_all(self) -> None:
         self._stale.update(self._monitors)
 
-    def erased(self, subject_key: str, models: Sequence[tuple[str, int]]) -> None:
-        """An erasure: the subject's served rows leave every window; touched versions'
-        profiles are rebuilt before their next use."""
-        for feed in self._monitors.values():
-            feed.flush()
-            feed.monitor.discard([subject_key])
-        self._stale.update(models)
+    def erased(
+        self,
+        subject_key: str | Sequence[str],
+        actions: Sequence[ModelAction | tuple[str, int]],
+        removed: Mapping[str, DeletedRowsLike] | None = None,
+    ) -> None:
+        """An erasure: the subject's served rows leave every window, and its training rows
+        leave the reference of every version that forgot them. ``subject_key`` may list the
+        subjects of a group of erasures, with their actions and rows together (at most one
+        action per version, holding every row it forgot).
+
+        ``actions`` are the receipt's (``ModelAction.row_ids``: the rows each version forgot);
+        ``removed`` the deleted rows by dataset (``store.data.DeletedRows``: ids and every
+        column). A version's profile takes those rows out (:meth:`Reference.remove`) and the
+        monitor tests against it from now on (``Monitor.replace_profile``: window and
+        detectors kept). Where that cannot be done — ``removed`` not given, a ``(model,
+        version)`` pair instead of an action, a reference that needs its remaining rows —
+        the profile is marked stale and rebuilt from the store before its next use.
+        """
+        keys = [subject_key] if isinstance(subject_key, str) else list(subject_key)
+        for every in self._monitors.values():
+            every.flush()
+            every.monitor.discard(keys)
+        for action in actions:
+            key = (action.model, action.version) if isinstance(action, ModelAction) else action
+            feed = self._monitors.get(key)
+            if feed is None or key in self._stale:
+                continue  # built from the store on first use
+            ref = None
+            if isinstance(action, ModelAction) and removed is not None:
+                ref = _without(feed, action, removed)
+            if ref is None:
+                self._stale.add(key)
+            else:
+                feed.reference = ref
+                feed.monitor.replace_profile(ref.profile)
 
     def report(self, store: ModelStore, mv: ModelVersion) -> dict[str, Any]:
         feed = self.monitor(store, mv)

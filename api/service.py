@@ -1,11 +1,20 @@
 """The one place the HTTP layer touches the store.
 
-:class:`ModelStore` is used from one thread at a time, so every call goes through one lock.
-That lock is also the fence the erasure guarantee needs: an erasure holds it from the delete
-until every model has forgotten and the serving cache is cleared, so a prediction either ran
-before the erasure began or sees the new revisions — never a revision that still holds the
-erased rows. Physical purges (artifact rewrite, database compaction) run on a background
-thread every ``purge_interval`` seconds while requests await them, and when the service stops.
+:class:`ModelStore` is used from one thread at a time, so every call that reaches it goes
+through one lock (``Service.lock``: erasures, purges, trainings, reads of the registry).
+Predictions do not: each scores with the published serving entry of its model — the
+(version and revision, model) pair in ``_serving``, replaced whole, never edited — under that
+model's :class:`~api.gates.Gate` held shared. An erasure closes the gates of the models it
+touches from the moment they forget until their new revisions are published (the commit,
+the compiled trees' refresh, the answer cache emptied and made current); only then is it
+answered. So a prediction that starts after an erasure's answer never uses a revision that
+holds the erased rows, and one in flight when the gate closes finishes first, on the old
+revision, and says so (its ``revision``; the cache refuses to keep an answer of a revision
+that no longer serves). Predictions of models the subject never trained, and predictions
+during the rest of an erasure (the deletion, the audit) or a purge (artifact writes, the
+database's compaction: the gate closes only around a model's own ``compact``), do not wait.
+Physical purges run on a background thread every ``purge_interval`` seconds while requests
+await them, and when the service stops.
 
 Retrain checks (evidence) never run inside the fence: an erasure sampled for them schedules
 them, and :meth:`Service.collect_evidence` — run by the purger's thread, and by each purge —
@@ -22,8 +31,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -32,11 +42,13 @@ import forget
 from api.batching import Batcher
 from api.cache import Key as CacheKey
 from api.cache import PredictionCache
+from api.gates import Gate
 from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
-from forget.warm import rehearse
+from forget.warm import prepare, rehearse
 from store import ModelStore
+from store.data import DeletedRows
 from store.errors import DatasetError, ModelError, PredictInputError, StoreError, TrainingError
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import PENDING, READY, ModelVersion
@@ -67,6 +79,16 @@ class _Request:
     digest: bytes | None
     keys: list[str | None] | None = None  # the rows' subjects, as pseudonyms
     outputs: np.ndarray | None = None  # set when scored: probabilities or predictions
+
+
+@dataclass
+class _Erasure:
+    """A queued erasure request (see :meth:`Service.erase`): its call, then its outcome."""
+
+    call: dict[str, Any]
+    receipt: Any = None
+    error: BaseException | None = None
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +143,12 @@ class Service:
         self.metrics = metrics or Metrics()
         self.purge_interval = purge_interval
         self.lock = threading.RLock()
+        # published serving entries: replaced whole (under the model's gate), never edited
         self._serving: dict[str, tuple[ModelVersion, Any]] = {}
+        self._gates: dict[str, Gate] = {}  # one per model name, made when it is first served
+        self._queue: list[_Erasure] = []  # erasure requests waiting for the lock
+        self._queue_lock = threading.Lock()
+        self._names = frozenset(mv.name for mv in store.list_models())  # for /healthz
         self._features: dict[str, tuple[str, ...]] = {}
         self.cache = PredictionCache(cache_bytes)
         self.monitoring = Monitoring(self.metrics) if monitoring else None
@@ -179,11 +206,15 @@ class Service:
                     mv, est = self._served(name)
                 except StoreError:  # awaits a retrain: nothing to warm
                     continue
-                row = dict.fromkeys(mv.features, 0.0)
-                X = np.zeros((1, len(mv.features)))
-                self._score_locked(name, [_Request([row], mv.features, X, None)])
+            row = dict.fromkeys(mv.features, 0.0)
+            X = np.zeros((1, len(mv.features)))
+            self._score(name, [_Request([row], mv.features, X, None)])
             rehearse(est)  # off the lock: a twin, not the served model
+            with self.lock:  # (predictions never read them)
+                prepare(est)  # the served model's own lookups, built before its first erasure
             warmed.append(name)
+        if self.monitoring is not None:
+            self.monitoring.rehearse()
         return warmed
 
     def _on_batch(self, model: str, calls: int, rows: int, seconds: float) -> None:
@@ -212,24 +243,48 @@ class Service:
 
     # ------------------------------------------------------------------ predict
     def _served(self, name: str) -> tuple[ModelVersion, Any]:
+        """The model's serving entry, read from the store when none is published (lock held)."""
         hit = self._serving.get(name)
         if hit is None:
-            hit = self._serving[name] = self.store.serving(name)
+            hit = self.store.serving(name)
+            self._gates.setdefault(name, Gate())
             mv = hit[0]
             self.cache.set_current(name, mv.version, mv.revision)
             self._features[name] = mv.features
+            self._serving[name] = hit
+            if self.monitoring is not None:  # its feed, ready before its first prediction
+                self.monitoring.monitor(self.store, mv)
         return hit
 
     def _changed(self, models: set[str] | None = None) -> None:
-        """Models moved (call with the lock held, before answering): drop cached serving
-        entries and cached answers, so the next prediction sees the new revision."""
-        self._serving.clear()
-        self._features.clear()
+        """Versions changed (a training, a retrain; lock held, before answering): the cached
+        answers of ``models`` (all when None) go, and each served model among them has its
+        entry published anew from the registry, under its gate — predictions go on with the
+        old entry until then, and no prediction needs the lock to read the new one."""
         self.cache.invalidate(models)
+        for name in [n for n in self._serving if models is None or n in models]:
+            try:
+                hit: tuple[ModelVersion, Any] | None = self.store.serving(name)
+            except StoreError:  # nothing of it serves now
+                hit = None
+            with self._gates[name].exclusive():
+                self.cache.invalidate({name})
+                if hit is None:
+                    del self._serving[name]
+                    self._features.pop(name, None)
+                    continue
+                mv = hit[0]
+                self._serving[name] = hit
+                self._features[name] = mv.features
+                self.cache.set_current(name, mv.version, mv.revision)
+            if self.monitoring is not None:
+                self.monitoring.monitor(self.store, mv)
         self._publish_revisions()
 
     def _publish_revisions(self) -> None:
-        for mv in self.store.list_models():
+        models = self.store.list_models()
+        self._names = frozenset(mv.name for mv in models)
+        for mv in models:
             if mv.status == READY:
                 self.metrics.set(
                     "forget_model_revision",
@@ -247,25 +302,36 @@ class Service:
     def _score(
         self, name: str, requests: Sequence[_Request], wait: bool = True
     ) -> list[dict[str, Any] | Exception] | None:
-        """Score requests for one model as one matrix, under the lock.
+        """Score requests for one model as one matrix, with its published serving entry,
+        under its gate held shared; the service lock only to read a model not yet served.
 
-        With ``wait`` false, returns None at once when the lock is busy (an erasure, a
-        purge or a training in progress) instead of blocking the caller's thread.
+        With ``wait`` false, returns None at once when the gate is closed (the model is
+        forgetting, or compacting) or the lock busy, instead of blocking the caller's thread.
         """
-        if not self.lock.acquire(blocking=wait):
-            return None
-        try:
-            return self._score_locked(name, requests)
-        finally:
-            self.lock.release()
+        while True:
+            gate = self._gates.get(name)
+            if gate is not None:
+                if not gate.acquire_shared(blocking=wait):
+                    return None
+                try:
+                    entry = self._serving.get(name)  # read inside: the latest published
+                    if entry is not None:
+                        return self._score_with(entry, requests)
+                finally:
+                    gate.release_shared()
+            if not self.lock.acquire(blocking=wait):
+                return None
+            try:
+                self._served(name)
+            except StoreError as exc:
+                return [exc] * len(requests)
+            finally:
+                self.lock.release()
 
-    def _score_locked(
-        self, name: str, requests: Sequence[_Request]
+    def _score_with(
+        self, entry: tuple[ModelVersion, Any], requests: Sequence[_Request]
     ) -> list[dict[str, Any] | Exception]:
-        try:
-            mv, est = self._served(name)
-        except StoreError as exc:
-            return [exc] * len(requests)
+        mv, est = entry
         out: list[dict[str, Any] | Exception] = []
         good: list[tuple[int, np.ndarray]] = []
         for i, req in enumerate(requests):
@@ -325,7 +391,8 @@ class Service:
 
     # ------------------------------------------------------------------ after an erasure
     def _moved(self, actions: Sequence[Any]) -> None:
-        """An erasure moved versions to new revisions (lock held, before it is answered).
+        """An erasure moved versions to new revisions (lock and their gates held, before it
+        is answered): publish their entries.
 
         The serving entries follow from the receipt, without reading the registry again: a
         serving version that forgot serves its new revision (its features and version are
@@ -380,7 +447,7 @@ class Service:
             self._keep(name, req, res)
         if self.monitoring is None:
             return res
-        feed = self._feed(name, res["version"], res["revision"])
+        feed = self._feed(name, res["version"], res["revision"], wait=False)
         if feed is None:
             return res
         probabilities = res.get("probabilities")
@@ -393,13 +460,18 @@ class Service:
         )
         return res | {"prediction_id": pid}
 
-    def _feed(self, name: str, version: int, revision: int) -> Feed | None:
+    def _feed(self, name: str, version: int, revision: int, *, wait: bool = True) -> Feed | None:
         """The monitor feed of ``name`` v``version`` while ``revision`` serves; None once an
         erasure (or a new version) moved the model on: rows answered by an older revision are
-        not the new one's, and an erased subject's rows must not come back."""
+        not the new one's, and an erased subject's rows must not come back.
+
+        Predictions pass ``wait=False``: whoever publishes a revision brings its feed along
+        (:meth:`Monitoring.follow`), so a feed missing here means the answer's revision no
+        longer serves, or its monitor was dropped for a rebuild (after a purge that
+        retrained): then the rows are not monitored rather than the answer kept waiting."""
         assert self.monitoring is not None
         feed = self.monitoring.current(name, version, revision)
-        if feed is None:
+        if feed is None and wait:
             with self.lock:
                 mv, _ = self._served(name)
                 if (mv.version, mv.revision) != (version, revision):
@@ -672,28 +744,33 @@ class Service:
     def erase(
         self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
     ) -> dict[str, Any]:
+        """Carry out an erasure request; its receipt once its models' new revisions serve.
+
+        Group commit: requests that arrive while another is being carried out queue, and the
+        first of them to get the lock carries out every queued one (up to ``GROUP``) in one
+        transaction (:meth:`ModelStore.erase_many`: each keeps its own request, audit
+        entries, revisions and receipt). If the group fails, each request is tried alone, so
+        one bad request fails no other.
+        """
+        mine = _Erasure(
+            {"subject_id": subject_id, "legal_ground": legal_ground, "requested_by": requested_by}
+        )
+        with self._queue_lock:
+            self._queue.append(mine)
         with self.lock:
-            # the store samples the requests that carry a retrain check (its evidence_rate);
-            # a sampled one only schedules its checks: collect_evidence runs them off the lock
-            receipt = self.store.erase(
-                subject_id,
-                legal_ground=legal_ground,
-                purge=False,
-                evidence=self.evidence,
-                requested_by=requested_by,
-                channel="http",
-            )
-            if any(a.evidence.get("status") == SCHEDULED for a in receipt.models):
-                self._awaiting_evidence = True
-            if receipt.rows_erased and not receipt.repeat:
-                # every cached answer goes, not only those of the models that forgot: an
-                # answer to a query made of the subject's own rows names their data too
-                self.cache.invalidate(None)
-                self._moved(receipt.models)
-                self._awaiting_purge = True
-                touched = [(a.model, a.version) for a in receipt.models]
-                if self.monitoring is not None:
-                    self.monitoring.erased(receipt.subject_key, touched)
+            if not mine.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue[: self.GROUP], self._queue[self.GROUP :]
+                try:
+                    self._erase_group(group)
+                finally:
+                    for t in group:  # whatever happened, no caller waits for ever
+                        if not t.done:
+                            t.error = RuntimeError("the erasure group stopped unexpectedly")
+                            t.done = True
+        if mine.error is not None:
+            raise mine.error
+        receipt = mine.receipt
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
         log.info(
             "erasure %s for subject %s: %s, %d rows",
@@ -703,6 +780,75 @@ class Service:
             receipt.rows_erased,
         )
         return _receipt(receipt)
+
+    GROUP = 64  # the most requests one transaction carries out
+
+    def _erase_group(self, group: list[_Erasure]) -> None:
+        """Carry out queued requests in one transaction (the lock held); each gets its receipt,
+        or its error once tried alone."""
+        closed: list[Gate] = []
+
+        def close_gates(pairs: Sequence[tuple[str, int]]) -> None:
+            # the models are about to forget: their predictions wait until the new
+            # revisions are published (the commit and the publication below)
+            for name in sorted({m for m, _ in pairs}):
+                gate = self._gates.get(name)
+                if gate is not None:
+                    gate.acquire()
+                    closed.append(gate)
+
+        removed: list[dict[str, Any]] = []
+        try:
+            # the store samples the requests that carry a retrain check (evidence_rate);
+            # a sampled one only schedules them: collect_evidence runs them off the lock
+            receipts = self.store.erase_many(
+                [t.call for t in group],
+                evidence=self.evidence,
+                channel="http",
+                before_forget=close_gates,
+                removed=removed,
+            )
+            fresh = [r for r in receipts if r.rows_erased and not r.repeat]
+            if fresh:
+                # every cached answer goes, not only those of the models that forgot: an
+                # answer to a query made of the subject's own rows names their data too
+                self.cache.invalidate(None)
+                self._moved([a for r in fresh for a in r.models])
+        except Exception as exc:
+            if closed:  # the store rebuilt the models that forgot: new objects
+                self.cache.invalidate(None)
+                for name in list(self._serving):
+                    if self._gates.get(name) in closed:
+                        self._serving.pop(name, None)
+            if len(group) == 1:
+                group[0].error, group[0].done = exc, True
+                return
+            receipts = []
+        finally:
+            for gate in closed:
+                gate.release()
+        if not receipts:  # the group failed: each alone
+            for t in group:
+                self._erase_group([t])
+            return
+        if any(a.evidence.get("status") == SCHEDULED for r in receipts for a in r.models):
+            self._awaiting_evidence = True
+        if fresh:
+            self._awaiting_purge = True
+            if self.monitoring is not None:  # the group's rows leave the references at once
+                fresh_rows = [
+                    rows
+                    for r, rows in zip(receipts, removed, strict=True)
+                    if r.rows_erased and not r.repeat
+                ]
+                self.monitoring.erased(
+                    [r.subject_key for r in fresh], *_together(fresh, fresh_rows)
+                )
+        if self.monitoring is not None:  # feeds at the new revisions: no prediction waits
+            for mv, _ in list(self._serving.values()):
+                self.monitoring.follow(self.store, mv)
+        for t, receipt in zip(group, receipts, strict=True):
+            t.receipt, t.done = receipt, True
 
     def request(self, request_id: str) -> dict[str, Any]:
         with self.lock:
@@ -724,10 +870,11 @@ class Service:
         checked = self.collect_evidence()
         with self.lock:
             self._awaiting_purge = False
-            result = self.store.purge(evidence=False)
-            self._changed()  # a purge may have retrained versions: new model objects
-            if self.monitoring is not None:  # a purge may have retrained versions
-                self.monitoring.stale_all()
+            result = self.store.purge(evidence=False, guard=self._closed)
+            if result.retrained:  # new model objects, versions served again
+                if self.monitoring is not None:
+                    self.monitoring.stale_all()  # rebuilt as the entries are published
+                self._changed()
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
         if result.retrained:
@@ -739,6 +886,16 @@ class Service:
             "seconds": result.seconds,
             "evidence_recorded": checked,
         }
+
+    @contextmanager
+    def _closed(self, name: str, version: int) -> Iterator[None]:
+        """The model's gate closed (a purge compacting it), if it serves."""
+        gate = self._gates.get(name)
+        if gate is None:
+            yield
+            return
+        with gate.exclusive():
+            yield
 
     def collect_evidence(self) -> int:
         """Run the scheduled retrain checks, one model version at a time: its job is read
@@ -783,9 +940,14 @@ class Service:
         return {"ok": v.ok, "entries": v.entries, "head": v.head.entry_hash, "problems": problems}
 
     def health(self) -> dict[str, Any]:
-        with self.lock:
-            n = len({mv.name for mv in self.store.list_models()})
-        return {"status": "ok", "models": n, "version": forget.__version__}
+        """Liveness; never waits for the lock: during an erasure or a purge it counts the
+        models as last seen."""
+        if self.lock.acquire(blocking=False):
+            try:
+                self._names = frozenset(mv.name for mv in self.store.list_models())
+            finally:
+                self.lock.release()
+        return {"status": "ok", "models": len(self._names), "version": forget.__version__}
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.ndarray:
@@ -882,8 +1044,35 @@ def _dataset(info: Any) -> dict[str, Any]:
     }
 
 
+def _together(
+    receipts: Sequence[Any], removed: Sequence[Mapping[str, DeletedRows]]
+) -> tuple[list[Any], dict[str, DeletedRows]]:
+    """A group's erasures as one: per model version one action holding every row it forgot
+    (at the group's last revision), and per dataset the deleted rows by row id."""
+    actions: dict[tuple[str, int], Any] = {}
+    for r in receipts:
+        for a in r.models:
+            had = actions.get((a.model, a.version))
+            ids = a.row_ids if had is None else had.row_ids + a.row_ids
+            actions[(a.model, a.version)] = replace(a, row_ids=ids)
+    rows: dict[str, DeletedRows] = {}
+    for name in {n for taken in removed for n in taken}:
+        parts = [taken[name] for taken in removed if name in taken]
+        ids = np.concatenate([p.row_ids for p in parts])
+        order = np.argsort(ids, kind="stable")
+        columns = {
+            c: np.concatenate([p.columns[c] for p in parts])[order] for c in parts[0].columns
+        }
+        rows[name] = DeletedRows(ids[order], columns)
+    return list(actions.values()), rows
+
+
 def _receipt(r: Any) -> dict[str, Any]:
-    d = asdict(r)
+    """A receipt as a dict, shallow (``asdict`` would copy every row id one by one)."""
+    d = {f.name: getattr(r, f.name) for f in fields(r)}
     d["datasets"] = dict(r.datasets)
-    d["models"] = [asdict(a) | {"evidence": dict(a.evidence)} for a in r.models]
+    d["models"] = [
+        {f.name: getattr(a, f.name) for f in fields(a)} | {"evidence": dict(a.evidence)}
+        for a in r.models
+    ]
     return d

@@ -1,214 +1,537 @@
-"""Erasure latency over HTTP with sampled retrain evidence, and the prediction stall it causes:
-checks run inline (inside the erasure, under the service's lock: before) against deferred
-(scheduled by the erasure, refitted by the background purger off the lock: after).
+"""Serving that never stalls: erasures over HTTP beside predictions, as a user meets them.
 
 Usage::
 
-    python -m bench.api_erasure            # adult 24,000 rows, 200 requests, evidence rate 0.1
-    python -m bench.api_erasure --quick    # 2,000 rows, 20 requests, rate 0.3
+    python -m bench.api_erasure                      # adult 24,000 rows
+    python -m bench.api_erasure --quick              # 2,000 rows, a few dozen requests a phase
+    python -m bench.api_erasure --profile storm.json # and a py-spy profile of a storm
 
-The store is the one ``bench.store_erasure`` builds (adult with made-up subject ids; HedgeCut,
-kNN and ridge regression). For each mode a fresh copy is served by uvicorn in a subprocess;
-one client files the erasure requests one after another while another sends one-row
-predictions to the forest in a loop, from the first erasure until every sampled check is
-recorded (deferred checks finish after the burst). Each prediction's latency includes any wait
-for the lock: its maximum is the longest stall. Two scenarios: ``evidence only`` (no purge
-during the run; a thread in the server calls ``Service.collect_evidence`` every 0.5 s, as the
-purger does when only evidence waits), which isolates the checks; and ``purger`` (the service's
-background purger every 2 s: evidence, then retrain, checkpoint and compaction under the lock,
-which stall predictions in both modes). Server and clients share the machine, so the figures
-are a floor; the ratios between the modes are what to read.
+The store is the one ``bench.store_erasure`` builds (adult with made-up subject ids, one to
+three rows each; HedgeCut, kNN and ridge regression), served by ``forget serve`` in a
+subprocess (its background purger off, ``--purge-interval 0``, so that purges happen only
+where a phase asks for one). All load comes from other processes, ``bench._loadgen``'s
+keep-alive connections in a closed loop: one-row predictions to the forest (distinct rows, so
+the prediction cache does not answer them), erasures of distinct subjects that hold rows. One
+server answers every phase, in this order:
+
+1. cold vs warm: the first erasure once ``/healthz`` answers, then the next ones, one at a time;
+2. erasures one at a time, alone;
+3. predictions alone (8 connections): the idle reference;
+4. erasures one at a time beside 8, then beside 64, predicting connections;
+5. an erasure storm (8 erasing connections) alone, then beside 8 predicting connections;
+6. purges (``POST /v1/admin/purge``: scheduled retrain checks, then artifact rewrite and
+   compaction) while 8 connections predict.
+
+A prediction counts toward a phase when it overlapped the phase's window (the first erasure's
+start to the last one's end, or the purge request), told apart on the system's monotonic clock
+that every process shares. Server and clients share the machine's cores: the figures are what
+a client on the same host sees, a floor for a server with cores of its own. The table puts
+issue 15's targets (for 2 cores) beside the figures; the JSON's ``rows`` hold the same.
+
+``--profile PATH`` runs one more storm beside predictions after the phases, with ``py-spy
+record`` sampling the server (speedscope for a ``.json`` path, else a flame graph SVG), and
+lists the project's frames most often on the stack; that storm's figures are not reported.
+py-spy is not a dependency: ``pip install py-spy`` anywhere, ``--py-spy`` names the binary.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from bench._common import latency_summary, machine, table, write_json
+from bench._common import table, write_json
 from bench.store_erasure import _columns, _models
 from store import ModelStore
 
 TOKEN = "bench-token-0002"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-MODES = {"inline": "inline (before)", "deferred": "deferred (after)"}
-SCENARIOS = {"evidence only": (0.0, 0.5), "purger": (2.0, 0.0)}  # purge, collect intervals
+PREDICT = "/v1/models/hedgecut/predict"
+ERASE = "/v1/erasure-requests"
+PYSPY = "/tmp/pyspy-venv/bin/py-spy"  # where the bench's instructions install it
 
 
-def _build(directory: Path, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The store of ``bench.store_erasure``; the forest's features and some rows to predict."""
+@dataclass(frozen=True)
+class Sizes:
+    """How much each phase does."""
+
+    rows: int
+    cold: int  # erasures in the cold-vs-warm series (its last is compared with its first)
+    alone: int
+    beside: int  # erasures beside predicting connections, each of 8 and 64
+    storm: int  # erasures in each storm
+    purges: int
+    between_purges: int  # erasures before each purge after the first
+    idle_s: float  # predictions alone
+    cap_s: float  # no phase's load runs longer than this
+
+
+FULL = Sizes(24_000, 100, 200, 200, 800, 3, 100, 5.0, 120.0)
+QUICK = Sizes(2_000, 20, 20, 20, 60, 1, 10, 1.5, 30.0)
+
+
+# ---------------------------------------------------------------------- store and bodies
+def _build(directory: Path, n: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """The store of ``bench.store_erasure``; the forest's features, its rows, and the subject
+    ids in a seeded random order (every one holds rows)."""
     cols, names, subjects = _columns(n)
-    models = _models(names)
     with ModelStore.open(directory) as st:
         st.ingest("adult", cols, subject_column="subject_id")
-        for name, (est, label, feats) in models.items():
+        for name, (est, label, feats) in _models(names).items():
             st.train(name, dataset="adult", estimator=est, label=label, features=feats)
-    X = np.column_stack([np.asarray(cols[c], dtype=float) for c in names])[:1000]
-    return names, X, subjects
+    X = np.column_stack([np.asarray(cols[c], dtype=float) for c in names])
+    people = np.random.default_rng(1).permutation(np.unique(subjects))
+    return names, X, [f"person-{s:06d}" for s in people]
 
 
-def _serve(args: argparse.Namespace) -> None:
-    """The server process: the service in ``args.evidence`` mode on uvicorn, until SIGTERM."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.auth import ApiKeys
-    from api.service import Service
-
-    service = Service.open(
-        args.serve,
-        purge_interval=args.purge_interval,
-        evidence_rate=args.rate,
-        evidence=args.evidence,
-    )
-
-    def collector() -> None:
-        while True:
-            time.sleep(args.collect_interval)
-            service.collect_evidence()
-
-    if args.collect_interval > 0:
-        threading.Thread(target=collector, name="bench-collector", daemon=True).start()
-    app = create_app(service, ApiKeys.from_mapping({TOKEN: ["admin"]}))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+def _prediction_bodies(path: Path, names: list[str], X: np.ndarray, phase: int) -> Path:
+    """One-row bodies, distinct from every other phase's (``fnlwgt`` moved by a thousandth per
+    phase): a repeated body would be answered by the prediction cache, not by the model."""
+    with path.open("w") as f:
+        for x in X:
+            row = dict(zip(names, x.tolist(), strict=True))
+            row["fnlwgt"] += phase * 1e-3
+            f.write(json.dumps({"rows": [row]}) + "\n")
+    return path
 
 
-def _start(
-    directory: Path, mode: str, rate: float, scenario: str, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    from api.server import free_port
-
-    port = free_port()
-    purge, collect = SCENARIOS[scenario]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.api_erasure", "--serve", str(directory), "--port",
-             str(port), "--evidence", mode, "--rate", str(rate), "--purge-interval",
-             str(purge), "--collect-interval", str(collect)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the server did not start:\n{log.read_text()}")
+def _erasure_bodies(path: Path, subjects: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"subject_id": s}) + "\n" for s in subjects))
+    return path
 
 
-def _predict(args: argparse.Namespace) -> None:
-    """The predicting client's process: one-row predictions in a loop until the stop file
-    appears, then their latencies (seconds) as JSON."""
-    bodies = json.loads(Path(args.bodies).read_text())
-    stop, latencies = Path(args.stop_file), []
-    with httpx.Client(base_url=args.predict, timeout=120, headers=AUTH) as h:
-        i = 0
-        while not stop.exists():
-            t = time.perf_counter()
-            r = h.post("/v1/models/hedgecut/predict", json=bodies[i % len(bodies)])
-            latencies.append(time.perf_counter() - t)
-            r.raise_for_status()
-            i += 1
-            if i == 1:
-                Path(args.stop_file + ".ready").touch()  # the burst may begin
-    Path(args.latencies).write_text(json.dumps(latencies))
+# ---------------------------------------------------------------------- processes
+class _Server:
+    """``forget serve`` on a free port in a subprocess, its output in ``log``."""
 
+    def __init__(
+        self, directory: Path, log: Path, evidence_rate: float, flags: Sequence[str] = ()
+    ) -> None:
+        from api.server import free_port
 
-def _run(
-    directory: Path,
-    mode: str,
-    victims: list[str],
-    bodies_file: Path,
-    rate: float,
-    scenario: str,
-) -> dict[str, Any]:
-    proc, url = _start(directory, mode, rate, scenario, directory.parent / f"{mode}.log")
-    try:
-        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as http:
-            for body in json.loads(bodies_file.read_text())[:20]:  # warm: kernels, the forest
-                http.post("/v1/models/hedgecut/predict", json=body).raise_for_status()
-            for v in victims[:3]:
-                http.post("/v1/erasure-requests", json={"subject_id": v}).raise_for_status()
-            # the predicting client is a process of its own: two client threads in one
-            # process would slow each other down (the GIL), and read as a slow server
-            stop = directory.parent / f"{directory.name}.stop"
-            lat_file = directory.parent / f"{directory.name}.latencies.json"
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "bench.api_erasure", "--predict", url, "--bodies",
-                 str(bodies_file), "--stop-file", str(stop), "--latencies", str(lat_file)],
+        self.port, self.log = free_port(), log
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "FORGET_API_KEYS": json.dumps({TOKEN: ["admin"]})}
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "forget.cli", "serve", "--store", str(directory),
+                 "--port", str(self.port), "--log-level", "warning", "--purge-interval", "0",
+                 "--evidence-rate", str(evidence_rate), *flags],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
-            ready = Path(f"{stop}.ready")
-            while not ready.exists():
-                if worker.poll() is not None:
-                    raise RuntimeError("the predicting client exited")
-                time.sleep(0.02)
-            erase, receipts = [], []
-            t0 = time.perf_counter()
-            for v in victims[3:]:
-                t = time.perf_counter()
-                r = http.post("/v1/erasure-requests", json={"subject_id": v})
-                erase.append(time.perf_counter() - t)
+
+    def wait_healthy(self, timeout: float = 180.0) -> float:
+        """Poll ``/healthz`` until it answers ok; the seconds since the process started."""
+        t0, deadline = time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
+            try:
+                r = httpx.get(self.url + "/healthz", timeout=1)
+                if r.status_code == 200 and r.json().get("status") == "ok":
+                    return time.monotonic() - t0
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        self.proc.kill()
+        raise RuntimeError(f"the server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Load:
+    """One ``bench._loadgen`` process; ``finish`` stops it and reads its record."""
+
+    def __init__(
+        self,
+        server: _Server,
+        work: Path,
+        tag: str,
+        path: str,
+        bodies: Path,
+        connections: int,
+        seconds: float,
+        *,
+        once: bool,
+    ) -> None:
+        self.record, self.ready = work / f"{tag}.record.json", work / f"{tag}.ready"
+        self.stop_file = work / f"{tag}.stop"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench._loadgen", "--port", str(server.port), "--path", path,
+             "--bodies", str(bodies), "--token", TOKEN, "--connections", str(connections),
+             "--seconds", str(seconds), "--record", str(self.record), "--ready-file",
+             str(self.ready), "--stop-file", str(self.stop_file), *(["--once"] * once)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        while not self.ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the load generator exited with {self.proc.returncode}")
+            time.sleep(0.01)
+
+    def finish(self, stop: bool = True) -> np.ndarray:
+        """Stop (or with ``stop=False`` await) the load; its requests as rows of
+        ``[start, seconds, status]``."""
+        if stop:
+            self.stop_file.touch()
+        out, _ = self.proc.communicate(timeout=600)
+        if self.proc.returncode:
+            raise RuntimeError(f"the load generator failed ({self.proc.returncode}): {out}")
+        return np.asarray(json.loads(self.record.read_text()), dtype=float).reshape(-1, 3)
+
+
+def _window(rec: np.ndarray) -> tuple[float, float]:
+    """From the first request's start to the last one's end."""
+    return float(rec[:, 0].min()), float((rec[:, 0] + rec[:, 1]).max())
+
+
+def _stats(rec: np.ndarray, window: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Latency percentiles (ms), rate and statuses of the requests (within ``window``: those
+    that overlapped it); the rate is over the window, or over the requests' own span."""
+    if window is not None:
+        lo, hi = window
+        rec = rec[(rec[:, 0] < hi) & (rec[:, 0] + rec[:, 1] > lo)]
+    if not len(rec):
+        return {"n": 0, "statuses": {}}
+    lo, hi = window if window is not None else _window(rec)
+    ms = rec[:, 1] * 1e3
+    codes, counts = np.unique(rec[:, 2].astype(int), return_counts=True)
+    return {
+        "n": len(rec),
+        "p50_ms": float(np.median(ms)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "per_s": len(rec) / max(hi - lo, 1e-9),
+        "window_s": hi - lo,
+        "statuses": {str(c): int(k) for c, k in zip(codes, counts, strict=True)},
+    }
+
+
+# ---------------------------------------------------------------------- profile
+def _top_frames(path: Path, k: int = 12) -> dict[str, list[dict[str, Any]]]:
+    """From a speedscope file: the frames most often on the stack (inclusive), those of the
+    project's own packages alone (``project``: where the server's time goes, below the
+    server's and the standard library's scaffolding), and those most often on top (self), as
+    shares of all samples of every active thread."""
+    doc = json.loads(path.read_text())
+    frames = doc["shared"]["frames"]
+    incl: dict[int, float] = {}
+    own: dict[int, float] = {}
+    total = 0.0
+    for prof in doc["profiles"]:
+        for stack, w in zip(prof["samples"], prof["weights"], strict=True):
+            total += w
+            if stack:
+                own[stack[-1]] = own.get(stack[-1], 0.0) + w
+            for f in set(stack):
+                incl[f] = incl.get(f, 0.0) + w
+
+    def name(i: int) -> str:
+        f = frames[i]
+        where = Path(f.get("file") or "?").name
+        return f"{f['name']} ({where}:{f.get('line', '?')})"
+
+    def top(d: dict[int, float]) -> list[dict[str, Any]]:
+        best = sorted(d.items(), key=lambda kv: -kv[1])[:k]
+        return [{"frame": name(i), "share": w / total} for i, w in best]
+
+    root = Path(__file__).resolve().parents[1]
+    ours = {root / p for p in ("api", "store", "forget")}
+    entry = {root / "forget" / "cli.py", root / "api" / "server.py"}  # under every request
+
+    def own_code(i: int) -> bool:
+        file = Path(frames[i].get("file") or "/")
+        return bool(ours & set(file.parents)) and file not in entry
+
+    project = {i: w for i, w in incl.items() if own_code(i)}
+    return {"inclusive": top(incl), "project": top(project), "self": top(own)}
+
+
+# ---------------------------------------------------------------------- phases
+class _Bench:
+    """The phases against one server; each erasure takes subjects no other has taken."""
+
+    def __init__(
+        self,
+        server: _Server,
+        work: Path,
+        names: list[str],
+        X: np.ndarray,
+        subjects: list[str],
+        sizes: Sizes,
+    ) -> None:
+        self.server, self.work, self.names, self.X, self.sizes = server, work, names, X, sizes
+        self._subjects: Iterator[str] = iter(subjects)
+        self._count = 0
+
+    def _tag(self, what: str) -> str:
+        self._count += 1
+        return f"{self._count:02d}-{what}"
+
+    def _erasures(self, n: int) -> Path:
+        subjects = list(itertools.islice(self._subjects, n))
+        if len(subjects) < n:
+            raise ValueError(f"the store has too few subjects for the phases: {n} more wanted")
+        return _erasure_bodies(self.work / f"{self._tag('erase')}.jsonl", subjects)
+
+    def erase(self, n: int, connections: int = 1) -> _Load:
+        return _Load(
+            self.server,
+            self.work,
+            self._tag("erase"),
+            ERASE,
+            self._erasures(n),
+            connections,
+            self.sizes.cap_s,
+            once=True,
+        )
+
+    def predict(self, connections: int, seconds: float | None = None) -> _Load:
+        tag = self._tag("predict")
+        bodies = _prediction_bodies(self.work / f"{tag}.jsonl", self.names, self.X, self._count)
+        load = _Load(
+            self.server,
+            self.work,
+            tag,
+            PREDICT,
+            bodies,
+            connections,
+            seconds or self.sizes.cap_s,
+            once=False,
+        )
+        load.wait_ready()
+        return load
+
+    def erasures_beside(self, n: int, erasing: int, predicting: int) -> dict[str, Any]:
+        """``n`` erasures on ``erasing`` connections, ``predicting`` connections predicting
+        throughout (none: alone); the stats of both within the erasures' window."""
+        pred = self.predict(predicting) if predicting else None
+        if pred is not None:
+            time.sleep(0.3)  # the predictions are under way before the first erasure
+        er = self.erase(n, erasing).finish(stop=False)
+        window = _window(er)
+        out = {"erasures": _stats(er)}
+        if pred is not None:
+            out["predictions"] = _stats(pred.finish(), window)
+        return out
+
+    def purges(self) -> dict[str, Any]:
+        """Purges while 8 connections predict; the predictions overlapping any purge."""
+        recs, windows, answers = [], [], []
+        with httpx.Client(
+            base_url=self.server.url, timeout=600, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+            for k in range(self.sizes.purges):
+                if k:  # the first purges what the earlier phases erased
+                    self.erase(self.sizes.between_purges).finish(stop=False)
+                pred = self.predict(8)
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                r = http.post("/v1/admin/purge")
+                t1 = time.monotonic()
+                time.sleep(0.3)
+                recs.append(pred.finish())
                 r.raise_for_status()
-                receipts.append(r.json())
-            burst = time.perf_counter() - t0
-            sampled = [
-                r["request_id"]
-                for r in receipts
-                if any(a["evidence"].get("method") == "retrain_from_scratch" for a in r["models"])
-            ]
-            t1 = time.perf_counter()
-            reports = {}
-            while len(reports) < len(sampled):  # deferred checks finish after the burst
-                for q in sampled:
-                    if q not in reports:
-                        doc = http.get(f"/v1/erasure-requests/{q}/report").json()
-                        if doc["evidence_status"] != "scheduled":
-                            reports[q] = doc
-                time.sleep(0.05)
-            wait = time.perf_counter() - t1
-            stop.touch()
-            worker.wait(timeout=120)
-            predict = json.loads(lat_file.read_text())
-            checks = [m["evidence"] for doc in reports.values() for m in doc["models"]]
-            verified = http.get("/v1/audit/verify").json()["ok"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=300)
-    el, pl = latency_summary(erase), latency_summary(predict)
+                windows.append((t0, t1))
+                answer = r.json()  # its request ids: how many is enough here
+                answers.append(answer | {"requests": len(answer["requests"]), "request_s": t1 - t0})
+        parts = [_stats(rec, w) for rec, w in zip(recs, windows, strict=True)]
+        joined = np.concatenate(
+            [rec[(rec[:, 0] < hi) & (rec[:, 0] + rec[:, 1] > lo)]
+             for rec, (lo, hi) in zip(recs, windows, strict=True)]
+        )  # fmt: skip
+        during = _stats(joined)
+        during["per_s"] = len(joined) / sum(hi - lo for lo, hi in windows)
+        return {"predictions": during, "per_purge": parts, "purges": answers}
+
+
+def _profile(bench: _Bench, path: Path, n: int, pyspy: str) -> dict[str, Any]:
+    """One more storm (8 erasing beside 8 predicting connections) under ``py-spy record`` on
+    the server; its figures are not reported (the sampler slows the server)."""
+    fmt = "speedscope" if path.suffix == ".json" else "flamegraph"
+    spy = subprocess.Popen(
+        [pyspy, "record", "--pid", str(bench.server.proc.pid), "--output", str(path),
+         "--format", fmt, "--rate", "200"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # py-spy attaches
+    if spy.poll() is not None:
+        raise RuntimeError(f"py-spy could not attach: {spy.communicate()[0]}")
+    bench.erasures_beside(n, erasing=8, predicting=8)
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+    out, _ = spy.communicate(timeout=120)
+    if not path.exists():
+        raise RuntimeError(f"py-spy wrote no profile: {out}")
+    doc: dict[str, Any] = {"path": str(path), "format": fmt, "erasures": n}
+    if fmt == "speedscope":
+        doc |= _top_frames(path)
+    return doc
+
+
+# ---------------------------------------------------------------------- report
+def _row(
+    scenario: str,
+    what: str,
+    s: dict[str, Any],
+    target: str = "",
+    met: bool | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "scenario": scenario,
-        "mode": MODES[mode],
-        "requests": len(erase),
-        "sampled": len(sampled),
-        "checks": len(checks),
-        "checks_passed": sum(bool(c.get("passed")) for c in checks),
-        "erase_p50_ms": el["p50_us"] / 1e3,
-        "erase_p99_ms": el["p99_us"] / 1e3,
-        "erase_max_ms": el["max_us"] / 1e3,
-        "burst_s": burst,
-        "evidence_after_burst_s": wait,
-        "predictions": len(predict),
-        "predict_p50_ms": pl["p50_us"] / 1e3,
-        "predict_p99_ms": pl["p99_us"] / 1e3,
-        "predict_max_ms": pl["max_us"] / 1e3,
+        "what": what,
+        "n": s.get("n"),
+        "p50_ms": s.get("p50_ms"),
+        "p99_ms": s.get("p99_ms"),
+        "max_ms": s.get("max_ms"),
+        "per_s": s.get("per_s"),
+        "target": target,
+        "met": met,
+        **extra,
+    }
+
+
+def _rows(ph: dict[str, Any], sizes: Sizes) -> list[dict[str, Any]]:
+    """The figures issue 15 asks for, one row each, with the targets beside them."""
+    idle = ph["idle"]
+    stall = 20.0
+
+    def under(s: dict[str, Any], p50: float, p99: float) -> bool:
+        return bool(s["p50_ms"] < p50 and s["p99_ms"] < p99)
+
+    def calm(s: dict[str, Any]) -> dict[str, Any]:
+        ratio = s["p99_ms"] / idle["p99_ms"]
+        met = bool(ratio <= 2.0 and s["max_ms"] < stall)
+        return {"met": met, "p99_vs_idle": ratio}
+
+    cold = ph["cold"]["erasures_ms"]
+    first, last = cold[0], cold[-1]
+    e8, e64 = ph["beside 8"]["erasures"], ph["beside 64"]["erasures"]
+    storm, stormp = ph["storm"]["erasures"], ph["storm beside 8"]
+    pred_target = f"p99 <= 2x idle; max < {stall:.0f} ms"
+    return [
+        _row("after /healthz ok", "1st erasure", {"n": 1, "p50_ms": first, "max_ms": first},
+             f"~ {len(cold)}th (<= 2x)", bool(first <= 2 * last)),
+        _row("after /healthz ok", f"{len(cold)}th erasure",
+             {"n": 1, "p50_ms": last, "max_ms": last}),
+        _row("alone", "erasure", ph["alone"]["erasures"]),
+        _row("beside 8 predicting connections", "erasure", e8, "p50 < 10 ms, p99 < 25 ms",
+             under(e8, 10, 25)),
+        _row("beside 64 predicting connections", "erasure", e64, "p50 < 10 ms, p99 < 25 ms",
+             under(e64, 10, 25)),
+        _row("storm: 8 erasing connections", "erasure", storm, ">= 500 /s",
+             bool(storm["per_s"] >= 500)),
+        _row("storm beside 8 predicting connections", "erasure", stormp["erasures"],
+             ">= 500 /s", bool(stormp["erasures"]["per_s"] >= 500)),
+        _row("idle: 8 predicting connections", "prediction", idle, f"max < {stall:.0f} ms",
+             bool(idle["max_ms"] < stall), p99_vs_idle=1.0),
+        _row("beside 8 predicting connections", "prediction", ph["beside 8"]["predictions"],
+             pred_target, **calm(ph["beside 8"]["predictions"])),
+        _row("storm beside 8 predicting connections", "prediction", stormp["predictions"],
+             pred_target, **calm(stormp["predictions"])),
+        _row(f"purge ({sizes.purges}x POST /v1/admin/purge)", "prediction",
+             ph["purge"]["predictions"], pred_target, **calm(ph["purge"]["predictions"])),
+    ]  # fmt: skip
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    return v
+
+
+def run(
+    sizes: Sizes,
+    evidence_rate: float,
+    profile: Path | None = None,
+    pyspy: str = PYSPY,
+    flags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Build the store, serve it (``forget serve`` with ``flags`` added), run every phase
+    against the one server; the payload."""
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        names, X, subjects = _build(work / "store", sizes.rows)
+        build_s = time.perf_counter() - t
+        server = _Server(work / "store", work / "server.log", evidence_rate, flags)
+        ph: dict[str, Any] = {}
+        try:
+            start_s = server.wait_healthy()
+            bench = _Bench(server, work, names, X, subjects, sizes)
+            cold = bench.erase(sizes.cold).finish(stop=False)
+            ph["cold"] = {"erasures_ms": (cold[:, 1] * 1e3).tolist(), **_stats(cold)}
+            first, last = ph["cold"]["erasures_ms"][0], ph["cold"]["erasures_ms"][-1]
+            print(
+                f"  server up in {start_s:.1f} s; 1st erasure {first:.1f} ms, "
+                f"{sizes.cold}th {last:.1f} ms",
+                flush=True,
+            )
+            ph["alone"] = bench.erasures_beside(sizes.alone, 1, 0)
+            ph["idle"] = _stats(bench.predict(8, sizes.idle_s).finish(stop=False))
+            for k in (8, 64):
+                ph[f"beside {k}"] = bench.erasures_beside(sizes.beside, 1, k)
+            ph["storm"] = bench.erasures_beside(sizes.storm, 8, 0)
+            ph["storm beside 8"] = bench.erasures_beside(sizes.storm, 8, 8)
+            print("  erasure phases done; purging", flush=True)
+            ph["purge"] = bench.purges()
+            prof = _profile(bench, profile, sizes.storm, pyspy) if profile else None
+            with httpx.Client(
+                base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as http:
+                verified = http.get("/v1/audit/verify").json()["ok"]
+        except BaseException:
+            print(server.log.read_text()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+    statuses = [
+        *(ph[k]["erasures"]["statuses"] for k in ph if "erasures" in ph[k]),
+        ph["cold"]["statuses"],
+    ]
+    pred_statuses = [
+        *(ph[k]["predictions"]["statuses"] for k in ph if "predictions" in ph[k]),
+        ph["idle"]["statuses"],
+    ]
+    rows = _rows(ph, sizes)
+    return {
+        "quick": sizes is QUICK,
+        "store_rows": sizes.rows,
+        "sizes": asdict(sizes),
+        "evidence_rate": evidence_rate,
+        "server": " ".join(["forget serve --purge-interval 0", *flags]),
+        "loadavg_before": load_before,
+        "build_s": build_s,
+        "server_start_s": start_s,
+        "all_erasures_accepted": all(set(s) <= {"201", "202"} for s in statuses),
+        "all_predictions_ok": all(set(s) == {"200"} for s in pred_statuses),
         "audit_verified": verified,
+        "rows": rows,
+        "phases": ph,
+        "profile": prof,
     }
 
 
@@ -216,88 +539,56 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--rows", type=int, default=24_000)
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--rate", type=float, default=0.1, help="evidence rate")
-    ap.add_argument("--quick", action="store_true", help="2,000 rows, 20 requests, rate 0.3")
+    ap.add_argument("--rows", type=int, default=FULL.rows, help="adult rows in the store")
+    ap.add_argument("--quick", action="store_true", help="2,000 rows, short phases")
+    ap.add_argument("--evidence-rate", type=float, default=0.1, help="as forget serve's default")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy record the server in an extra storm: .json speedscope, else svg",
+    )
+    ap.add_argument("--py-spy", default=shutil.which("py-spy") or PYSPY, help="py-spy to run")
+    ap.add_argument(
+        "--serve-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="add a flag to forget serve (repeat it), e.g. --serve-flag=--no-monitoring",
+    )
     ap.add_argument("--out", default=None)
-    ap.add_argument("--serve", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--evidence", default="deferred", help=argparse.SUPPRESS)
-    ap.add_argument("--purge-interval", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--collect-interval", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--predict", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--bodies", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--stop-file", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--latencies", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.serve:
-        _serve(args)
-        return {}
-    if args.predict:
-        _predict(args)
-        return {}
-    n, requests, rate = (2000, 20, 0.3) if args.quick else (args.rows, args.requests, args.rate)
-    rng = np.random.default_rng(1)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        pristine = Path(tmp) / "pristine"
-        names, X, subjects = _build(pristine, n)
-        bodies = [{"rows": [dict(zip(names, x.tolist(), strict=True))]} for x in X]
-        bodies_file = Path(tmp) / "bodies.json"
-        bodies_file.write_text(json.dumps(bodies))
-        people = rng.permutation(np.unique(subjects))[: requests + 3]
-        victims = [f"person-{s:06d}" for s in people]
-        for scenario in SCENARIOS:
-            for mode in MODES:
-                directory = Path(tmp) / f"{scenario.replace(' ', '-')}-{mode}"
-                shutil.copytree(pristine, directory)
-                r = _run(directory, mode, victims, bodies_file, rate, scenario)
-                results.append(r)
-                print(
-                    f"  {scenario}, {r['mode']}: erase p50 {r['erase_p50_ms']:.1f} ms, p99 "
-                    f"{r['erase_p99_ms']:.1f} ms; predict p99 {r['predict_p99_ms']:.1f} ms, "
-                    f"max {r['predict_max_ms']:.1f} ms; {r['checks_passed']}/{r['checks']} "
-                    "checks passed",
-                    flush=True,
-                )
-    summary = {}
-    for scenario in SCENARIOS:
-        before, after = (r for r in results if r["scenario"] == scenario)
-        summary[scenario] = {
-            "erase_p99_before_over_after": before["erase_p99_ms"] / after["erase_p99_ms"],
-            "predict_max_before_over_after": before["predict_max_ms"] / after["predict_max_ms"],
-        }
+    sizes = QUICK if args.quick else replace(FULL, rows=args.rows)
+    payload = run(sizes, args.evidence_rate, args.profile, args.py_spy, args.serve_flag)
     print()
     print(
         table(
-            results,
+            [{k: _cell(v) for k, v in r.items()} for r in payload["rows"]],
             [
                 ("scenario", "scenario"),
-                ("mode", "evidence"),
-                ("requests", "requests"),
-                ("sampled", "sampled"),
-                ("erase_p50_ms", "erase p50 ms"),
-                ("erase_p99_ms", "erase p99 ms"),
-                ("erase_max_ms", "erase max ms"),
-                ("predict_p50_ms", "predict p50 ms"),
-                ("predict_p99_ms", "predict p99 ms"),
-                ("predict_max_ms", "longest predict stall ms"),
-                ("evidence_after_burst_s", "evidence after burst s"),
+                ("what", "what"),
+                ("n", "n"),
+                ("p50_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"),
+                ("max_ms", "max ms"),
+                ("per_s", "per s"),
+                ("p99_vs_idle", "p99 / idle p99"),
+                ("target", "target (2 cores)"),
+                ("met", "met"),
             ],
         )
     )
-    payload = {
-        "quick": args.quick,
-        "rows": n,
-        "evidence_rate": rate,
-        "scenarios": {
-            k: {"purge_interval_s": p, "collect_interval_s": c} for k, (p, c) in SCENARIOS.items()
-        },
-        "machine": machine(),
-        "results": results,
-        "summary": summary,
-    }
+    purges = payload["phases"]["purge"]["purges"]
+    took = ", ".join(f"{p['request_s']:.2f} s" for p in purges)
+    print(
+        f"\npurges: {took}; erasures all accepted: {payload['all_erasures_accepted']}; "
+        f"predictions all 200: {payload['all_predictions_ok']}; "
+        f"audit verified: {payload['audit_verified']}"
+    )
+    if payload["profile"]:
+        print(f"profile: {payload['profile']['path']}")
+        for f in payload["profile"].get("project", []):
+            print(f"  {100 * f['share']:5.1f}%  {f['frame']}")
     path = write_json("api_erasure-quick" if args.quick else "api_erasure", payload, args.out)
     print(f"\nwritten: {path}")
     return payload

@@ -186,16 +186,21 @@ def cluster_training_table(payload: dict[str, Any]) -> str:
 
 
 def api_erasure_table(payload: dict[str, Any]) -> str:
+    def num(v: float | None, fmt: str = ",.1f") -> str:
+        return "" if v is None else format(v, fmt)
+
     lines = [
-        "| scenario | retrain checks | erase p50 / p99 ms | prediction p99 ms | longest stall ms "
-        "| checks passed |",
-        "|---|---|---|---|---|---|",
+        "| scenario | what | p50 ms | p99 ms | longest ms | per s | p99 / idle | target (2 cores) "
+        "| met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in payload["results"]:
+    for r in payload["rows"]:
+        met = "" if r["met"] is None else "yes" if r["met"] else "no"
+        ratio = r.get("p99_vs_idle")
         lines.append(
-            f"| {r['scenario']} | {r['mode']} | {r['erase_p50_ms']:.0f} / {r['erase_p99_ms']:.0f} "
-            f"| {r['predict_p99_ms']:.0f} | {r['predict_max_ms']:.0f} "
-            f"| {r['checks_passed']} of {r['checks']} |"
+            f"| {r['scenario']} | {r['what']} | {num(r['p50_ms'])} | {num(r['p99_ms'])} "
+            f"| {num(r['max_ms'])} | {num(r['per_s'], ',.0f')} "
+            f"| {'' if ratio is None else f'{ratio:.1f}×'} | {r['target']} | {met} |"
         )
     return "\n".join(lines)
 

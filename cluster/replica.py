@@ -21,10 +21,12 @@ import numpy as np
 from cluster.errors import ReplicaBehindError
 from cluster.state import Change, Failure, Snapshot
 from forget.scoring import CompiledForest
+from forget.warm import rehearse
 from store.errors import PredictInputError
 from store.versions import load_class
 
 State = dict[str, tuple[int, int]]
+_WARMED: set[type] = set()  # estimator classes whose kernels this process compiled
 
 
 @dataclass
@@ -53,7 +55,23 @@ class _Model:
                 int(est.n_features_in_),
                 classes=est.classes_,
             )
+        model.warm()
         return model
+
+    def warm(self) -> None:
+        """Compile (or load from numba's cache) every kernel this model's predictions and
+        erasures will run, before it serves, as ``forget serve`` does before ``/healthz``
+        answers ok: a rehearsal on a small twin (:func:`forget.warm.rehearse`), one row
+        scored and one tree refreshed in the compiled form. Once per estimator class in a
+        process; the model itself is untouched."""
+        kind = type(self.estimator)
+        if kind in _WARMED:
+            return
+        rehearse(self.estimator)
+        if self.compiled is not None and self.structures:
+            self.compiled.predict_proba(np.zeros((1, len(self.features)), np.float32))
+            self.compiled.refresh({0: self.structures[0]})  # the same tree: nothing changes
+        _WARMED.add(kind)
 
     def forget(self, row_ids: Sequence[int]) -> None:
         """Forget rows, and recompile the trees that changed (before anything is scored)."""

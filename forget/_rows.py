@@ -84,13 +84,23 @@ class RowIndex:
         self.alive[pos] = False
         self.dropped(pos)
 
+    def prepare(self) -> None:
+        """Build now the lookups the first ``resolve`` and ``drop`` would build (each O(n)):
+        a server does this at startup, so that its first erasure costs what the next do."""
+        self._positions()
+        self._ranks()
+
+    def _ranks(self) -> np.ndarray:
+        if self._rank is None:
+            self._rank = np.empty(self._order.size, dtype=np.int64)
+            self._rank[self._order] = np.arange(self._order.size)
+        return self._rank
+
     def dropped(self, pos: np.ndarray) -> None:
         """Scrub the ids at ``pos`` (resolved, distinct), whose ``alive`` flags a kernel cleared."""
         pos = np.asarray(pos, dtype=np.int64)
         self._n_alive -= pos.size
-        if self._rank is None:
-            self._rank = np.empty(self._order.size, dtype=np.int64)
-            self._rank[self._order] = np.arange(self._order.size)
+        rank = self._ranks()
         srt = self._sorted
         for p in pos.tolist():
             old = int(self.ids[p])
@@ -99,7 +109,7 @@ class RowIndex:
             self.ids[p] = GONE
             # Keep _sorted sorted without the id: its slot (and the run of earlier copies of it
             # to its right) takes the value on its left, whose leftmost copy is its own row.
-            k = int(self._rank[p])
+            k = int(rank[p])
             new = srt[k - 1] if k > 0 else GONE
             while k < srt.size and srt[k] == old:
                 srt[k] = new

@@ -50,6 +50,17 @@ def rehearse(model: Any) -> None:
     twin.forget([n // 4])
 
 
+def prepare(model: Any) -> None:
+    """Build the lookups ``model``'s first ``forget`` would build from its own rows (the
+    row-id index: O(n) once, ~5 ms at 12k rows, ~0.4 s at 1M): derived state only, nothing
+    the model computes changes."""
+    from forget._rows import RowIndex
+
+    for value in vars(model).values():
+        if isinstance(value, RowIndex):
+            value.prepare()
+
+
 def compiled_signatures() -> int:
     """How many compiled kernel signatures this process holds (forget's and drift's): a call
     that compiles something makes this grow."""

@@ -29,7 +29,8 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,121 +157,188 @@ def is_request_id(text: str) -> bool:
 _HEX = frozenset("0123456789abcdef")
 
 
+@dataclass(frozen=True)
+class Request:
+    """An erasure request to carry out: who, on what ground, its id and evidence policy.
+
+    ``request_id`` is drawn by the caller (the evidence sample is keyed by it); ``policy``
+    says whether this request gets retrain checks. ``requested_by`` and ``handled_by`` are
+    recorded with the request and in its ``erasure.committed`` audit entry.
+    """
+
+    subject: Subject
+    legal_ground: str
+    request_id: str
+    policy: evidence.Policy
+    requested_by: str | None = None
+    handled_by: str | None = None
+
+
 def erase(
     db: Database,
     registry: Registry,
-    subject: Subject,
-    legal_ground: str,
-    request_id: str,
-    policy: evidence.Policy,
+    requests: Sequence[Request],
     *,
     deferred: bool = False,
-    requested_by: str | None = None,
-    handled_by: str | None = None,
-) -> ErasureReceipt:
-    """The erasure: one transaction, the models forgetting inside it; the receipt from memory.
+    before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    removed: list[dict[str, data.DeletedRows]] | None = None,
+) -> list[ErasureReceipt]:
+    """Erasure requests, in order, in one transaction, the models forgetting inside it; the
+    receipts from memory, one per request.
 
-    ``request_id`` is drawn by the caller (the evidence sample is keyed by it); ``policy``
-    says whether this request gets retrain checks, run now or, with ``deferred``, scheduled.
-    ``requested_by`` and ``handled_by`` are recorded with the request and in its
-    ``erasure.committed`` audit entry (so the chain covers them).
+    A group costs the statements of one request (one ``DELETE ... RETURNING`` per dataset, one
+    insert each into the forget log, the requests and the audit log, and the commit), and each
+    request keeps all it would have alone: its own rows and models' revisions, its
+    ``forget_log`` entries, its request row, its audit entries (in request order), its
+    receipt. A request whose subject an earlier one in the group erased is a repeat of it, as
+    it would be after it. If anything fails, nothing of the group commits (and the models
+    that forgot are rebuilt from what did); a caller that groups requests retries them alone.
+
+    With ``deferred`` the sampled retrain checks are scheduled, not run. ``before_forget`` is
+    called once with the (model, version) pairs about to forget, just before they do (a server
+    fences their predictions there); ``removed``, when given, receives the deleted rows of
+    each request by dataset (one dict per request) once the transaction committed.
     """
-    received = now()
     touched: list[ForgetOp] = []
+    received = now()
     try:
         with db.atomic():
-            rows = data.take_subject(db, subject)
-            if not rows:
-                earlier = db.one(
-                    "SELECT request_id FROM erasure_requests WHERE subject_key = ? "
-                    "ORDER BY received_at DESC LIMIT 1",
-                    [subject.key],
-                )
-                if earlier is not None:
-                    return receipt(db, str(earlier[0]), repeat=True)
-            all_ids = sorted(i for ids in rows.values() for i in ids)
-            ops = registry.plan_forget(request_id, all_ids)
-            done = []
-            for op in ops:
-                touched.append(op)
-                done.append((op, registry.forget(op)))
-            crash_point("erase.after_forget")
-            proofs = [_evidence(registry, op, outcome, policy, deferred) for op, outcome in done]
-            waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
-            texts = [audit.canonical(p) for p in proofs]
-            counts = {name: len(ids) for name, ids in rows.items()}
+            taken = data.take_subjects(db, [r.subject for r in requests])
             erased_at = now()
-            registry.log(done, texts, erased_at)
-            if not all_ids:
-                status, completed, purged = NO_DATA, erased_at, erased_at
-            elif any(o.action == PENDING for _, o in done):
-                status, completed, purged = PENDING_REQUEST, None, None
-            else:
-                status, completed, purged = ERASED, None, None
-            db.execute(
-                f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    request_id,
-                    subject.key,
-                    legal_ground,
-                    status,
-                    received,
-                    erased_at,
-                    completed,
-                    json.dumps(counts, sort_keys=True),
-                    len(all_ids),
-                    purged,
-                    policy.rate,
-                    policy.sampled,
-                    evidence.SCHEDULED if waits else None,
-                    requested_by,
-                    handled_by,
-                ],
+            first: dict[str, str] = {}  # subject key -> the group's request that erased it
+            plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = []
+            for r in requests:
+                rows = taken.pop(r.subject.key, {})  # a later request of the subject: none
+                earlier = first.get(r.subject.key)
+                if not rows and earlier is None:
+                    found = db.one(
+                        "SELECT request_id FROM erasure_requests WHERE subject_key = ? "
+                        "ORDER BY received_at DESC LIMIT 1",
+                        [r.subject.key],
+                    )
+                    earlier = None if found is None else str(found[0])
+                if not rows and earlier is not None:
+                    plans.append(earlier)  # a repeat: that request's receipt
+                    continue
+                first[r.subject.key] = r.request_id
+                ids = sorted(int(i) for t in rows.values() for i in t.row_ids)
+                plans.append((r, rows, registry.plan_forget(r.request_id, ids)))
+            pairs = sorted(
+                {(op.model, op.version) for p in plans if not isinstance(p, str) for op in p[2]}
             )
-            audit.append_many(
-                db,
-                [
+            if before_forget is not None and pairs:
+                before_forget(pairs)
+            done_by: list[list[tuple[ForgetOp, ForgetOutcome]]] = []
+            for plan in plans:
+                done = []
+                for op in () if isinstance(plan, str) else plan[2]:
+                    touched.append(op)
+                    done.append((op, registry.forget(op)))
+                done_by.append(done)
+            crash_point("erase.after_forget")
+            everything = [d for done in done_by for d in done]
+            proofs_of: dict[str, list[dict[str, Any]]] = {}
+            for plan, done in zip(plans, done_by, strict=True):
+                if not isinstance(plan, str):
+                    proofs_of[plan[0].request_id] = [
+                        _evidence(registry, op, o, plan[0].policy, deferred) for op, o in done
+                    ]
+            texts_of = {q: [audit.canonical(p) for p in ps] for q, ps in proofs_of.items()}
+            texts = [t for p in plans if not isinstance(p, str) for t in texts_of[p[0].request_id]]
+            registry.log(everything, texts, erased_at)
+            pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            for kind, payload in registry.mark_pending(everything):
+                pending.setdefault(payload["request_id"], []).append((kind, payload))
+            rows_in: list[list[Any]] = []
+            entries: list[tuple[str, dict[str, Any]]] = []
+            receipts_of: dict[str, ErasureReceipt] = {}
+            for plan, done in zip(plans, done_by, strict=True):
+                if isinstance(plan, str):
+                    continue
+                r, rows, ops = plan
+                proofs = proofs_of[r.request_id]
+                counts = {name: len(t.row_ids) for name, t in rows.items()}
+                n = sum(counts.values())
+                if not n:
+                    status, completed, purged = NO_DATA, erased_at, erased_at
+                elif any(o.action == PENDING for _, o in done):
+                    status, completed, purged = PENDING_REQUEST, None, None
+                else:
+                    status, completed, purged = ERASED, None, None
+                waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
+                rows_in.append(
+                    [
+                        r.request_id,
+                        r.subject.key,
+                        r.legal_ground,
+                        status,
+                        received,
+                        erased_at,
+                        completed,
+                        json.dumps(counts, sort_keys=True),
+                        n,
+                        purged,
+                        r.policy.rate,
+                        r.policy.sampled,
+                        evidence.SCHEDULED if waits else None,
+                        r.requested_by,
+                        r.handled_by,
+                    ]
+                )
+                entries += [
                     (
                         "erasure.committed",
                         {
-                            "request_id": request_id,
-                            "subject_key": subject.key,
-                            "legal_ground": legal_ground,
-                            "requested_by": requested_by,
-                            "handled_by": handled_by,
+                            "request_id": r.request_id,
+                            "subject_key": r.subject.key,
+                            "legal_ground": r.legal_ground,
+                            "requested_by": r.requested_by,
+                            "handled_by": r.handled_by,
                             "datasets": counts,
-                            "rows": len(all_ids),
+                            "rows": n,
                             "models": [
                                 [o.model, o.version, o.revision, len(o.row_ids)] for o in ops
                             ],
                         },
                     ),
-                    *registry.mark_pending(done),
+                    *pending.get(r.request_id, []),
                     *_action_entries(done, proofs),
-                ],
-            )
+                ]
+                receipts_of[r.request_id] = ErasureReceipt(
+                    r.request_id,
+                    status,
+                    r.subject.key,
+                    r.legal_ground,
+                    received,
+                    erased_at,
+                    completed,
+                    add_month(received),
+                    counts,
+                    n,
+                    _actions(done, texts_of[r.request_id]),
+                    requested_by=r.requested_by,
+                    handled_by=r.handled_by,
+                )
+            if rows_in:
+                db.execute(
+                    f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows_in)),
+                    [x for row in rows_in for x in row],
+                )
+            audit.append_many(db, entries)
+            receipts = [
+                receipt(db, p, repeat=True) if isinstance(p, str) else receipts_of[p[0].request_id]
+                for p in plans
+            ]
             crash_point("erase.before_commit")
     except BaseException:
         if touched:  # they forgot in memory what did not commit: rebuild them from the log
-            registry.reload([(op.model, op.version) for op in touched])
+            registry.reload(sorted({(op.model, op.version) for op in touched}))
         raise
     crash_point("erase.after_commit")
-    return ErasureReceipt(
-        request_id,
-        status,
-        subject.key,
-        legal_ground,
-        received,
-        erased_at,
-        completed,
-        add_month(received),
-        counts,
-        len(all_ids),
-        _actions(done, texts),
-        requested_by=requested_by,
-        handled_by=handled_by,
-    )
+    if removed is not None:
+        removed += [{} if isinstance(p, str) else p[1] for p in plans]
+    return receipts
 
 
 def _actions(
@@ -422,11 +490,18 @@ class PurgeResult:
     retrained: tuple[RetrainResult, ...] = ()
 
 
-def purge(db: Database, registry: Registry, *, force: bool = False) -> PurgeResult:
+def purge(
+    db: Database,
+    registry: Registry,
+    *,
+    force: bool = False,
+    guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+) -> PurgeResult:
     """Rewrite changed artifacts, clear the erased rows' ids from the tables that no longer
-    need them, compact the database, then mark purged requests completed."""
+    need them, compact the database, then mark purged requests completed. ``guard``: see
+    :meth:`Registry.checkpoint`."""
     t0 = time.perf_counter()
-    written = registry.checkpoint()
+    written = registry.checkpoint(guard)
     waiting = pending_purge(db)
     compacted = bool(waiting) or force
     if compacted:

@@ -14,7 +14,7 @@ import duckdb
 
 from store import audit
 from store._clock import now
-from store.db import Database
+from store.db import Database, quote
 
 Migration = Callable[[Database], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
@@ -165,3 +165,13 @@ def _requesters(db: Database) -> None:
     # NULL for requests made before they were recorded (the report says so).
     db.execute("ALTER TABLE erasure_requests ADD COLUMN requested_by VARCHAR")
     db.execute("ALTER TABLE erasure_requests ADD COLUMN handled_by VARCHAR")
+
+
+@migration(7, "an index on each dataset's subject column")
+def _subject_indexes(db: Database) -> None:
+    # as store.data.index_subjects does for new datasets
+    for name, column in db.all("SELECT name, subject_column FROM datasets"):
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS {quote('subjects_' + name)} "
+            f"ON data.{quote(name)}({quote(column)})"
+        )

@@ -18,7 +18,8 @@ operations costs no database statement.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,8 @@ _VERSION_COLUMNS = (
     "features_json, label, n_rows, fit_sha256, checkpoint_sha256, checkpoint_revision, created_at"
 )
 
+
+_PLANNED = "registry.planned"  # Database.cache key: revisions planned, not committed
 
 _LOG_COLUMNS = (
     "model, version, revision, request_id, row_ids, rows_forgotten, logged_at, action, "
@@ -390,6 +393,7 @@ class Registry:
         Read from memory: no statement. Each operation takes the version's next revision.
         """
         ids = np.unique(np.asarray(row_ids, dtype=np.int64))
+        planned = self._planned()
         ops = []
         for (name, version), state in sorted(self._states().items()):
             if state.status == RETIRED or not state.rows.size:
@@ -397,10 +401,22 @@ class Registry:
             pos = np.minimum(np.searchsorted(state.rows, ids), state.rows.size - 1)
             hit = ids[state.rows[pos] == ids]
             if hit.size:
-                ops.append(
-                    ForgetOp(name, version, state.revision + 1, request_id, tuple(hit.tolist()))
-                )
+                revision = planned.get((name, version), state.revision) + 1
+                planned[(name, version)] = revision
+                ops.append(ForgetOp(name, version, revision, request_id, tuple(hit.tolist())))
         return ops
+
+    def _planned(self) -> dict[tuple[str, int], int]:
+        """Revisions planned in the open transaction and not yet committed (a group of
+        requests plans one after another before any commits); forgotten on commit or
+        rollback."""
+        if not self.db.in_transaction:
+            return {}
+        planned = self.db.cache.get(_PLANNED)
+        if planned is None:
+            planned = self.db.cache[_PLANNED] = {}
+            self.db.on_commit(lambda: self.db.cache.pop(_PLANNED, None))
+        return planned
 
     def log(
         self,
@@ -491,11 +507,13 @@ class Registry:
         self, done: Sequence[tuple[ForgetOp, ForgetOutcome]]
     ) -> list[tuple[str, dict[str, Any]]]:
         """Mark versions that just went pending (inside the transaction); their audit entries."""
-        newly = [
-            (op, outcome)
-            for op, outcome in done
-            if outcome.action == PENDING and self.status(op.model, op.version) == READY
-        ]
+        seen: set[tuple[str, int]] = set()  # a group of requests may hold two ops of one
+        newly = []
+        for op, outcome in done:
+            key = (op.model, op.version)
+            if outcome.action == PENDING and key not in seen and self.status(*key) == READY:
+                seen.add(key)
+                newly.append((op, outcome))
         if not newly:
             return []
         self.db.execute(
@@ -586,8 +604,14 @@ class Registry:
                 audit.append_many(self.db, self.mark_pending(gone))
         return replayed
 
-    def checkpoint(self) -> int:
-        """Write artifacts of versions whose revision moved; drop those of pending versions."""
+    def checkpoint(
+        self, guard: Callable[[str, int], AbstractContextManager[Any]] | None = None
+    ) -> int:
+        """Write artifacts of versions whose revision moved; drop those of pending versions.
+
+        ``guard(model, version)`` is entered around each model's ``compact`` (a server keeps
+        that model's predictions out meanwhile); the artifact is written after, outside it:
+        writing only reads the model."""
         written = 0
         for (name, version), live in sorted(self._live.items()):
             ckpt, old = self.db.one(
@@ -600,7 +624,8 @@ class Registry:
             rel = Artifacts.relpath(name, version, live.revision)
             compact = getattr(live.estimator, "compact", None)
             if compact is not None:  # memory as the artifact: no layout left by erased rows
-                compact()
+                with guard(name, version) if guard is not None else nullcontext():
+                    compact()
             sha = self.artifacts.write(rel, live.estimator.to_bytes())
             crash_point("checkpoint.written")
             with self.db.atomic():

@@ -19,7 +19,8 @@ outside it. :meth:`ModelStore.purge` (hence ``close``) runs the outstanding ones
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,7 @@ from store import audit, data, erasure, migrations, reports, retrain, sources
 from store import evidence as _evidence
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
-from store.data import Appended, DatasetInfo, Records
+from store.data import Appended, DatasetInfo, DeletedRows, Records
 from store.db import Database
 from store.erasure import ErasureReceipt, PurgeResult
 from store.errors import (
@@ -369,6 +370,8 @@ class ModelStore:
         evidence: str = INLINE,
         requested_by: str | None = None,
         channel: str = "python",
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        removed: dict[str, DeletedRows] | None = None,
     ) -> ErasureReceipt:
         """Erase a subject from every dataset and every model trained on them.
 
@@ -390,29 +393,85 @@ class ModelStore:
         command line); ``channel`` how the request arrived (``python``, ``http``, ``cli``).
         Both are recorded with the request, in its audit entry and its report, with the
         handler: ``forget <version> (<channel>) on <host>``.
+
+        For servers: ``before_forget`` is called with the (model, version) pairs that are
+        about to forget, just before they do, inside the transaction (fence their predictions
+        there); ``removed``, a dict, receives the deleted rows by dataset
+        (:class:`store.data.DeletedRows`) after the commit, to take them out of derived state.
         """
         db = self._writable("erase")
         deferred = _evidence.check_mode(evidence) != INLINE
+        request = self._request(subject_id, legal_ground, verify, requested_by, channel)
+        deleted: list[dict[str, DeletedRows]] | None = None if removed is None else []
+        (receipt,) = erasure.erase(
+            db,
+            self._registry,
+            [request],
+            deferred=deferred,
+            before_forget=before_forget,
+            removed=deleted,
+        )
+        if removed is not None and deleted:
+            removed.update(deleted[0])
+        if purge and receipt.status not in (erasure.COMPLETED, erasure.NO_DATA):
+            self.purge()
+            receipt = erasure.receipt(db, receipt.request_id, repeat=receipt.repeat)
+        return receipt
+
+    def erase_many(
+        self,
+        calls: Sequence[Mapping[str, Any]],
+        *,
+        evidence: str = INLINE,
+        channel: str = "python",
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        removed: list[dict[str, DeletedRows]] | None = None,
+    ) -> list[ErasureReceipt]:
+        """Several erasure requests in one transaction (a group commit), in order: each is
+        what :meth:`erase` with ``purge=False`` would have made of it — its own request, audit
+        entries, revisions and receipt — for the statements of one. ``calls`` are keyword
+        arguments of :meth:`erase`: ``subject_id``, ``legal_ground`` and optionally
+        ``verify`` and ``requested_by``. Every call is checked before anything runs (a bad
+        legal ground refuses the group); if the transaction fails, none of them happened.
+        ``removed``, a list, receives one dict of deleted rows per call.
+        """
+        db = self._writable("erase")
+        deferred = _evidence.check_mode(evidence) != INLINE
+        requests = [
+            self._request(
+                c["subject_id"],
+                c["legal_ground"],
+                c.get("verify"),
+                c.get("requested_by"),
+                channel,
+            )
+            for c in calls
+        ]
+        return erasure.erase(
+            db,
+            self._registry,
+            requests,
+            deferred=deferred,
+            before_forget=before_forget,
+            removed=removed,
+        )
+
+    def _request(
+        self,
+        subject_id: str,
+        legal_ground: str,
+        verify: bool | float | None,
+        requested_by: str | None,
+        channel: str,
+    ) -> erasure.Request:
         ground = erasure.check_legal_ground(legal_ground)
         subject = self._keys.subject(subject_id)
         rate = self.evidence_rate if verify is None else _evidence.check_rate(verify)
         request_id = erasure.new_request_id()
         policy = _evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
-        receipt = erasure.erase(
-            db,
-            self._registry,
-            subject,
-            ground,
-            request_id,
-            policy,
-            deferred=deferred,
-            requested_by=requested_by,
-            handled_by=erasure.handler(channel),
+        return erasure.Request(
+            subject, ground, request_id, policy, requested_by, erasure.handler(channel)
         )
-        if purge and receipt.status not in (erasure.COMPLETED, erasure.NO_DATA):
-            self.purge()
-            receipt = erasure.receipt(db, receipt.request_id, repeat=receipt.repeat)
-        return receipt
 
     def retrain_pending(self, *, raise_errors: bool = True) -> tuple[RetrainResult, ...]:
         """Refit every version that could not forget in place on its remaining rows.
@@ -426,7 +485,12 @@ class ModelStore:
         )
 
     def purge(
-        self, *, force: bool = False, retrain: bool = True, evidence: bool = True
+        self,
+        *,
+        force: bool = False,
+        retrain: bool = True,
+        evidence: bool = True,
+        guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
     ) -> PurgeResult:
         """Finish what erasures left: retrain pending versions (unless ``retrain=False``),
         run scheduled retrain checks (unless ``evidence=False``: see :meth:`collect_evidence`),
@@ -435,6 +499,10 @@ class ModelStore:
         Compacts when a request awaits purging (or with ``force``), then marks those requests
         completed (a request still waiting for a retrain stays ``pending``). A version whose
         retrain fails stays pending and is reported in :attr:`PurgeResult.retrained`.
+
+        ``guard(model, version)``, for servers, is entered around each in-memory model's
+        ``compact`` (which rewrites what its predictions read); nothing else a purge does
+        changes a model that serves.
         """
         db = self._writable("purge")
         done = (
@@ -442,7 +510,7 @@ class ModelStore:
         )
         if evidence:
             self.collect_evidence()
-        result = erasure.purge(db, self._registry, force=force)
+        result = erasure.purge(db, self._registry, force=force, guard=guard)
         return PurgeResult(
             result.requests, result.artifacts_written, result.compacted, result.seconds, done
         )

@@ -91,13 +91,32 @@ def test_gpu_scoring_bench_runs_on_torch_cpu(tmp_path):
 
 
 def test_api_erasure_bench_quick(tmp_path):
+    """Every phase ran against the one server: each erasure was accepted (201/202, never a
+    repeat: every subject distinct), each prediction answered 200, and the JSON holds a row
+    per figure with its target, as the README renders it."""
     from bench import api_erasure
 
-    payload = api_erasure.main(["--quick", "--out", str(tmp_path / "ae.json")])
-    assert len(payload["results"]) == 4  # two scenarios x inline / deferred
-    for r in payload["results"]:
-        assert r["requests"] == 20 and r["predictions"] > 0 and r["audit_verified"], r
-        assert r["checks_passed"] == r["checks"], r
+    out = tmp_path / "ae.json"
+    payload = api_erasure.main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(payload["rows"]))
+    assert payload["all_erasures_accepted"] and payload["all_predictions_ok"]
+    assert payload["audit_verified"]
+    ph, sizes = payload["phases"], api_erasure.QUICK
+    assert ph["cold"]["n"] == sizes.cold and ph["alone"]["erasures"]["n"] == sizes.alone
+    for k in ("beside 8", "beside 64", "storm beside 8"):
+        assert ph[k]["predictions"]["n"] > 0 and set(ph[k]["predictions"]["statuses"]) == {"200"}
+    for k, n in (("beside 8", sizes.beside), ("storm", sizes.storm)):
+        assert ph[k]["erasures"]["n"] == n
+        assert set(ph[k]["erasures"]["statuses"]) <= {"201", "202"}, ph[k]
+    assert len(ph["purge"]["purges"]) == sizes.purges and ph["purge"]["predictions"]["n"] > 0
+    keys = {"scenario", "what", "n", "p50_ms", "p99_ms", "max_ms", "per_s", "target", "met"}
+    rows = payload["rows"]
+    assert all(keys <= set(r) for r in rows)
+    assert {r["what"] for r in rows} == {"1st erasure", f"{sizes.cold}th erasure", "erasure",
+                                         "prediction"}  # fmt: skip
+    for r in rows:
+        assert r["p50_ms"] > 0 and r["max_ms"] >= r["p50_ms"], r
+        assert (r["met"] is None) == (r["target"] == ""), r
 
 
 def test_forest_scale_bench_quick(tmp_path):

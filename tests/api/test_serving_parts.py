@@ -301,8 +301,11 @@ def test_warm_loads_and_compiles_every_serving_model_and_leaves_no_trace(tmp_pat
     assert svc.store.serving("risk")[1]._compiled.built  # compiled before the first request
     assert _service_samples(svc) == before  # no prediction counted
     assert len(svc.cache) == 0 and svc.cache.bytes == 0  # nothing cached
-    if svc.monitoring is not None:  # and the drift monitor saw no row of zeros
-        assert svc.monitoring.current("risk", 1, 0) is None
+    if svc.monitoring is not None:  # its drift monitor is ready, and saw no row of zeros
+        feed = svc.monitoring.current("risk", 1, 0)
+        assert feed is not None
+        feed.flush()
+        assert feed.monitor._window.seen == 0
     svc.close()
 
 

@@ -1,0 +1,301 @@
+"""Predictions never wait for the store: the service's gates (see :mod:`api.gates`).
+
+Each test stops an erasure or a purge at a chosen point inside the store (a hook that waits on
+an event) and shows what a prediction does meanwhile: goes on (the store is deleting rows,
+auditing, compacting the database), or waits (the model it asks is forgetting) and then
+answers at the new revision. And a prediction already scoring when an erasure reaches its
+model finishes first, at the old revision, and its answer is not cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from api.gates import Gate
+from api.service import Service
+from tests.store.helpers import FEATURES, VICTIM, people, populate
+
+PROBE = [dict(zip(FEATURES, (0.1, -0.2, 0.3), strict=True))]
+FRESH = [dict(zip(FEATURES, (0.4, 0.5, -0.6), strict=True))]  # never cached before its test
+WAIT = 10.0  # seconds a step may take on a loaded machine before the test fails
+PAUSE = 0.3  # seconds a blocked call is watched, to see that it stays blocked
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    s = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(s.store, people(n_subjects=30, seed=3))
+    s.start()  # as the server does
+    s.predict("risk", PROBE)  # served, compiled, gate made
+    s.predict("score", PROBE)
+    yield s
+    s.close()
+
+
+@contextmanager
+def background(fn: Callable[[], Any]) -> Iterator[Future]:
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(fn)
+
+
+def _stop_erasures_at_forget(svc: Service) -> tuple[threading.Event, threading.Event]:
+    """Erasures stop inside the store just after their models' gates close; returns (closed,
+    go on)."""
+    closed, go_on = threading.Event(), threading.Event()
+    real = svc.store.erase_many
+
+    def erase(*args: Any, **kwargs: Any) -> Any:
+        close = kwargs["before_forget"]
+
+        def hook(pairs: Any) -> None:
+            close(pairs)
+            closed.set()
+            assert go_on.wait(WAIT)
+
+        return real(*args, **(kwargs | {"before_forget": hook}))
+
+    svc.store.erase_many = erase  # type: ignore[method-assign]
+    return closed, go_on
+
+
+def test_a_prediction_waits_only_while_its_model_forgets_and_then_sees_the_new_revision(
+    svc: Service,
+):
+    before = svc.predict("risk", PROBE)
+    closed, go_on = _stop_erasures_at_forget(svc)
+    with background(lambda: svc.erase(VICTIM, "art17-1-b")) as erasure:
+        assert closed.wait(WAIT)  # rows deleted, gates closed, the models about to forget
+        with background(lambda: svc.predict("risk", FRESH)) as waiting:
+            with pytest.raises(TimeoutError):
+                waiting.result(timeout=PAUSE)  # the forest's gate is closed
+            go_on.set()
+            after = waiting.result(timeout=WAIT)
+        receipt = erasure.result(timeout=WAIT)
+    revision = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
+    assert after["revision"] == revision == before["revision"] + 1
+    _, est = svc.store.serving("risk")
+    X = np.array([[FRESH[0][f] for f in FEATURES]])
+    assert after["probabilities"] == est._node_proba(X).tolist()  # the model that forgot
+
+
+def test_predictions_go_on_while_the_store_deletes_and_audits(svc: Service):
+    """Everything an erasure does before its models forget holds the service lock, not
+    the gates: a prediction answers meanwhile, at the revision that still serves."""
+    inside, go_on = threading.Event(), threading.Event()
+    real = svc.store.erase_many
+
+    def erase(*args: Any, **kwargs: Any) -> Any:
+        inside.set()  # the service lock is held from here on
+        assert go_on.wait(WAIT)
+        return real(*args, **kwargs)
+
+    svc.store.erase_many = erase  # type: ignore[method-assign]
+    before = svc.predict("risk", PROBE)
+    with background(lambda: svc.erase(VICTIM, "art17-1-b")) as erasure:
+        assert inside.wait(WAIT)
+        assert not svc.lock.acquire(blocking=False)  # held by the erasure
+        during = svc.predict("risk", PROBE)
+        health = svc.health()
+        go_on.set()
+        erasure.result(timeout=WAIT)
+    assert during["revision"] == before["revision"]
+    assert during["probabilities"] == before["probabilities"]
+    assert health["status"] == "ok" and health["models"] == 2
+
+
+def test_an_erasure_waits_for_predictions_in_flight_which_answer_the_old_revision_uncached(
+    svc: Service,
+):
+    mv, est = svc.store.serving("risk")
+    scoring, finish = threading.Event(), threading.Event()
+    real = est.predict_proba
+
+    def slow(X: Any) -> Any:
+        scoring.set()
+        assert finish.wait(WAIT)
+        return real(X)
+
+    est.predict_proba = slow  # type: ignore[method-assign]
+    with background(lambda: svc.predict("risk", FRESH)) as in_flight:
+        assert scoring.wait(WAIT)  # the prediction holds the forest's gate
+        with background(lambda: svc.erase(VICTIM, "art17-1-b")) as erasure:
+            with pytest.raises(TimeoutError):
+                erasure.result(timeout=PAUSE)  # waits for the prediction to finish
+            finish.set()
+            receipt = erasure.result(timeout=WAIT)
+        old = in_flight.result(timeout=WAIT)
+    del est.predict_proba
+    assert old["revision"] == mv.revision
+    new = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
+    assert new == mv.revision + 1
+    assert all(k.revision == new for k in svc.cache._entries if k.model == "risk")
+    assert svc.predict("risk", PROBE)["revision"] == new
+
+
+def test_a_model_the_subject_never_trained_is_not_held_up(tmp_path: Path):
+    s = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(s.store, people(n_subjects=30, seed=3))
+    others = [r | {"subject_id": "o-" + r["subject_id"]} for r in people(n_subjects=20, seed=9)]
+    s.store.ingest("others", others, subject_column="subject_id")
+    from tests.store.helpers import linear
+
+    s.store.train("other", dataset="others", estimator=linear(), label="score", features=FEATURES)
+    before = s.predict("other", PROBE)
+    closed, go_on = _stop_erasures_at_forget(s)
+    with background(lambda: s.erase(VICTIM, "art17-1-b")) as erasure:
+        assert closed.wait(WAIT)
+        during = s.predict("other", PROBE)  # its gate is open: answered at once
+        go_on.set()
+        erasure.result(timeout=WAIT)
+    assert during == before | {"prediction_id": during["prediction_id"]}
+    s.close()
+
+
+def test_a_purge_closes_a_gate_only_around_that_models_compaction(svc: Service):
+    svc.erase(VICTIM, "art17-1-b")
+    inside, go_on = threading.Event(), threading.Event()
+    db = svc.store._db
+    real = db.compact
+
+    def compact() -> None:
+        inside.set()
+        assert go_on.wait(WAIT)
+        real()
+
+    db.compact = compact  # type: ignore[method-assign]
+    before = svc.predict("risk", PROBE)
+    with background(svc.purge) as purge:
+        assert inside.wait(WAIT)  # the database is being compacted, under the lock
+        during = svc.predict("risk", PROBE)
+        go_on.set()
+        result = purge.result(timeout=WAIT)
+    assert result["compacted"]
+    assert during["revision"] == before["revision"]
+    assert during["probabilities"] == before["probabilities"]
+
+
+def test_a_failed_erasure_drops_the_entries_of_models_that_forgot(svc: Service):
+    """The store rebuilds those models from what committed (new objects): the service
+    serves those, at the revision they had, with the same answers."""
+    before = svc.predict("risk", PROBE)
+    _, forgot = svc.store.serving("risk")
+    registry = svc.store._registry
+
+    def log(*args: Any, **kwargs: Any) -> None:  # after the models forgot, before the commit
+        raise OSError("disk full")
+
+    registry.log = log  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full"):
+        svc.erase(VICTIM, "art17-1-b")
+    del registry.log
+    assert svc.store.serving("risk")[1] is not forgot  # rebuilt from what committed
+    again = svc.predict("risk", PROBE)
+    assert (again["revision"], again["probabilities"]) == (
+        before["revision"],
+        before["probabilities"],
+    )
+    assert svc.erase(VICTIM, "art17-1-b")["rows_erased"] == 2
+
+
+def test_gate_writers_go_first_and_readers_share():
+    g = Gate()
+    assert g.acquire_shared()
+    got: list[str] = []
+    with background(lambda: (g.acquire(), got.append("writer"), g.release())) as writer:
+        with pytest.raises(TimeoutError):
+            writer.result(timeout=PAUSE)  # a reader holds it
+        assert g.acquire_shared(blocking=False) is False  # a writer waits: readers queue
+        g.release_shared()
+        writer.result(timeout=WAIT)
+    assert got == ["writer"]
+    assert g.acquire_shared(blocking=False) and g.acquire_shared(blocking=False)
+
+
+# ---------------------------------------------------------------------- group commit
+
+
+def test_concurrent_erasures_share_transactions_and_each_gets_its_own_receipt(tmp_path: Path):
+    rows = people(n_subjects=40, seed=4)
+    s = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(s.store, rows)
+    s.start()
+    subjects = sorted({r["subject_id"] for r in rows})[:24]
+    held = {subj: sum(r["subject_id"] == subj for r in rows) for subj in subjects}
+    groups: list[int] = []
+    real = s.store.erase_many
+
+    def erase_many(calls: Any, **kwargs: Any) -> Any:
+        groups.append(len(calls))
+        return real(calls, **kwargs)
+
+    s.store.erase_many = erase_many  # type: ignore[method-assign]
+    first = threading.Event()
+    real_hook_calls = s._erase_group
+
+    def slow_group(group: Any) -> None:  # the first group waits, so that others queue
+        if not first.is_set():
+            first.set()
+            threading.Event().wait(PAUSE)
+        real_hook_calls(group)
+
+    s._erase_group = slow_group  # type: ignore[method-assign]
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(lambda subj: s.erase(subj, "art17-1-b"), subjects))
+    assert sum(groups) == len(subjects) and len(groups) < len(subjects)
+    assert [r["rows_erased"] for r in receipts] == [held[x] for x in subjects]
+    assert len({r["request_id"] for r in receipts}) == len(subjects)
+    revisions = sorted(a["revision"] for r in receipts for a in r["models"] if a["model"] == "risk")
+    assert revisions == list(range(1, len(subjects) + 1))  # one each, none shared
+    assert s.predict("risk", PROBE)["revision"] == len(subjects)
+    assert s.store.verify_audit_log().ok
+    s.close()
+
+
+def test_a_failed_group_is_tried_request_by_request(svc: Service):
+    real = svc.store.erase_many
+
+    def erase_many(calls: Any, **kwargs: Any) -> Any:
+        if len(calls) > 1:
+            raise OSError("disk full")
+        if calls[0]["subject_id"] == "subj-001":
+            raise OSError("this one fails")
+        return real(calls, **kwargs)
+
+    svc.store.erase_many = erase_many  # type: ignore[method-assign]
+    from api.service import _Erasure
+
+    group = [_Erasure({"subject_id": x, "legal_ground": "art17-1-b"}) for x in
+             ("subj-000", "subj-001", VICTIM)]  # fmt: skip
+    with svc.lock:
+        svc._erase_group(group)
+    assert all(t.done for t in group)
+    assert group[0].receipt.rows_erased > 0 and group[2].receipt.rows_erased == 2
+    assert isinstance(group[1].error, OSError) and group[1].receipt is None
+    assert svc.predict("risk", PROBE)["revision"] == 2
+
+
+def test_a_new_version_is_published_to_predictions_that_take_no_lock(svc: Service):
+    from forget import HedgeCutClassifier
+
+    before = svc.predict("risk", PROBE)
+    svc.train(
+        "risk",
+        dataset="people",
+        kind="HedgeCutClassifier",
+        params=HedgeCutClassifier(n_estimators=7, random_state=1).get_params(),
+        label="label",
+        features=FEATURES,
+    )
+    with svc.lock:  # held elsewhere: a prediction that needed it would wait for ever
+        with background(lambda: svc.predict("risk", PROBE)) as after:
+            res = after.result(timeout=WAIT)
+    assert res["version"] == before["version"] + 1 and res["revision"] == 0
+    assert svc.cache.current("risk") == (res["version"], 0)
