@@ -294,8 +294,8 @@ def test_a_new_version_is_published_to_predictions_that_take_no_lock(svc: Servic
         label="label",
         features=FEATURES,
     )
-    with svc.lock:  # held elsewhere: a prediction that needed it would wait for ever
-        with background(lambda: svc.predict("risk", PROBE)) as after:
-            res = after.result(timeout=WAIT)
+    # the lock held elsewhere: a prediction that needed it would wait for ever
+    with svc.lock, background(lambda: svc.predict("risk", PROBE)) as after:
+        res = after.result(timeout=WAIT)
     assert res["version"] == before["version"] + 1 and res["revision"] == 0
     assert svc.cache.current("risk") == (res["version"], 0)
