@@ -138,7 +138,7 @@ class Service:
     ) -> None:
         self.store = store
         # "deferred": retrain checks run off the lock (collect_evidence); "inline": inside the
-        # erasure, under the lock, as before deferral (kept for comparison: bench.api_erasure)
+        # erasure, under the lock, as before deferral (ModelStore.erase offers both)
         self.evidence = check_mode(evidence)
         self.metrics = metrics or Metrics()
         self.purge_interval = purge_interval
