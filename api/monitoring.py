@@ -29,6 +29,7 @@ import numpy as np
 
 from api.metrics import Metrics
 from drift import DriftInputError, Monitor, MonitorConfig, ReferenceProfile
+from drift.profile import counted
 from store import ModelStore
 from store.erasure import ModelAction
 from store.errors import StoreError
@@ -121,7 +122,7 @@ class Column:
         ``col`` holds values this column does not."""
         finite = col[np.isfinite(col)] if col.dtype.kind == "f" else col
         missing = self.missing - (col.size - finite.size)
-        gone, times = np.unique(finite, return_counts=True)
+        gone, times = counted(finite)
         if missing < 0:
             return None
         if self.values is not None and self.counts is not None:
@@ -129,7 +130,7 @@ class Column:
             if left is None:
                 return None
             keep = left > 0
-            vals, counts = self.values[keep], left[keep]
+            vals, counts = (self.values, left) if keep.all() else (self.values[keep], left[keep])
             return Column(
                 self.n - col.size,
                 missing,
