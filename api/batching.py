@@ -48,8 +48,9 @@ def take_batch(queue: deque[T], limit: int, rows: Callable[[T], int]) -> tuple[l
 
 
 # score(model, payloads, wait) -> one result (or exception instance) per payload, or None
-# when wait is False and the model's lock is busy.
-Scorer = Callable[[str, Sequence[Any], bool], Sequence[Any] | None]
+# when wait is False and the model's lock is busy. A "model" is any hashable key the scorer
+# understands (the service's: (name, version)); calls are batched per key.
+Scorer = Callable[[Any, Sequence[Any], bool], Sequence[Any] | None]
 
 
 class Batcher:
@@ -64,19 +65,19 @@ class Batcher:
         step: int = 16,
         inline_rows: int = 512,
         max_queue_rows: int = 50_000,
-        on_batch: Callable[[str, int, int, float], None] | None = None,
+        on_batch: Callable[[Any, int, int, float], None] | None = None,
     ) -> None:
         self.score = score
         self.objective, self.start_rows = objective, start_rows
         self.min_rows, self.max_rows, self.step = min_rows, max_rows, step
         self.inline_rows, self.max_queue_rows = inline_rows, max_queue_rows
         self.on_batch = on_batch
-        self.limit: dict[str, int] = {}
+        self.limit: dict[Any, int] = {}
         self.queued_rows = 0
-        self._queues: dict[str, deque[_Call]] = {}
+        self._queues: dict[Any, deque[_Call]] = {}
         self._scheduled = False
 
-    async def submit(self, model: str, payload: Any, rows: int) -> Any:
+    async def submit(self, model: Any, payload: Any, rows: int) -> Any:
         if self.queued_rows and self.queued_rows + rows > self.max_queue_rows:
             raise Overloaded(f"{self.queued_rows} rows are waiting to be scored")
         loop = asyncio.get_running_loop()
@@ -98,7 +99,7 @@ class Batcher:
                 self._run(loop, model, calls, rows)
 
     def _run(
-        self, loop: asyncio.AbstractEventLoop, model: str, calls: list[_Call], rows: int
+        self, loop: asyncio.AbstractEventLoop, model: Any, calls: list[_Call], rows: int
     ) -> None:
         payloads = [c.payload for c in calls]
         t0 = time.perf_counter()
@@ -119,7 +120,7 @@ class Batcher:
         loop.run_in_executor(None, self.score, model, payloads, True).add_done_callback(done)
 
     def _settle(
-        self, model: str, calls: list[_Call], rows: int, results: Sequence[Any], took: float
+        self, model: Any, calls: list[_Call], rows: int, results: Sequence[Any], took: float
     ) -> None:
         for call, result in zip(calls, results, strict=True):
             if call.future.done():  # the client went away

@@ -41,7 +41,7 @@ class PredictionCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, tuple[Any, int]] = OrderedDict()
-        self._current: dict[str, tuple[int, int]] = {}
+        self._current: dict[tuple[str, int], int] = {}  # (model, version) -> revision
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -54,18 +54,19 @@ class PredictionCache:
     def key(cls, model: str, version: int, revision: int, payload: bytes) -> Key:
         return Key(model, version, revision, cls.digest(payload))
 
-    def current(self, model: str) -> tuple[int, int] | None:
-        """The model's serving (version, revision) as last recorded, if any."""
-        return self._current.get(model)
+    def current(self, model: str, version: int) -> int | None:
+        """The revision a served version answers with, as last recorded, if any."""
+        return self._current.get((model, version))
 
     def set_current(self, model: str, version: int, revision: int) -> None:
-        """Record the model's serving (version, revision); drop entries of any other."""
+        """Record the revision a served version answers with; drop its entries of any other
+        (several versions of a model may serve at once: aliases, canaries, pins)."""
         with self._lock:
-            if self._current.get(model) == (version, revision):
+            if self._current.get((model, version)) == revision:
                 return
-            self._current[model] = (version, revision)
+            self._current[(model, version)] = revision
             self._drop(
-                lambda k: k.model == model and (k.version, k.revision) != (version, revision)
+                lambda k: k.model == model and k.version == version and k.revision != revision
             )
 
     def invalidate(self, models: set[str] | None = None) -> int:
@@ -74,14 +75,14 @@ class PredictionCache:
             if models is None:
                 self._current.clear()
             else:
-                for m in models:
-                    self._current.pop(m, None)
+                for mv in [mv for mv in self._current if mv[0] in models]:
+                    del self._current[mv]
             return self._drop(lambda k: models is None or k.model in models)
 
     def get(self, key: Key) -> Any | None:
         with self._lock:
             hit = self._entries.get(key)
-            if hit is None or self._current.get(key.model) != (key.version, key.revision):
+            if hit is None or self._current.get((key.model, key.version)) != key.revision:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
@@ -92,7 +93,7 @@ class PredictionCache:
         """Store an answer; refused when its revision is not the model's current one."""
         size += 200  # the key, the tuple, the dict slot
         with self._lock:
-            if self._current.get(key.model) != (key.version, key.revision):
+            if self._current.get((key.model, key.version)) != key.revision:
                 return False
             if size > self.max_bytes:
                 return False

@@ -19,6 +19,7 @@ from starlette.routing import Match
 
 from api.batching import Overloaded
 from api.service import MonitoringOffError, ScoringError
+from store import aliases
 from store import errors as se
 
 log = logging.getLogger("forget.api")
@@ -30,6 +31,8 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (se.UnknownRequestError, 404),
     (se.DatasetExistsError, 409),
     (se.ModelNotServableError, 409),
+    (aliases.UnservableTargetError, 409),  # an alias moved to a version that cannot serve
+    (aliases.VersionInUseError, 409),  # a version an alias names cannot be deleted
     (se.StoreLockedError, 503),
     (se.StoreClosedError, 503),
     (se.StoreCorruptError, 500),

@@ -75,7 +75,21 @@ SPECS: dict[str, Spec] = {
     "forget_erasures_total": Spec(
         "counter", "Erasure requests answered, by resulting status.", ("status",)
     ),
-    "forget_predicted_rows_total": Spec("counter", "Rows scored, by model.", ("model",)),
+    "forget_predicted_rows_total": Spec(
+        "counter", "Rows scored for answers, by model and version.", ("model", "version")
+    ),
+    "forget_shadow_rows_total": Spec(
+        "counter", "Rows a shadow version scored (never answered).", ("model", "version")
+    ),
+    "forget_shadow_dropped_total": Spec(
+        "counter", "Shadow scorings dropped: the shadow thread was behind.", ("model", "version")
+    ),
+    "forget_shadow_failed_total": Spec(
+        "counter", "Shadow scorings that failed (it could not score).", ("model", "version")
+    ),
+    "forget_alias_moves_total": Spec(
+        "counter", "Aliases set, moved or removed, by alias and model.", ("alias", "model")
+    ),
     "forget_model_revision": Spec(
         "gauge", "Current revision of each model's serving version.", ("model", "version")
     ),

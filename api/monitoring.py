@@ -405,6 +405,16 @@ class Monitoring:
     def stale_all(self) -> None:
         self._stale.update(self._monitors)
 
+    def forget_version(self, model: str, version: int) -> None:
+        """A deleted version: its feed (window, reference, detectors) and the predictions
+        remembered for its feedback go; feedback on them is then refused as unknown."""
+        self._monitors.pop((model, version), None)
+        self._stale.discard((model, version))
+        with self._lock:
+            gone = [p for p, (m, v, _) in self._predictions.items() if (m, v) == (model, version)]
+            for pid in gone:
+                del self._predictions[pid]
+
     def erased(
         self,
         subject_key: str | Sequence[str],

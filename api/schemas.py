@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from store.aliases import ALIAS_RE
 from store.db import NAME_RE
 from store.errors import InvalidPeriodError
 
@@ -62,6 +63,8 @@ Name = Annotated[
     ),
 ]
 Label = int | float | str
+ALIAS_PATTERN = ALIAS_RE.pattern
+VersionNumber = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1), Whole]
 LegalGround = Literal[
     "art17-1-a", "art17-1-b", "art17-1-c", "art17-1-d", "art17-1-e", "art17-1-f"
 ]  # store.erasure.LEGAL_GROUNDS (a test holds them equal)
@@ -131,7 +134,10 @@ class ErrorResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- predict
-class PredictRequest(Strict):
+class AliasPredictRequest(Strict):
+    """A predict body for ``/v1/models/{model}@{alias}/predict``: the alias picks the
+    version."""
+
     rows: list[Annotated[dict[str, Number], Field(max_length=MAX_COLUMNS)]] = Field(
         min_length=1,
         max_length=MAX_ROWS,
@@ -143,12 +149,32 @@ class PredictRequest(Strict):
         description="optional: the data subject of each row (null when unknown); their rows "
         "leave the drift monitor's window when they are erased",
     )
+    routing_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="sticks a caller to one version of an alias that splits traffic (the same "
+        "key, the same version while the alias is unchanged); without it the split's "
+        "heaviest version answers",
+    )
+
+
+class PredictRequest(AliasPredictRequest):
+    """A predict body for ``/v1/models/{model}/predict``: the model's ``default`` alias (while
+    unset, its newest ready version) picks the version, unless ``version`` pins one."""
+
+    version: VersionNumber | None = Field(
+        default=None, description="a pinned version instead of the `default` alias"
+    )
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
     revision: int
+    alias: str | None = Field(
+        default=None, description="the alias that routed it; null for a pinned version"
+    )
     prediction_id: str | None = Field(
         default=None, description="give it back with true labels: POST .../feedback"
     )
@@ -221,9 +247,63 @@ class ModelVersionOut(BaseModel):
     lineage: list[RevisionOut]
 
 
+class AliasOut(BaseModel):
+    split: dict[str, float] = Field(description="answering versions and their traffic shares")
+    shadow: int | None = Field(description="scored and monitored beside them, never answered")
+    set_at: str
+    set_by: str | None
+
+
+class AliasSet(AliasOut):
+    model: str
+    alias: str
+
+
+Share = Annotated[float, Field(strict=True, gt=0, le=1, allow_inf_nan=False)]
+
+
+def _one_target_schema(schema: dict[str, Any]) -> None:
+    """AliasIn's schema: exactly one of ``version`` and ``split``, no nulls (absent fields
+    have no default to show)."""
+    for prop in schema["properties"].values():
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["version"]}, {"required": ["split"]}]
+
+
+class AliasIn(Strict):
+    """An alias's target: one ``version``, or a ``split`` of versions by traffic share
+    (weights > 0 summing to 1), and optionally a ``shadow`` version."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_target_schema)
+
+    # not nullable: absent, or a value (the schema's oneOf says which)
+    version: VersionNumber = None  # type: ignore[assignment]
+    split: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,8}$")], Share] = Field(
+        default=None,  # type: ignore[arg-type]
+        min_length=1,
+        max_length=16,
+        description='versions and traffic shares (> 0, summing to 1), e.g. {"3": 0.9, "4": 0.1}',
+        json_schema_extra={"additionalProperties": False},
+    )
+    shadow: VersionNumber = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AliasIn:
+        if (self.version is None) == (self.split is None):
+            raise PydanticCustomError("alias_target", "give exactly one of version and split")
+        return self
+
+
+class VersionDeleted(BaseModel):
+    model: str
+    version: int
+    deleted: bool
+
+
 class ModelOut(BaseModel):
     name: str
-    serving_version: int | None
+    serving_version: int | None = Field(description="the version the bare name answers with")
+    aliases: dict[str, AliasOut] = Field(default_factory=dict)
     versions: list[ModelVersionOut]
 
 

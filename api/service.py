@@ -2,7 +2,9 @@
 
 :class:`ModelStore` is used from one thread at a time, so every call that reaches it goes
 through one lock (``Service.lock``: erasures, purges, trainings, reads of the registry).
-Predictions do not: each scores with the published serving entry of its model — the
+Predictions do not: each is routed by its model's published routing table (its versions'
+statuses and its aliases: a bare name, an alias and a routing key, or a pinned version pick
+one version, and maybe a shadow) and scores with that version's published serving entry — the
 (version and revision, model) pair in ``_serving``, replaced whole, never edited — under that
 model's :class:`~api.gates.Gate` held shared. An erasure closes the gates of the models it
 touches from the moment they forget until their new revisions are published (the commit,
@@ -32,7 +34,8 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -48,12 +51,23 @@ from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
 from forget.warm import prepare, rehearse
 from store import ModelStore
+from store.aliases import AliasTarget, Route, route
 from store.data import DeletedRows
-from store.errors import DatasetError, ModelError, PredictInputError, StoreError, TrainingError
+from store.errors import (
+    DatasetError,
+    ModelError,
+    ModelNotServableError,
+    PredictInputError,
+    StoreError,
+    TrainingError,
+)
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import PENDING, READY, ModelVersion
 
 log = logging.getLogger("forget.api")
+
+Target = tuple[str, int]  # (model, version): what one request is scored by
+SHADOW_BACKLOG = 64  # shadow scorings waiting at most; past that they are dropped (counted)
 
 ESTIMATORS: dict[str, type] = {
     cls.__name__: cls
@@ -79,6 +93,14 @@ class _Request:
     digest: bytes | None
     keys: list[str | None] | None = None  # the rows' subjects, as pseudonyms
     outputs: np.ndarray | None = None  # set when scored: probabilities or predictions
+
+
+@dataclass(frozen=True)
+class _Routes:
+    """A model's routing table as published: its versions' statuses and its aliases."""
+
+    statuses: Mapping[int, str]
+    aliases: Mapping[str, AliasTarget]
 
 
 @dataclass
@@ -143,13 +165,19 @@ class Service:
         self.metrics = metrics or Metrics()
         self.purge_interval = purge_interval
         self.lock = threading.RLock()
-        # published serving entries: replaced whole (under the model's gate), never edited
-        self._serving: dict[str, tuple[ModelVersion, Any]] = {}
+        # published serving entries, by (model, version): replaced whole (under the model's
+        # gate), never edited; an alias or a bare name routes to one of them per request
+        self._serving: dict[Target, tuple[ModelVersion, Any]] = {}
         self._gates: dict[str, Gate] = {}  # one per model name, made when it is first served
         self._queue: list[_Erasure] = []  # erasure requests waiting for the lock
         self._queue_lock = threading.Lock()
         self._names = frozenset(mv.name for mv in store.list_models())  # for /healthz
-        self._features: dict[str, tuple[str, ...]] = {}
+        self._features: dict[Target, tuple[str, ...]] = {}
+        self._routes: dict[str, _Routes] = {}  # published routing tables, by model
+        # shadow scoring runs beside the answers, on its own thread, and is dropped (counted)
+        # rather than queued without bound when it falls behind
+        self._shadows = ThreadPoolExecutor(1, thread_name_prefix="forget-shadow")
+        self._shadow_slots = threading.BoundedSemaphore(SHADOW_BACKLOG)
         self.cache = PredictionCache(cache_bytes)
         self.monitoring = Monitoring(self.metrics) if monitoring else None
         self.retrain_on_drift, self.retrain_cooldown = retrain_on_drift, retrain_cooldown
@@ -198,36 +226,61 @@ class Service:
         for compilation; the cache, the drift monitors and the metrics see nothing of it.
         The models warmed."""
         with self.lock:
-            names = sorted({mv.name for mv in self._ready()})
+            targets = self._routed()
         warmed = []
-        for name in names:
+        for target in targets:
+            name = target[0]
             with self.lock:
                 try:
-                    mv, est = self._served(name)
+                    mv, est = self._served(target)
                 except StoreError:  # awaits a retrain: nothing to warm
                     continue
             row = dict.fromkeys(mv.features, 0.0)
             X = np.zeros((1, len(mv.features)))
-            self._score(name, [_Request([row], mv.features, X, None)])
+            self._score(target, [_Request([row], mv.features, X, None)])
             rehearse(est)  # off the lock: a twin, not the served model
             with self.lock:  # (predictions never read them)
                 prepare(est)  # the served model's own lookups, built before its first erasure
-            warmed.append(name)
+            warmed.append(name if name not in warmed else f"{name} v{mv.version}")
         if self.monitoring is not None:
             self.monitoring.rehearse()
         return warmed
 
-    def _on_batch(self, model: str, calls: int, rows: int, seconds: float) -> None:
-        self.metrics.inc("forget_batches_total", {"model": model})
-        self.metrics.inc("forget_batched_rows_total", {"model": model}, rows)
+    def _routed(self) -> list[Target]:
+        """Every version a request can reach now (lock held)."""
+        return [t for name in sorted({mv.name for mv in self._ready()}) for t in self._reach(name)]
+
+    def _reach(self, name: str) -> list[Target]:
+        """The versions of ``name`` a request can reach now: its bare name's, and every one
+        its aliases route to or shadow, that can serve (lock held)."""
+        versions: set[int] = set()
+        with suppress(StoreError):
+            versions.add(self._route(name).version)
+            for target in self._routes[name].aliases.values():
+                versions.update(target.versions)
+        return [(name, v) for v in sorted(versions) if self.store.estimator(name, v) is not None]
+
+    def _serve_reachable(self, names: set[str] | None = None) -> None:
+        """Publish the entries of every version of ``names`` (all routed models when None) a
+        request can reach, so that no prediction needs the lock to load one (lock held)."""
+        for name in sorted(self._routes if names is None else names & self._routes.keys()):
+            for target in self._reach(name):
+                with suppress(StoreError):
+                    self._served(target)
+
+    def _on_batch(self, target: Target, calls: int, rows: int, seconds: float) -> None:
+        model = {"model": target[0]}
+        self.metrics.inc("forget_batches_total", model)
+        self.metrics.inc("forget_batched_rows_total", model, rows)
         if self.batcher is not None:
-            self.metrics.set("forget_batch_limit_rows", {"model": model}, self.batcher.limit[model])
+            self.metrics.set("forget_batch_limit_rows", model, self.batcher.limit[target])
 
     def close(self) -> None:
         """Stop the purger, purge what waits, close the store."""
         self._stop.set()
         if self._purger is not None:
             self._purger.join()
+        self._shadows.shutdown(wait=True, cancel_futures=True)
         with self.lock:
             self.store.close()
 
@@ -242,16 +295,59 @@ class Service:
                 log.exception("background purge or evidence collection failed")
 
     # ------------------------------------------------------------------ predict
-    def _served(self, name: str) -> tuple[ModelVersion, Any]:
-        """The model's serving entry, read from the store when none is published (lock held)."""
-        hit = self._serving.get(name)
+    def _route(
+        self,
+        name: str,
+        alias: str | None = None,
+        version: int | None = None,
+        key: str | None = None,
+    ) -> Route:
+        """Which version answers (and which shadows) a request, from the model's published
+        routing table (its versions' statuses and its aliases): no statement, and the lock
+        only to read a model not seen yet. Tables are published whole, under the lock, by
+        whatever changes them (an alias move, a training, an erasure that leaves a version
+        awaiting a retrain, a purge that retrains, a deletion)."""
+        table = self._routes.get(name)
+        if table is None:
+            with self.lock:
+                table = self._routes.get(name) or self._publish_routes(name)
+        return route(name, table.statuses, table.aliases, alias=alias, key=key, version=version)
+
+    def _publish_routes(self, name: str) -> _Routes:
+        """Read the model's routing table from the store and publish it (lock held); the
+        store's UnknownModelError for a model it does not know (nothing published)."""
+        aliases = self.store.aliases(name)
+        statuses = {mv.version: mv.status for mv in self.store.list_models() if mv.name == name}
+        table = _Routes(statuses, aliases)
+        self._routes[name] = table
+        return table
+
+    def _republish_routes(self, names: set[str] | None = None) -> None:
+        """Publish again the tables of ``names`` (all published ones when None); a model the
+        store no longer knows has its table dropped (lock held)."""
+        for name in [n for n in list(self._routes) if names is None or n in names]:
+            try:
+                self._publish_routes(name)
+            except StoreError:
+                self._routes.pop(name, None)
+
+    def _served(self, target: Target) -> tuple[ModelVersion, Any]:
+        """A version's serving entry, read from the store when none is published (lock
+        held); :class:`ModelNotServableError` when it awaits a retrain or is retired."""
+        hit = self._serving.get(target)
         if hit is None:
-            hit = self.store.serving(name)
+            name, version = target
+            mv = self.store.get_model(name, version)
+            est = self.store.estimator(name, version) if mv.status == READY else None
+            if est is None:
+                raise ModelNotServableError(
+                    f"model {name!r} v{version} cannot serve now: it is {mv.status}"
+                )
+            hit = (mv, est)
             self._gates.setdefault(name, Gate())
-            mv = hit[0]
             self.cache.set_current(name, mv.version, mv.revision)
-            self._features[name] = mv.features
-            self._serving[name] = hit
+            self._features[target] = mv.features
+            self._serving[target] = hit
             if self.monitoring is not None:  # its feed, ready before its first prediction
                 self.monitoring.monitor(self.store, mv)
         return hit
@@ -262,23 +358,26 @@ class Service:
         entry published anew from the registry, under its gate — predictions go on with the
         old entry until then, and no prediction needs the lock to read the new one."""
         self.cache.invalidate(models)
-        for name in [n for n in self._serving if models is None or n in models]:
+        self._republish_routes(models)  # before the entries: new versions route at once
+        for target in [t for t in self._serving if models is None or t[0] in models]:
+            name, version = target
             try:
-                hit: tuple[ModelVersion, Any] | None = self.store.serving(name)
-            except StoreError:  # nothing of it serves now
-                hit = None
+                mv: ModelVersion | None = self.store.get_model(name, version)
+            except StoreError:  # deleted
+                mv = None
+            est = None if mv is None else self.store.estimator(name, version)
             with self._gates[name].exclusive():
                 self.cache.invalidate({name})
-                if hit is None:
-                    del self._serving[name]
-                    self._features.pop(name, None)
+                if mv is None or est is None or mv.status != READY:  # it serves no more
+                    del self._serving[target]
+                    self._features.pop(target, None)
                     continue
-                mv = hit[0]
-                self._serving[name] = hit
-                self._features[name] = mv.features
+                self._serving[target] = (mv, est)
+                self._features[target] = mv.features
                 self.cache.set_current(name, mv.version, mv.revision)
             if self.monitoring is not None:
                 self.monitoring.monitor(self.store, mv)
+        self._serve_reachable(models)  # a new version: published before the answer
         self._publish_revisions()
 
     def _publish_revisions(self) -> None:
@@ -292,15 +391,15 @@ class Service:
                     mv.revision,
                 )
 
-    def _features_of(self, name: str) -> tuple[str, ...]:
-        features = self._features.get(name)
+    def _features_of(self, target: Target) -> tuple[str, ...]:
+        features = self._features.get(target)
         if features is None:
             with self.lock:
-                features = self._served(name)[0].features
+                features = self._served(target)[0].features
         return features
 
     def _score(
-        self, name: str, requests: Sequence[_Request], wait: bool = True
+        self, target: Target, requests: Sequence[_Request], wait: bool = True
     ) -> list[dict[str, Any] | Exception] | None:
         """Score requests for one model as one matrix, with its published serving entry,
         under its gate held shared; the service lock only to read a model not yet served.
@@ -309,12 +408,12 @@ class Service:
         forgetting, or compacting) or the lock busy, instead of blocking the caller's thread.
         """
         while True:
-            gate = self._gates.get(name)
+            gate = self._gates.get(target[0])
             if gate is not None:
                 if not gate.acquire_shared(blocking=wait):
                     return None
                 try:
-                    entry = self._serving.get(name)  # read inside: the latest published
+                    entry = self._serving.get(target)  # read inside: the latest published
                     if entry is not None:
                         return self._score_with(entry, requests)
                 finally:
@@ -322,7 +421,7 @@ class Service:
             if not self.lock.acquire(blocking=wait):
                 return None
             try:
-                self._served(name)
+                self._served(target)
             except StoreError as exc:
                 return [exc] * len(requests)
             finally:
@@ -403,13 +502,14 @@ class Service:
         serving entry is its current (version, revision) again.
         """
         for a in actions:
-            hit = self._serving.get(a.model)
-            if hit is not None and hit[0].version == a.version:
+            target = (a.model, a.version)
+            hit = self._serving.get(target)
+            if hit is not None:
                 if a.action == PENDING or self.store.estimator(a.model, a.version) is not hit[1]:
-                    del self._serving[a.model]
-                    self._features.pop(a.model, None)
+                    del self._serving[target]
+                    self._features.pop(target, None)
                     continue
-                self._serving[a.model] = (replace(hit[0], revision=a.revision), hit[1])
+                self._serving[target] = (replace(hit[0], revision=a.revision), hit[1])
                 self.metrics.set(
                     "forget_model_revision",
                     {"model": a.model, "version": str(a.version)},
@@ -419,16 +519,19 @@ class Service:
                 est = self.store.estimator(a.model, a.version)
                 if est is not None and hasattr(est, "refresh_compiled"):
                     est.refresh_compiled()
-        for name, (mv, _) in self._serving.items():
+        for (name, _), (mv, _) in self._serving.items():
             self.cache.set_current(name, mv.version, mv.revision)
+        waiting = {a.model for a in actions if a.action == PENDING}
+        if waiting:  # versions that await a retrain route no request
+            self._republish_routes(waiting)
 
     def _prepare(
         self,
-        name: str,
+        target: Target,
         rows: Sequence[Mapping[str, float]],
         subject_ids: Sequence[str | None] | None = None,
     ) -> _Request:
-        features = self._features_of(name)
+        features = self._features_of(target)
         X = _matrix(rows, features)
         digest = self.cache.digest(X.tobytes()) if self.cache.max_bytes else None
         return _Request(rows, features, X, digest, self._subject_keys(subject_ids, len(rows)))
@@ -441,10 +544,17 @@ class Service:
             return None
         return [None if s is None else self.store.subject_key(s) for s in subject_ids]
 
-    def _deliver(self, name: str, req: _Request, res: dict[str, Any], fresh: bool) -> dict:
-        """Cache a fresh answer, feed the drift monitor, give the answer its prediction id."""
+    def _deliver(
+        self, route: Route, req: _Request, res: dict[str, Any], fresh: bool
+    ) -> dict[str, Any]:
+        """Cache a fresh answer, feed the drift monitor, give the answer its prediction id and
+        the alias that routed it; its shadow, if any, is scored beside it."""
+        name = route.model
         if fresh:
             self._keep(name, req, res)
+        if route.shadow is not None:
+            self._shadow((name, route.shadow), req)
+        res = res | {"alias": route.alias}
         if self.monitoring is None:
             return res
         feed = self._feed(name, res["version"], res["revision"], wait=False)
@@ -473,11 +583,46 @@ class Service:
         feed = self.monitoring.current(name, version, revision)
         if feed is None and wait:
             with self.lock:
-                mv, _ = self._served(name)
-                if (mv.version, mv.revision) != (version, revision):
+                mv, _ = self._served((name, version))
+                if mv.revision != revision:
                     return None
                 feed = self.monitoring.monitor(self.store, mv)
         return feed
+
+    def _shadow(self, target: Target, answered: _Request) -> None:
+        """Score ``answered``'s rows with the shadow version ``target`` on the shadow thread:
+        counted and monitored (its drift, its metrics), never answered, never cached; dropped
+        (``forget_shadow_dropped_total``) when that thread is ``SHADOW_BACKLOG`` behind."""
+        name, version = target
+        labels = {"model": name, "version": str(version)}
+        if not self._shadow_slots.acquire(blocking=False):
+            self.metrics.inc("forget_shadow_dropped_total", labels)
+            return
+
+        def run() -> None:
+            try:
+                req = self._prepare(target, answered.rows)
+                req.keys = answered.keys
+                got = self._score(target, [req])
+                res = got[0] if got else None
+                if not isinstance(res, dict):  # cannot score now (awaits a retrain, ...)
+                    self.metrics.inc("forget_shadow_failed_total", labels)
+                    return
+                self.metrics.inc("forget_shadow_rows_total", labels, req.X.shape[0])
+                if self.monitoring is not None:
+                    feed = self._feed(name, version, res["revision"], wait=False)
+                    if feed is not None and req.outputs is not None:
+                        feed.add(req.X, req.outputs, req.keys)
+            except Exception:  # a shadow never fails the answer it shadows
+                log.exception("shadow scoring of %s v%d failed", name, version)
+                self.metrics.inc("forget_shadow_failed_total", labels)
+            finally:
+                self._shadow_slots.release()
+
+        try:
+            self._shadows.submit(run)
+        except RuntimeError:  # shutting down
+            self._shadow_slots.release()
 
     def observe(self, batch: Sequence[Observation]) -> int:
         """Feed the drift monitors with predictions answered elsewhere (by the replicas of a
@@ -516,19 +661,24 @@ class Service:
             taken += len(obs)
         return taken
 
-    def _cached(self, name: str, req: _Request) -> dict[str, Any] | None:
+    def _cached(self, target: Target, req: _Request) -> dict[str, Any] | None:
         if req.digest is None:
             return None
-        current = self.cache.current(name)
-        if current is None:
+        name, version = target
+        revision = self.cache.current(name, version)
+        if revision is None:
             return None
-        hit = self.cache.get(CacheKey(name, *current, req.digest))
+        hit = self.cache.get(CacheKey(name, version, revision, req.digest))
         if hit is not None:
             self.metrics.inc("forget_cache_hits_total", {"model": name})
         return hit
 
     def _keep(self, name: str, req: _Request, res: dict[str, Any]) -> None:
-        self.metrics.inc("forget_predicted_rows_total", {"model": name}, req.X.shape[0])
+        self.metrics.inc(
+            "forget_predicted_rows_total",
+            {"model": name, "version": str(res["version"])},
+            req.X.shape[0],
+        )
         if req.digest is not None:
             key = CacheKey(name, res["version"], res["revision"], req.digest)
             self.cache.put(key, res, 64 * (req.X.size + len(res["predictions"])))
@@ -538,49 +688,67 @@ class Service:
         name: str,
         rows: Sequence[Mapping[str, float]],
         subject_ids: Sequence[str | None] | None = None,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
-        """Score rows with the serving version (cache, then the model; no batching)."""
-        req = self._prepare(name, rows, subject_ids)
-        hit = self._cached(name, req)
+        """Score rows with one version (cache, then the model; no batching): ``version`` when
+        pinned, else the one ``alias`` (``default``: a bare name) routes ``key`` to."""
+        route = self._route(name, alias, version, key)
+        target = (name, route.version)
+        req = self._prepare(target, rows, subject_ids)
+        hit = self._cached(target, req)
         if hit is not None:
-            return self._deliver(name, req, hit, fresh=False)
-        results = self._score(name, [req])
+            return self._deliver(route, req, hit, fresh=False)
+        results = self._score(target, [req])
         assert results is not None  # a waiting call always gets its answer
         res = results[0]
         if isinstance(res, Exception):
             raise res
-        return self._deliver(name, req, res, fresh=True)
+        return self._deliver(route, req, res, fresh=True)
 
     async def predict_async(
         self,
         name: str,
         rows: Sequence[Mapping[str, float]],
         subject_ids: Sequence[str | None] | None = None,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """The same through the micro-batcher (:class:`Overloaded` when its queue is full).
 
         Work that may wait for the lock (an erasure in progress) or take long (big inputs)
-        leaves the event loop; a small request on a model already seen stays on it.
+        leaves the event loop; a small request on a version already seen stays on it.
         """
         if self.batcher is None:
-            return await asyncio.to_thread(self.predict, name, rows, subject_ids)
-        if name in self._features and len(rows) <= 256:
-            req = self._prepare(name, rows, subject_ids)
+            return await asyncio.to_thread(
+                lambda: self.predict(name, rows, subject_ids, alias=alias, version=version, key=key)
+            )
+        route = self._route(name, alias, version, key)
+        target = (name, route.version)
+        if target in self._features and len(rows) <= 256:
+            req = self._prepare(target, rows, subject_ids)
         else:
-            req = await asyncio.to_thread(self._prepare, name, rows, subject_ids)
-        hit = self._cached(name, req)
+            req = await asyncio.to_thread(self._prepare, target, rows, subject_ids)
+        hit = self._cached(target, req)
         if hit is not None:
-            return self._deliver(name, req, hit, fresh=False)
-        res: dict[str, Any] = await self.batcher.submit(name, req, req.X.shape[0])
-        return self._deliver(name, req, res, fresh=True)
+            return self._deliver(route, req, hit, fresh=False)
+        res: dict[str, Any] = await self.batcher.submit(target, req, req.X.shape[0])
+        return self._deliver(route, req, res, fresh=True)
 
     # ------------------------------------------------------------------ drift
-    def drift(self, name: str) -> dict[str, Any]:
-        """The serving version's drift report (features, detectors, window, alerts)."""
+    def drift(
+        self, name: str, *, alias: str | None = None, version: int | None = None
+    ) -> dict[str, Any]:
+        """A version's drift report (features, detectors, window, alerts): ``version``, else
+        the one ``alias`` (``default``: the bare name) answers keyless requests with."""
         if self.monitoring is None:
             raise MonitoringOffError("this server runs without drift monitoring")
         with self.lock:
-            mv, _ = self._served(name)
+            mv, _ = self._served((name, self._route(name, alias, version).version))
             doc = self.monitoring.report(self.store, mv)
             retrained = self._maybe_retrain(mv, doc)
         return doc | {"retrained": retrained}
@@ -620,7 +788,7 @@ class Service:
         if self.monitoring is None:
             return
         with self.lock:
-            serving = [self._served(n)[0] for n in sorted({mv.name for mv in self._ready()})]
+            serving = [self._served(t)[0] for t in self._routed()]
             self.monitoring.publish_all(self.store, serving)
 
     def _ready(self) -> list[ModelVersion]:
@@ -641,13 +809,61 @@ class Service:
             return [self._describe(n, vs) for n, vs in sorted(by_name.items())]
 
     def _describe(self, name: str, versions: list[ModelVersion]) -> dict[str, Any]:
-        ready = [mv.version for mv in versions if mv.status == READY]
-        serving = max(ready) if ready else None
+        try:
+            serving: int | None = self._route(name).version
+        except StoreError:  # the bare name routes nowhere now
+            serving = None
         return {
             "name": name,
             "serving_version": serving,
+            "aliases": {a: _alias(t) for a, t in sorted(self.store.aliases(name).items())},
             "versions": [self._version(mv, mv.version == serving) for mv in versions],
         }
+
+    # ------------------------------------------------------------------ aliases
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        target: int | Mapping[Any, float],
+        *,
+        shadow: int | None = None,
+        by: str | None = None,
+    ) -> dict[str, Any]:
+        """Point ``alias`` at a version or a split (a promotion, a rollback, a canary).
+
+        Atomic for predictions: each request resolves its alias once and is scored by the one
+        version it resolved to (its answer names it), so none mixes versions; requests
+        resolved before the move finish on the version they resolved to."""
+        with self.lock:
+            got = self.store.set_alias(name, alias, target, shadow=shadow, by=by)
+            self._publish_routes(name)
+            self._serve_reachable({name})
+        self.metrics.inc("forget_alias_moves_total", {"model": name, "alias": alias})
+        return {"model": name, "alias": alias} | _alias(got)
+
+    def delete_alias(self, name: str, alias: str, *, by: str | None = None) -> None:
+        with self.lock:
+            self.store.delete_alias(name, alias, by=by)
+            self._publish_routes(name)
+        self.metrics.inc("forget_alias_moves_total", {"model": name, "alias": alias})
+
+    def delete_version(self, name: str, version: int, *, by: str | None = None) -> dict[str, Any]:
+        """Delete a version, its artifacts and its rows' link (audited; refused while an alias
+        names it); its serving entry, cached answers and drift monitor go first."""
+        with self.lock:
+            target = (name, version)
+            gate = self._gates.get(name)
+            with gate.exclusive() if gate is not None else nullcontext():
+                self._serving.pop(target, None)
+                self._features.pop(target, None)
+                self.cache.invalidate({name})
+            mv = self.store.delete_version(name, version, by=by)
+            self._republish_routes({name})
+            if self.monitoring is not None:
+                self.monitoring.forget_version(name, version)
+            self._publish_revisions()
+        return {"model": name, "version": mv.version, "deleted": True}
 
     def _version(self, mv: ModelVersion, serving: bool) -> dict[str, Any]:
         est = self.store.estimator(mv.name, mv.version)
@@ -817,9 +1033,10 @@ class Service:
         except Exception as exc:
             if closed:  # the store rebuilt the models that forgot: new objects
                 self.cache.invalidate(None)
-                for name in list(self._serving):
-                    if self._gates.get(name) in closed:
-                        self._serving.pop(name, None)
+                for target in list(self._serving):
+                    if self._gates.get(target[0]) in closed:
+                        self._serving.pop(target, None)
+                        self._features.pop(target, None)
             if len(group) == 1:
                 group[0].error, group[0].done = exc, True
                 return
@@ -1065,6 +1282,16 @@ def _together(
         }
         rows[name] = DeletedRows(ids[order], columns)
     return list(actions.values()), rows
+
+
+def _alias(t: Any) -> dict[str, Any]:
+    """An alias target as the API shows it."""
+    return {
+        "split": {str(v): w for v, w in t.split},
+        "shadow": t.shadow,
+        "set_at": t.set_at,
+        "set_by": t.set_by,
+    }
 
 
 def _receipt(r: Any) -> dict[str, Any]:

@@ -68,7 +68,7 @@ from api.batching import Overloaded, take_batch
 from api.metrics import Metrics
 from api.monitoring import PredictionIds
 from api.service import Observation, check_subject_ids
-from cluster.errors import ReplicaBehindError, import_ray
+from cluster.errors import ReplicaBehindError, RoutingNotServedError, import_ray
 from cluster.owner import StoreOwner
 from cluster.replica import Replica, State
 from cluster.state import Change, Failure, Fence
@@ -346,6 +346,10 @@ class Cluster:
         name: str,
         rows: Sequence[Mapping[str, float]],
         subject_ids: Sequence[str | None] | None = None,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """Score on a replica at the model's current revision; with monitoring, the answer
         gets a ``prediction_id`` and goes to the owner's drift monitor (with ``subject_ids``,
@@ -356,6 +360,7 @@ class Cluster:
         Ray call (a call costs ~1 ms of this process's CPU, scoring a row ~10 µs). The
         queue is bounded: past ``max_queue_rows`` rows, :class:`Overloaded` (HTTP 503).
         """
+        _bare_names_only(alias, version, key)
         check_subject_ids(subject_ids, len(rows))
         if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
             raise Overloaded(f"{self._queued_rows} rows are waiting to be scored")
@@ -556,10 +561,27 @@ class Cluster:
         out: dict[str, Any] = self._read("health")
         return out
 
+    # ------------------------------------------------------------------ aliases: not here
+    def set_alias(self, name: str, alias: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        _bare_names_only(alias)
+        raise AssertionError  # pragma: no cover - refused above
+
+    def delete_alias(self, name: str, alias: str, **kwargs: Any) -> None:
+        _bare_names_only(alias)
+
+    def delete_version(self, name: str, version: int, **kwargs: Any) -> dict[str, Any]:
+        raise RoutingNotServedError(
+            "deleting a version is done by a single-process forget serve (or forget versions rm)"
+            ": replicas would keep serving it until restarted"
+        )
+
     # ------------------------------------------------------------------ drift, in the owner
-    def drift(self, name: str) -> dict[str, Any]:
+    def drift(
+        self, name: str, *, alias: str | None = None, version: int | None = None
+    ) -> dict[str, Any]:
         """The serving version's drift report, counting every prediction answered so far;
         with ``retrain_on_drift`` it may retrain, and the new version is fanned out."""
+        _bare_names_only(alias, version)
         doc, _ = self._write("drift", name, if_moved=True)
         out: dict[str, Any] = doc
         return out
@@ -601,3 +623,13 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError("replicas did not come back: " + str(self.states()))
             time.sleep(0.05)
+
+
+def _bare_names_only(*routing: str | int | None) -> None:
+    """Refuse what replicas cannot route: they hold one version per model, the newest ready."""
+    if any(r is not None for r in routing):
+        raise RoutingNotServedError(
+            "the cluster serves each model's newest ready version by its bare name: aliases, "
+            "pinned versions, routing keys and version deletion are a single-process forget "
+            "serve's"
+        )

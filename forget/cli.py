@@ -272,6 +272,79 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(text: str) -> int | dict[int, float]:
+    """``forget alias set``'s TARGET: a version (``3``) or a split (``1=0.9,2=0.1``)."""
+    text = text.strip()
+    if text.isdecimal():
+        return int(text)
+    split: dict[int, float] = {}
+    for part in text.split(","):
+        version, sep, weight = part.strip().partition("=")
+        try:
+            if not sep or not version.strip().isdecimal():
+                raise ValueError(part)
+            split[int(version)] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a version (3) or a split VERSION=WEIGHT,... (1=0.9,2=0.1), got {text!r}"
+            ) from None
+    return split
+
+
+def _who(args: argparse.Namespace) -> str:
+    return args.by or f"cli:{getpass.getuser()}"
+
+
+def _alias(args: argparse.Namespace) -> int:
+    if args.action == "ls":
+        from store.errors import ModelNotServableError
+
+        with _read_only(args) as st:
+            aliases = st.aliases(args.model)
+            doc: dict[str, Any] = {
+                "model": args.model,
+                "aliases": {a: t.as_dict() for a, t in aliases.items()},
+            }
+            if "default" not in aliases:
+                try:
+                    v = st.resolve(args.model).version
+                    doc["default"] = f"unset: the newest ready version, v{v}, answers"
+                except ModelNotServableError as exc:
+                    doc["default"] = f"unset: {exc}"
+        _print_json(doc)
+        return 0
+    with _store(args) as st:
+        if args.action == "set":
+            t = st.set_alias(args.model, args.alias, args.target, shadow=args.shadow, by=_who(args))
+            _print_json({"model": args.model, "alias": args.alias, **t.as_dict()})
+        else:
+            st.delete_alias(args.model, args.alias, by=_who(args))
+            print(f"model {args.model!r}: alias {args.alias!r} removed")
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    with _store(args) as st:
+        if args.action == "rm":
+            mv = st.delete_version(args.model, args.version, by=_who(args))
+            print(
+                f"model {mv.name!r} v{mv.version} deleted: its artifacts, training-rows link "
+                "and database rows are gone from disk"
+            )
+            return 0
+        if args.off or args.keep_last is not None:
+            deleted = st.set_retention(None if args.off else args.keep_last, by=_who(args))
+        else:
+            deleted = []
+        _print_json(
+            {
+                "keep_last": st.retention,
+                "deleted": [{"model": mv.name, "version": mv.version} for mv in deleted],
+            }
+        )
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -422,6 +495,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--expect-head", type=_head, metavar="SEQ:HASH", help="a head exported earlier")
 
     command("models", _models, "list model versions", server=True)
+
+    p = command("alias", _alias, "set, remove or list a model's aliases (promotion, canary)", False)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    by_help = "who made the change (audited; default: cli:<os user>)"
+    a = actions.add_parser("set", help="point an alias at a version or a split (audited)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("model")
+    a.add_argument("alias", help="e.g. champion, canary; 'default' pins the bare model name")
+    a.add_argument("target", type=_target, help="a version (3) or a split (1=0.9,2=0.1)")
+    a.add_argument("--shadow", type=int, metavar="VERSION", help="scored alongside, not answered")
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser("rm", help="remove an alias (audited)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("model")
+    a.add_argument("alias")
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser("ls", help="list a model's aliases as JSON (read-only)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory (read-only)")
+    a.add_argument("model")
+
+    p = command("versions", _versions, "delete model versions; keep the last N", False)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("rm", help="delete a version and its bytes (refused while aliased)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("model")
+    a.add_argument("version", type=int)
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser(
+        "retention", help="show or set how many versions of each model are kept (JSON)"
+    )
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    keep = a.add_mutually_exclusive_group()
+    keep.add_argument(
+        "--keep-last", type=int, metavar="N", help="keep the last N (and aliased) versions"
+    )
+    keep.add_argument("--off", action="store_true", help="keep every version")
+    a.add_argument("--by", metavar="WHO", help=by_help)
     return parser
 
 

@@ -25,7 +25,14 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
     │   └── RetrainError                      a pending version's parameters build no estimator
     ├── ModelError
     │   ├── UnknownModelError (LookupError)
-    │   └── ModelNotServableError             every version awaits a retrain or is retired
+    │   ├── ModelNotServableError             the version routed to awaits a retrain or is retired
+    │   │   └── AliasNotServableError         ... and an alias routes to it (store.aliases)
+    │   ├── AliasError                        (store.aliases)
+    │   │   ├── InvalidAliasError (ValueError)    a bad alias name or split
+    │   │   ├── UnknownAliasError (LookupError)
+    │   │   └── UnservableTargetError (ValueError)  an alias moved to a pending or retired version
+    │   ├── VersionInUseError (ValueError)    deleting a version an alias names (store.aliases)
+    │   └── InvalidRetentionError (ValueError)  (store.aliases)
     ├── PredictInputError (ValueError)        rows that lack the model's features
     └── ErasureError
         ├── InvalidSubjectError (ValueError)

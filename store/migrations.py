@@ -175,3 +175,22 @@ def _subject_indexes(db: Database) -> None:
             f"CREATE INDEX IF NOT EXISTS {quote('subjects_' + name)} "
             f"ON data.{quote(name)}({quote(column)})"
         )
+
+
+@migration(8, "model aliases (routing, canary, shadow) and the record of deleted versions")
+def _aliases(db: Database) -> None:
+    # An alias routes a model name to a split of ready versions ({version: weight}, weights
+    # summing to 1) and optionally a shadow version; see store.aliases. A deleted version leaves
+    # a tombstone so that its number is never given to a new version (lineage, forget_log and
+    # audit entries keep naming it); retention is a store_meta setting. IF NOT EXISTS, as in
+    # migration 7: a store whose migration records were rewound keeps its tables.
+    for ddl in (
+        """CREATE TABLE IF NOT EXISTS model_aliases(
+            model VARCHAR NOT NULL, alias VARCHAR NOT NULL, split_json VARCHAR NOT NULL,
+            shadow INTEGER, set_at VARCHAR NOT NULL, set_by VARCHAR,
+            PRIMARY KEY (model, alias))""",
+        """CREATE TABLE IF NOT EXISTS deleted_versions(
+            model VARCHAR NOT NULL, version INTEGER NOT NULL, deleted_at VARCHAR NOT NULL,
+            deleted_by VARCHAR, PRIMARY KEY (model, version))""",
+    ):
+        db.execute(ddl)

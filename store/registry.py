@@ -141,8 +141,7 @@ class Registry:
         rel = None
         try:
             with self.db.atomic():
-                row = self.db.one("SELECT max(version) FROM model_versions WHERE model = ?", [name])
-                version = int(row[0] or 0) + 1 if row else 1
+                version = self._next_version(name)
                 rel = Artifacts.relpath(name, version, 0)
                 sha = self.artifacts.write(rel, blob)
                 self.db.execute(
@@ -193,6 +192,16 @@ class Registry:
             raise
         self._live[(name, version)] = _Live(est, 0)
         return self.get(name, version)
+
+    def _next_version(self, name: str) -> int:
+        """The number of the model's next version: never one a deleted version had (its
+        lineage, forget_log and audit entries keep naming it)."""
+        row = self.db.one(
+            "SELECT greatest((SELECT max(version) FROM model_versions WHERE model = ?), "
+            "(SELECT max(version) FROM deleted_versions WHERE model = ?))",
+            [name, name],
+        )
+        return int(row[0] or 0) + 1 if row else 1
 
     def _matrix(
         self,
@@ -564,6 +573,41 @@ class Registry:
     def serve(self, name: str, version: int, estimator: Any, revision: int) -> None:
         """Put a retrained model in memory (after its transaction committed)."""
         self._live[(name, version)] = _Live(estimator, revision)
+
+    # ------------------------------------------------------------------ deleting versions
+    def statuses(self, name: str) -> dict[int, str]:
+        """Each version of model ``name`` and its status, from memory (no statement)."""
+        return {v: s.status for (m, v), s in self._states().items() if m == name}
+
+    def delete(self, name: str, version: int, at: str, by: str | None) -> None:
+        """Delete a version's rows (inside the caller's transaction): its ``model_versions``
+        row, its training rows' link (``version_rows``) and the erased row ids its
+        ``forget_log`` entries still hold (the entries stay, as the record of what it did for
+        each erasure request); a tombstone keeps its number from being reused. Memory and the
+        artifact files follow the commit; the caller compacts the database afterwards, so
+        that the deleted rows' bytes leave the file.
+        """
+        if not self.db.in_transaction:
+            raise RuntimeError("a version is deleted inside a transaction")
+        key = (name, int(version))
+        for sql in (
+            "DELETE FROM version_rows WHERE model = ? AND version = ?",
+            "UPDATE forget_log SET row_ids = []::BIGINT[] WHERE model = ? AND version = ?",
+            "DELETE FROM model_versions WHERE model = ? AND version = ?",
+        ):
+            self.db.execute(sql, list(key))
+        self.db.execute("INSERT INTO deleted_versions VALUES (?, ?, ?, ?)", [*key, at, by])
+
+        def drop() -> None:
+            self._live.pop(key, None)
+            self._states().pop(key, None)
+            folder = self.artifacts.root / Artifacts.relpath(name, key[1], 0)
+            for path in sorted(folder.parent.glob("*")):
+                path.unlink(missing_ok=True)
+            if folder.parent.is_dir():
+                folder.parent.rmdir()
+
+        self.db.on_commit(drop)
 
     # ------------------------------------------------------------------ loading, checkpoints
     def load(self) -> list[tuple[ForgetOp, ForgetOutcome]]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from store import audit, data, erasure, migrations, reports, retrain, sources
 from store import evidence as _evidence
+from store.aliases import Aliases, AliasTarget, Route, VersionInUseError
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
 from store.data import Appended, DatasetInfo, DeletedRows, Records
@@ -304,7 +305,9 @@ class ModelStore:
     ) -> ModelVersion:
         """Fit a clone of ``estimator`` on the dataset's rows; register it as a new version."""
         db = self._writable("train a model")
-        return self._registry.train(name, data.get(db, dataset), estimator, label, features)
+        mv = self._registry.train(name, data.get(db, dataset), estimator, label, features)
+        self._apply_retention(name)
+        return mv
 
     def get_model(self, name: str, version: int | None = None) -> ModelVersion:
         """A version (the newest when ``version`` is None) with its lineage."""
@@ -312,15 +315,19 @@ class ModelStore:
         return self._registry.get(name, version)
 
     def serving(self, name: str) -> tuple[ModelVersion, Any]:
-        """The version that serves ``name`` (the newest ready one) and its in-memory model.
+        """The version the bare name ``name`` routes to (its ``default`` alias; while that is
+        unset, the newest ready version) and its in-memory model.
 
         The model object changes in place when it forgets: read it under the same lock as
         :meth:`erase` if other threads erase. Raises
-        :class:`~store.errors.ModelNotServableError` when every version awaits a retrain or is
-        retired.
+        :class:`~store.errors.ModelNotServableError` when that version awaits a retrain or is
+        retired (every version, without a ``default`` alias).
         """
         self._models("serve")
-        return self._registry.serving(name)
+        if not self._alias_book.all(name):
+            return self._registry.serving(name)
+        version = self.resolve(name).version
+        return self._registry.get(name, version), self._registry.estimator(name, version)
 
     def estimator(self, name: str, version: int) -> Any | None:
         """A version's in-memory model, or None while it awaits a retrain or is retired."""
@@ -345,19 +352,142 @@ class ModelStore:
     def predict(
         self, name: str, rows: Sequence[Mapping[str, Any]] | Any, *, version: int | None = None
     ) -> np.ndarray:
-        """Predictions of the serving version (newest ready one), or of ``version``.
+        """Predictions of the version the bare name routes to (see :meth:`serving`), or of
+        ``version``.
 
         ``rows``: a list of dicts keyed by feature name, or a 2-d array in feature order.
         """
         self._models("predict")
         if version is None:
-            mv, est = self._registry.serving(name)
+            mv, est = self.serving(name)
         else:
             mv = self._registry.get(name, version)
             est = self._registry.estimator(name, mv.version)
             if est is None:
                 raise ModelNotServableError(f"model {name!r} v{mv.version} awaits a retrain")
         return np.asarray(est.predict(_matrix(rows, mv.features)))
+
+    # ------------------------------------------------------------------ aliases, deletion
+    @property
+    def _alias_book(self) -> Aliases:
+        book: Aliases | None = self.__dict__.get("_aliases")
+        if book is None:
+            book = self.__dict__["_aliases"] = Aliases(self._db, self._registry)
+        return book
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | str | Mapping[Any, Any],
+        *,
+        shadow: int | str | None = None,
+        by: str | None = None,
+    ) -> AliasTarget:
+        """Point ``alias`` of model ``name`` at a version, or a split ``{version: weight}``
+        (weights > 0 summing to 1), with an optional ``shadow`` version (scored, not
+        answered): a promotion, a rollback or a canary. Audited with ``by`` and the previous
+        target. Every version named must be ready (see :mod:`store.aliases` for the errors).
+        """
+        self._writable("set an alias")
+        return self._alias_book.set(name, alias, version, shadow, by)
+
+    def delete_alias(self, name: str, alias: str, *, by: str | None = None) -> None:
+        """Remove an alias (audited); without ``default`` the newest ready version answers."""
+        self._writable("remove an alias")
+        self._alias_book.delete(name, alias, by)
+
+    def aliases(self, name: str) -> dict[str, AliasTarget]:
+        """The aliases of model ``name`` and their targets."""
+        self._live()
+        return self._alias_book.all(name)
+
+    def resolve(
+        self,
+        name: str,
+        alias: str | None = None,
+        *,
+        key: str | bytes | None = None,
+        version: int | None = None,
+    ) -> Route:
+        """Which version answers a request to model ``name`` (and which shadows it): a pinned
+        ``version``, else ``alias`` (``default`` when None) chosen by the request ``key``
+        (sticky per key), or the heaviest version of a split without one. Costs no statement.
+        Raises :class:`~store.errors.ModelNotServableError` (an
+        :class:`~store.aliases.AliasNotServableError` for an alias) when that version awaits a
+        retrain or is retired. Pass ``route.version`` to :meth:`estimator`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from forget.linear import LinearRegression
+        >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+        >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+        ...     _ = st.ingest("people", rows, subject_column="subject_id")
+        ...     for _ in range(2):
+        ...         _ = st.train("line", dataset="people", estimator=LinearRegression(),
+        ...                      label="y", features=["x"])
+        ...     _ = st.set_alias("line", "canary", {1: 0.9, 2: 0.1}, by="ops")
+        ...     route = st.resolve("line", "canary", key="user-17")
+        ...     same = st.resolve("line", "canary", key="user-17") == route
+        ...     (st.resolve("line").version, st.resolve("line", "canary").version, same)
+        (2, 1, True)
+        """
+        self._live()
+        return self._alias_book.resolve(name, alias, key, version)
+
+    def delete_version(self, name: str, version: int, *, by: str | None = None) -> ModelVersion:
+        """Delete a model version: its artifacts, its row, its training rows' link, the erased
+        row ids its log still held; then compact the database, so that none of its bytes stay
+        on disk. Audited; its number is never reused; its ``forget_log`` entries stay as the
+        record of the erasures it took part in. Refused
+        (:class:`~store.aliases.VersionInUseError`) while an alias names it. Returns the
+        version as it was."""
+        db = self._writable("delete a model version")
+        mv = self._registry.get(name, version)
+        if _evidence.outstanding(db):
+            self.collect_evidence()  # a version's checks are recorded before it goes
+        self._alias_book.delete_version(name, mv.version, by)
+        erasure.purge(db, self._registry, force=True)
+        return mv
+
+    @property
+    def retention(self) -> int | None:
+        """Keep the last N versions of each model (None: keep all). Applied after each
+        training: older versions are deleted (:meth:`delete_version`), except those an alias
+        names and the newest ready one. Stored in the store; set with :meth:`set_retention`."""
+        self._live()
+        return self._alias_book.retention()
+
+    def set_retention(self, keep_last: int | None, *, by: str | None = None) -> list[ModelVersion]:
+        """Set the retention (audited) and apply it to every model now; the deleted versions."""
+        self._writable("set the retention")
+        self._alias_book.set_retention(keep_last, by)
+        deleted = []
+        for name in sorted({mv.name for mv in self._registry.versions()}):
+            deleted += self._apply_retention(name, compact=False)
+        if deleted:
+            erasure.purge(self._db, self._registry, force=True)
+        return deleted
+
+    def _apply_retention(self, name: str, *, compact: bool = True) -> list[ModelVersion]:
+        book = self._alias_book
+        expired = book.expired(name)
+        if not expired:
+            return []
+        if _evidence.outstanding(self._db):
+            self.collect_evidence()
+        deleted = []
+        for v in expired:
+            mv = self._registry.get(name, v)
+            try:
+                book.delete_version(name, v, "retention")
+            except VersionInUseError:  # checks that wait for its retrain: kept until then
+                continue
+            deleted.append(mv)
+        if deleted and compact:
+            erasure.purge(self._db, self._registry, force=True)
+        return deleted
 
     # ------------------------------------------------------------------ erasure
     def erase(

@@ -298,4 +298,4 @@ def test_a_new_version_is_published_to_predictions_that_take_no_lock(svc: Servic
     with svc.lock, background(lambda: svc.predict("risk", PROBE)) as after:
         res = after.result(timeout=WAIT)
     assert res["version"] == before["version"] + 1 and res["revision"] == 0
-    assert svc.cache.current("risk") == (res["version"], 0)
+    assert svc.cache.current("risk", res["version"]) == 0

@@ -75,7 +75,7 @@ def test_metrics_are_prometheus_clients_exposition(live: tuple[Service, httpx.Cl
     assert value(got, "forget_erasures_total", status="erased") == 1
     assert value(got, "forget_purges_total") == 1
     assert value(got, "forget_model_revision", model="score", version="1") == 1
-    assert value(got, "forget_predicted_rows_total", model="score") == 1
+    assert value(got, "forget_predicted_rows_total", model="score", version="1") == 1
     route = {"method": "POST", "route": "/v1/erasure-requests", "status": "202"}
     assert value(got, "http_requests_total", **route) == 1
     # the same types and help texts as declared, whatever the names on the wire

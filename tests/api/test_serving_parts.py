@@ -42,24 +42,22 @@ ops = st.lists(
 @given(ops, st.integers(300, 3000))
 def test_the_cache_answers_only_for_the_current_revision(ops: list, max_bytes: int):
     cache = PredictionCache(max_bytes=max_bytes)
-    current: dict[str, tuple[int, int]] = {}
+    current: dict[tuple[str, int], int] = {}  # several versions of a model may serve at once
     for i, (op, model, version, revision) in enumerate(ops):
         if op == "current":
             cache.set_current(model, version, revision)
-            current[model] = (version, revision)
+            current[(model, version)] = revision
         elif op == "invalidate":
             cache.invalidate(None if model is None else {model})
-            if model is None:
-                current.clear()
-            else:
-                current.pop(model, None)
+            for mv in [mv for mv in current if model is None or mv[0] == model]:
+                del current[mv]
         else:
             key = Key(model, version, revision, bytes([i % 7]))
             stored = cache.put(key, (model, version, revision), 100)
-            assert stored == (current.get(model) == (version, revision))
+            assert stored == (current.get((model, version)) == revision)
         assert cache.bytes <= max_bytes
         for k in list(cache._entries):
-            assert current.get(k.model) == (k.version, k.revision)
+            assert current.get((k.model, k.version)) == k.revision
             assert cache.get(k) == (k.model, k.version, k.revision)
 
 
@@ -333,5 +331,5 @@ def test_an_erasure_moves_the_serving_entries_without_reading_the_registry(tmp_p
         after["probabilities"]
         == est._node_proba(np.array([[probe[0][f] for f in FEATURES]])).tolist()
     )
-    assert svc.cache.current("risk") == (mv.version, mv.revision)
+    assert svc.cache.current("risk", mv.version) == mv.revision
     svc.close()

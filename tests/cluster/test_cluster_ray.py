@@ -127,6 +127,10 @@ def test_erasure_reaches_every_replica_before_it_is_answered(served: tuple[Clust
     bad = httpx.post(f"{url}/v1/models/knn/predict", json={"rows": [{"a": 1}]}, headers=AUTH)
     assert bad.status_code == 422 and "missing features" in bad.text
     assert httpx.post(f"{url}/v1/models/knn/predict", json={"rows": [{}]}).status_code == 401
+    routed = httpx.post(
+        f"{url}/v1/models/knn@champion/predict", json={"rows": _query(SUBJECTS[0])}, headers=AUTH
+    )
+    assert routed.status_code == 422 and "single-process" in routed.text  # replicas: bare names
     purged = httpx.post(f"{url}/v1/admin/purge", headers=AUTH, timeout=60)
     assert purged.status_code == 200 and rid in purged.json()["requests"]
     assert _predict(url, SUBJECTS[0]).json()["revision"] == rev
