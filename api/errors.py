@@ -19,7 +19,7 @@ from starlette.routing import Match
 
 from api.batching import Overloaded
 from api.service import MonitoringOffError, ScoringError
-from store import aliases
+from store import aliases, exports
 from store import errors as se
 
 log = logging.getLogger("forget.api")
@@ -33,6 +33,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (se.ModelNotServableError, 409),
     (aliases.UnservableTargetError, 409),  # an alias moved to a version that cannot serve
     (aliases.VersionInUseError, 409),  # a version an alias names cannot be deleted
+    (exports.ExportError, 422),  # a model with no exported form, a bad recipient or format
     (se.StoreLockedError, 503),
     (se.StoreClosedError, 503),
     (se.StoreCorruptError, 500),

@@ -90,6 +90,19 @@ def erasure_report(report: Mapping[str, Any]) -> str:
     return _environment().get_template(TEMPLATE).render(page=_page(report))
 
 
+def _recipient(n: Mapping[str, Any]) -> dict[str, Any]:
+    """One exported copy the erasure made stale (Art. 19), in words."""
+    held = (
+        f"{n.get('model')} v{n.get('version')}, revision {n.get('exported_revision')}, "
+        f"exported {str(n.get('exported_at'))[:10]}"
+    )
+    if n.get("replaced_by"):
+        done = f"replaced by revision {n.get('new_revision')} on {str(n.get('replaced_at'))[:10]}"
+        return {"name": n.get("recipient"), "held": held, "state": done, "tone": "ok"}
+    todo = f"to notify: re-export revision {n.get('new_revision')}"
+    return {"name": n.get("recipient"), "held": held, "state": todo, "tone": "warn"}
+
+
 def _page(report: Mapping[str, Any]) -> dict[str, Any]:
     """What the template shows, worked out from the report: words, tones, shortened hashes."""
     status = str(report.get("status"))
@@ -124,6 +137,7 @@ def _page(report: Mapping[str, Any]) -> dict[str, Any]:
         "datasets": datasets,
         "rows_erased": report.get("rows_erased"),
         "models": models,
+        "recipients": [_recipient(n) for n in report.get("recipients") or []],
         "evidence_policy": report.get("evidence_policy") or "",
         "purge": _purge(status, purge),
         "entries": entries,

@@ -87,6 +87,9 @@ SPECS: dict[str, Spec] = {
     "forget_shadow_failed_total": Spec(
         "counter", "Shadow scorings that failed (it could not score).", ("model", "version")
     ),
+    "forget_exports_total": Spec(
+        "counter", "Model copies exported to recipients, by model.", ("model",)
+    ),
     "forget_alias_moves_total": Spec(
         "counter", "Aliases set, moved or removed, by alias and model.", ("alias", "model")
     ),

@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from store.aliases import ALIAS_RE
 from store.db import NAME_RE
 from store.errors import InvalidPeriodError
+from store.exports import RECIPIENT_RE
 
 MAX_ROWS = 10_000
 MAX_COLUMNS = 1_000  # columns of an upload, features of a model: a wider one is refused at once
@@ -64,6 +65,7 @@ Name = Annotated[
 ]
 Label = int | float | str
 ALIAS_PATTERN = ALIAS_RE.pattern
+RECIPIENT_PATTERN = RECIPIENT_RE.pattern
 VersionNumber = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1), Whole]
 LegalGround = Literal[
     "art17-1-a", "art17-1-b", "art17-1-c", "art17-1-d", "art17-1-e", "art17-1-f"
@@ -292,6 +294,25 @@ class AliasIn(Strict):
         if (self.version is None) == (self.split is None):
             raise PydanticCustomError("alias_target", "give exactly one of version and split")
         return self
+
+
+class ExportOut(BaseModel):
+    export_id: str
+    model: str
+    version: int
+    revision: int
+    recipient: str
+    format: str
+    sha256: str = Field(description="of the exported bytes (the store keeps no copy)")
+    size: int
+    exported_at: str
+    exported_by: str | None
+    stale: bool = Field(description="an erasure moved the version on, or it cannot serve")
+    action: str | None = Field(description="what to do about a stale copy, in words")
+
+
+class ExportList(BaseModel):
+    exports: list[ExportOut]
 
 
 class VersionDeleted(BaseModel):

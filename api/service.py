@@ -848,6 +848,30 @@ class Service:
             self._publish_routes(name)
         self.metrics.inc("forget_alias_moves_total", {"model": name, "alias": alias})
 
+    # ------------------------------------------------------------------ exported copies
+    def export(
+        self,
+        name: str,
+        *,
+        recipient: str,
+        version: int | None = None,
+        fmt: str = "onnx",
+        by: str | None = None,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """A copy of a version (default: the bare name's) for ``recipient``, recorded so that
+        erasures name the recipients to notify (:meth:`ModelStore.export`)."""
+        with self.lock:
+            blob, rec = self.store.export(name, version, recipient=recipient, format=fmt, by=by)
+        self.metrics.inc("forget_exports_total", {"model": name})
+        return blob, rec.as_dict()
+
+    def exports(self, name: str | None = None, *, stale: bool = False) -> list[dict[str, Any]]:
+        """The copies recipients hold (the latest per recipient and version); ``stale``: only
+        those an erasure or a retrain made stale."""
+        with self.lock:
+            copies = self.store.exports(name)
+        return [c for c in copies if c["stale"] or not stale]
+
     def delete_version(self, name: str, version: int, *, by: str | None = None) -> dict[str, Any]:
         """Delete a version, its artifacts and its rows' link (audited; refused while an alias
         names it); its serving entry, cached answers and drift monitor go first."""

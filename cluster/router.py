@@ -561,6 +561,16 @@ class Cluster:
         out: dict[str, Any] = self._read("health")
         return out
 
+    # ------------------------------------------------------------------ exported copies
+    def export(self, name: str, **kwargs: Any) -> tuple[bytes, dict[str, Any]]:
+        """A copy for a recipient, made and recorded by the owner (it holds the store)."""
+        out: tuple[bytes, dict[str, Any]] = self._read("export", name, **kwargs)
+        return out
+
+    def exports(self, name: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._read("exports", name, **kwargs)
+        return out
+
     # ------------------------------------------------------------------ aliases: not here
     def set_alias(self, name: str, alias: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         _bare_names_only(alias)

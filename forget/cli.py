@@ -272,6 +272,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    with _store(args) as st:
+        blob, rec = st.export(
+            args.model, args.version, recipient=args.recipient, format=args.format, by=_who(args)
+        )
+    Path(args.output).write_bytes(blob)
+    print(
+        f"{args.output}: {rec.model} v{rec.version} revision {rec.revision} for "
+        f"{rec.recipient!r} ({rec.size} bytes, sha256 {rec.sha256[:16]}…); recorded as "
+        f"{rec.export_id}: an erasure that changes this revision will name the recipient"
+    )
+    return 0
+
+
+def _exports(args: argparse.Namespace) -> int:
+    if args.server:
+        query = "?stale=true" if args.stale else ""
+        copies = _get(args, "/v1/audit/exports" + query)["exports"]
+    else:
+        with _read_only(args) as st:
+            copies = [c for c in st.exports() if c["stale"] or not args.stale]
+    _print_json({"exports": copies})
+    return 0
+
+
 def _target(text: str) -> int | dict[int, float]:
     """``forget alias set``'s TARGET: a version (``3``) or a split (``1=0.9,2=0.1``)."""
     text = text.strip()
@@ -495,6 +520,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--expect-head", type=_head, metavar="SEQ:HASH", help="a head exported earlier")
 
     command("models", _models, "list model versions", server=True)
+
+    p = command("export", _export, "export a model version as ONNX for a recipient (recorded)")
+    p.add_argument("model")
+    p.add_argument("--version", type=int, help="default: the version the bare name serves")
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--recipient", required=True, help="who receives the copy (Art. 19)")
+    p.add_argument("--by", metavar="WHO", help="who exported it (default: cli:<os user>)")
+    p = command(
+        "exports", _exports, "list the copies recipients hold; --stale: to notify", server=True
+    )
+    p.add_argument("--stale", action="store_true", help="only copies an erasure made stale")
 
     p = command("alias", _alias, "set, remove or list a model's aliases (promotion, canary)", False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

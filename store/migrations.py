@@ -194,3 +194,15 @@ def _aliases(db: Database) -> None:
             deleted_by VARCHAR, PRIMARY KEY (model, version))""",
     ):
         db.execute(ddl)
+
+
+@migration(9, "exported copies of models: who received which revision (Art. 19 recipients)")
+def _exports(db: Database) -> None:
+    # One row per export (store.exports); the bytes are never kept, their SHA-256 is.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS exports(
+            export_id VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, version INTEGER NOT NULL,
+            revision INTEGER NOT NULL, recipient VARCHAR NOT NULL, format VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL, size BIGINT NOT NULL, exported_at VARCHAR NOT NULL,
+            exported_by VARCHAR)"""
+    )

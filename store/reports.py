@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, erasure
+from store import audit, erasure, exports
 from store._clock import add_month, now
 from store.audit import AuditEntry, AuditVerification
 from store.db import Database
@@ -115,6 +115,10 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
             for a in r.models
             for audited in [_audited(a.model, a.version, a.revision, a.evidence, entries)]
         ],
+        # Art. 19: the copies exported before the erasure, of the revisions it replaced
+        "recipients": exports.to_notify(
+            db, [(a.model, a.version, a.revision) for a in r.models], r.erased_at
+        ),
         "evidence_policy": _policy_text(rate, sampled) + _deferred_text(deferred, waiting),
         "evidence_status": deferred,
         "evidence_sampled": True if sampled is None else bool(sampled),
@@ -340,6 +344,15 @@ def summary_report(
         elif at > deadline:
             overdue.append(request_id)
     secs = np.asarray(durations, dtype=np.float64)
+    notify = [
+        n
+        for request_id, *_ in rows
+        for rec in [erasure.receipt(db, request_id)]
+        for n in exports.to_notify(
+            db, [(a.model, a.version, a.revision) for a in rec.models], rec.erased_at
+        )
+    ]
+    outstanding = sorted({n["recipient"] for n in notify if n["replaced_by"] is None})
     return {
         "period": {"since": lo, "until": hi, "as_of": at},
         "requests": len(rows),
@@ -359,6 +372,11 @@ def summary_report(
         "no_op": sum(1 for r in rows if not r[5]),
         "rows_erased": int(sum(r[5] for r in rows)),
         "deadline_rule": "Art. 12(3): one calendar month after receipt",
+        "recipients": {  # Art. 19: exported copies the period's erasures made stale
+            "copies_to_notify": len(notify),
+            "replaced": sum(n["replaced_by"] is not None for n in notify),
+            "outstanding_recipients": outstanding,
+        },
     }
 
 

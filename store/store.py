@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, data, erasure, migrations, reports, retrain, sources
+from store import audit, data, erasure, exports, migrations, reports, retrain, sources
 from store import evidence as _evidence
 from store.aliases import Aliases, AliasTarget, Route, VersionInUseError
 from store.artifacts import Artifacts
@@ -44,7 +44,8 @@ from store.errors import (
     StoreReadOnlyError,
 )
 from store.evidence import INLINE, EvidenceJob
-from store.registry import ModelVersion, Registry
+from store.exports import ExportRecord
+from store.registry import READY, ModelVersion, Registry
 from store.retrain import RetrainResult
 from store.subjects import KEY_FILE, SubjectKeys
 
@@ -396,6 +397,65 @@ class ModelStore:
         """Remove an alias (audited); without ``default`` the newest ready version answers."""
         self._writable("remove an alias")
         self._alias_book.delete(name, alias, by)
+
+    # ------------------------------------------------------------------ exported copies
+    def export(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        recipient: str,
+        format: str = "onnx",
+        by: str | None = None,
+    ) -> tuple[bytes, ExportRecord]:
+        """A copy of a version (the one the bare name routes to by default) at its current
+        revision, for ``recipient``, and its record: the store keeps who received which
+        revision (and the bytes' SHA-256, never the bytes), so that an erasure can name the
+        recipients to notify (Art. 19; :mod:`store.exports`). Audited as ``model.exported``.
+        Raises :class:`~store.exports.ExportError` for a model with no exported form (kNN:
+        it would carry its training rows) or without the ``exchange`` extra."""
+        db = self._writable("export a model")
+        exports.check_recipient(recipient)
+        exports.check_format(format)
+        if version is None:
+            mv, est = self.serving(name)
+        else:
+            mv = self._registry.get(name, version)
+            est = self._registry.estimator(name, mv.version)
+            if est is None:
+                raise ModelNotServableError(
+                    f"model {name!r} v{mv.version} cannot be exported now: it is {mv.status}"
+                )
+        try:
+            from forget.exchange import NotExportableError, to_onnx
+        except ImportError as exc:  # pragma: no cover - the extra is installed with the tests
+            raise exports.ExportError(
+                "ONNX export needs the exchange extra: pip install 'forget[exchange]'"
+            ) from exc
+        revision = self._registry.revision(name, mv.version)
+        meta = {"model": name, "version": str(mv.version), "revision": str(revision)}
+        try:
+            blob = to_onnx(est, name=name, metadata=meta | {"recipient": recipient})
+        except NotExportableError as exc:
+            raise exports.ExportError(str(exc)) from exc
+        except ImportError as exc:  # onnx itself missing
+            raise exports.ExportError(
+                "ONNX export needs the exchange extra: pip install 'forget[exchange]'"
+            ) from exc
+        rec = exports.record(db, name, mv.version, revision, recipient, format, blob, by)
+        return blob, rec
+
+    def exports(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The latest copy each recipient holds of each version (of ``name``), marked
+        ``stale`` with the action to take when the version moved past it (an erasure) or can
+        no longer serve."""
+        db = self._live()
+        current: dict[tuple[str, int], int | None] = {}
+        for mv in self._registry.versions():
+            current[(mv.name, mv.version)] = (
+                self._registry.revision(mv.name, mv.version) if mv.status == READY else None
+            )
+        return exports.copies(db, current, name)
 
     def aliases(self, name: str) -> dict[str, AliasTarget]:
         """The aliases of model ``name`` and their targets."""

@@ -107,3 +107,24 @@ def test_versions_retention(store: str, capsys: pytest.CaptureFixture[str]):
     }
     code, out, _ = cli(capsys, "versions", "retention", "--store", store, "--off")
     assert code == 0 and json.loads(out)["keep_last"] is None
+
+
+def test_export_and_the_stale_copies_an_erasure_leaves(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    pytest.importorskip("onnxruntime")
+    from tests.store.helpers import VICTIM
+
+    out_file = tmp_path / "risk.onnx"
+    code, out, _ = cli(capsys, "export", "--store", store, "risk", "-o", str(out_file),
+                       "--recipient", "acme-scoring")  # fmt: skip
+    assert code == 0 and "revision 0" in out and out_file.stat().st_size > 0
+    code, out, _ = cli(capsys, "exports", "--store", store, "--stale")
+    assert code == 0 and json.loads(out) == {"exports": []}
+    assert cli(capsys, "erase", "--store", store, VICTIM)[0] == 0
+    code, out, _ = cli(capsys, "exports", "--store", store, "--stale")
+    (copy,) = json.loads(out)["exports"]
+    assert copy["recipient"] == "acme-scoring" and copy["revision"] == 0
+    code, _, err = cli(capsys, "export", "--store", store, "risk", "-o", str(out_file),
+                       "--recipient", "bad\nname")  # fmt: skip
+    assert code != 0 and "recipient" in err

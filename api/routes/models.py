@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.deps import AuthFirst, NamePath, ServiceDep, authorize, require
 from api.schemas import (
     ALIAS_PATTERN,
+    RECIPIENT_PATTERN,
     AliasIn,
     AliasPredictRequest,
     AliasSet,
@@ -182,6 +183,45 @@ def drift(
     errors; ``alerts`` say what happened in words.
     """
     return svc.drift(model, version=version)
+
+
+@router.get(
+    "/{model}/export",
+    response_class=Response,
+    responses=ERRORS
+    | {200: {"description": "the model as ONNX", "content": {"application/octet-stream": {}}}},
+    dependencies=[Depends(require("admin"))],
+)
+def export(
+    model: NamePath,
+    request: Request,
+    svc: ServiceDep,
+    recipient: Annotated[
+        str, Query(pattern=RECIPIENT_PATTERN, description="who receives the copy (Art. 19)")
+    ],
+    format: Annotated[Literal["onnx"], Query()] = "onnx",
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    """A copy of a version (default: the bare name's) at its current revision, as ONNX.
+
+    The store records who received which revision (and the bytes' SHA-256), so that an
+    erasure's report names the recipients to notify; re-exporting after it records the fresh
+    copy. 422 for a model with no exported form (kNN: the copy would carry its training
+    rows)."""
+    who = getattr(request.state, "principal", None)
+    blob, rec = svc.export(model, recipient=recipient, version=version, fmt=format, by=who)
+    name = f"{rec['model']}-v{rec['version']}-r{rec['revision']}.onnx"
+    return Response(
+        blob,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Export-Id": rec["export_id"],
+            "X-Export-Sha256": rec["sha256"],
+            "X-Model-Version": str(rec["version"]),
+            "X-Model-Revision": str(rec["revision"]),
+        },
+    )
 
 
 @router.put(

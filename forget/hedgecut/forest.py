@@ -564,7 +564,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             X=X,
             y=y,
             row_ids=self._rows.ids[live],
-            classes=self.classes_,
+            # object labels (strings from pandas) as numpy strings: npz holds no objects
+            classes=self.classes_.astype(str) if self.classes_.dtype == object else self.classes_,
             bounds=self.feature_bounds_,
             prm=prm,
         )

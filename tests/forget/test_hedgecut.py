@@ -251,6 +251,18 @@ def test_artifact_bytes_are_a_function_of_the_model_alone():
     assert HedgeCutClassifier.from_bytes(data).to_bytes() == data
 
 
+def test_string_labels_held_as_objects_survive_the_artifact():
+    """Labels from pandas arrive as Python objects; the artifact holds them as numpy strings."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 2))
+    y = np.where(X[:, 0] > 0, "yes", "no").astype(object)
+    model = HedgeCutClassifier(n_estimators=3, random_state=0).fit(X, y)
+    back = HedgeCutClassifier.from_bytes(model.to_bytes())
+    assert back.classes_.tolist() == ["no", "yes"]
+    assert (back.predict(X) == model.predict(X)).all()
+    assert (back.predict_proba(X) == model.predict_proba(X)).all()
+
+
 def test_artifact_refuses_other_bytes():
     with pytest.raises(ArtifactError):
         HedgeCutClassifier.from_bytes(b"not an artifact")
