@@ -8,7 +8,6 @@ that — its traceback goes to the server log, never to the client.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -67,10 +66,7 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def _kind(exc: BaseException) -> str:
-    """``UnknownModelError`` -> ``unknown_model``."""
-    name = type(exc).__name__.removesuffix("Error") or "error"
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+_kind = se.kind
 
 
 def status_of(exc: BaseException) -> int:

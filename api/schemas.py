@@ -34,6 +34,7 @@ from store.errors import InvalidPeriodError
 from store.exports import RECIPIENT_RE
 
 MAX_ROWS = 10_000
+MAX_BATCH = 10_000  # subjects in one bulk erasure
 MAX_COLUMNS = 1_000  # columns of an upload, features of a model: a wider one is refused at once
 INT64 = (-(2**63), 2**63 - 1)
 # The largest integer every JSON client carries exactly (RFC 8259 §6: IEEE doubles), a bound
@@ -625,6 +626,32 @@ class ErasureCreate(Strict):
     legal_ground: LegalGround = Field(
         default="art17-1-b", description="Art. 17(1) ground: (a) ... (f)"
     )
+
+
+class ErasureBatch(Strict):
+    subject_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="each subject gets its own request and receipt, in this order",
+    )
+    legal_ground: LegalGround = Field(
+        default="art17-1-b", description="Art. 17(1) ground: (a) ... (f), for every request"
+    )
+
+
+class ErasureBatchItem(BaseModel):
+    index: int = Field(description="the subject's place in subject_ids")
+    request_id: str | None = None
+    status: str | None = None
+    repeat: bool | None = None
+    rows_erased: int | None = None
+    error: ErrorBody | None = Field(default=None, description="why this request failed alone")
+
+
+class ErasureBatchOut(BaseModel):
+    requests: list[ErasureBatchItem]
+    by_status: dict[str, int]
+    failed: int
 
 
 class ModelActionOut(BaseModel):

@@ -50,16 +50,18 @@ from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
 from forget.warm import prepare, rehearse
-from store import ModelStore
+from store import ModelStore, erasure
 from store.aliases import AliasTarget, Route, route
 from store.data import DeletedRows
 from store.errors import (
     DatasetError,
+    InvalidSubjectError,
     ModelError,
     ModelNotServableError,
     PredictInputError,
     StoreError,
     TrainingError,
+    kind,
 )
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import PENDING, READY, ModelVersion
@@ -1022,6 +1024,56 @@ class Service:
         return _receipt(receipt)
 
     GROUP = 64  # the most requests one transaction carries out
+    BATCH_GROUP = 256  # the same, for the requests of one batch
+
+    def erase_batch(
+        self,
+        subject_ids: Sequence[str],
+        legal_ground: str,
+        *,
+        requested_by: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Erasure requests for many subjects (account closures, a backlog), in order: each
+        still its own request, audit entries and receipt, carried out ``BATCH_GROUP`` to a
+        transaction. A group that fails is tried request by request, so a request fails alone
+        and whole (nothing of it happened); its entry says why. A subject named twice gets one
+        erasure: its second entry is a repeat (the first request's receipt). The legal ground
+        and every id are checked first: a bad one refuses the whole batch.
+        """
+        erasure.check_legal_ground(legal_ground)
+        for i, s in enumerate(subject_ids):
+            if not isinstance(s, str) or not s:
+                raise InvalidSubjectError(f"subject_ids[{i}] is not a non-empty string")
+        ticket_of: dict[str, _Erasure] = {}  # one request per subject, the first entry's
+        for s in subject_ids:
+            if s not in ticket_of:
+                call = {"subject_id": s, "legal_ground": legal_ground, "requested_by": requested_by}
+                ticket_of[s] = _Erasure(call)
+        tickets = list(ticket_of.values())
+        with self.lock:
+            for start in range(0, len(tickets), self.BATCH_GROUP):
+                group = tickets[start : start + self.BATCH_GROUP]
+                try:
+                    self._erase_group(group)
+                finally:
+                    for t in group:
+                        if not t.done:
+                            t.error = RuntimeError("the erasure group stopped unexpectedly")
+                            t.done = True
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, s in enumerate(subject_ids):
+            t = ticket_of[s]
+            if t.error is not None:
+                self.metrics.inc("forget_erasures_total", {"status": "failed"})
+                out.append({"index": i, "error": _error_doc(t.error)})
+                continue
+            receipt = t.receipt if s not in seen else replace(t.receipt, repeat=True)
+            seen.add(s)
+            self.metrics.inc("forget_erasures_total", {"status": receipt.status})
+            out.append({"index": i} | _receipt(receipt))
+        log.info("erasure batch of %d requests by %s", len(tickets), requested_by)
+        return out
 
     def _erase_group(self, group: list[_Erasure]) -> None:
         """Carry out queued requests in one transaction (the lock held); each gets its receipt,
@@ -1306,6 +1358,15 @@ def _together(
         }
         rows[name] = DeletedRows(ids[order], columns)
     return list(actions.values()), rows
+
+
+def _error_doc(exc: BaseException) -> dict[str, str]:
+    """A failed request of a batch, as the API words errors: a store error's kind and message;
+    anything else is internal (logged, not shown)."""
+    if not isinstance(exc, StoreError):
+        log.error("an erasure of a batch failed", exc_info=exc)
+        return {"type": "internal", "message": "internal error; the server log has the details"}
+    return {"type": kind(exc), "message": str(exc)}
 
 
 def _alias(t: Any) -> dict[str, Any]:

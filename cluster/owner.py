@@ -173,6 +173,23 @@ class StoreOwner:
         ]
         return receipt, self._change()
 
+    def erase_batch(
+        self, subject_ids: list[str], legal_ground: str, *, requested_by: str | None = None
+    ) -> tuple[Any, Change]:
+        self._ops.clear()
+        try:
+            done = self.service.erase_batch(subject_ids, legal_ground, requested_by=requested_by)
+        except StoreError as exc:
+            return Failure.of(exc), self._change()
+        self._ops = [  # a repeat's operations came with the request it repeats
+            Op(a["model"], a["version"], a["revision"], tuple(a["row_ids"]))
+            for d in done
+            if "error" not in d and not d["repeat"]
+            for a in d["models"]
+            if a["row_ids"]
+        ]
+        return done, self._change()
+
     def train(self, name: str, **kwargs: Any) -> tuple[Any, Change]:
         return self._apply(self.service.train, name, **kwargs)
 

@@ -506,6 +506,17 @@ class Cluster:
         }
         return out
 
+    def erase_batch(
+        self, subject_ids: Sequence[str], legal_ground: str, *, requested_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Many erasures in the store (see ``Service.erase_batch``), then one fan-out of all
+        their forget operations: answered once every live replica applied them."""
+        done, _ = self._write(
+            "erase_batch", list(subject_ids), legal_ground, requested_by=requested_by
+        )
+        out: list[dict[str, Any]] = done
+        return out
+
     def train(self, name: str, **kwargs: Any) -> dict[str, Any]:
         result, _ = self._write("train", name, **kwargs)
         out: dict[str, Any] = result

@@ -132,6 +132,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
+    if args.from_file is not None:
+        return _erase_file(args)
     with _store(args) as st:
         r = st.erase(
             args.subject_id,
@@ -154,6 +156,33 @@ def _erase(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return NO_DATA_EXIT
+    return 0
+
+
+BATCH_GROUP = 256  # requests per transaction of ``forget erase --from-file``
+
+
+def _erase_file(args: argparse.Namespace) -> int:
+    """``forget erase --from-file``: every id read and checked first (a malformed file erases
+    nothing), then the requests in groups of ``BATCH_GROUP`` per transaction, one line each."""
+    text = sys.stdin.read() if args.from_file == "-" else Path(args.from_file).read_text()
+    ids = [s for line in text.splitlines() if (s := line.split("#", 1)[0].strip())]
+    if not ids:
+        print(f"forget erase: {args.from_file} names no subject id", file=sys.stderr)
+        return 2
+    who = args.requested_by or f"cli:{getpass.getuser()}"
+    counts: dict[str, int] = {}
+    with _store(args) as st:
+        calls = [{"subject_id": s, "legal_ground": args.legal_ground, "requested_by": who}
+                 for s in ids]  # fmt: skip
+        for start in range(0, len(calls), BATCH_GROUP):
+            for n, r in enumerate(st.erase_many(calls[start : start + BATCH_GROUP], channel="cli")):
+                status = "repeat" if r.repeat else r.status
+                counts[status] = counts.get(status, 0) + 1
+                print(f"{start + n + 1}: request {r.request_id}: {status}, {r.rows_erased} rows")
+        if not args.no_purge:
+            st.purge()
+    print(f"{len(ids)} requests: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
 
 
@@ -497,7 +526,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = command("erase", _erase, "erase a subject from every dataset and model (Art. 17)")
-    p.add_argument("subject_id")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("subject_id", nargs="?")
+    which.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="one subject id per line (blank lines and # comments skipped; - for stdin): each "
+        "its own request, carried out in groups that share a transaction",
+    )
     p.add_argument("--legal-ground", default="art17-1-b", help="art17-1-a ... art17-1-f")
     p.add_argument("--no-purge", action="store_true", help="leave the physical purge for later")
     p.add_argument(

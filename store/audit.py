@@ -141,6 +141,9 @@ def start(db: Database, payload: Mapping[str, Any]) -> AuditEntry:
     return append(db, CREATED, payload)
 
 
+_COLUMNS = ("seq", "ts", "kind", "payload_json", "prev_hash", "entry_hash")
+
+
 def append(db: Database, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
     """Append one entry; call inside ``db.atomic()`` so it commits with what it records."""
     return append_many(db, [(kind, payload)])[-1]
@@ -172,13 +175,10 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
         digest = key.entry_hash(prev, seq, ts, kind, body)
         out.append(AuditEntry(seq, ts, kind, body, prev, digest))
         prev = digest
-    db.execute(
-        "INSERT INTO audit_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(out)),
-        [
-            x
-            for e in out
-            for x in (e.seq, e.ts, e.kind, canonical(e.payload), e.prev_hash, e.entry_hash)
-        ],
+    db.insert(
+        "audit_log",
+        _COLUMNS,
+        [(e.seq, e.ts, e.kind, canonical(e.payload), e.prev_hash, e.entry_hash) for e in out],
     )
     _write_head(db, key, AuditHead(seq, prev))
     return out

@@ -30,6 +30,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # So a store open for writing also holds an exclusive flock on ``store.lock`` (an empty file)
 # for as long as it is open, and a read-only open a shared one.
 _open_paths: set[str] = set()
+_UNNEST_FROM = 12  # rows from which Database.insert binds lists of columns
 _open_lock = threading.Lock()
 
 
@@ -76,6 +77,7 @@ class Database:
         # DuckDB statement costs ~0.5-1 ms, so the erasure path reads none it can remember.
         # A rollback clears the cache: what a rolled-back block cached may never have existed.
         self.cache: dict[str, Any] = {}
+        self._types: dict[str, dict[str, str]] = {}  # column types of tables inserted into
         self._on_commit: list[Callable[[], None]] = []
         self._parallel = 0
         self._held: int | None = None  # the flock on store.lock (see _hold)
@@ -116,6 +118,39 @@ class Database:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (values in ``columns`` order) into the store's own ``table`` (not a
+        dataset's) in one statement.
+
+        A few rows go as ``VALUES`` lists; more go as one list per column, unnested by DuckDB
+        (bound as ``len(columns)`` parameters, not one per value): 256 rows of five columns
+        take 2.3 ms that way against 10 ms as ``VALUES`` (1 row: 0.8 against 0.6 ms).
+        """
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if len(rows) < _UNNEST_FROM:
+            marks = "(" + ", ".join(["?"] * len(columns)) + ")"
+            self.execute(
+                f"INSERT INTO {table} ({names}) VALUES " + ", ".join([marks] * len(rows)),
+                [x for row in rows for x in row],
+            )
+            return
+        types = self._types.get(table)
+        if types is None:
+            types = self._types[table] = dict(
+                self.all(
+                    "SELECT column_name, data_type FROM duckdb_columns() "
+                    "WHERE schema_name = 'main' AND table_name = ?",
+                    [table],
+                )
+            )
+        lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
+        self.execute(
+            f"INSERT INTO {table} ({names}) SELECT {lists}",
+            [list(c) for c in zip(*rows, strict=True)],
+        )
 
     def all(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.execute(sql, params).fetchall()

@@ -205,18 +205,11 @@ def erase(
         with db.atomic():
             taken = data.take_subjects(db, [r.subject for r in requests])
             erased_at = now()
-            first: dict[str, str] = {}  # subject key -> the group's request that erased it
+            first = _latest(db, [r.subject.key for r in requests if r.subject.key not in taken])
             plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = []
             for r in requests:
                 rows = taken.pop(r.subject.key, {})  # a later request of the subject: none
                 earlier = first.get(r.subject.key)
-                if not rows and earlier is None:
-                    found = db.one(
-                        "SELECT request_id FROM erasure_requests WHERE subject_key = ? "
-                        "ORDER BY received_at DESC LIMIT 1",
-                        [r.subject.key],
-                    )
-                    earlier = None if found is None else str(found[0])
                 if not rows and earlier is not None:
                     plans.append(earlier)  # a repeat: that request's receipt
                     continue
@@ -319,16 +312,11 @@ def erase(
                     requested_by=r.requested_by,
                     handled_by=r.handled_by,
                 )
-            if rows_in:
-                db.execute(
-                    f"INSERT INTO erasure_requests ({_REQUEST_COLUMNS}) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows_in)),
-                    [x for row in rows_in for x in row],
-                )
+            db.insert("erasure_requests", _REQUEST_COLUMNS.split(", "), rows_in)
             audit.append_many(db, entries)
-            receipts = [
-                receipt(db, p, repeat=True) if isinstance(p, str) else receipts_of[p[0].request_id]
-                for p in plans
+            repeats = receipts(db, [p for p in plans if isinstance(p, str)], repeat=True)
+            out = [
+                repeats[p] if isinstance(p, str) else receipts_of[p[0].request_id] for p in plans
             ]
             crash_point("erase.before_commit")
     except BaseException:
@@ -338,7 +326,19 @@ def erase(
     crash_point("erase.after_commit")
     if removed is not None:
         removed += [{} if isinstance(p, str) else p[1] for p in plans]
-    return receipts
+    return out
+
+
+def _latest(db: Database, keys: Sequence[str]) -> dict[str, str]:
+    """The latest request of each subject key that has one (one statement)."""
+    if not keys:
+        return {}
+    rows = db.all(
+        "SELECT subject_key, arg_max(request_id, received_at) FROM erasure_requests "
+        "WHERE subject_key IN (SELECT unnest(?::VARCHAR[])) GROUP BY subject_key",
+        [sorted(set(keys))],
+    )
+    return {str(k): str(q) for k, q in rows}
 
 
 def _actions(
@@ -571,47 +571,69 @@ def resolve(db: Database, at: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def receipt(db: Database, request_id: str, *, repeat: bool = False) -> ErasureReceipt:
-    row = db.one(
+    """The current receipt of a request."""
+    return receipts(db, [request_id], repeat=repeat)[request_id]
+
+
+def receipts(
+    db: Database, request_ids: Sequence[str], *, repeat: bool = False
+) -> dict[str, ErasureReceipt]:
+    """The current receipts of requests, by id, in two statements however many there are."""
+    wanted = sorted(set(request_ids))
+    if not wanted:
+        return {}
+    rows = db.all(
         "SELECT request_id, status, subject_key, legal_ground, received_at, erased_at, "
         "completed_at, datasets_json, rows_erased, requested_by, handled_by "
-        "FROM erasure_requests WHERE request_id = ?",
-        [request_id],
+        "FROM erasure_requests WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+        [wanted],
     )
-    if row is None:
-        raise UnknownRequestError(request_id)
-    rid, status, key, ground, received, erased, completed, datasets, n, asked, handled = row
-    return ErasureReceipt(
-        rid,
-        status,
-        key,
-        ground,
-        received,
-        erased,
-        completed,
-        add_month(received),
-        json.loads(datasets),
-        int(n),
-        actions(db, request_id),
-        repeat,
-        asked,
-        handled,
-    )
+    if len(rows) < len(wanted):
+        raise UnknownRequestError(sorted(set(wanted) - {str(r[0]) for r in rows})[0])
+    acts = _actions_of(db, wanted)
+    out = {}
+    for rid, status, key, ground, received, erased, completed, datasets, n, asked, handled in rows:
+        out[rid] = ErasureReceipt(
+            rid,
+            status,
+            key,
+            ground,
+            received,
+            erased,
+            completed,
+            add_month(received),
+            json.loads(datasets),
+            int(n),
+            acts.get(rid, ()),
+            repeat,
+            asked,
+            handled,
+        )
+    return out
 
 
 def actions(db: Database, request_id: str) -> tuple[ModelAction, ...]:
     """A request's model actions: forgetting, then any retrain of a version it left pending."""
+    return _actions_of(db, [request_id]).get(request_id, ())
+
+
+def _actions_of(db: Database, request_ids: Sequence[str]) -> dict[str, tuple[ModelAction, ...]]:
     rows = db.all(
-        "SELECT model, version, revision, 0 AS step, action, guarantee, forget_seconds, "
-        "evidence_json FROM erasure_actions WHERE request_id = ? "
-        "UNION ALL SELECT model, version, revision, 1, "
+        "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS request_id) "
+        "SELECT request_id, model, version, revision, 0 AS step, action, guarantee, "
+        "forget_seconds, evidence_json FROM erasure_actions "
+        "WHERE request_id IN (SELECT request_id FROM wanted) "
+        "UNION ALL SELECT w.request_id, model, version, revision, 1, "
         "CASE outcome WHEN 'retrained' THEN 'retrain' ELSE 'retire' END, "
         "CASE outcome WHEN 'retrained' THEN 'exact' END, fit_seconds, "
         "json_object('method', CASE outcome WHEN 'retrained' THEN 'refit_on_remaining_rows' "
         "ELSE 'none' END, 'training_rows', training_rows, 'artifact_sha256', artifact_sha256, "
-        "'reason', reason)::VARCHAR FROM retrains WHERE list_contains(request_ids, ?) "
-        "ORDER BY model, version, step, revision",
-        [request_id, request_id],
+        "'reason', reason)::VARCHAR FROM retrains JOIN wanted w "
+        "ON list_contains(request_ids, w.request_id) "
+        "ORDER BY 1, model, version, step, revision",
+        [list(request_ids)],
     )
-    return tuple(
-        ModelAction(m, int(v), int(r), a, g, s, json.loads(e)) for m, v, r, _, a, g, s, e in rows
-    )
+    out: dict[str, list[ModelAction]] = {}
+    for q, m, v, r, _, a, g, s, e in rows:
+        out.setdefault(q, []).append(ModelAction(m, int(v), int(r), a, g, s, json.loads(e)))
+    return {q: tuple(acts) for q, acts in out.items()}

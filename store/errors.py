@@ -45,6 +45,8 @@ A refused call changes nothing: checks run before, or inside the transaction tha
 
 from __future__ import annotations
 
+import re
+
 
 class StoreError(Exception):
     """Base class of every error raised by :mod:`store`."""
@@ -174,3 +176,9 @@ class InvalidPeriodError(StoreError, ValueError):
 
 class RetrainError(TrainingError):
     """A pending version whose recorded class or parameters no longer build an estimator."""
+
+
+def kind(exc: BaseException) -> str:
+    """An error's kind as the API names it: ``UnknownModelError`` -> ``unknown_model``."""
+    name = type(exc).__name__.removesuffix("Error") or "error"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -439,13 +439,11 @@ class Registry:
             raise RuntimeError("forget operations are logged inside the erasure's transaction")
         if not done:
             return
-        self.db.execute(
-            f"INSERT INTO forget_log ({_LOG_COLUMNS}) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(done)),
+        self.db.insert(
+            "forget_log",
+            _LOG_COLUMNS.split(", "),
             [
-                x
-                for (op, outcome), text in zip(done, evidence, strict=True)
-                for x in (
+                (
                     op.model,
                     op.version,
                     op.revision,
@@ -459,6 +457,7 @@ class Registry:
                     text,
                     at,
                 )
+                for (op, outcome), text in zip(done, evidence, strict=True)
             ],
         )
         ops = [op for op, _ in done]

@@ -60,6 +60,15 @@ def test_store_erasure_bench_quick(tmp_path):
     assert r["erase_p50_ms"] > 0 and r["purge_batch_s"] > 0
 
 
+def test_erasure_batch_bench_quick(tmp_path):
+    from bench import erasure_batch
+
+    payload = erasure_batch.main(["--quick", "--out", str(tmp_path / "eb.json")])
+    one, bulk = payload["rows"]
+    assert (one["subjects"], bulk["subjects"]) == (30, 300)
+    assert one["subjects_per_s"] > 0 and bulk["subjects_per_s"] > 0
+
+
 def test_serving_bench_quick(tmp_path):
     from bench import serving
 

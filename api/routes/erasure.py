@@ -10,7 +10,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from api import html
 from api.deps import AuthFirst, ServiceDep, require
 from api.routes.models import ERRORS
-from api.schemas import DateTime, ErasureCreate, ErasureOut, period_bound
+from api.schemas import (
+    DateTime,
+    ErasureBatch,
+    ErasureBatchOut,
+    ErasureCreate,
+    ErasureOut,
+    period_bound,
+)
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=AuthFirst)
 
@@ -47,6 +54,36 @@ def create(
     response.status_code = 200 if receipt["repeat"] else 201 if done else 202
     response.headers["Location"] = f"/v1/erasure-requests/{receipt['request_id']}"
     return receipt
+
+
+@router.post(
+    ":batch",
+    response_model=ErasureBatchOut,
+    responses=ERRORS,
+    dependencies=[Depends(require("erase"))],
+)
+def create_batch(body: ErasureBatch, svc: ServiceDep, request: Request) -> dict[str, Any]:
+    """Erase many subjects (account closures, a backlog): each gets its own request, audit
+    entries and receipt, in the order given, carried out in groups that share a transaction.
+
+    Every id and the legal ground are checked first (a malformed one refuses the batch: 422,
+    nothing done). A request that fails fails alone and whole, and its entry says why; a
+    subject named twice is erased once (its later entries are repeats). Receipts in full:
+    ``GET /v1/erasure-requests/{request_id}``.
+    """
+    who = getattr(request.state, "principal", None)
+    done = svc.erase_batch(body.subject_ids, body.legal_ground, requested_by=who)
+    by_status: dict[str, int] = {}
+    for d in done:
+        if "error" not in d:
+            key = "repeat" if d["repeat"] else d["status"]
+            by_status[key] = by_status.get(key, 0) + 1
+    keep = ("index", "request_id", "status", "repeat", "rows_erased", "error")
+    return {
+        "requests": [{k: d[k] for k in keep if k in d} for d in done],
+        "by_status": by_status,
+        "failed": sum("error" in d for d in done),
+    }
 
 
 @router.get(

@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_
 
 from store import ModelStore, migrations
 from store._clock import add_month
@@ -43,3 +45,30 @@ def test_pseudonyms_are_keyed_and_stable(store_dir: Path, tmp_path: Path) -> Non
 def test_deadline_is_one_calendar_month() -> None:
     assert add_month("2024-01-31T00:00:00.000000+00:00").startswith("2024-02-29")
     assert add_month("2024-12-15T08:30:00.000000+00:00").startswith("2025-01-15T08:30")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st_.lists(
+        st_.tuples(
+            st_.text(max_size=5),
+            st_.one_of(st_.none(), st_.integers(-(2**62), 2**62)),
+            st_.lists(st_.integers(0, 2**40), max_size=3),
+            st_.one_of(st_.none(), st_.floats(allow_nan=False)),
+        ),
+        max_size=40,
+    )
+)
+def test_insert_stores_what_values_would(tmp_path_factory: pytest.TempPathFactory, rows) -> None:
+    """Database.insert binds a few rows as VALUES and more as unnested column lists (from
+    _UNNEST_FROM rows): either way the table holds exactly the rows, NULLs and lists included."""
+    from store.db import Database
+
+    db = Database.open(tmp_path_factory.mktemp("db"))
+    try:
+        db.execute("CREATE TABLE t (i INTEGER, a VARCHAR, b BIGINT, c BIGINT[], d DOUBLE)")
+        db.insert("t", ["i", "a", "b", "c", "d"], [(i, *r) for i, r in enumerate(rows)])
+        got = db.all("SELECT a, b, c, d FROM t ORDER BY i")
+        assert got == [tuple(r) for r in rows]
+    finally:
+        db.close()
