@@ -26,6 +26,7 @@ nothing else of the sums' history: memory and artifact hold only canonical digit
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -258,6 +259,64 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
         if "feature_names" in a:
             m.feature_names_in_ = a["feature_names"].astype(object)
         return m
+
+
+@dataclass(frozen=True)
+class Int8Weights:
+    """A linear model's weights as int8 steps of one scale, with a stated error bound.
+
+    ``q = round(coef / scale)`` in ``[-127, 127]``, ``scale = max |coef| / 127``, and
+    ``predict(X) = (X @ q) * scale + intercept``. Each weight moves by at most half a step, so
+    a row's prediction is within ``error_bound`` of the model's ``X @ coef + intercept``:
+    ``scale / 2 * Σ|x_j|`` plus the rounding of both double computations,
+    ``4 (d + 2) ε (Σ|x_j| (max|coef| + scale) + |intercept|)`` (``ε = 2**-53``; a dot product
+    of ``d`` terms in any order errs by at most ``d ε`` times the sum of the terms' magnitudes).
+    The weights take 1 byte instead of 8; the rows stay doubles.
+
+    >>> import numpy as np
+    >>> from forget.linear import Int8Weights, LinearRegression
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 5.0]])
+    >>> m = LinearRegression().fit(X, X @ [2.0, -0.5] + 1.0)
+    >>> w = Int8Weights.from_model(m)
+    >>> w.q.tolist(), bool((abs(w.predict(X) - m.predict(X)) <= w.error_bound(X)).all())
+    ([127, -32], True)
+    """
+
+    q: np.ndarray  # int8, (n_features,)
+    scale: float
+    intercept: float
+    coef_max: float  # max |coef|: the rounding term of the bound
+
+    @classmethod
+    def from_model(cls, model: Any) -> Int8Weights:
+        """The int8 form of a fitted model with ``coef_`` (one output) and ``intercept_``."""
+        check_is_fitted(model)
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        if coef.ndim != 1 or not np.isfinite(coef).all():
+            raise ValueError(f"int8 weights need one finite coefficient per feature: {coef.shape}")
+        top = float(np.abs(coef).max()) if coef.size else 0.0
+        scale = top / 127 if top > 0 else 1.0
+        q = np.clip(np.rint(coef / scale), -127, 127).astype(np.int8)
+        return cls(q, scale, float(model.intercept_), top)
+
+    def _rows(self, X: ArrayLike) -> np.ndarray:
+        Xv = np.asarray(X, dtype=np.float64)
+        if Xv.ndim != 2 or Xv.shape[1] != self.q.size:
+            raise ValueError(f"X must have shape (rows, {self.q.size}), got {Xv.shape}")
+        if not np.isfinite(Xv).all():
+            raise ValueError("X holds NaN or infinite values")
+        return Xv
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """``(X @ q) * scale + intercept``, in double."""
+        return (self._rows(X) @ self.q.astype(np.float64)) * self.scale + self.intercept
+
+    def error_bound(self, X: ArrayLike) -> np.ndarray:
+        """Per row, the most ``predict`` can differ from the model's own prediction."""
+        l1 = np.abs(self._rows(X)).sum(axis=1)
+        eps = 4 * (self.q.size + 2) * 2.0**-53
+        rounding = eps * (l1 * (self.coef_max + self.scale) + abs(self.intercept))
+        return self.scale / 2 * l1 + rounding
 
 
 def _n_sums(d: int) -> int:

@@ -156,3 +156,16 @@ def test_forest_scale_bench_full(tmp_path):
     payload = forest_scale.main(["--out", str(tmp_path / "fs.json")])
     ours = [r for r in payload["results"] if r["model"] == "forget HedgeCut"]
     assert len(ours) == 6 and all(r["equals_retrain"] for r in ours)
+
+
+def test_scoring_quantized_bench_quick(tmp_path):
+    from bench import scoring_quantized
+
+    payload = scoring_quantized.main(["--quick", "--out", str(tmp_path / "sq.json")])
+    rows = {(r["forest"], r["scorer"]): r for r in payload["results"]}
+    for forest in ("HedgeCut", "sklearn ExtraTrees"):
+        q, f = rows[forest, "compiled qtt (quantized)"], rows[forest, "compiled tt (float32 rows)"]
+        assert q["exact"] and f["exact"]  # bitwise the float compiled scorer
+        assert q["node_bytes"] < f["node_bytes"] and q["rows_per_s"] > 0
+    assert any("ONNX" in r["scorer"] or "ONNX" in r.get("note", "") for r in rows.values())
+    assert payload["linear"][-1]["within_bound"] is True

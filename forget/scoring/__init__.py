@@ -6,6 +6,8 @@ scores them with one of three strategies, on numba (CPU) or torch (CUDA when ava
 - ``"gemm"``: Hummingbird's matrices (shallow trees; torch);
 - ``"ptt"``: perfect tree traversal, trees padded to one depth, branch-free levels;
 - ``"tt"``: tree traversal over compact preorder arrays (deep trees; HedgeCut's default).
+- ``"qtt"``: tree traversal over rows quantized to the forest's own cut-offs (bin indices,
+  8-byte nodes; numba, opt-in; ``_quantized``).
 
 Results equal the forest's own ``predict_proba`` bit for bit. After ``model.forget(...)``,
 ``CompiledForest.refresh({tree: structure})`` recompiles only the trees that changed.

@@ -20,12 +20,13 @@ from forget.scoring import _kernels as K
 from forget.scoring._gemm import GemmMatrices
 from forget.scoring._parse import LEAVES, ParsedTree, parse_structure
 from forget.scoring._ptt import PerfectTrees
+from forget.scoring._quantized import QuantizedTrees
 from forget.scoring._tt import TreePool
 
 if TYPE_CHECKING:
     from forget.hedgecut import HedgeCutClassifier
 
-STRATEGIES = ("gemm", "ptt", "tt")
+STRATEGIES = ("gemm", "ptt", "tt", "qtt")
 BACKENDS = ("numba", "torch")
 
 # "auto": the deepest tree each strategy is picked for, per backend and device (measured in
@@ -85,7 +86,8 @@ class CompiledForest:
     n_classes, n_features : the forest's classes (a regression forest: its outputs) and the
         features rows must have.
     strategy : ``"auto"`` (per batch, see ``plan``), ``"tt"`` (tree traversal),
-        ``"ptt"`` (perfect tree traversal) or ``"gemm"``.
+        ``"ptt"`` (perfect tree traversal), ``"gemm"``, or ``"qtt"``: tree traversal over
+        rows quantized to the forest's own cut-offs (``_quantized``; numba only, opt-in).
     backend : ``"auto"``, ``"numba"`` (CPU) or ``"torch"`` (CUDA when available, else CPU).
     n_jobs : CPU threads for large batches (``None``: 1, ``-1``: all cores).
     classes : labels ``predict`` returns (default: class indices).
@@ -131,6 +133,8 @@ class CompiledForest:
             raise ValueError(f"strategy must be 'auto' or one of {STRATEGIES}, got {strategy!r}")
         if backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+        if strategy == "qtt" and backend == "torch":
+            raise ValueError("quantized tree traversal ('qtt') runs on numba only")
         for name, value in (("n_classes", n_classes), ("n_features", n_features)):
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -152,6 +156,7 @@ class CompiledForest:
         self._pool = TreePool(trees, self.n_classes)
         self._ptt: PerfectTrees | None = None
         self._gemm: GemmMatrices | None = None
+        self._qtt: QuantizedTrees | None = None
         self._torch: _torch.TorchScorer | None = None
         self._auto: dict[str, str] = {}  # "auto"'s strategy per AUTO_MAX_DEPTH key, until refresh
         if backend == "torch":
@@ -183,7 +188,9 @@ class CompiledForest:
         numba batches of ``PARALLEL_MIN_ROWS`` rows or more, else one.
         """
         backend = self.backend
-        if backend == "auto":
+        if backend == "auto" and self.strategy == "qtt":
+            backend = "numba"
+        elif backend == "auto":
             big = n_rows >= TORCH_MIN_ROWS and _torch.importable()
             backend = "torch" if big and _torch.cuda_available() else "numba"
         kind = backend
@@ -305,9 +312,13 @@ class CompiledForest:
             self._torch = _torch.TorchScorer(self._device)
         return self._torch
 
-    def _layout(self, strategy: str) -> TreePool | PerfectTrees | GemmMatrices:
+    def _layout(self, strategy: str) -> TreePool | PerfectTrees | GemmMatrices | QuantizedTrees:
         if strategy == "tt":
             return self._pool
+        if strategy == "qtt":
+            if self._qtt is None:
+                self._qtt = QuantizedTrees(self._pool, self.n_features_in_)
+            return self._qtt
         if strategy == "ptt":
             if self._ptt is None:
                 self._ptt = PerfectTrees(self._pool, self.max_depth_)
@@ -400,6 +411,8 @@ class CompiledForest:
             else:
                 for t in trees:
                     self._gemm.fill(self._pool, t)
+        if self._qtt is not None:  # new cut-offs: new bin edges
+            self._qtt.refresh(trees)
         if self._torch is not None:
             self._torch.changed(set(trees))
 
