@@ -12,7 +12,7 @@ import forget
 from api import docs, errors, logs
 from api.auth import ApiKeys
 from api.middleware import BodyLimit, RequestMetrics
-from api.routes import audit, datasets, erasure, models, ops
+from api.routes import audit, datasets, erasure, models, ops, retention, subjects
 from api.service import Service
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -60,7 +60,15 @@ def create_app(
     )
     app.state.service = service
     app.state.keys = keys
-    for router in (models.router, datasets.router, erasure.router, audit.router, ops.router):
+    for router in (
+        models.router,
+        datasets.router,
+        erasure.router,
+        subjects.router,
+        retention.router,
+        audit.router,
+        ops.router,
+    ):
         app.include_router(router)
     errors.install(app)
     docs.install(app)

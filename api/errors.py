@@ -18,7 +18,7 @@ from starlette.routing import Match
 
 from api.batching import Overloaded
 from api.service import MonitoringOffError, ScoringError
-from store import aliases, exports
+from store import aliases, exports, retention
 from store import errors as se
 
 log = logging.getLogger("forget.api")
@@ -28,6 +28,8 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (se.UnknownDatasetError, 404),
     (se.UnknownModelError, 404),
     (se.UnknownRequestError, 404),
+    (retention.NoRetentionPolicyError, 404),
+    (retention.UnreadableTimeError, 409),  # the dataset's state, not the request, is at fault
     (se.DatasetExistsError, 409),
     (se.ModelNotServableError, 409),
     (aliases.UnservableTargetError, 409),  # an alias moved to a version that cannot serve

@@ -363,3 +363,88 @@ def _models(value: object) -> str:
     if isinstance(value, list) and all(isinstance(m, list) and len(m) == 4 for m in value):
         return ", ".join(f"{m} v{v} revision {r} ({_plural(n, 'row')})" for m, v, r, n in value)
     return _listed(value)
+
+
+# ---------------------------------------------------------------------- access (Art. 15)
+ACCESS_TEMPLATE = "access_report.html"
+
+
+def access_report(doc: Mapping[str, Any]) -> str:
+    """The HTML page of a subject's access document (the JSON of :func:`store.access.access`),
+    through ``api/templates/access_report.html``: the rows held (every column), the model
+    versions trained on them, those that forgot them, the copies recipients hold, and the
+    erasure requests.
+
+    >>> page = access_report({"subject_key": "sk_" + "0" * 64, "datasets": []})
+    >>> "<title>Access report sk_00000000…00000000</title>" in page
+    True
+    """
+    return _environment().get_template(ACCESS_TEMPLATE).render(page=_access_page(doc))
+
+
+def _access_page(doc: Mapping[str, Any]) -> dict[str, Any]:
+    datasets = [
+        {
+            "name": d.get("dataset"),
+            "subject_column": d.get("subject_column"),
+            "rows": d.get("rows", 0),
+            "columns": [c.get("name") for c in d.get("columns") or []],
+            "rows_shown": [
+                (i, [_cell(r.get(c.get("name"))) for c in d.get("columns") or []])
+                for i, r in zip(d.get("row_ids") or [], d.get("records") or [], strict=False)
+            ],
+        }
+        for d in doc.get("datasets") or []
+    ]
+    models = [
+        {
+            "name": m.get("model"),
+            "version": m.get("version"),
+            "revision": m.get("revision"),
+            "dataset": m.get("dataset"),
+            "rows": m.get("rows"),
+            "trained_at": m.get("trained_at"),
+            "state": (
+                "served (" + ", ".join(m.get("served_by") or []) + ")"
+                if m.get("served")
+                else str(m.get("status"))
+            ),
+            "tone": "warn" if m.get("served") else "muted",
+        }
+        for m in doc.get("models") or []
+    ]
+    copies = [
+        {
+            "recipient": e.get("recipient"),
+            "held": f"{e.get('model')} v{e.get('version')}, revision {e.get('revision')}, "
+            f"exported {str(e.get('exported_at'))[:10]}",
+            "state": e.get("action") or "current: carries the subject's influence",
+            "tone": "warn" if e.get("stale") else "info",
+        }
+        for e in doc.get("exports") or []
+    ]
+    requests = doc.get("erasure_requests") or []
+    rows = sum(int(d["rows"]) for d in datasets)
+    brief = [
+        f"{_plural(rows, 'row')} in {_plural(len(datasets), 'dataset')}",
+        f"{_plural(len(models), 'model version')} trained on them",
+        f"{_plural(len(copies), 'exported copy')}".replace("copys", "copies"),
+        f"{_plural(len(requests), 'erasure request')}",
+    ]
+    return {
+        "subject_key": doc.get("subject_key"),
+        "generated_at": doc.get("generated_at"),
+        "label": "data held" if rows else "no data held",
+        "tone": "warn" if rows else "ok",
+        "brief": brief,
+        "datasets": datasets,
+        "models": models,
+        "forgotten": list(doc.get("forgotten") or []),
+        "exports": copies,
+        "requests": requests,
+    }
+
+
+def _cell(value: object) -> str:
+    """A dataset value as the page shows it: as written, a dash for null."""
+    return "—" if value is None else str(value)

@@ -703,3 +703,155 @@ class Health(BaseModel):
     status: Literal["ok"]
     models: int
     version: str
+
+
+# ---------------------------------------------------------------------- access (Art. 15, 20)
+SUBJECT_HEADER = "Forget-Subject-Id"
+# What an HTTP header carries reliably: printable ASCII, without the spaces at either end that
+# HTTP strips (an id with other characters is POSTed in a JSON body instead).
+SUBJECT_HEADER_PATTERN = r"^[!-~](?:[ -~]{0,254}[!-~])?$"
+
+
+class AccessCreate(Strict):
+    subject_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="the subject's id as the datasets hold it: in the body, never in the URL",
+    )
+
+
+class AccessDataset(BaseModel):
+    dataset: str
+    subject_column: str
+    columns: list[ColumnOut]
+    rows: int
+    row_ids: list[int] = Field(description="the store's row ids, in the order of records")
+    records: list[dict[str, Any]] = Field(
+        description="the rows, every column (the subject column too), as JSON values"
+    )
+
+
+class AccessModel(BaseModel):
+    model: str
+    version: int
+    dataset: str
+    trained_at: str
+    rows: int = Field(description="how many of the subject's rows it was trained on")
+    status: str | None
+    revision: int
+    served: bool = Field(description="the bare model name or an alias routes requests to it")
+    served_by: list[str] = Field(description="the aliases that route to it; default: bare name")
+
+
+class AccessForgotten(BaseModel):
+    request_id: str
+    model: str
+    version: int
+    revision: int
+    action: str
+    version_status: str
+
+
+class AccessExport(BaseModel):
+    export_id: str
+    recipient: str
+    model: str
+    version: int
+    revision: int
+    exported_at: str
+    stale: bool
+    action: str | None = Field(description="what to do about the copy, in words")
+    reason: Literal["trained_on_rows", "exported_before_erasure"]
+    request_id: str | None = Field(description="the erasure the copy predates")
+    replaced_by: str | None = Field(description="the export of a revision without the rows")
+
+
+class AccessErasureRequest(BaseModel):
+    request_id: str
+    status: str
+    status_text: str
+    legal_ground: str
+    received_at: str
+    erased_at: str | None
+    completed_at: str | None
+    deadline: str
+    rows_erased: int
+
+
+class AccessCounts(BaseModel):
+    datasets: int
+    rows: int
+    models_trained: int
+    models_served: int
+    models_forgot: int
+    exports: int
+    erasure_requests: int
+
+
+class AccessOut(BaseModel):
+    subject_key: str = Field(description="the subject's keyed pseudonym")
+    generated_at: str
+    found: bool
+    datasets: list[AccessDataset]
+    models: list[AccessModel]
+    forgotten: list[AccessForgotten]
+    exports: list[AccessExport]
+    erasure_requests: list[AccessErasureRequest]
+    counts: AccessCounts
+
+
+# ---------------------------------------------------------------------- retention (Art. 5(1)(e))
+ISO_DURATION = r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$"
+
+
+class RetentionSet(Strict):
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")  # the look-aheads
+
+    time_column: str = Field(
+        min_length=1,
+        max_length=256,
+        description="the column holding each row's time: timestamps, dates, ISO 8601 text or "
+        "seconds since 1970 (a row without one never expires)",
+    )
+    period: str = Field(
+        pattern=ISO_DURATION,
+        max_length=64,
+        description="an ISO 8601 duration, not zero, under 1000 years: rows older expire",
+        examples=["P30D", "P6M", "P1Y6M", "P2W", "PT36H"],
+    )
+
+
+class RetentionPolicyOut(BaseModel):
+    dataset: str
+    time_column: str
+    period: str
+    set_at: str
+    set_by: str | None
+
+
+class ExpiryAction(BaseModel):
+    model: str
+    version: int
+    action: str
+
+
+class ExpiryOut(BaseModel):
+    request_id: str = Field(description="the erasure request the expiry was carried out as")
+    dataset: str
+    expired_at: str
+    before: str | None = Field(description="the cutoff: rows whose time was before it expired")
+    rows: int
+    status: str
+    models: list[ExpiryAction]
+
+
+class RetentionOut(BaseModel):
+    policies: list[RetentionPolicyOut]
+    expiries: list[ExpiryOut]
+
+
+class ExpireOut(BaseModel):
+    requests: list[ErasureOut] = Field(
+        description="one erasure request per dataset with rows past its period (legal ground "
+        "art5-1-e, no subject); none when nothing expired"
+    )

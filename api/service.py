@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, fields, replace
@@ -65,6 +65,7 @@ from store.errors import (
 )
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.registry import PENDING, READY, ModelVersion
+from store.retention import SUBJECT_PREFIX as RETAINED
 
 log = logging.getLogger("forget.api")
 
@@ -289,6 +290,10 @@ class Service:
     def _purge_loop(self) -> None:
         while not self._stop.wait(self.purge_interval):
             try:
+                try:
+                    self.expire()  # rows past their retention period: erased, purged below
+                except StoreError as exc:  # unreadable times: said each round, purges go on
+                    log.warning("retention: %s", exc)
                 if self._awaiting_purge:
                     self.purge()  # collects evidence too
                 elif self._awaiting_evidence:
@@ -945,6 +950,24 @@ class Service:
         with self.lock:
             return _dataset(self.store.dataset(name))
 
+    def set_retention_policy(
+        self, name: str, time_column: str, period: str, by: str | None
+    ) -> dict[str, Any]:
+        with self.lock:
+            return self.store.set_retention_policy(name, time_column, period, set_by=by).as_dict()
+
+    def remove_retention_policy(self, name: str, by: str | None) -> None:
+        with self.lock:
+            self.store.remove_retention_policy(name, removed_by=by)
+
+    def retention(self, since: str | None, until: str | None) -> dict[str, Any]:
+        """The retention policies and what expired in ``[since, until)``."""
+        with self.lock:
+            return {
+                "policies": [p.as_dict() for p in self.store.retention_policies()],
+                "expiries": self.store.expiries(since, until),
+            }
+
     def create_dataset(
         self,
         name: str,
@@ -1078,6 +1101,38 @@ class Service:
     def _erase_group(self, group: list[_Erasure]) -> None:
         """Carry out queued requests in one transaction (the lock held); each gets its receipt,
         or its error once tried alone."""
+        try:
+            receipts = self._forgetting(
+                lambda before_forget, removed: self.store.erase_many(
+                    [t.call for t in group],
+                    evidence=self.evidence,
+                    channel="http",
+                    before_forget=before_forget,
+                    removed=removed,
+                )
+            )
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error, group[0].done = exc, True
+            else:  # the group failed: each alone
+                for t in group:
+                    self._erase_group([t])
+            return
+        for t, receipt in zip(group, receipts, strict=True):
+            t.receipt, t.done = receipt, True
+
+    def _forgetting(
+        self,
+        run: Callable[
+            [Callable[[Sequence[tuple[str, int]]], None], list[dict[str, DeletedRows]]],
+            list[Any],
+        ],
+    ) -> list[Any]:
+        """Run a store call that erases rows — ``run(before_forget, removed)``, its receipts —
+        with the lock held: the models about to forget have their gates closed until their new
+        revisions are published, then the cache, compiled forests, drift references and feeds
+        follow. If the call fails (nothing of it happened) the models it rebuilt are dropped
+        from serving, to be loaded again, and the error propagates."""
         closed: list[Gate] = []
 
         def close_gates(pairs: Sequence[tuple[str, int]]) -> None:
@@ -1089,59 +1144,65 @@ class Service:
                     gate.acquire()
                     closed.append(gate)
 
-        removed: list[dict[str, Any]] = []
+        removed: list[dict[str, DeletedRows]] = []
         try:
             # the store samples the requests that carry a retrain check (evidence_rate);
             # a sampled one only schedules them: collect_evidence runs them off the lock
-            receipts = self.store.erase_many(
-                [t.call for t in group],
-                evidence=self.evidence,
-                channel="http",
-                before_forget=close_gates,
-                removed=removed,
-            )
+            receipts = run(close_gates, removed)
             fresh = [r for r in receipts if r.rows_erased and not r.repeat]
             if fresh:
                 # every cached answer goes, not only those of the models that forgot: an
                 # answer to a query made of the subject's own rows names their data too
                 self.cache.invalidate(None)
                 self._moved([a for r in fresh for a in r.models])
-        except Exception as exc:
+        except Exception:
             if closed:  # the store rebuilt the models that forgot: new objects
                 self.cache.invalidate(None)
                 for target in list(self._serving):
                     if self._gates.get(target[0]) in closed:
                         self._serving.pop(target, None)
                         self._features.pop(target, None)
-            if len(group) == 1:
-                group[0].error, group[0].done = exc, True
-                return
-            receipts = []
+            raise
         finally:
             for gate in closed:
                 gate.release()
-        if not receipts:  # the group failed: each alone
-            for t in group:
-                self._erase_group([t])
-            return
         if any(a.evidence.get("status") == SCHEDULED for r in receipts for a in r.models):
             self._awaiting_evidence = True
         if fresh:
             self._awaiting_purge = True
-            if self.monitoring is not None:  # the group's rows leave the references at once
+            if self.monitoring is not None:  # the rows leave the references at once
                 fresh_rows = [
                     rows
                     for r, rows in zip(receipts, removed, strict=True)
                     if r.rows_erased and not r.repeat
                 ]
-                self.monitoring.erased(
-                    [r.subject_key for r in fresh], *_together(fresh, fresh_rows)
-                )
+                keys = [r.subject_key for r in fresh if not r.subject_key.startswith(RETAINED)]
+                self.monitoring.erased(keys, *_together(fresh, fresh_rows))
         if self.monitoring is not None:  # feeds at the new revisions: no prediction waits
             for mv, _ in list(self._serving.values()):
                 self.monitoring.follow(self.store, mv)
-        for t, receipt in zip(group, receipts, strict=True):
-            t.receipt, t.done = receipt, True
+        return receipts
+
+    def expire(self, at: str | None = None) -> list[dict[str, Any]]:
+        """Erase the rows past their dataset's retention period (:meth:`ModelStore.expire`)
+        as an erasure is carried out: the models forget at once, predictions wait only for
+        the publication; the purge follows. The background purger calls this each round; the
+        receipts of the requests made (none when nothing expired)."""
+        with self.lock:
+            receipts = self._forgetting(
+                lambda before_forget, removed: self.store.expire(
+                    at=at, evidence=self.evidence, before_forget=before_forget, removed=removed
+                )
+            )
+        for r in receipts:
+            self.metrics.inc("forget_erasures_total", {"status": r.status})
+            log.info(
+                "retention: %d rows of %s expired (request %s)",
+                r.rows_erased,
+                ", ".join(r.datasets),
+                r.request_id,
+            )
+        return [_receipt(r) for r in receipts]
 
     def request(self, request_id: str) -> dict[str, Any]:
         with self.lock:
@@ -1154,6 +1215,14 @@ class Service:
     def summary(self, since: str | None, until: str | None) -> dict[str, Any]:
         with self.lock:
             return self.store.summary_report(since, until)
+
+    def access(self, subject_id: str) -> dict[str, Any]:
+        """What the store holds on a subject (Art. 15 / 20; :meth:`ModelStore.access`),
+        audited; logged by pseudonym and counts only."""
+        with self.lock:
+            doc = self.store.access(subject_id)
+        log.info("access request for subject %s: %s", doc["subject_key"], doc["counts"])
+        return doc
 
     def purge(self) -> dict[str, Any]:
         """Run the scheduled checks (off the lock), then retrain, purge and compact under it,

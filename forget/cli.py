@@ -2,7 +2,8 @@
 
 Every command that touches a store takes ``--store DIR``. Errors a user can fix (an unknown
 dataset, a locked store, missing API keys) print one line and exit with status 2; ``forget
-erase`` exits with 3 when the store held no data under the subject id (nothing was erased).
+erase`` exits with 3 when the store held no data under the subject id (nothing was erased),
+and ``forget access`` when it holds none and no erasure request names it.
 """
 
 from __future__ import annotations
@@ -326,6 +327,69 @@ def _exports(args: argparse.Namespace) -> int:
     return 0
 
 
+def _access(args: argparse.Namespace) -> int:
+    """``forget access``: what the store holds on one subject (Art. 15), as JSON or HTML.
+
+    The id is read from ``--subject-id-file`` (``-``: stdin, the default), never from the
+    command line, where ``ps`` shows it to every user of the machine; one line, its end
+    stripped. With ``--server`` it travels in a JSON body (POST), never in the URL.
+    """
+    from api import html
+
+    source = args.subject_id_file
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    subject_id = lines[0].rstrip("\r\n") if lines else ""
+    if not subject_id.strip() or len([s for s in lines if s.strip()]) > 1:
+        where = "stdin" if source == "-" else source
+        print(f"forget access: {where} must hold one subject id, on one line", file=sys.stderr)
+        return 2
+    if args.server:
+        import os
+
+        import httpx
+
+        token = os.environ.get("FORGET_TOKEN")
+        if not token:
+            raise _ServerError("set FORGET_TOKEN to an API token (scope audit) to use --server")
+        try:
+            r = httpx.post(
+                args.server.rstrip("/") + "/v1/subjects/access",
+                json={"subject_id": subject_id},
+                headers={"Authorization": f"Bearer {token}"},
+                params={"format": "html" if args.html else "json"},
+                timeout=30.0,
+            )
+        except httpx.HTTPError as exc:
+            raise _ServerError(f"{args.server}: {exc}") from exc
+        if r.status_code != 200:
+            try:
+                error = r.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"type": "", "message": r.text[:200]}
+            if r.status_code == 404 and error.get("type") == "unknown_subject":
+                print(f"forget access: {error['message']}", file=sys.stderr)
+                return NO_DATA_EXIT
+            raise _ServerError(f"{args.server} answered {r.status_code}: {error.get('message')}")
+        out = r.text if args.html else json.dumps(r.json(), indent=2, sort_keys=True)
+    else:
+        from store.errors import UnknownSubjectError
+
+        try:
+            with _store(args) as st:
+                doc = st.access(subject_id)
+        except UnknownSubjectError as exc:
+            print(f"forget access: {exc}", file=sys.stderr)
+            return NO_DATA_EXIT
+        out = html.access_report(doc) if args.html else json.dumps(doc, indent=2, sort_keys=True)
+    if args.output:
+        Path(args.output).write_text(out + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(out)
+    return 0
+
+
 def _target(text: str) -> int | dict[int, float]:
     """``forget alias set``'s TARGET: a version (``3``) or a split (``1=0.9,2=0.1``)."""
     text = text.strip()
@@ -374,6 +438,38 @@ def _alias(args: argparse.Namespace) -> int:
         else:
             st.delete_alias(args.model, args.alias, by=_who(args))
             print(f"model {args.model!r}: alias {args.alias!r} removed")
+    return 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    """``forget retention``: datasets' retention policies (Art. 5(1)(e)) and expiry."""
+    if args.action == "show":
+        with _read_only(args) as st:
+            _print_json(
+                {
+                    "policies": [p.as_dict() for p in st.retention_policies()],
+                    "expiries": st.expiries(args.since, args.until),
+                }
+            )
+        return 0
+    with _store(args) as st:
+        if args.action == "set":
+            policy = st.set_retention_policy(
+                args.dataset, args.time_column, args.period, set_by=_who(args)
+            )
+            _print_json(policy.as_dict())
+        elif args.action == "rm":
+            st.remove_retention_policy(args.dataset, removed_by=_who(args))
+            print(f"dataset {args.dataset!r}: retention policy removed; its rows no longer expire")
+        else:
+            receipts = st.expire(purge=not args.no_purge)
+            for r in receipts:
+                print(
+                    f"request {r.request_id}: {r.rows_erased} rows of "
+                    f"{', '.join(r.datasets)} expired, {r.status}"
+                )
+            if not receipts:
+                print("nothing has expired")
     return 0
 
 
@@ -569,6 +665,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stale", action="store_true", help="only copies an erasure made stale")
 
+    p = command(
+        "access",
+        _access,
+        "what the store holds on a subject, its rows included (Art. 15, 20; audited)",
+        store=False,
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--store", metavar="DIR", help="the store directory")
+    where.add_argument(
+        "--server",
+        metavar="URL",
+        help="ask a running forget serve instead (token in FORGET_TOKEN, scope audit)",
+    )
+    p.add_argument(
+        "--subject-id-file",
+        default="-",
+        metavar="FILE",
+        help="a file holding the subject id on one line (default -: stdin); never an "
+        "argument, which ps shows to other users",
+    )
+    p.add_argument("--html", action="store_true", help="an HTML page instead of JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
     p = command("alias", _alias, "set, remove or list a model's aliases (promotion, canary)", False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     by_help = "who made the change (audited; default: cli:<os user>)"
@@ -587,6 +706,35 @@ def _parser() -> argparse.ArgumentParser:
     a = actions.add_parser("ls", help="list a model's aliases as JSON (read-only)")
     a.add_argument("--store", required=True, metavar="DIR", help="the store directory (read-only)")
     a.add_argument("model")
+
+    p = command(
+        "retention", _retention, "datasets' retention periods (Art. 5(1)(e)) and expiry", False
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("set", help="let a dataset's rows expire a period after their time")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("dataset")
+    a.add_argument(
+        "--time-column", required=True, metavar="COLUMN", help="timestamps, dates, ISO 8601 "
+        "text or seconds since 1970; a row without one never expires"
+    )  # fmt: skip
+    a.add_argument(
+        "--period", required=True, help="an ISO 8601 duration: P30D, P6M, P1Y6M, P2W, PT36H"
+    )
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser("rm", help="remove a dataset's retention policy (audited)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("dataset")
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser("show", help="the policies and what expired, as JSON (read-only)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory (read-only)")
+    a.add_argument("--since", metavar="ISO8601", help="expiries from")
+    a.add_argument("--until", metavar="ISO8601", help="expiries before")
+    a = actions.add_parser(
+        "expire", help="erase every row past its period now (a server's purger does it itself)"
+    )
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("--no-purge", action="store_true", help="leave the physical purge for later")
 
     p = command("versions", _versions, "delete model versions; keep the last N", False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -386,6 +386,18 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
     return taken
 
 
+def take_rows(db: Database, name: str, where: str, params: Sequence[Any]) -> DeletedRows:
+    """Delete the dataset's rows that ``where`` selects (in a transaction): the deleted rows,
+    by row id. For retention (:mod:`store.retention`), which names rows by time, not subject.
+    """
+    if not db.in_transaction:
+        raise RuntimeError("take_rows belongs inside the erasure's transaction")
+    arrays = db.execute(f"DELETE FROM {table(name)} WHERE {where} RETURNING *", params).fetchnumpy()
+    ids = np.asarray(arrays.pop(ROW_ID), dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    return DeletedRows(ids[order], {c: np.asarray(v)[order] for c, v in arrays.items()})
+
+
 def fetch(
     db: Database, name: str, columns: Sequence[str], trained: tuple[str, int] | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:

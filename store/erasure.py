@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import forget
-from store import audit, data, evidence
+from store import audit, data, evidence, retention
 from store._clock import add_month, now
 from store._faults import crash_point
 from store.db import Database
@@ -65,10 +65,12 @@ LEGAL_GROUNDS = {
     "art17-1-e": "legal obligation to erase",
     "art17-1-f": "child's data, information society services",
 }
+# what reports say of each ground: the Art. 17 grounds a request names, and retention's
+GROUND_TEXT = LEGAL_GROUNDS | {retention.GROUND: retention.GROUND_TEXT}
 _REQUEST_COLUMNS = (
     "request_id, subject_key, legal_ground, status, received_at, erased_at, completed_at, "
     "datasets_json, rows_erased, purged_at, evidence_rate, evidence_sampled, evidence_status, "
-    "requested_by, handled_by"
+    "requested_by, handled_by, expired_before"
 )
 
 
@@ -127,7 +129,7 @@ def check_legal_ground(ground: object) -> str:
     return str(ground)
 
 
-CHANNELS = ("python", "http", "cli")
+CHANNELS = ("python", "http", "cli", "retention")
 
 
 def handler(channel: str) -> str:
@@ -172,6 +174,7 @@ class Request:
     policy: evidence.Policy
     requested_by: str | None = None
     handled_by: str | None = None
+    expires: retention.Expiry | None = None  # a retention request: these rows, no subject
 
 
 def erase(
@@ -203,13 +206,17 @@ def erase(
     received = now()
     try:
         with db.atomic():
-            taken = data.take_subjects(db, [r.subject for r in requests])
+            taken = data.take_subjects(db, [r.subject for r in requests if r.expires is None])
             erased_at = now()
             first = _latest(db, [r.subject.key for r in requests if r.subject.key not in taken])
             plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = []
             for r in requests:
                 rows = taken.pop(r.subject.key, {})  # a later request of the subject: none
                 earlier = first.get(r.subject.key)
+                if r.expires is not None:  # retention: the rows past the cutoff, no repeats
+                    e, earlier = r.expires, None
+                    got = data.take_rows(db, e.dataset, e.where, [e.before])
+                    rows = {e.dataset: got} if got.row_ids.size else {}
                 if not rows and earlier is not None:
                     plans.append(earlier)  # a repeat: that request's receipt
                     continue
@@ -276,6 +283,7 @@ def erase(
                         evidence.SCHEDULED if waits else None,
                         r.requested_by,
                         r.handled_by,
+                        None if r.expires is None else r.expires.before,
                     ]
                 )
                 entries += [
@@ -292,7 +300,8 @@ def erase(
                             "models": [
                                 [o.model, o.version, o.revision, len(o.row_ids)] for o in ops
                             ],
-                        },
+                        }
+                        | _expired(r.expires),
                     ),
                     *pending.get(r.request_id, []),
                     *_action_entries(done, proofs),
@@ -339,6 +348,13 @@ def _latest(db: Database, keys: Sequence[str]) -> dict[str, str]:
         [sorted(set(keys))],
     )
     return {str(k): str(q) for k, q in rows}
+
+
+def _expired(e: retention.Expiry | None) -> dict[str, Any]:
+    """A retention request's audit fields: which rows expired."""
+    if e is None:
+        return {}
+    return {"expired": {"dataset": e.dataset, "time_column": e.column.name, "before": e.before}}
 
 
 def _actions(

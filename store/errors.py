@@ -34,6 +34,7 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
     │   ├── VersionInUseError (ValueError)    deleting a version an alias names (store.aliases)
     │   └── InvalidRetentionError (ValueError)  (store.aliases)
     ├── PredictInputError (ValueError)        rows that lack the model's features
+    ├── UnknownSubjectError (LookupError)     no rows and no erasure request under a subject id
     └── ErasureError
         ├── InvalidSubjectError (ValueError)
         ├── InvalidLegalGroundError (ValueError)
@@ -152,6 +153,17 @@ class UnknownRequestError(ErasureError, LookupError):
                 "no erasure request with that id (request ids are 'er_' and 16 hex digits; "
                 "the text given is not repeated, as it may be a subject id)"
             )
+
+
+class UnknownSubjectError(StoreError, LookupError):
+    """An access request (Art. 15) for a subject id under which the store holds no rows and
+    records no erasure request. The message never repeats the id."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this store holds no data under that subject id, and no erasure request names it "
+            "(the id is not repeated; check it)"
+        )
 
 
 class FitError(TrainingError, ValueError):

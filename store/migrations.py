@@ -206,3 +206,15 @@ def _exports(db: Database) -> None:
             sha256 VARCHAR NOT NULL, size BIGINT NOT NULL, exported_at VARCHAR NOT NULL,
             exported_by VARCHAR)"""
     )
+
+
+@migration(10, "retention policies (Art. 5(1)(e)) and the cutoff of a retention request")
+def _retention(db: Database) -> None:
+    # A dataset's policy (store.retention): rows whose time column is before now minus the
+    # period expire through the erasure path; such a request records its cutoff.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS retention_policies(
+            dataset VARCHAR PRIMARY KEY, time_column VARCHAR NOT NULL, period VARCHAR NOT NULL,
+            set_at VARCHAR NOT NULL, set_by VARCHAR)"""
+    )
+    db.execute("ALTER TABLE erasure_requests ADD COLUMN IF NOT EXISTS expired_before VARCHAR")

@@ -86,7 +86,7 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
         "subject_key": r.subject_key,
         "legal_ground": r.legal_ground,
         "legal_ground_article": ground_article(r.legal_ground),
-        "legal_ground_text": erasure.LEGAL_GROUNDS[r.legal_ground],
+        "legal_ground_text": erasure.GROUND_TEXT[r.legal_ground],
         "status": r.status,
         "status_label": _STATUS_LABEL[r.status],
         "status_text": erasure.STATUS_TEXT[r.status],
@@ -310,6 +310,19 @@ def _instant(value: object, what: str) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def period(since: object, until: object) -> tuple[str | None, str | None]:
+    """A report's period ``[since, until)`` as the store writes timestamps (open: None)."""
+    lo, hi = _instant(since, "since"), _instant(until, "until")
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidPeriodError(f"since {lo} is after until {hi}")
+    return lo, hi
+
+
+def instant(value: object, what: str) -> str | None:
+    """A moment given as ISO 8601 text or a datetime, as the store writes timestamps."""
+    return _instant(value, what)
+
+
 def summary_report(
     db: Database, since: object = None, until: object = None, as_of: object = None
 ) -> dict[str, Any]:
@@ -319,10 +332,8 @@ def summary_report(
     Art. 12(3) deadline and not completed. Completion time runs from receipt to completion;
     ``no_data`` requests (the store held nothing under the id) are counted, not timed.
     """
-    lo, hi = _instant(since, "since"), _instant(until, "until")
+    lo, hi = period(since, until)
     at = _instant(as_of, "as_of") or now()
-    if lo is not None and hi is not None and lo > hi:
-        raise InvalidPeriodError(f"since {lo} is after until {hi}")
     rows = db.all(
         "SELECT request_id, status, legal_ground, received_at, completed_at, rows_erased "
         "FROM erasure_requests WHERE (? IS NULL OR received_at >= ?) "

@@ -27,8 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from store import audit, data, erasure, exports, migrations, reports, retrain, sources
+from store import access as _access
+from store import (
+    audit,
+    data,
+    erasure,
+    exports,
+    migrations,
+    reports,
+    retrain,
+    sources,
+)
 from store import evidence as _evidence
+from store import retention as _retention
+from store._clock import now
 from store.aliases import Aliases, AliasTarget, Route, VersionInUseError
 from store.artifacts import Artifacts
 from store.audit import AuditHead, AuditVerification
@@ -42,12 +54,13 @@ from store.errors import (
     StoreCorruptError,
     StoreNotFoundError,
     StoreReadOnlyError,
+    UnknownSubjectError,
 )
 from store.evidence import INLINE, EvidenceJob
 from store.exports import ExportRecord
 from store.registry import READY, ModelVersion, Registry
 from store.retrain import RetrainResult
-from store.subjects import KEY_FILE, SubjectKeys
+from store.subjects import KEY_FILE, Subject, SubjectKeys
 
 
 class ModelStore:
@@ -299,6 +312,41 @@ class ModelStore:
     def subject_key(self, subject_id: str) -> str:
         """The pseudonym the store uses for ``subject_id`` in reports and the audit log."""
         return self._keys.subject(subject_id).key
+
+    def access(self, subject_id: str) -> dict[str, Any]:
+        """What the store holds on a subject and did with it (Art. 15), JSON-able: the rows
+        in each dataset (every column: the Art. 20 export), the model versions trained on
+        them and whether they serve, what each version did for the subject's erasure
+        requests, the exported copies that carry the subject's influence, and the requests.
+        See :mod:`store.access`.
+
+        Audited as one ``subject.access`` entry (the pseudonym and counts, never the id),
+        written with the reads in one transaction, also when nothing is found: then
+        :class:`~store.errors.UnknownSubjectError` (no rows, no request). Raises
+        :class:`~store.errors.InvalidSubjectError` for an empty or non-string id, and
+        :class:`~store.errors.StoreReadOnlyError` on a read-only store (it cannot audit).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from forget.linear import LinearRegression
+        >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+        >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+        ...     _ = st.ingest("people", rows, subject_column="subject_id")
+        ...     _ = st.train("line", dataset="people", estimator=LinearRegression(),
+        ...                  label="y", features=["x"])
+        ...     doc = st.access("s2")
+        ...     (doc["datasets"][0]["records"], [(m["model"], m["served"]) for m in doc["models"]])
+        ([{'subject_id': 's2', 'x': 2.0, 'y': 5.0}], [('line', True)])
+        """
+        db = self._writable("record an access request")
+        subject = self._keys.subject(subject_id)
+        with db.atomic():
+            doc = _access.access(db, self._registry, self._alias_book, subject)
+            audit.append(db, _access.ACCESS, _access.audit_payload(doc))
+        if not doc["found"]:
+            raise UnknownSubjectError()
+        return doc
 
     # ------------------------------------------------------------------ models
     def train(
@@ -645,6 +693,79 @@ class ModelStore:
             before_forget=before_forget,
             removed=removed,
         )
+
+    # ------------------------------------------------------------------ retention
+    def set_retention_policy(
+        self, dataset: str, time_column: str, period: str, *, set_by: str | None = None
+    ) -> _retention.Policy:
+        """Let ``dataset``'s rows expire ``period`` (an ISO 8601 duration: ``P30D``, ``P6M``,
+        ``P1Y``) after the time in ``time_column`` (see :mod:`store.retention`); replaces an
+        earlier policy, audited. Nothing expires until :meth:`expire` runs (a server's purger
+        runs it on its schedule)."""
+        return _retention.set_policy(
+            self._writable("set a retention policy"), dataset, time_column, period, set_by, now()
+        )
+
+    def remove_retention_policy(self, dataset: str, *, removed_by: str | None = None) -> None:
+        """Remove ``dataset``'s retention policy (audited): its rows no longer expire."""
+        _retention.remove_policy(self._writable("remove a retention policy"), dataset, removed_by)
+
+    def retention_policies(self) -> list[_retention.Policy]:
+        return _retention.policies(self._live())
+
+    def expiries(self, since: object = None, until: object = None) -> list[dict[str, Any]]:
+        """The retention requests received in ``[since, until)`` (the periodic report of what
+        expired): dataset, cutoff, rows, status and each model version's action."""
+        return _retention.expiries(self._live(), *reports.period(since, until))
+
+    def expire(
+        self,
+        *,
+        at: object = None,
+        purge: bool = False,
+        evidence: str = INLINE,
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        removed: list[dict[str, DeletedRows]] | None = None,
+    ) -> list[ErasureReceipt]:
+        """Erase every row past its dataset's retention period at ``at`` (an ISO 8601 moment;
+        now by default): one erasure request per dataset with expired rows, in one
+        transaction, legal ground ``art5-1-e`` and no subject (``subject_key`` is
+        ``retention:<dataset>``; the cutoff is in its audit entry). Every model trained on the
+        rows forgets them, exactly as for an erasure; with ``purge`` the bytes leave the disk
+        before this returns. ``before_forget`` and ``removed``: as :meth:`erase_many`'s.
+        Receipts of the requests made (none when nothing expired)."""
+        db = self._writable("expire rows")
+        at = reports.instant(at, "at") or now()
+        due = _retention.due(db, at)
+        if not due:
+            return []
+        requests = []
+        for e, _ in due:
+            rate = self.evidence_rate
+            request_id = erasure.new_request_id()
+            requests.append(
+                erasure.Request(
+                    Subject(_retention.SUBJECT_PREFIX + e.dataset, ""),
+                    _retention.GROUND,
+                    request_id,
+                    _evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id)),
+                    "retention",
+                    erasure.handler("retention"),
+                    e,
+                )
+            )
+        receipts = erasure.erase(
+            db,
+            self._registry,
+            requests,
+            deferred=_evidence.check_mode(evidence) != INLINE,
+            before_forget=before_forget,
+            removed=removed,
+        )
+        if purge:
+            self.purge()
+            return [erasure.receipt(db, r.request_id) for r in receipts]
+        return receipts
 
     def _request(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -163,7 +164,8 @@ def unkey(directory: Path, tamper: bool = False) -> AuditHead:
 
 def test_the_migration_keys_an_older_store_and_says_so(store_dir: Path) -> None:
     old_head = unkey(store_dir)
-    with pytest.raises(StoreReadOnlyError, match=r"needs migrations \[4, 5, 6, 7, 8, 9\]"):
+    later = [n for n in sorted(migrations.MIGRATIONS) if n >= 4]
+    with pytest.raises(StoreReadOnlyError, match=re.escape(f"needs migrations {later}")):
         ModelStore.open(store_dir, read_only=True)
     with ModelStore.open(store_dir) as st:
         assert st.verify_audit_log().ok  # (the open then purged the erasure: more entries)

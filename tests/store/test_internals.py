@@ -15,7 +15,16 @@ from store import ModelStore, migrations
 from store._clock import add_month
 from store.subjects import KEY_FILE
 
-MODULES = ["_clock", "audit", "evidence", "migrations", "store", "subjects", "versions"]
+MODULES = [
+    "_clock",
+    "audit",
+    "evidence",
+    "migrations",
+    "retention",
+    "store",
+    "subjects",
+    "versions",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
