@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from cluster.errors import ClusterError, RayMissingError, ReplicaBehindError
-from cluster.state import Change, Fence, Op, Snapshot
+from cluster.state import Change, Fence, Op, Routes, Snapshot
 
 __all__ = [
     "Change",
@@ -27,6 +27,7 @@ __all__ = [
     "RayMissingError",
     "RayTreeFitter",
     "ReplicaBehindError",
+    "Routes",
     "Snapshot",
     "create_app",
     "on_ray",

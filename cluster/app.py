@@ -12,7 +12,7 @@ from api.app import MAX_BODY_BYTES
 from api.app import create_app as create_api_app
 from api.auth import ApiKeys
 from api.errors import error_response
-from cluster.errors import ReplicaBehindError, RoutingNotServedError, import_ray
+from cluster.errors import ReplicaBehindError, import_ray
 from cluster.router import Cluster
 
 
@@ -24,10 +24,6 @@ async def _behind(request: Request, exc: Exception) -> JSONResponse:
         f"{exc}; retry shortly",
         headers={"Retry-After": str(ReplicaBehindError.retry_after)},
     )
-
-
-async def _not_routed(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, "routing_not_served", str(exc))
 
 
 def create_app(
@@ -48,7 +44,6 @@ def create_app(
         cast(Any, cluster), keys, max_body_bytes=max_body_bytes, owns=owns, freeze_heap=freeze_heap
     )
     app.add_exception_handler(ReplicaBehindError, _behind)
-    app.add_exception_handler(RoutingNotServedError, _not_routed)
     return app
 
 

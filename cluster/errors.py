@@ -4,7 +4,6 @@
 
     ClusterError
     ├── ReplicaBehindError   no live replica holds the model's current revision yet (503, retry)
-    ├── RoutingNotServedError  an alias or pinned version asked of the cluster (422)
     └── RayMissingError      the ``ray`` extra is not installed
 """
 
@@ -25,12 +24,6 @@ class ReplicaBehindError(ClusterError):
     """
 
     retry_after = 1
-
-
-class RoutingNotServedError(ClusterError, ValueError):
-    """A prediction that names an alias, a pinned version or a routing key: replicas hold
-    one serving version per model (the newest ready one), so the cluster serves bare names
-    only; such requests go to a single-process ``forget serve``."""
 
 
 class RayMissingError(ClusterError, ImportError):

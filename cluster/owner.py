@@ -4,8 +4,12 @@ DuckDB lets one process write a database, so every write — erasures, training,
 purges — and every report goes through this actor, which wraps the embedded
 :class:`api.service.Service` (its lock, receipts and reports) without its serving parts.
 After each write it says what replicas must do to follow, as a :class:`~cluster.state.Change`:
-the committed forget operations (model, version, revision, row ids), snapshots of versions
-that replicas cannot reach by forgetting (a new training, a retrain), and the new fence.
+the committed forget operations (model, version, revision, row ids) of *every* version the
+erasure touched (served, aliased, shadowing or idle: replicas hold every ready version),
+snapshots of versions that replicas cannot reach by forgetting (a new training, a retrain),
+the new fence, and every model's routing table (statuses and aliases) for the router. Alias
+moves and version deletions are writes too: the router publishes the new table before it
+answers, so the next request routes by it.
 
 Drift monitoring lives here too, in the Service's :class:`~api.monitoring.Monitoring`: the
 router sends what the replicas answered (:meth:`StoreOwner.observe`), and erasures, which pass
@@ -34,7 +38,7 @@ from prometheus_client.metrics_core import Metric
 
 from api.metrics import Metrics
 from api.service import Observation, Service
-from cluster.state import Change, Failure, Fence, Op, Snapshot
+from cluster.state import Change, Failure, Fence, Op, Routes, Snapshot, Target
 from drift import DriftError
 from store.errors import StoreError
 from store.registry import READY
@@ -57,6 +61,12 @@ PASSTHROUGH = frozenset(
         "verify",
         "health",
         "feedback",
+        "export",
+        "exports",
+        "access",
+        "retention",
+        "set_retention_policy",
+        "remove_retention_policy",
     }
 )
 
@@ -90,16 +100,22 @@ class StoreOwner:
 
     # ------------------------------------------------------------------ reading
     def fence(self) -> Fence:
-        """Each model's serving version (the newest ready one) and its revision."""
-        out: Fence = {}
-        for mv in self.service.store.list_models():
-            if mv.status == READY:
-                best = out.get(mv.name)
-                if best is None or mv.version > best[0]:
-                    out[mv.name] = (mv.version, mv.revision)
-            else:
-                out.setdefault(mv.name, None)
-        return out
+        """Every ready version and its revision: what replicas hold (any of them may be
+        pinned, routed to by an alias or a bare name, or shadow one)."""
+        return {
+            (mv.name, mv.version): mv.revision
+            for mv in self.service.store.list_models()
+            if mv.status == READY
+        }
+
+    def routes(self) -> dict[str, Routes]:
+        """Every model's routing table: its versions' statuses and its aliases (what the
+        embedded service publishes for itself)."""
+        store = self.service.store
+        statuses: dict[str, dict[int, str]] = {}
+        for mv in store.list_models():
+            statuses.setdefault(mv.name, {})[mv.version] = mv.status
+        return {name: Routes(s, store.aliases(name)) for name, s in sorted(statuses.items())}
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A read (or a dataset write) of :class:`api.service.Service`."""
@@ -141,17 +157,15 @@ class StoreOwner:
         while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def snapshot(self, models: list[str] | None = None) -> Change:
-        """Every serving model (or those named) as bytes: how a replica catches up."""
+    def snapshot(self) -> Change:
+        """Every ready version as bytes, and the routing tables: how a replica catches up."""
         fence = self.fence()
         self._published = fence
-        names = sorted(fence) if models is None else models
-        snaps = tuple(self._snapshot(n, fence[n]) for n in names if fence.get(n) is not None)
-        return Change(fence, snapshots=snaps, drops=tuple(n for n in names if fence.get(n) is None))
+        snaps = tuple(self._snapshot(t, rev) for t, rev in sorted(fence.items()))
+        return Change(fence, snapshots=snaps, routes=self.routes())
 
-    def _snapshot(self, name: str, at: tuple[int, int] | None) -> Snapshot:
-        assert at is not None
-        version, revision = at
+    def _snapshot(self, target: Target, revision: int) -> Snapshot:
+        name, version = target
         mv = self.service.store.get_model(name, version)
         est = self.service.store.estimator(name, version)
         assert est is not None, "a ready version is in memory"
@@ -190,15 +204,45 @@ class StoreOwner:
         ]
         return done, self._change()
 
+    def expire(self, at: str | None = None) -> tuple[Any, Change]:
+        """Erase the rows past their retention period (one request per dataset): the
+        replicas get the forget operations, as for an erasure."""
+        self._ops.clear()
+        try:
+            done = self.service.expire(at)
+        except StoreError as exc:
+            return Failure.of(exc), self._change()
+        self._ops = [
+            Op(a["model"], a["version"], a["revision"], tuple(a["row_ids"]))
+            for d in done
+            for a in d["models"]
+            if a["row_ids"]
+        ]
+        return done, self._change()
+
     def train(self, name: str, **kwargs: Any) -> tuple[Any, Change]:
         return self._apply(self.service.train, name, **kwargs)
 
     def purge(self) -> tuple[Any, Change]:
         return self._apply(self.service.purge)
 
-    def drift(self, name: str) -> tuple[Any, Change]:
-        """The serving version's drift report; a write when it retrains (``retrain_on_drift``)."""
-        return self._apply(self.service.drift, name)
+    def drift(
+        self, name: str, *, alias: str | None = None, version: int | None = None
+    ) -> tuple[Any, Change]:
+        """A version's drift report (pinned, else the one ``alias`` answers keyless requests
+        with); a write when it retrains (``retrain_on_drift``)."""
+        return self._apply(self.service.drift, name, alias=alias, version=version)
+
+    def set_alias(self, name: str, alias: str, target: Any, **kwargs: Any) -> tuple[Any, Change]:
+        """Move an alias: only the routing table changes (replicas hold every ready version)."""
+        return self._apply(self.service.set_alias, name, alias, target, **kwargs)
+
+    def delete_alias(self, name: str, alias: str, **kwargs: Any) -> tuple[Any, Change]:
+        return self._apply(self.service.delete_alias, name, alias, **kwargs)
+
+    def delete_version(self, name: str, version: int, **kwargs: Any) -> tuple[Any, Change]:
+        """Delete a version (refused while an alias names it): replicas drop it."""
+        return self._apply(self.service.delete_version, name, version, **kwargs)
 
     def _apply(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Change]:
         self._ops.clear()
@@ -211,32 +255,28 @@ class StoreOwner:
         self.service.close()
 
     def _change(self) -> Change:
-        """From the fence last published to the one now: operations where they bridge the
-        gap, snapshots where they do not, drops where nothing serves any more."""
+        """From the fence last published to the one now, version by version: operations
+        where they bridge the gap, snapshots where they do not; a version that left the
+        fence is dropped by the replicas."""
         old, new = self._published, self.fence()
         done, self._ops = self._ops, []
         ops: list[Op] = []
         snaps: list[Snapshot] = []
-        drops: list[str] = []
-        for name in sorted(set(old) | set(new)):
-            was, now = old.get(name), new.get(name)
-            if now is None:
-                if was is not None:
-                    drops.append(name)
-                continue
+        for target, now in sorted(new.items()):
+            was = old.get(target)
             if was == now:
                 continue
-            mine = sorted(
-                (op for op in done if (op.model, op.version) == (name, now[0])),
-                key=lambda op: op.revision,
-            )
-            revs = [op.revision for op in mine]
-            bridged = (
-                was is not None and was[0] == now[0] and revs == list(range(was[1] + 1, now[1] + 1))
+            mine = sorted((op for op in done if (op.model, op.version) == target), key=_rev)
+            bridged = was is not None and [op.revision for op in mine] == list(
+                range(was + 1, now + 1)
             )
             if bridged:
-                ops += [Op(op.model, op.version, op.revision, op.row_ids) for op in mine]
+                ops += mine
             else:
-                snaps.append(self._snapshot(name, now))
+                snaps.append(self._snapshot(target, now))
         self._published = new
-        return Change(new, tuple(ops), tuple(snaps), tuple(drops))
+        return Change(new, tuple(ops), tuple(snaps), self.routes())
+
+
+def _rev(op: Op) -> int:
+    return op.revision

@@ -1,6 +1,9 @@
 """A serving replica: models in memory, built from the owner's bytes, kept current by the
 forget operations fanned out after each erasure commits.
 
+It holds every ready version of every model, keyed by (model, version): the router routes
+(bare names, aliases, splits, pinned versions, shadows) and asks for one version each call.
+
 A replica never opens the store (the owner holds the DuckDB file). It answers a prediction
 only at or past the revision the router asks for (the *fence*): a replica that has not applied
 an erasure refuses with :class:`~cluster.errors.ReplicaBehindError` instead of answering from
@@ -19,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from cluster.errors import ReplicaBehindError
-from cluster.state import Change, Failure, Snapshot
+from cluster.state import Change, Failure, Snapshot, Target
 from forget.scoring import CompiledForest
 from forget.warm import rehearse
 from store.errors import PredictInputError
 from store.versions import load_class
 
-State = dict[str, tuple[int, int]]
+State = dict[Target, int]  # each held (model, version) -> its revision
 _WARMED: set[type] = set()  # estimator classes whose kernels this process compiled
 
 
@@ -99,12 +102,12 @@ class Replica:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.models: dict[str, _Model] = {}
+        self.models: dict[Target, _Model] = {}
         self._hold = 0.0
 
     def state(self) -> State:
-        """Each held model's (version, revision)."""
-        return {n: (m.version, m.revision) for n, m in self.models.items()}
+        """Each held version's revision."""
+        return {t: m.revision for t, m in sorted(self.models.items())}
 
     def pid(self) -> int:
         return os.getpid()
@@ -114,57 +117,62 @@ class Replica:
         self._hold = seconds
 
     def update(self, change: Change) -> State:
-        """Apply operations in revision order, load newer snapshots, drop unservable models.
+        """Load newer snapshots, apply operations in revision order, drop what the fence
+        does not name (a version awaiting a retrain, retired or deleted).
 
         An operation that does not follow the held revision (a gap: this replica missed one)
-        drops the model, so that it cannot serve until it is caught up with a snapshot.
+        drops the version, so that it cannot serve until it is caught up with a snapshot.
         """
         if self._hold:
             time.sleep(self._hold)
             self._hold = 0.0
         for snap in change.snapshots:
-            have = self.models.get(snap.model)
-            if have is None or (have.version, have.revision) <= (snap.version, snap.revision):
-                self.models[snap.model] = _Model.load(snap)
+            target = (snap.model, snap.version)
+            have = self.models.get(target)
+            if have is None or have.revision <= snap.revision:
+                self.models[target] = _Model.load(snap)
         for op in change.ops:
-            have = self.models.get(op.model)
-            if have is None or have.version != op.version or have.revision >= op.revision:
-                continue  # nothing held, another version, or a snapshot already past it
+            target = (op.model, op.version)
+            have = self.models.get(target)
+            if have is None or have.revision >= op.revision:
+                continue  # nothing held, or a snapshot already past it
             if have.revision != op.revision - 1:
-                del self.models[op.model]  # a gap: wait for a snapshot
+                del self.models[target]  # a gap: wait for a snapshot
                 continue
             have.forget(op.row_ids)
             have.revision = op.revision
-        for name in change.drops:
-            self.models.pop(name, None)
-        for name, at in change.fence.items():  # a model whose version moved on without us
-            have = self.models.get(name)
-            if have is not None and (at is None or (have.version, have.revision) < at):
-                del self.models[name]
+        for target, have in list(self.models.items()):  # unservable, or moved on without us
+            at = change.fence.get(target)
+            if at is None or have.revision < at:
+                del self.models[target]
         return self.state()
 
     def predict(
-        self, name: str, rows: Sequence[Mapping[str, float]], at: tuple[int, int]
+        self, target: Target, rows: Sequence[Mapping[str, float]], at: int
     ) -> dict[str, Any]:
-        """Score ``rows`` with the held model, if it is at revision ``at`` or later."""
-        (out,) = self.predict_many(name, [rows], at)
+        """Score ``rows`` with the held version ``target``, if it is at revision ``at`` or later."""
+        (out,) = self.predict_many(target, [rows], at)
         if isinstance(out, Failure):
             raise out.rebuild()
         return out
 
     def predict_many(
-        self, name: str, batch: Sequence[Sequence[Mapping[str, float]]], at: tuple[int, int]
+        self, target: Target, batch: Sequence[Sequence[Mapping[str, float]]], at: int
     ) -> list[dict[str, Any] | Failure]:
-        """Score several requests' rows as one matrix (the router's micro-batch).
+        """Score several requests' rows as one matrix (the router's micro-batch), all with
+        one version: a batch never mixes versions.
 
-        Raises :class:`ReplicaBehindError` for the whole batch when the held model is behind
-        ``at``; a request with bad rows gets its error (a :class:`Failure`) in its place.
+        Raises :class:`ReplicaBehindError` for the whole batch when the held version is behind
+        revision ``at`` (or not held); a request with bad rows gets its error (a
+        :class:`Failure`) in its place.
         """
-        have = self.models.get(name)
-        if have is None or (have.version, have.revision) < tuple(at):
-            held = None if have is None else (have.version, have.revision)
+        name, version = target
+        have = self.models.get((name, version))
+        if have is None or have.revision < at:
+            held = None if have is None else have.revision
             raise ReplicaBehindError(
-                f"replica {self.name} holds model {name!r} at {held}, behind {tuple(at)}"
+                f"replica {self.name} holds model {name!r} v{version} at revision {held}, "
+                f"behind {at}"
             )
         results: list[dict[str, Any] | Failure] = []
         parts: list[np.ndarray] = []

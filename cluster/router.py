@@ -2,23 +2,37 @@
 
 It lives in the HTTP process and offers the methods of :class:`api.service.Service` that the
 ``api`` routes call, so the same app serves a cluster. Writes go to the owner; predictions to
-a replica that holds the model at the published revision.
+a replica that holds the routed version at the published revision.
 
-Fencing. The *fence* is each model's serving (version, revision), as the owner returns it with
-every write. The router publishes a new fence *before* it sends the change to the replicas and
-routes a prediction only to a replica whose acknowledged state equals the fence; the replica
-checks it again and refuses when it is behind. An erasure is answered only once every live
+Routing. Each model's routing table (its versions' statuses and its aliases) comes from the
+owner with every write and is published here whole; a request is routed by it with
+:func:`store.aliases.route`, the function the embedded server routes with, so a bare name
+(``default``, else the newest ready version), an alias split by ``routing_key``, or a pinned
+version picks the same version as on a single server, and the answer names its version,
+revision and alias. An alias move is a write: its table is published before it is answered,
+so the next request routes by it. Requests queue and leave in batches per (model, version):
+a batch, and so an answer, never mixes versions. A route's shadow version is scored on a
+replica after the answer (its rows queued like a request's, never answered): counted in
+``forget_shadow_rows_total`` (``_failed_total``, and ``_dropped_total`` past
+``SHADOW_BACKLOG`` shadow requests waiting); not fed to the drift monitors.
+
+Fencing. The *fence* is every ready version's revision, as the owner returns it with every
+write: replicas hold them all (a request may pin any), so an erasure's forget operations
+reach every version that trained on the subject, served or idle. The router publishes a new
+fence *before* it sends the change to the replicas and routes a prediction only to a replica
+whose acknowledged revision of the routed version equals the fence's; the replica checks it
+again and refuses when it is behind. An erasure is answered only once every live
 replica acknowledged it (or was declared down), so a prediction sent after the receipt never
 comes from a revision that still holds the erased rows. With no replica at the fence within
 ``fence_wait`` seconds, a prediction fails with :class:`ReplicaBehindError` (HTTP 503).
 
 Ordering. Changes are sent to the replicas under one lock from this process, and Ray runs the
 calls from one caller to a synchronous actor in the order they were sent, so a replica applies
-erasures in revision order (it drops a model when it sees a gap anyway).
+erasures in revision order (it drops a version when it sees a gap anyway).
 
 Catch-up. A replica that fails a call, times out, restarts (Ray restarts it, empty) or answers
 that it is behind is marked down; a background thread asks the owner for a snapshot of every
-serving model (checkpoint plus forget log, as the owner holds it in memory) and sends it under
+ready version (checkpoint plus forget log, as the owner holds it in memory) and sends it under
 the same lock, so no later change can overtake it. Until it acknowledges, it gets no traffic.
 
 Drift. Each answered prediction gets a prediction id here and is buffered as an
@@ -67,12 +81,13 @@ from prometheus_client.metrics_core import Metric
 from api.batching import Overloaded, take_batch
 from api.metrics import Metrics
 from api.monitoring import PredictionIds
-from api.service import Observation, check_subject_ids
-from cluster.errors import ReplicaBehindError, RoutingNotServedError, import_ray
+from api.service import SHADOW_BACKLOG, Observation, check_subject_ids
+from cluster.errors import ReplicaBehindError, import_ray
 from cluster.owner import StoreOwner
 from cluster.replica import Replica, State
-from cluster.state import Change, Failure, Fence
-from store.errors import ModelNotServableError, UnknownModelError
+from cluster.state import Change, Failure, Fence, Routes, Target
+from store.aliases import route
+from store.errors import StoreError, UnknownModelError
 
 log = logging.getLogger("forget.cluster")
 
@@ -81,11 +96,14 @@ OBSERVE_ROWS = 256  # observations leave for the owner in batches of this many r
 
 @dataclass
 class _Call:
-    """A prediction request waiting in the router's queue."""
+    """A prediction request waiting in the router's queue: answered (``future``, the alias
+    that routed it, the shadow to score after it) or a shadow scoring (no future)."""
 
     rows: list[Mapping[str, float]]
     subject_ids: Sequence[str | None] | None
-    future: asyncio.Future[dict[str, Any]]
+    future: asyncio.Future[dict[str, Any]] | None
+    alias: str | None = None
+    shadow: int | None = None
 
 
 @dataclass
@@ -175,6 +193,7 @@ class Cluster:
             Member(f"replica-{i}", replica_cls.remote(f"replica-{i}")) for i in range(replicas)
         ]
         self.fence: Fence = {}
+        self.routes: dict[str, Routes] = {}  # published routing tables, replaced whole
         self.last_fanout: FanOut | None = None
         self._lock = threading.Lock()  # serialises writes and the changes sent to replicas
         self._state = threading.Lock()  # guards members' state and the fence
@@ -184,9 +203,10 @@ class Cluster:
         self.max_inflight = max_inflight or 2 * replicas
         self.max_batch_rows = max_batch_rows
         self.max_queue_rows = max_queue_rows
-        self._queue: dict[str, deque[_Call]] = {}  # on the event loop only
+        self._queue: dict[Target, deque[_Call]] = {}  # on the event loop only
         self._queued_rows = 0
-        self._inflight: dict[str, int] = {}
+        self._shadowing = 0  # shadow scorings queued or in flight
+        self._inflight: dict[Target, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self.monitoring = monitoring
         self.observe_every, self.max_observing_rows = observe_every, max_observing_rows
@@ -233,13 +253,17 @@ class Cluster:
             if self.purge_interval > 0 and time.monotonic() - last_purge > self.purge_interval:
                 last_purge = time.monotonic()
                 try:
+                    try:
+                        self.expire()  # rows past their retention period, purged below
+                    except StoreError as exc:  # unreadable times: said each round
+                        log.warning("retention: %s", exc)
                     self.purge()
                 except Exception:  # keep serving; the next round or close() purges
                     log.exception("background purge failed")
 
     # ------------------------------------------------------------------ fan-out
     def _catch_up(self, m: Member, wait: float | None = None) -> bool:
-        """Send ``m`` a snapshot of every serving model; it serves again once it applied it."""
+        """Send ``m`` a snapshot of every ready version; it serves again once it applied it."""
         ray = self._ray
         try:  # alive (restarted)?
             ray.get(m.handle.state.remote(), timeout=wait or self.ack_timeout)
@@ -248,7 +272,7 @@ class Cluster:
         with self._lock:
             change: Change = ray.get(self.owner.snapshot.remote())
             with self._state:
-                self.fence = change.fence
+                self.fence, self.routes = change.fence, change.routes
                 seq = next(self._turn) + 1
                 ref = m.handle.update.remote(change)
         try:
@@ -259,7 +283,7 @@ class Cluster:
             if seq > m.acked:
                 m.state, m.acked = state, seq
             # a change made meanwhile was not sent to it (it was down): try again next round
-            m.up = all(m.state.get(n) == at for n, at in self.fence.items() if at is not None)
+            m.up = _at(m.state, self.fence)
             if not m.up:
                 return False
         self.metrics.set("forget_cluster_replica_up", {"replica": m.name}, 1)
@@ -267,10 +291,10 @@ class Cluster:
         return True
 
     def _send(self, change: Change) -> list[tuple[Member, int, Any]]:
-        """Publish ``change.fence`` and send the change to every live replica (call with
-        ``_lock`` held, so that changes leave in the order the owner made them)."""
+        """Publish ``change.fence`` and its routes and send the change to every live replica
+        (call with ``_lock`` held, so that changes leave in the order the owner made them)."""
         with self._state:
-            self.fence = change.fence
+            self.fence, self.routes = change.fence, change.routes
             sent = []
             for m in self.members:
                 if m.up:
@@ -297,7 +321,7 @@ class Cluster:
             with self._state:
                 if seq > m.acked:
                     m.state, m.acked = state, seq
-            if all(state.get(n) == at for n, at in change.fence.items() if at is not None):
+            if _at(state, change.fence):
                 applied.append(m.name)
             else:
                 self._down(m)
@@ -320,9 +344,12 @@ class Cluster:
         self._send_observations()  # ahead of the write: an erasure must find them in
         with self._lock:
             result, change = ray.get(getattr(self.owner, method).remote(*args, **kwargs))
-            moved = change.ops or change.snapshots or change.drops or change.fence != self.fence
+            moved = change.ops or change.snapshots or change.fence != self.fence
             t0 = time.perf_counter()
             sent = self._send(change) if moved or not if_moved else None
+            if sent is None:  # nothing for the replicas (an alias move): the routes only
+                with self._state:
+                    self.routes = change.routes
         fan = FanOut((), (), 0.0) if sent is None else self._acks(change, sent, t0)
         if isinstance(result, Failure):
             raise result.rebuild()
@@ -336,9 +363,9 @@ class Cluster:
         return result
 
     # ------------------------------------------------------------------ predict
-    def _pick(self, name: str, at: tuple[int, int], turn: int) -> Member | None:
+    def _pick(self, target: Target, at: int, turn: int) -> Member | None:
         with self._state:
-            ready = [m for m in self.members if m.up and m.state.get(name) == at]
+            ready = [m for m in self.members if m.up and m.state.get(target) == at]
         return ready[turn % len(ready)] if ready else None
 
     async def predict_async(
@@ -351,60 +378,101 @@ class Cluster:
         version: int | None = None,
         key: str | None = None,
     ) -> dict[str, Any]:
-        """Score on a replica at the model's current revision; with monitoring, the answer
-        gets a ``prediction_id`` and goes to the owner's drift monitor (with ``subject_ids``,
-        one per row or None, whose rows leave the monitor's window when they are erased).
+        """Score on a replica at the routed version's current revision: ``version`` when
+        pinned, else the one ``alias`` (``default``: the bare name) routes ``key`` to, as
+        :meth:`api.service.Service.predict` routes it. With monitoring, the answer gets a
+        ``prediction_id`` and goes to the owner's drift monitor (with ``subject_ids``, one
+        per row or None, whose rows leave the monitor's window when they are erased).
 
-        Requests are micro-batched: at most ``max_inflight`` batches per model are on their
-        way to replicas, and requests that arrive meanwhile wait to leave together as one
-        Ray call (a call costs ~1 ms of this process's CPU, scoring a row ~10 µs). The
-        queue is bounded: past ``max_queue_rows`` rows, :class:`Overloaded` (HTTP 503).
+        Requests are micro-batched per version: at most ``max_inflight`` batches per version
+        are on their way to replicas, and requests that arrive meanwhile wait to leave
+        together as one Ray call (a call costs ~1 ms of this process's CPU, scoring a row
+        ~10 µs). The queue is bounded: past ``max_queue_rows`` rows, :class:`Overloaded`
+        (HTTP 503).
         """
-        _bare_names_only(alias, version, key)
+        with self._state:
+            table = self.routes.get(name)
+        if table is None:
+            raise UnknownModelError(name)
+        routed = route(name, table.statuses, table.aliases, alias=alias, key=key, version=version)
         check_subject_ids(subject_ids, len(rows))
         if self._queued_rows and self._queued_rows + len(rows) > self.max_queue_rows:
             raise Overloaded(f"{self._queued_rows} rows are waiting to be scored")
         loop = asyncio.get_running_loop()
-        call = _Call(list(rows), subject_ids, loop.create_future())
-        self._queue.setdefault(name, deque()).append(call)
-        self._queued_rows += len(call.rows)
-        self._flush(name)
-        result: dict[str, Any] = await call.future
-        return result
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        call = _Call(list(rows), subject_ids, future, routed.alias, routed.shadow)
+        self._enqueue((name, routed.version), call)
+        return await future
 
-    def _flush(self, name: str) -> None:
-        """Send ``name``'s queued requests in batches while fewer than ``max_inflight`` are
+    def _enqueue(self, target: Target, call: _Call) -> None:
+        self._queue.setdefault(target, deque()).append(call)
+        self._queued_rows += len(call.rows)
+        self._flush(target)
+
+    def _shadow(self, target: Target, rows: list[Mapping[str, float]]) -> None:
+        """Queue an answered request's rows for the shadow version ``target`` (on the event
+        loop), or count them dropped when ``SHADOW_BACKLOG`` shadows already wait or the
+        queue is full: a shadow never makes an answer wait or fail."""
+        if self._shadowing >= SHADOW_BACKLOG or self._queued_rows + len(rows) > self.max_queue_rows:
+            labels = {"model": target[0], "version": str(target[1])}
+            self.metrics.inc("forget_shadow_dropped_total", labels)
+            return
+        self._shadowing += 1
+        self._enqueue(target, _Call(rows, None, None))
+
+    def _flush(self, target: Target) -> None:
+        """Send ``target``'s queued requests in batches while fewer than ``max_inflight`` are
         out (on the event loop)."""
-        q = self._queue.get(name)
-        while q and self._inflight.get(name, 0) < self.max_inflight:
+        q = self._queue.get(target)
+        while q and self._inflight.get(target, 0) < self.max_inflight:
             calls, size = take_batch(q, self.max_batch_rows, lambda c: len(c.rows))
             self._queued_rows -= size
-            self._inflight[name] = self._inflight.get(name, 0) + 1
-            task = asyncio.ensure_future(self._dispatch(name, calls))
+            self._inflight[target] = self._inflight.get(target, 0) + 1
+            task = asyncio.ensure_future(self._dispatch(target, calls))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _dispatch(self, name: str, calls: list[_Call]) -> None:
+    async def _dispatch(self, target: Target, calls: list[_Call]) -> None:
+        name = target[0]
         try:
-            results = await self._score(name, [c.rows for c in calls])
+            results = await self._score(target, [c.rows for c in calls])
         except BaseException as exc:  # every caller gets the error, none waits forever
             for c in calls:
-                if not c.future.done():
+                if c.future is None:
+                    self._shadowed(target, c, None)
+                elif not c.future.done():
                     c.future.set_exception(exc)
         else:
             for c, r in zip(calls, results, strict=True):
+                if c.future is None:
+                    self._shadowed(target, c, r)
+                    continue
                 if c.future.done():  # the client went away
                     continue
                 if isinstance(r, Failure):
                     c.future.set_exception(r.rebuild())
                     continue
+                r["alias"] = c.alias
                 if self.monitoring:
                     r["prediction_id"] = self._ids()
                     self._observe(Observation(name, c.rows, r, c.subject_ids))
                 c.future.set_result(r)
+                if c.shadow is not None:
+                    self._shadow((name, c.shadow), c.rows)
         finally:
-            self._inflight[name] -= 1
-            self._flush(name)
+            self._inflight[target] -= 1
+            self._flush(target)
+
+    def _shadowed(
+        self, target: Target, call: _Call, result: dict[str, Any] | Failure | None
+    ) -> None:
+        """Count a shadow scoring: its rows when it scored, a failure when it did not."""
+        self._shadowing -= 1
+        labels = {"model": target[0], "version": str(target[1])}
+        if isinstance(result, dict):
+            self.metrics.inc("forget_shadow_rows_total", labels, len(call.rows))
+        else:
+            self.metrics.inc("forget_shadow_failed_total", labels)
 
     # ------------------------------------------------------------------ drift observations
     def _observe(self, ob: Observation) -> None:
@@ -455,27 +523,28 @@ class Cluster:
             log.warning("the owner failed to take %d observed rows: %s", rows, done.exception())
 
     async def _score(
-        self, name: str, batch: list[list[Mapping[str, float]]]
+        self, target: Target, batch: list[list[Mapping[str, float]]]
     ) -> list[dict[str, Any] | Failure]:
-        """One batch on a replica at the fence, retried on another until ``fence_wait``."""
+        """One batch of one version on a replica at the fence, retried on another until
+        ``fence_wait``."""
         ray = self._ray
         rows = sum(len(r) for r in batch)
         deadline = time.monotonic() + self.fence_wait
         turn = next(self._turn)
+        name, version = target
         while True:
             with self._state:
-                if name not in self.fence:
-                    raise UnknownModelError(name)
-                at = self.fence[name]
-            if at is None:
-                raise ModelNotServableError(
-                    f"no version of model {name!r} can serve: each awaits a retrain or is retired"
-                )
-            m = self._pick(name, at, turn)
+                at = self.fence.get(target)
+                table = self.routes.get(name)
+            if at is None:  # left the fence after this request was routed: route it again
+                statuses = {} if table is None else table.statuses
+                route(name, statuses, {}, version=version)  # why it cannot serve
+                raise UnknownModelError(name, version)  # pragma: no cover - route raised
+            m = self._pick(target, at, turn)
             if m is not None:
                 try:
                     res: list[dict[str, Any] | Failure]
-                    res = await m.handle.predict_many.remote(name, batch, at)
+                    res = await m.handle.predict_many.remote(target, batch, at)
                     self.metrics.inc("forget_batches_total", {"model": name})
                     self.metrics.inc("forget_batched_rows_total", {"model": name}, rows)
                     return res
@@ -489,7 +558,7 @@ class Cluster:
                     self._down(m)
             if time.monotonic() > deadline:
                 raise ReplicaBehindError(
-                    f"no replica holds model {name!r} at version {at[0]} revision {at[1]} yet"
+                    f"no replica holds model {name!r} at version {version} revision {at} yet"
                 )
             await asyncio.sleep(0.005)
             turn += 1
@@ -525,6 +594,13 @@ class Cluster:
     def purge(self) -> dict[str, Any]:
         result, _ = self._write("purge")
         out: dict[str, Any] = result
+        return out
+
+    def expire(self, at: str | None = None) -> list[dict[str, Any]]:
+        """Rows past their retention period erased in the store (see ``Service.expire``),
+        answered once every live replica forgot them."""
+        done, _ = self._write("expire", at)
+        out: list[dict[str, Any]] = done
         return out
 
     # ------------------------------------------------------------------ reads via the owner
@@ -572,6 +648,24 @@ class Cluster:
         out: dict[str, Any] = self._read("health")
         return out
 
+    def access(self, subject_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("access", subject_id)
+        return out
+
+    # ------------------------------------------------------------------ retention
+    def set_retention_policy(
+        self, name: str, time_column: str, period: str, by: str | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("set_retention_policy", name, time_column, period, by)
+        return out
+
+    def remove_retention_policy(self, name: str, by: str | None) -> None:
+        self._read("remove_retention_policy", name, by)
+
+    def retention(self, since: str | None, until: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("retention", since, until)
+        return out
+
     # ------------------------------------------------------------------ exported copies
     def export(self, name: str, **kwargs: Any) -> tuple[bytes, dict[str, Any]]:
         """A copy for a recipient, made and recorded by the owner (it holds the store)."""
@@ -582,28 +676,40 @@ class Cluster:
         out: list[dict[str, Any]] = self._read("exports", name, **kwargs)
         return out
 
-    # ------------------------------------------------------------------ aliases: not here
-    def set_alias(self, name: str, alias: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        _bare_names_only(alias)
-        raise AssertionError  # pragma: no cover - refused above
+    # ------------------------------------------------------------------ aliases, versions
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        target: int | Mapping[Any, float],
+        *,
+        shadow: int | None = None,
+        by: str | None = None,
+    ) -> dict[str, Any]:
+        """Move an alias in the store; answered once its routing table is published here,
+        so the next request routes by it (replicas already hold every ready version)."""
+        out, _ = self._write("set_alias", name, alias, target, shadow=shadow, by=by, if_moved=True)
+        result: dict[str, Any] = out
+        return result
 
-    def delete_alias(self, name: str, alias: str, **kwargs: Any) -> None:
-        _bare_names_only(alias)
+    def delete_alias(self, name: str, alias: str, *, by: str | None = None) -> None:
+        self._write("delete_alias", name, alias, by=by, if_moved=True)
 
-    def delete_version(self, name: str, version: int, **kwargs: Any) -> dict[str, Any]:
-        raise RoutingNotServedError(
-            "deleting a version is done by a single-process forget serve (or forget versions rm)"
-            ": replicas would keep serving it until restarted"
-        )
+    def delete_version(self, name: str, version: int, *, by: str | None = None) -> dict[str, Any]:
+        """Delete a version in the store (refused while an alias names it); answered once
+        the replicas dropped it."""
+        out, _ = self._write("delete_version", name, version, by=by)
+        result: dict[str, Any] = out
+        return result
 
     # ------------------------------------------------------------------ drift, in the owner
     def drift(
         self, name: str, *, alias: str | None = None, version: int | None = None
     ) -> dict[str, Any]:
-        """The serving version's drift report, counting every prediction answered so far;
-        with ``retrain_on_drift`` it may retrain, and the new version is fanned out."""
-        _bare_names_only(alias, version)
-        doc, _ = self._write("drift", name, if_moved=True)
+        """A version's drift report (pinned, else the one ``alias`` answers keyless requests
+        with), counting every prediction answered so far; with ``retrain_on_drift`` it may
+        retrain, and the new version is fanned out."""
+        doc, _ = self._write("drift", name, alias=alias, version=version, if_moved=True)
         out: dict[str, Any] = doc
         return out
 
@@ -646,11 +752,6 @@ class Cluster:
             time.sleep(0.05)
 
 
-def _bare_names_only(*routing: str | int | None) -> None:
-    """Refuse what replicas cannot route: they hold one version per model, the newest ready."""
-    if any(r is not None for r in routing):
-        raise RoutingNotServedError(
-            "the cluster serves each model's newest ready version by its bare name: aliases, "
-            "pinned versions, routing keys and version deletion are a single-process forget "
-            "serve's"
-        )
+def _at(state: State, fence: Fence) -> bool:
+    """Whether a replica's state reaches the fence: every ready version at its revision."""
+    return all(state.get(t) == rev for t, rev in fence.items())

@@ -1,16 +1,35 @@
-"""What the owner sends to replicas: forget operations, model snapshots, the fence.
+"""What the owner sends to replicas: forget operations, model snapshots, the fence, routing.
 
 All plain frozen dataclasses of builtins and bytes, so they travel through Ray's object store
 without pickling any store or estimator object.
+
+Replicas hold every *ready* version of every model, not only the ones a bare name or an alias
+routes to: a request may pin any ready version, and an alias move then needs no model sent
+anywhere — only the routing table changes, and it lives in the router. The cost is memory:
+each replica holds as many versions as the store has ready ones (a retention policy bounds it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-# model name -> (version, revision) of the version that serves it, or None when none can
-Fence = dict[str, tuple[int, int] | None]
+from store.aliases import AliasTarget
+
+Target = tuple[str, int]  # (model, version)
+
+# every ready version -> the revision it serves at: what a replica must hold to take traffic
+Fence = dict[Target, int]
+
+
+@dataclass(frozen=True)
+class Routes:
+    """A model's routing table, as the owner's store has it: each version's status and the
+    model's aliases (what :func:`store.aliases.route` reads)."""
+
+    statuses: Mapping[int, str]
+    aliases: Mapping[str, AliasTarget]
 
 
 @dataclass(frozen=True)
@@ -25,7 +44,7 @@ class Op:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A serving version's model as bytes (``to_bytes()``) at a revision."""
+    """A ready version's model as bytes (``to_bytes()``) at a revision."""
 
     model: str
     version: int
@@ -37,13 +56,15 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Change:
-    """What replicas must do to reach ``fence``: apply ``ops`` in order, load ``snapshots``
-    (versions they do not hold: new trainings, retrains), drop ``drops`` (unservable)."""
+    """What replicas must do to reach ``fence``: apply ``ops`` in order and load ``snapshots``
+    (versions they do not hold: new trainings, retrains); a version the fence does not name
+    (awaiting a retrain, retired, deleted) is dropped. ``routes`` (every model's routing
+    table) is for the router, which routes; replicas ignore it."""
 
     fence: Fence
     ops: tuple[Op, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
-    drops: tuple[str, ...] = ()
+    routes: dict[str, Routes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

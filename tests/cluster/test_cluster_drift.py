@@ -138,7 +138,7 @@ def test_the_report_counts_every_row_served_and_a_shift_retrains(
     assert (
         loud["retrained"]["version"] == 2 and "feature 'a' shifted" in loud["retrained"]["because"]
     )
-    assert all(s["risk"] == (2, 0) for s in cluster.states().values())
+    assert all(s[("risk", 2)] == 0 for s in cluster.states().values())
     assert predict(url, "risk", {"rows": rows(1, 9)})["version"] == 2
     metrics = httpx.get(f"{url}/metrics").text
     assert 'forget_feature_drift{feature="a",model="risk",version="1"} 1' in metrics

@@ -101,7 +101,7 @@ def test_erasure_reaches_every_replica_before_it_is_answered(served: tuple[Clust
     rev = _revision(receipt)
     assert cluster.last_fanout is not None
     assert sorted(cluster.last_fanout.applied) == ["replica-0", "replica-1"]
-    assert all(s["knn"] == (1, rev) for s in cluster.states().values())
+    assert all(s == {("knn", 1): rev} for s in cluster.states().values())
     with httpx.Client(timeout=30) as client:
         for _ in range(10):  # round robin: both replicas answer
             after = _predict(url, subject, client)
@@ -130,7 +130,7 @@ def test_erasure_reaches_every_replica_before_it_is_answered(served: tuple[Clust
     routed = httpx.post(
         f"{url}/v1/models/knn@champion/predict", json={"rows": _query(SUBJECTS[0])}, headers=AUTH
     )
-    assert routed.status_code == 422 and "single-process" in routed.text  # replicas: bare names
+    assert routed.status_code == 404 and "no alias 'champion'" in routed.text
     purged = httpx.post(f"{url}/v1/admin/purge", headers=AUTH, timeout=60)
     assert purged.status_code == 200 and rid in purged.json()["requests"]
     assert _predict(url, SUBJECTS[0]).json()["revision"] == rev
@@ -259,9 +259,9 @@ def test_a_replica_killed_mid_erasure_catches_up_before_serving(
 
     cluster.wait_all_up(timeout=60)  # restarted by Ray, caught up from the owner
     assert ray.get(victim.handle.pid.remote()) != pid
-    assert ray.get(victim.handle.state.remote()) == {"knn": (1, rev)}
-    direct = ray.get(victim.handle.predict.remote("knn", _query(subject), (1, rev)))
+    assert ray.get(victim.handle.state.remote()) == {("knn", 1): rev}
+    direct = ray.get(victim.handle.predict.remote(("knn", 1), _query(subject), rev))
     assert not set(direct["predictions"]) & _targets(subject)
     follow = _erase(url, SUBJECTS[21])  # and it follows later erasures again
     assert sorted(cluster.last_fanout.applied) == ["replica-0", "replica-1"]
-    assert ray.get(victim.handle.state.remote()) == {"knn": (1, _revision(follow))}
+    assert ray.get(victim.handle.state.remote()) == {("knn", 1): _revision(follow)}
