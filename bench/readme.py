@@ -256,6 +256,51 @@ def forest_scale_table(payload: dict[str, Any]) -> str:
 TABLES["forest_scale"] = forest_scale_table
 
 
+def scoring_quantized_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| forest | scorer | 10,000 rows ms p50 / p99 | rows/s | vs float | 1 row µs p50 / p99 "
+        "| bytes scored | bitwise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def opt(v: float | None, fmt: str) -> str:
+        return "" if v is None else format(v, fmt)
+
+    for r in payload["results"]:
+        if r.get("batch_ms") is None:  # a peer that was not run: its note says why
+            lines.append(f"| {r['forest']} | {r['scorer']} | {r.get('note', '')} | | | | | |")
+            continue
+        exact = {True: "yes", None: ""}.get(r.get("exact"), f"{r.get('max_abs_diff', 0):.1g} off")
+        size = "" if r.get("node_bytes") is None else f"{r['node_bytes'] / 1e3:,.0f} kB"
+        one = "" if r.get("one_us") is None else f"{r['one_us']:.1f} / {r['one_p99_us']:.1f}"
+        ratio = "" if r.get("batch_x_float") is None else f"{r['batch_x_float']:.2f}×"
+        lines.append(
+            f"| {r['forest']} | {r['scorer']} "
+            f"| {r['batch_ms']:.1f} / {opt(r.get('batch_p99_ms'), '.1f')} "
+            f"| {opt(r.get('rows_per_s'), ',.0f')} | {ratio} "
+            f"| {one} | {size} | {exact} |"
+        )
+    return "\n".join(lines)
+
+
+def erasure_batch_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| path | subjects | subjects/s | ms per subject | p50 ms | p99 ms | latency of |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["rows"]:
+        lines.append(
+            f"| {r['path']} | {r['subjects']:,} | {_num(r['subjects_per_s'])} "
+            f"| {r['ms_per_subject']:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['latency_of']} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES["scoring_quantized"] = scoring_quantized_table
+TABLES["erasure_batch"] = erasure_batch_table
+
+
 def main() -> None:
     text = README.read_text()
     for name, make in TABLES.items():
