@@ -634,8 +634,8 @@ class Service:
     def observe(self, batch: Sequence[Observation]) -> int:
         """Feed the drift monitors with predictions answered elsewhere (by the replicas of a
         cluster), in the order answered; feedback finds each under its answer's
-        ``prediction_id``. Those of a revision that no longer serves are dropped, as
-        :meth:`predict` drops them; returns how many were taken."""
+        ``prediction_id`` (a shadow's scoring has none). Those of a revision that no longer
+        serves are dropped, as :meth:`predict` drops them; returns how many were taken."""
         if self.monitoring is None:
             raise MonitoringOffError("this server runs without drift monitoring")
         taken = 0
@@ -658,6 +658,8 @@ class Service:
             out = "probabilities" if classifier else "predictions"
             feed.add(X, np.asarray([o for ob in obs for o in ob.answer[out]]), keys)
             for ob in obs:
+                if "prediction_id" not in ob.answer:  # a shadow's: nobody got it
+                    continue
                 self.monitoring.remember_prediction(
                     name,
                     version,

@@ -14,7 +14,8 @@ so the next request routes by it. Requests queue and leave in batches per (model
 a batch, and so an answer, never mixes versions. A route's shadow version is scored on a
 replica after the answer (its rows queued like a request's, never answered): counted in
 ``forget_shadow_rows_total`` (``_failed_total``, and ``_dropped_total`` past
-``SHADOW_BACKLOG`` shadow requests waiting); not fed to the drift monitors.
+``SHADOW_BACKLOG`` shadow requests waiting) and fed to the shadow version's drift monitor
+(with no prediction id: nobody got the answer to give feedback on).
 
 Fencing. The *fence* is every ready version's revision, as the owner returns it with every
 write: replicas hold them all (a request may pin any), so an erasure's forget operations
@@ -409,7 +410,12 @@ class Cluster:
         self._queued_rows += len(call.rows)
         self._flush(target)
 
-    def _shadow(self, target: Target, rows: list[Mapping[str, float]]) -> None:
+    def _shadow(
+        self,
+        target: Target,
+        rows: list[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None,
+    ) -> None:
         """Queue an answered request's rows for the shadow version ``target`` (on the event
         loop), or count them dropped when ``SHADOW_BACKLOG`` shadows already wait or the
         queue is full: a shadow never makes an answer wait or fail."""
@@ -418,7 +424,7 @@ class Cluster:
             self.metrics.inc("forget_shadow_dropped_total", labels)
             return
         self._shadowing += 1
-        self._enqueue(target, _Call(rows, None, None))
+        self._enqueue(target, _Call(rows, subject_ids, None))
 
     def _flush(self, target: Target) -> None:
         """Send ``target``'s queued requests in batches while fewer than ``max_inflight`` are
@@ -458,7 +464,7 @@ class Cluster:
                     self._observe(Observation(name, c.rows, r, c.subject_ids))
                 c.future.set_result(r)
                 if c.shadow is not None:
-                    self._shadow((name, c.shadow), c.rows)
+                    self._shadow((name, c.shadow), c.rows, c.subject_ids)
         finally:
             self._inflight[target] -= 1
             self._flush(target)
@@ -466,11 +472,15 @@ class Cluster:
     def _shadowed(
         self, target: Target, call: _Call, result: dict[str, Any] | Failure | None
     ) -> None:
-        """Count a shadow scoring: its rows when it scored, a failure when it did not."""
+        """Count a shadow scoring: its rows when it scored (and, with monitoring, send them
+        to the owner's monitor of the shadow version, with no prediction id: nobody got the
+        answer to give feedback on), a failure when it did not."""
         self._shadowing -= 1
         labels = {"model": target[0], "version": str(target[1])}
         if isinstance(result, dict):
             self.metrics.inc("forget_shadow_rows_total", labels, len(call.rows))
+            if self.monitoring:
+                self._observe(Observation(target[0], call.rows, result, call.subject_ids))
         else:
             self.metrics.inc("forget_shadow_failed_total", labels)
 

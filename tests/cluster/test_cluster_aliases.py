@@ -134,11 +134,13 @@ def test_aliases_splits_and_pins_route_as_on_a_single_server(both: Both) -> None
     _put_alias(both, "canary", {"split": {"1": 0.5, "3": 0.5}, "shadow": 2})
     _put_alias(both, "default", {"split": {"2": 0.7, "3": 0.3}})
     versions: dict[str, set[int]] = {"bare": set(), "canary": set()}
+    v2_answered = 0  # rows version 2 answered
     for i, subject in enumerate(SUBJECTS):
         rows, key = _query(subject), f"user-{i}"
         bare = both.predict("/v1/models/knn/predict", {"rows": rows, "routing_key": key})
         assert bare["alias"] == "default"
         versions["bare"].add(bare["version"])
+        v2_answered += len(rows) if bare["version"] == 2 else 0
         canary = both.predict("/v1/models/knn@canary/predict", {"rows": rows, "routing_key": key})
         assert canary["alias"] == "canary"
         versions["canary"].add(canary["version"])
@@ -146,6 +148,7 @@ def test_aliases_splits_and_pins_route_as_on_a_single_server(both: Both) -> None
         assert set(canary["predictions"]) == _targets(subject, canary["version"])
         pinned = both.predict("/v1/models/knn/predict", {"rows": rows, "version": 2})
         assert (pinned["version"], pinned["alias"]) == (2, None)
+        v2_answered += len(rows)
     assert versions == {"bare": {2, 3}, "canary": {1, 3}}  # the splits split
     keyless = both.predict("/v1/models/knn@canary/predict", {"rows": _query(SUBJECTS[0])})
     assert keyless["version"] == 1  # the heaviest version, the lower on a tie
@@ -155,6 +158,15 @@ def test_aliases_splits_and_pins_route_as_on_a_single_server(both: Both) -> None
     deadline = time.monotonic() + 10
     while _shadow_rows(both.cluster, 2) < sum(len(_query(s)) for s in SUBJECTS):
         assert time.monotonic() < deadline, both.cluster.metrics.render()
+        time.sleep(0.05)
+    # and v2's drift monitor saw them beside the rows it answered (as on a single server)
+    want = v2_answered + _shadow_rows(both.cluster, 2)
+    while True:
+        r = both.client.get(f"{both.ray_url}/v1/models/knn/drift?version=2", headers=AUTH)
+        assert r.status_code == 200, r.text
+        if r.json()["window"]["seen"] == want:
+            break
+        assert time.monotonic() < deadline, (r.json()["window"], want)
         time.sleep(0.05)
 
 
