@@ -186,6 +186,63 @@ class PredictResponse(BaseModel):
     classes: list[Label] | None = None
 
 
+MODEL_REF_PATTERN = rf"^{NAME_RE.pattern[1:-1]}(@{ALIAS_RE.pattern[1:-1]})?$"
+MAX_MODELS = 32  # models in one multi-model request
+
+
+class ModelRefBody(Strict):
+    """One model of a multi-model request, as an object: a pinned ``version`` or an
+    ``alias`` (neither: the ``default`` alias, as a bare name)."""
+
+    model: Name
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN, max_length=32)
+    version: VersionNumber | None = None
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> ModelRefBody:
+        if self.alias is not None and self.version is not None:
+            raise PydanticCustomError("alias_and_version", "give an alias or a version, not both")
+        return self
+
+
+ModelRef = Annotated[
+    str,
+    Field(
+        pattern=MODEL_REF_PATTERN,
+        max_length=96,
+        description="a model's name (its `default` alias) or `name@alias`",
+    ),
+]
+
+
+class MultiPredictRequest(AliasPredictRequest):
+    """A predict body for ``/v1/datasets/{name}/predict``: several models of the dataset score
+    the same rows (every feature any of them reads, no others)."""
+
+    models: list[ModelRef | ModelRefBody] = Field(
+        min_length=1,
+        max_length=MAX_MODELS,
+        description="the models, each once: `name`, `name@alias` or "
+        '`{"model", "version"}` / `{"model", "alias"}`',
+    )
+
+    def refs(self) -> list[tuple[str, str | None, int | None]]:
+        """``(model, alias, version)`` per model, in the order given."""
+        out: list[tuple[str, str | None, int | None]] = []
+        for m in self.models:
+            if isinstance(m, str):
+                name, _, alias = m.partition("@")
+                out.append((name, alias or None, None))
+            else:
+                out.append((m.model, m.alias, m.version))
+        return out
+
+
+class MultiPredictResponse(BaseModel):
+    dataset: str
+    answers: list[PredictResponse] = Field(description="one per model, in the order asked")
+
+
 class FeedbackRequest(Strict):
     prediction_id: str = Field(min_length=1, max_length=64)
     labels: list[Label] = Field(min_length=1, max_length=MAX_ROWS)

@@ -50,7 +50,7 @@ from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
 from forget.warm import prepare, rehearse
-from store import ModelStore, erasure
+from store import ModelStore, erasure, stages
 from store.aliases import AliasTarget, Route, route
 from store.data import DeletedRows
 from store.errors import (
@@ -70,6 +70,7 @@ from store.retention import SUBJECT_PREFIX as RETAINED
 log = logging.getLogger("forget.api")
 
 Target = tuple[str, int]  # (model, version): what one request is scored by
+ModelRef = tuple[str, str | None, int | None]  # (model, alias, version): a request's model
 SHADOW_BACKLOG = 64  # shadow scorings waiting at most; past that they are dropped (counted)
 
 ESTIMATORS: dict[str, type] = {
@@ -747,6 +748,140 @@ class Service:
             return self._deliver(route, req, hit, fresh=False)
         res: dict[str, Any] = await self.batcher.submit(target, req, req.X.shape[0])
         return self._deliver(route, req, res, fresh=True)
+
+    # ------------------------------------------------------------------ several models
+    def predict_models(
+        self,
+        dataset: str,
+        models: Sequence[ModelRef],
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+        *,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Score the same rows with several models trained on ``dataset``, each ref
+        ``(model, alias, version)`` routed as :meth:`predict` routes it: the rows are read once,
+        into one matrix per distinct feature list (:mod:`store.stages`), and every answer comes
+        from revisions current at one moment — all the models' gates are held at once, so an
+        erasure answered before the call is in every answer and one answered after in none.
+        Not micro-batched: a batch holds one version's requests, and spreading this request
+        over k batches would let an erasure land between its answers."""
+        answered = self._predict_models(dataset, models, rows, subject_ids, key, wait=True)
+        assert answered is not None  # a waiting call always gets its answer
+        return answered
+
+    async def predict_models_async(
+        self,
+        dataset: str,
+        models: Sequence[ModelRef],
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+        *,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`predict_models` on the event loop when it need not wait (its versions seen,
+        no gate closed, a small request), else on a thread."""
+        if len(rows) <= 256:
+            answered = self._predict_models(dataset, models, rows, subject_ids, key, wait=False)
+            if answered is not None:
+                return answered
+        return await asyncio.to_thread(
+            self.predict_models, dataset, models, rows, subject_ids, key=key
+        )
+
+    def _predict_models(
+        self,
+        dataset: str,
+        models: Sequence[ModelRef],
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None,
+        key: str | None,
+        *,
+        wait: bool,
+    ) -> dict[str, Any] | None:
+        if len(set(models)) != len(models):
+            raise PredictInputError("a model is named twice in models: name each once")
+        routes = [self._route(name, alias, version, key) for name, alias, version in models]
+        targets = [(r.model, r.version) for r in routes]
+        if not wait and any(t not in self._features for t in targets):
+            return None  # a version not seen yet: read under the lock, off the event loop
+        features = [self._features_of(t) for t in targets]
+        for t in targets:
+            self._check_dataset(t, dataset)
+        check_subject_ids(subject_ids, len(rows))
+        p = stages.plan(features)
+        by_features = p.split(_matrix(rows, p.union))
+        keys = self._subject_keys(subject_ids, len(rows))
+        digests = {
+            f: self.cache.digest(X.tobytes()) if self.cache.max_bytes else None
+            for f, X in by_features.items()
+        }
+        reqs = [_Request(rows, f, by_features[f], digests[f], keys) for f in features]
+        while True:
+            scored = self._score_together(targets, reqs, wait)
+            if scored is None:
+                return None
+            if all(r is not None for r in scored):
+                break
+            with self.lock:  # a version left serving meanwhile: read it again (or refuse)
+                for t, r in zip(targets, scored, strict=True):
+                    if r is None:
+                        self._served(t)
+        done = [r for r in scored if r is not None]  # all of them, checked above
+        answers = [
+            self._deliver(routed, req, res, fresh)
+            for routed, req, (res, fresh) in zip(routes, reqs, done, strict=True)
+        ]
+        self.metrics.inc("forget_multi_model_requests_total", {"dataset": dataset})
+        return {"dataset": dataset, "answers": answers}
+
+    def _check_dataset(self, target: Target, dataset: str) -> None:
+        hit = self._serving.get(target)
+        if hit is None:
+            with self.lock:
+                hit = self._served(target)
+        trained_on = hit[0].dataset
+        if trained_on != dataset:
+            with self.lock:
+                self.store.dataset(dataset)  # UnknownDatasetError for a dataset it lacks
+            name, version = target
+            raise PredictInputError(
+                f"model {name!r} v{version} was trained on dataset {trained_on!r}, not "
+                f"{dataset!r}: a multi-model request scores models of one dataset"
+            )
+
+    def _score_together(
+        self, targets: Sequence[Target], reqs: Sequence[_Request], wait: bool
+    ) -> list[tuple[dict[str, Any], bool] | None] | None:
+        """Each target's answer (cached, or scored) and whether it is fresh, all under the
+        targets' gates held shared at once (taken in name order, as erasures take them); None
+        for a target no longer published; None in all when ``wait`` is false and a gate is
+        closed. A request error (bad rows for a model) propagates, after the gates open."""
+        held: list[Gate] = []
+        try:
+            for name in sorted({t[0] for t in targets}):
+                gate = self._gates[name]
+                if not gate.acquire_shared(blocking=wait):
+                    return None
+                held.append(gate)
+            out: list[tuple[dict[str, Any], bool] | None] = []
+            for target, req in zip(targets, reqs, strict=True):
+                entry = self._serving.get(target)
+                if entry is None:
+                    out.append(None)
+                    continue
+                hit = self._cached(target, req)
+                if hit is not None:
+                    out.append((hit, False))
+                    continue
+                (res,) = self._score_with(entry, [req])
+                if isinstance(res, Exception):
+                    raise res
+                out.append((res, True))
+            return out
+        finally:
+            for gate in held:
+                gate.release_shared()
 
     # ------------------------------------------------------------------ drift
     def drift(

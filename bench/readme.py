@@ -297,8 +297,30 @@ def erasure_batch_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def multi_model_table(payload: dict[str, Any]) -> str:
+    lines = [
+        "| where | rows | k | one request p50 / p99 ms | k requests p50 / p99 ms "
+        "| k requests / one (p50) | model-rows/s: one request | k requests |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cells = {
+        (r["where"], r["rows"], r["k"], r["path"] == "one request"): r for r in payload["results"]
+    }
+    for (where, rows, k, one), r in cells.items():
+        if not one:
+            continue
+        sep = cells[where, rows, k, False]
+        lines.append(
+            f"| {where} | {rows} | {k} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
+            f"| {sep['p50_ms']:.2f} / {sep['p99_ms']:.2f} | {sep['p50_ms'] / r['p50_ms']:.2f}× "
+            f"| {_num(r['model_rows_per_s'])} | {_num(sep['model_rows_per_s'])} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES["scoring_quantized"] = scoring_quantized_table
 TABLES["erasure_batch"] = erasure_batch_table
+TABLES["multi_model"] = multi_model_table
 
 
 def main() -> None:

@@ -113,9 +113,14 @@ class StoreOwner:
         embedded service publishes for itself)."""
         store = self.service.store
         statuses: dict[str, dict[int, str]] = {}
+        datasets: dict[str, dict[int, str]] = {}
         for mv in store.list_models():
             statuses.setdefault(mv.name, {})[mv.version] = mv.status
-        return {name: Routes(s, store.aliases(name)) for name, s in sorted(statuses.items())}
+            datasets.setdefault(mv.name, {})[mv.version] = mv.dataset
+        return {
+            name: Routes(s, store.aliases(name), datasets[name])
+            for name, s in sorted(statuses.items())
+        }
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A read (or a dataset write) of :class:`api.service.Service`."""

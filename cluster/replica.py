@@ -25,6 +25,7 @@ from cluster.errors import ReplicaBehindError
 from cluster.state import Change, Failure, Snapshot, Target
 from forget.scoring import CompiledForest
 from forget.warm import rehearse
+from store import stages
 from store.errors import PredictInputError
 from store.versions import load_class
 
@@ -195,6 +196,33 @@ class Replica:
                 }
                 start = stop
         return results
+
+    def predict_models(
+        self, targets: Sequence[tuple[Target, int]], rows: Sequence[Mapping[str, float]]
+    ) -> list[dict[str, Any]]:
+        """The same rows scored by several versions, each at least at its revision: one
+        call, so every answer comes from the state this replica holds at one moment; the rows
+        read once, one matrix per distinct feature list (:mod:`store.stages`).
+
+        Raises :class:`ReplicaBehindError` when a version is behind (or not held), and the
+        rows' :class:`PredictInputError` as it is."""
+        held = []
+        for (name, version), at in targets:
+            have = self.models.get((name, version))
+            if have is None or have.revision < at:
+                revision = None if have is None else have.revision
+                raise ReplicaBehindError(
+                    f"replica {self.name} holds model {name!r} v{version} at revision "
+                    f"{revision}, behind {at}"
+                )
+            held.append((name, have))
+        p = stages.plan([have.features for _, have in held])
+        by_features = p.split(matrix(rows, p.union))
+        return [
+            {"model": name, "version": have.version, "revision": have.revision}
+            | have.score(by_features[have.features])
+            for name, have in held
+        ]
 
 
 def matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.ndarray:

@@ -88,7 +88,7 @@ from cluster.owner import StoreOwner
 from cluster.replica import Replica, State
 from cluster.state import Change, Failure, Fence, Routes, Target
 from store.aliases import route
-from store.errors import StoreError, UnknownModelError
+from store.errors import PredictInputError, StoreError, UnknownModelError
 
 log = logging.getLogger("forget.cluster")
 
@@ -404,6 +404,91 @@ class Cluster:
         call = _Call(list(rows), subject_ids, future, routed.alias, routed.shadow)
         self._enqueue((name, routed.version), call)
         return await future
+
+    async def predict_models_async(
+        self,
+        dataset: str,
+        models: Sequence[tuple[str, str | None, int | None]],
+        rows: Sequence[Mapping[str, float]],
+        subject_ids: Sequence[str | None] | None = None,
+        *,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Several models of ``dataset`` score the same rows, each routed as
+        :meth:`predict_async` routes it, in one call to one replica that holds every routed
+        version at the fence: the answers come from that replica's state at one moment (see
+        :meth:`api.service.Service.predict_models`). Not micro-batched."""
+        if len(set(models)) != len(models):
+            raise PredictInputError("a model is named twice in models: name each once")
+        routed = []
+        for name, alias, version in models:
+            with self._state:
+                table = self.routes.get(name)
+            if table is None:
+                raise UnknownModelError(name)
+            r = route(name, table.statuses, table.aliases, alias=alias, key=key, version=version)
+            trained_on = table.datasets.get(r.version)
+            if trained_on != dataset:
+                if not any(dataset in t.datasets.values() for t in self.routes.values()):
+                    self._read("dataset", dataset)  # UnknownDatasetError for a dataset it lacks
+                raise PredictInputError(
+                    f"model {name!r} v{r.version} was trained on dataset {trained_on!r}, not "
+                    f"{dataset!r}: a multi-model request scores models of one dataset"
+                )
+            routed.append(r)
+        check_subject_ids(subject_ids, len(rows))
+        targets = [(r.model, r.version) for r in routed]
+        results = await self._score_models(targets, list(rows))
+        answers = []
+        for r, res in zip(routed, results, strict=True):
+            res["alias"] = r.alias
+            if self.monitoring:
+                res["prediction_id"] = self._ids()
+                self._observe(Observation(r.model, rows, res, subject_ids))
+            if r.shadow is not None:
+                self._shadow((r.model, r.shadow), list(rows), subject_ids)
+            answers.append(res)
+        self.metrics.inc("forget_multi_model_requests_total", {"dataset": dataset})
+        return {"dataset": dataset, "answers": answers}
+
+    async def _score_models(
+        self, targets: list[Target], rows: list[Mapping[str, float]]
+    ) -> list[dict[str, Any]]:
+        """One call scoring every target on a replica that holds each at the fence, retried on
+        another until ``fence_wait``."""
+        ray = self._ray
+        deadline = time.monotonic() + self.fence_wait
+        turn = next(self._turn)
+        while True:
+            with self._state:
+                fence = [(t, self.fence.get(t)) for t in targets]
+                ready = [
+                    m for m in self.members if m.up and all(m.state.get(t) == at for t, at in fence)
+                ]
+            for (name, version), at in fence:
+                if at is None:  # left the fence after the request was routed
+                    table = self.routes.get(name)
+                    route(name, {} if table is None else table.statuses, {}, version=version)
+                    raise UnknownModelError(name, version)  # pragma: no cover - route raised
+            if ready:
+                m = ready[turn % len(ready)]
+                try:
+                    res: list[dict[str, Any]]
+                    res = await m.handle.predict_models.remote(fence, rows)
+                    return res
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause
+                    if not isinstance(cause, ReplicaBehindError):
+                        raise cause from None
+                    self._down(m)  # behind what it acknowledged: it restarted; catch it up
+                except ray.exceptions.RayActorError:
+                    self._down(m)
+            if time.monotonic() > deadline:
+                raise ReplicaBehindError(
+                    "no replica holds every model of the request at the published revisions yet"
+                )
+            await asyncio.sleep(0.005)
+            turn += 1
 
     def _enqueue(self, target: Target, call: _Call) -> None:
         self._queue.setdefault(target, deque()).append(call)

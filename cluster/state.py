@@ -30,6 +30,7 @@ class Routes:
 
     statuses: Mapping[int, str]
     aliases: Mapping[str, AliasTarget]
+    datasets: Mapping[int, str] = field(default_factory=dict)  # each version's dataset
 
 
 @dataclass(frozen=True)

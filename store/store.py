@@ -37,6 +37,7 @@ from store import (
     reports,
     retrain,
     sources,
+    stages,
 )
 from store import evidence as _evidence
 from store import retention as _retention
@@ -415,6 +416,25 @@ class ModelStore:
             if est is None:
                 raise ModelNotServableError(f"model {name!r} v{mv.version} awaits a retrain")
         return np.asarray(est.predict(_matrix(rows, mv.features)))
+
+    def predict_models(
+        self, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, np.ndarray]:
+        """Predictions of several models (each the version its bare name routes to) for the
+        same rows, keyed by name: the rows, dicts keyed by feature name, are read once, into
+        one matrix per distinct feature list (:mod:`store.stages`)."""
+        self._models("predict")
+        if len(set(names)) != len(names) or not names:
+            raise PredictInputError("name each model once, at least one")
+        if not (isinstance(rows, Sequence) and all(isinstance(r, Mapping) for r in rows)):
+            raise PredictInputError("rows must be dicts keyed by feature name")
+        served = [self.serving(name) for name in names]
+        p = stages.plan([mv.features for mv, _ in served])
+        by_features = p.split(_matrix(rows, p.union))
+        return {
+            name: np.asarray(est.predict(by_features[mv.features]))
+            for name, (mv, est) in zip(names, served, strict=True)
+        }
 
     # ------------------------------------------------------------------ aliases, deletion
     @property

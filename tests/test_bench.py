@@ -169,3 +169,15 @@ def test_scoring_quantized_bench_quick(tmp_path):
         assert q["node_bytes"] < f["node_bytes"] and q["rows_per_s"] > 0
     assert any("ONNX" in r["scorer"] or "ONNX" in r.get("note", "") for r in rows.values())
     assert payload["linear"][-1]["within_bound"] is True
+
+
+def test_multi_model_bench_quick(tmp_path):
+    from bench import multi_model
+
+    payload = multi_model.main(["--quick", "--requests", "8", "--out", str(tmp_path / "mm.json")])
+    cells = {(r["where"], r["rows"], r["k"], r["path"]) for r in payload["results"]}
+    for where in ("in process", "HTTP"):
+        for k in (1, 3, 10):
+            assert (where, 100, k, "one request") in cells
+            assert (where, 100, k, f"{k} requests") in cells
+    assert all(r["model_rows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in payload["results"])

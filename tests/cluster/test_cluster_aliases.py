@@ -185,6 +185,28 @@ def test_an_alias_move_is_seen_by_the_next_request(both: Both) -> None:
     both.refuse("/v1/models/knn@champion/predict", body, 404)
 
 
+def test_a_multi_model_request_answers_as_on_a_single_server(both: Both) -> None:
+    subject = SUBJECTS[4]
+    body = {
+        "rows": _query(subject),
+        "models": ["knn", "logit", {"model": "knn", "version": 1}],
+        "routing_key": "user-4",
+    }
+    ray_r, single_r = both.send("POST", "/v1/datasets/people/predict", body)
+    assert ray_r.status_code == single_r.status_code == 200, (ray_r.text, single_r.text)
+    got, want = ray_r.json(), single_r.json()
+    for doc in (got, want):
+        for answer in doc["answers"]:
+            assert answer.pop("prediction_id")
+    assert got == want
+    knn, logit, pinned = got["answers"]
+    assert (knn["model"], logit["model"], pinned["version"]) == ("knn", "logit", 1)
+    assert set(pinned["predictions"]) == _targets(subject, 1)
+    assert set(knn["predictions"]) == _targets(subject, knn["version"])
+    both.refuse("/v1/datasets/people/predict", body | {"models": ["knn", "knn"]}, 422)
+    both.refuse("/v1/datasets/nowhere/predict", body, 404)
+
+
 def test_an_erasure_reaches_every_version_served_aliased_shadowing_or_idle(both: Both) -> None:
     # "canary" splits between v1 and v3, v3 is also the bare name's; v2 is idle (pinned only)
     _put_alias(both, "canary", {"split": {"1": 0.5, "3": 0.5}})

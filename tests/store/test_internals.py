@@ -22,6 +22,7 @@ MODULES = [
     "migrations",
     "retention",
     "store",
+    "stages",
     "subjects",
     "versions",
 ]
