@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from forget.linear import LinearRegression
     from forget.logistic import LogisticRegression
     from forget.naive_bayes import GaussianNB, MultinomialNB
+    from forget.sharded import Sharded
 
 _HOME = {
     "ForgetResult": "forget.base",
@@ -31,6 +32,7 @@ _HOME = {
     "LogisticRegression": "forget.logistic",
     "MultinomialNB": "forget.naive_bayes",
     "Path": "forget.base",
+    "Sharded": "forget.sharded",
     "Unlearnable": "forget.base",
 }
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "LogisticRegression",
     "MultinomialNB",
     "Path",
+    "Sharded",
     "Unlearnable",
 ]
 __version__ = "0.1.0"

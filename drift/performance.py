@@ -1,0 +1,615 @@
+"""Performance prediction: estimate a classifier's accuracy on unlabeled traffic.
+
+After Schelter, Rukat & Bießmann, "Learning to Validate the Predictions of Black Box
+Classifiers on Unseen Data" (SIGMOD 2020). Drift says the inputs moved; this says whether the
+*accuracy* moved, before labels arrive:
+
+1. **Error generators** corrupt a held-out split the way broken pipelines do: missing values,
+   Gaussian noise, scaling, swapped columns, category flips, outliers. Each is a small pure
+   function ``(X, columns, rng, fraction) -> X'`` over a float matrix; ``columns``
+   (:class:`Columns`) says which columns are numbers and which hold category codes.
+2. For each of ``n_corruptions`` corrupted copies (a window-sized sample of the held-out rows,
+   a random mix of generators at random fractions) the model scores the copy; its **features**
+   are the percentiles 0, 5, …, 100 of the top-class probability and of each class's
+   probability (one class for two), its **target** the model's true accuracy on the copy.
+3. A regressor maps features to accuracy. :meth:`PerformancePredictor.estimate` reads a
+   window of served probabilities and returns the estimated accuracy.
+
+Decisions
+---------
+- **Missing values** are imputed as the serving path would for a model that cannot take NaN:
+  by the column's mean (numbers) or most frequent code (categories), taken from the rows the
+  predictor is fit on unless ``fill`` is given (pass the training split's when serving imputes
+  with those). A NaN-capable model passes ``fill=np.full(d, np.nan)``.
+- **Regressor**: ridge on standardised features, its penalty picked by exact leave-one-out
+  error (``"ridge"``), or the mean accuracy of the ``k`` nearest corrupted copies (``"knn"``).
+  Both persist as plain arrays; ``bench.ppm`` measures both (ridge is the default).
+- **Erasure**: every meta-example is a function of many held-out rows, so no aggregate can
+  shed one row. :meth:`~PerformancePredictor.forget` therefore **retrains** on the remaining
+  rows with the same seed; the result equals a fresh ``fit`` without them bit for bit (the
+  randomness is keyed by ``(seed, copy)``, not by the rows). Its cost is one fit: ``n_corruptions``
+  window scorings plus the regression (a second or two for a 100-tree forest). To retrain, the
+  predictor holds its held-out rows (``X``, codes, ids) in memory and in its artifact, as the
+  models of :mod:`forget` hold theirs; a forgotten row leaves both.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(2000, 3))
+>>> y = (X[:, 0] + 0.5 * rng.normal(size=2000) > 0).astype(int)
+>>> def proba(Z):
+...     p = 0.5 + 0.5 * np.tanh(2 * Z[:, 0])
+...     return np.column_stack([1 - p, p])
+>>> pp = PerformancePredictor(n_corruptions=60, window=300, seed=1)
+>>> pp = pp.fit(proba, X, y, ["numeric"] * 3)
+>>> round(pp.validation_accuracy_, 2), 0.5 <= pp.estimate(proba(X[:300])) <= 1.0
+(0.86, True)
+>>> PerformancePredictor.from_bytes(pp.to_bytes()).estimate(proba(X[:300])) == pp.estimate(
+...     proba(X[:300]))
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike
+
+import forget._jit_cache  # noqa: F401  (numba's cache out of the package: before njit)
+from drift.errors import DriftInputError
+from forget import _persist
+from forget.base import ForgetResult, Guarantee, Path
+from forget.errors import DuplicateRowIdsError, UnknownRowIdsError
+
+__all__ = [
+    "GENERATORS",
+    "Columns",
+    "PerformancePredictor",
+    "category_flips",
+    "corrupt",
+    "gaussian_noise",
+    "missing_values",
+    "outliers",
+    "random_mix",
+    "scaling",
+    "score_features",
+    "swapped_columns",
+]
+
+PERCENTILES = np.arange(0.0, 101.0, 5.0)
+NOISE_STD = 1.0  # Gaussian noise: this many column standard deviations
+SCALE_FACTORS = (10.0, 100.0, 1000.0)  # scaling: a unit mix-up (Schelter et al.)
+OUTLIER_STD = (4.0, 8.0)  # outliers: |mean ± U(4, 8)·std|
+ALPHAS = 10.0 ** np.arange(-3.0, 4.5, 0.5)  # ridge penalties tried by leave-one-out
+
+Proba = Callable[[np.ndarray], Any]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What the generators know about the columns of ``X``.
+
+    ``categorical[j]``: column ``j`` holds category codes; ``fill[j]``: the imputed value of a
+    missing cell; ``scale[j]``: the column's standard deviation (1 where it is 0);
+    ``n_codes[j]``: ``max code + 1`` of a categorical column (0 for numbers).
+    """
+
+    categorical: np.ndarray
+    fill: np.ndarray
+    scale: np.ndarray
+    n_codes: np.ndarray
+
+    @classmethod
+    def describe(
+        cls, X: np.ndarray, kinds: Sequence[str], fill: ArrayLike | None = None
+    ) -> Columns:
+        """Columns of ``X`` with ``kinds[j]`` in ``{"numeric", "categorical"}``."""
+        d = X.shape[1]
+        kinds = list(kinds)
+        if len(kinds) != d:
+            raise DriftInputError(f"kinds names {len(kinds)} columns, X has {d}")
+        bad = sorted({k for k in kinds if k not in ("numeric", "categorical")})
+        if bad:
+            raise DriftInputError(f"kinds must be 'numeric' or 'categorical', got {bad}")
+        cat = np.array([k == "categorical" for k in kinds], dtype=np.bool_)
+        scale = X.std(axis=0)
+        scale[~(scale > 0)] = 1.0
+        n_codes = np.zeros(d, dtype=np.int64)
+        auto = X.mean(axis=0)
+        for j in np.flatnonzero(cat):
+            col = X[:, j]
+            if np.any(col < 0) or np.any(col != np.round(col)):
+                raise DriftInputError(f"categorical column {j} holds values that are not codes")
+            counts = np.bincount(col.astype(np.int64))
+            n_codes[j], auto[j] = counts.size, float(np.argmax(counts))
+        f = auto if fill is None else np.asarray(fill, dtype=np.float64)
+        if f.shape != (d,):
+            raise DriftInputError(f"fill must hold {d} values, got shape {f.shape}")
+        return cls(cat, f, scale, n_codes)
+
+
+# ---------------------------------------------------------------------------- generators
+def _pick(eligible: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random non-empty subset of the eligible columns, of 1 to ⌈half⌉ of them."""
+    idx = np.flatnonzero(eligible)
+    if idx.size == 0:
+        return idx
+    k = int(rng.integers(1, (idx.size + 1) // 2 + 1))
+    return np.sort(rng.choice(idx, size=k, replace=False))
+
+
+def _cells(
+    X: np.ndarray, cols: np.ndarray, rng: np.random.Generator, fraction: float
+) -> np.ndarray:
+    if not 0.0 <= fraction <= 1.0:
+        raise DriftInputError(f"fraction must be in [0, 1], got {fraction}")
+    return rng.random((X.shape[0], cols.size)) < fraction
+
+
+def missing_values(
+    X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float
+) -> np.ndarray:
+    """Cells of some columns go missing, then are imputed (``c.fill``; NaN stays NaN)."""
+    cols = _pick(np.ones(X.shape[1], dtype=np.bool_), rng)
+    hit = _cells(X, cols, rng, fraction)
+    out = X.copy()
+    out[:, cols] = np.where(hit, c.fill[cols], X[:, cols])
+    return out
+
+
+def gaussian_noise(
+    X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float
+) -> np.ndarray:
+    """Cells of some numeric columns get N(0, (``NOISE_STD``·std)²) added."""
+    cols = _pick(~c.categorical, rng)
+    hit = _cells(X, cols, rng, fraction)
+    out = X.copy()
+    noise = rng.normal(size=hit.shape) * (NOISE_STD * c.scale[cols])
+    out[:, cols] = X[:, cols] + np.where(hit, noise, 0.0)
+    return out
+
+
+def scaling(X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """Cells of some numeric columns are multiplied by 10, 100 or 1000 (one factor a column)."""
+    cols = _pick(~c.categorical, rng)
+    hit = _cells(X, cols, rng, fraction)
+    factor = np.asarray(SCALE_FACTORS)[rng.integers(0, len(SCALE_FACTORS), size=cols.size)]
+    out = X.copy()
+    out[:, cols] = np.where(hit, X[:, cols] * factor, X[:, cols])
+    return out
+
+
+def swapped_columns(
+    X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float
+) -> np.ndarray:
+    """In a share of rows, the values of two columns of the same kind trade places."""
+    kinds = [k for k in (~c.categorical, c.categorical) if k.sum() >= 2]
+    out = X.copy()
+    if not kinds:
+        return out
+    pool = np.flatnonzero(kinds[int(rng.integers(0, len(kinds)))])
+    a, b = rng.choice(pool, size=2, replace=False)
+    hit = _cells(X, np.array([a]), rng, fraction)[:, 0]
+    out[hit, a], out[hit, b] = X[hit, b], X[hit, a]
+    return out
+
+
+def category_flips(
+    X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float
+) -> np.ndarray:
+    """Cells of some categorical columns take a uniformly random code of their column."""
+    cols = _pick(c.categorical, rng)
+    hit = _cells(X, cols, rng, fraction)
+    codes = np.floor(rng.random(hit.shape) * c.n_codes[cols])
+    out = X.copy()
+    out[:, cols] = np.where(hit, codes, X[:, cols])
+    return out
+
+
+def outliers(X: np.ndarray, c: Columns, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """Cells of some numeric columns become ``|mean ± U(4, 8)·std|`` (far tails, sign kept)."""
+    cols = _pick(~c.categorical, rng)
+    hit = _cells(X, cols, rng, fraction)
+    mag = rng.uniform(*OUTLIER_STD, size=hit.shape) * c.scale[cols]
+    sign = np.where(rng.random(hit.shape) < 0.5, -1.0, 1.0)
+    mean = np.nanmean(X[:, cols], axis=0) if X.shape[0] else np.zeros(cols.size)
+    out = X.copy()
+    out[:, cols] = np.where(hit, mean + sign * mag, X[:, cols])
+    return out
+
+
+Generator = Callable[[np.ndarray, Columns, np.random.Generator, float], np.ndarray]
+GENERATORS: dict[str, Generator] = {
+    "category_flips": category_flips,
+    "gaussian_noise": gaussian_noise,
+    "missing_values": missing_values,
+    "outliers": outliers,
+    "scaling": scaling,
+    "swapped_columns": swapped_columns,
+}
+
+
+def random_mix(
+    rng: np.random.Generator, kinds: Sequence[str], max_kinds: int = 3, clean: float = 0.1
+) -> dict[str, float]:
+    """1 to ``max_kinds`` of ``kinds``, each at a fraction drawn from U(0, 1); empty (a clean
+    copy) with probability ``clean``."""
+    unknown = sorted(set(kinds) - set(GENERATORS))
+    if unknown:
+        raise DriftInputError(f"unknown error generators {unknown}; known: {sorted(GENERATORS)}")
+    if rng.random() < clean:
+        return {}
+    k = int(rng.integers(1, min(max_kinds, len(kinds)) + 1))
+    chosen = rng.choice(len(kinds), size=k, replace=False)
+    return {kinds[i]: float(rng.random()) for i in sorted(chosen)}
+
+
+def corrupt(
+    X: np.ndarray, c: Columns, rng: np.random.Generator, mix: Mapping[str, float]
+) -> np.ndarray:
+    """``X`` through the generators of ``mix`` (name -> fraction), in ``mix``'s order."""
+    for name, fraction in mix.items():
+        if name not in GENERATORS:
+            raise DriftInputError(f"unknown error generator {name!r}; known: {sorted(GENERATORS)}")
+        X = GENERATORS[name](X, c, rng, fraction)
+    return X
+
+
+# ---------------------------------------------------------------------------- features
+def _check_proba(proba: Any, n_classes: int | None = None) -> np.ndarray:
+    P = np.asarray(proba, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] < 1 or P.shape[1] < 2:
+        raise DriftInputError(f"proba must be (rows, classes >= 2) with rows >= 1, got {P.shape}")
+    if n_classes is not None and P.shape[1] != n_classes:
+        raise DriftInputError(f"proba has {P.shape[1]} classes, the predictor {n_classes}")
+    if not np.all(np.isfinite(P)):
+        raise DriftInputError(f"proba holds {int((~np.isfinite(P)).sum())} NaN or inf values")
+    return P
+
+
+def score_features(proba: ArrayLike) -> np.ndarray:
+    """The window's features: percentiles 0, 5, …, 100 (linear, ``np.percentile``'s default,
+    up to rounding) of the top-class probability and of each class's probability (of class 1
+    only when there are two), then the means of those columns, then the share of rows
+    predicted as each class."""
+    P = np.ascontiguousarray(proba, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] < 1 or P.shape[1] < 2:
+        raise DriftInputError(f"proba must be (rows, classes >= 2) with rows >= 1, got {P.shape}")
+    out = np.empty(_n_features(P.shape[1]), dtype=np.float64)
+    bad = _features(P, PERCENTILES, out)
+    if bad:
+        raise DriftInputError(
+            f"proba holds {bad} values that are NaN, inf or outside [0, 1]: not probabilities"
+        )
+    return out
+
+
+def _n_features(n_classes: int) -> int:
+    c = 2 if n_classes == 2 else 1 + n_classes
+    return c * (PERCENTILES.size + 1) + n_classes
+
+
+@njit(cache=True)
+def _order_stats(v, ranks, out, counts, done, vals):  # pragma: no cover - jitted
+    """``vals[t]`` = the ``ranks[t]``-th smallest of ``v`` (values in [0, 1]), as ``np.sort``
+    would place it: one bucket pass (``n`` buckets), then only the buckets holding a wanted
+    rank are sorted — by insertion when they hold a few values, by ``np.sort`` when many
+    (saturated scores pile up near 0 and 1). O(n) for spread values."""
+    n = v.size
+    counts[:] = 0
+    done[:] = False
+    for i in range(n):
+        counts[min(int(v[i] * n), n - 1) + 1] += 1
+    for b in range(n):
+        counts[b + 1] += counts[b]
+    fill = counts[:n].copy()
+    for i in range(n):
+        b = min(int(v[i] * n), n - 1)
+        out[fill[b]] = v[i]
+        fill[b] += 1
+    for t in range(ranks.size):
+        b = np.searchsorted(counts, ranks[t], side="right") - 1
+        if not done[b]:
+            done[b] = True
+            lo, hi = counts[b], counts[b + 1]
+            if hi - lo > 16:
+                out[lo:hi] = np.sort(out[lo:hi])
+            else:
+                for i in range(lo + 1, hi):
+                    x = out[i]
+                    j = i - 1
+                    while j >= lo and out[j] > x:
+                        out[j + 1] = out[j]
+                        j -= 1
+                    out[j + 1] = x
+        vals[t] = out[ranks[t]]
+
+
+@njit(cache=True)
+def _features(P, pct, out):  # pragma: no cover - jitted
+    """Fill ``out`` (see :func:`score_features`); the number of bad values (then ``out`` is
+    garbage)."""
+    n, k = P.shape
+    bad = 0
+    for i in range(n):
+        for j in range(k):
+            x = P[i, j]
+            if not (0.0 <= x <= 1.0):
+                bad += 1
+    if bad:
+        return bad
+    c = 2 if k == 2 else 1 + k
+    q = pct.size
+    pos = pct / 100.0 * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = pos - lo
+    ranks = np.concatenate((lo, hi))
+    col = np.empty(n)
+    srt = np.empty(n)
+    counts = np.empty(n + 1, dtype=np.int64)
+    done = np.empty(n, dtype=np.bool_)
+    vals = np.empty(2 * q)
+    share = np.zeros(k)
+    for m in range(c):
+        s = 0.0
+        for i in range(n):
+            if m == 0:
+                best = 0
+                for j in range(1, k):
+                    if P[i, j] > P[i, best]:
+                        best = j
+                col[i] = P[i, best]
+                share[best] += 1.0
+            else:
+                col[i] = P[i, 1] if k == 2 else P[i, m - 1]
+            s += col[i]
+        _order_stats(col, ranks, srt, counts, done, vals)
+        for t in range(q):
+            out[m * q + t] = vals[t] * (1.0 - w[t]) + vals[q + t] * w[t]
+        out[c * q + m] = s / n
+    for j in range(k):
+        out[c * (q + 1) + j] = share[j] / n
+    return 0
+
+
+# ---------------------------------------------------------------------------- regressors
+def _fit_ridge(F: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    """Ridge on standardised features; the penalty with the least leave-one-out error."""
+    mu, sd = F.mean(axis=0), F.std(axis=0)
+    sd[~(sd > 1e-12)] = 1.0
+    Z = (F - mu) / sd
+    tm = t.mean()
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    Ut = U.T @ (t - tm)
+    best = (np.inf, ALPHAS[0])
+    for a in ALPHAS:
+        shrink = s**2 / (s**2 + a)
+        resid = (t - tm) - U @ (shrink * Ut)
+        h = (U**2) @ shrink + 1.0 / t.size
+        loo = float(np.mean((resid / np.maximum(1.0 - h, 1e-12)) ** 2))
+        if loo < best[0]:
+            best = (loo, a)
+    a = best[1]
+    coef = Vt.T @ ((s / (s**2 + a)) * Ut)
+    return {"mu": mu, "sd": sd, "coef": coef, "intercept": np.array([tm]), "alpha": np.array([a])}
+
+
+def _fit_knn(F: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    mu, sd = F.mean(axis=0), F.std(axis=0)
+    sd[~(sd > 1e-12)] = 1.0
+    return {"mu": mu, "sd": sd, "Z": (F - mu) / sd, "t": t.copy()}
+
+
+# ---------------------------------------------------------------------------- the predictor
+class PerformancePredictor:
+    """Estimates a classifier's accuracy on a window of its output probabilities.
+
+    Parameters
+    ----------
+    n_corruptions : corrupted copies of the held-out rows the regressor learns from.
+    window : rows in each copy (a sample of the held-out rows); use the size of the serving
+        window estimated on (the default is the monitor's ``recheck_rows``).
+    kinds : error generators used in training (names in :data:`GENERATORS`).
+    max_kinds : at most this many generators per copy.
+    regressor : ``"ridge"`` or ``"knn"``; k : neighbours of ``"knn"``.
+    seed : everything random derives from ``(seed, copy number)``.
+
+    Fitted attributes: ``validation_accuracy_`` (clean held-out accuracy), ``row_ids_``,
+    ``n_classes_``, ``features_`` and ``targets_`` (the meta-examples), ``regressor_``
+    (arrays). ``guarantee`` is exact: :meth:`forget` retrains.
+    """
+
+    guarantee = Guarantee.EXACT
+
+    def __init__(
+        self,
+        n_corruptions: int = 500,
+        window: int = 1000,
+        kinds: Sequence[str] = ("gaussian_noise", "missing_values", "scaling", "category_flips"),
+        max_kinds: int = 3,
+        regressor: str = "ridge",
+        k: int = 10,
+        seed: int = 0,
+    ) -> None:
+        if regressor not in ("ridge", "knn"):
+            raise ValueError(f"regressor must be 'ridge' or 'knn', not {regressor!r}")
+        if n_corruptions < 2 or window < 1 or max_kinds < 1 or k < 1:
+            raise ValueError("n_corruptions >= 2, window >= 1, max_kinds >= 1 and k >= 1 needed")
+        unknown = sorted(set(kinds) - set(GENERATORS))
+        if unknown or not kinds:
+            raise ValueError(f"kinds must name generators of {sorted(GENERATORS)}, got {unknown}")
+        self.n_corruptions = n_corruptions
+        self.window = window
+        self.kinds = tuple(kinds)
+        self.max_kinds = max_kinds
+        self.regressor = regressor
+        self.k = k
+        self.seed = seed
+        self._proba: Proba | None = None
+
+    # -------------------------------------------------------------- fitting
+    def fit(
+        self,
+        predict_proba: Proba,
+        X: ArrayLike,
+        y: ArrayLike,
+        kinds: Sequence[str],
+        *,
+        row_ids: ArrayLike | None = None,
+        fill: ArrayLike | None = None,
+    ) -> PerformancePredictor:
+        """Learn from corrupted copies of the held-out rows ``X`` with true classes ``y``.
+
+        ``y[i]`` is the column of ``predict_proba``'s output that holds row ``i``'s class;
+        ``kinds`` gives each column's kind; ``row_ids`` name the rows (for :meth:`forget`).
+        """
+        Xv = np.asarray(X, dtype=np.float64)
+        if Xv.ndim != 2:
+            raise DriftInputError(f"X must be 2-d, got shape {Xv.shape}")
+        n = Xv.shape[0]
+        yv = np.asarray(y)
+        if yv.shape != (n,):
+            raise DriftInputError(f"y must hold {n} classes, got shape {yv.shape}")
+        if n < 20:
+            raise DriftInputError(f"a performance predictor needs >= 20 held-out rows, got {n}")
+        if not np.all(np.isfinite(Xv)):
+            raise DriftInputError("X holds NaN or inf: pass held-out rows as the model sees them")
+        ids = np.arange(n, dtype=np.int64) if row_ids is None else np.asarray(row_ids)
+        if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+            raise DriftInputError(f"row_ids must be {n} integers, got {ids.dtype} {ids.shape}")
+        uniq, counts = np.unique(ids, return_counts=True)
+        if uniq.size != n:
+            raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+        cols = Columns.describe(Xv, kinds, fill)
+        clean = _check_proba(predict_proba(Xv))
+        k = clean.shape[1]
+        if not (np.issubdtype(yv.dtype, np.integer) and yv.min() >= 0 and yv.max() < k):
+            raise DriftInputError(f"y must be class columns 0..{clean.shape[1] - 1} of the proba")
+        self._X, self._y, self._kinds = Xv.copy(), yv.astype(np.int64), list(kinds)
+        self._fill = None if fill is None else np.asarray(fill, dtype=np.float64).copy()
+        self.row_ids_ = ids.astype(np.int64)
+        self.n_classes_ = int(clean.shape[1])
+        self.validation_accuracy_ = float(np.mean(clean.argmax(axis=1) == self._y))
+        self._proba = predict_proba
+        m = min(self.window, n)
+        copies, truth = [], []
+        for i in range(self.n_corruptions):
+            rng = np.random.default_rng([self.seed, i])
+            pos = np.sort(rng.choice(n, size=m, replace=False))
+            mix = random_mix(rng, self.kinds, self.max_kinds)
+            copies.append(corrupt(Xv[pos], cols, rng, mix))
+            truth.append(self._y[pos])
+        P = _check_proba(predict_proba(np.vstack(copies)), self.n_classes_)
+        feats, acc = [], []
+        for i in range(self.n_corruptions):
+            Pi = P[i * m : (i + 1) * m]
+            feats.append(score_features(Pi))
+            acc.append(np.mean(Pi.argmax(axis=1) == truth[i]))
+        self.features_, self.targets_ = np.array(feats), np.array(acc, dtype=np.float64)
+        fitter = _fit_ridge if self.regressor == "ridge" else _fit_knn
+        self.regressor_ = fitter(self.features_, self.targets_)
+        return self
+
+    # -------------------------------------------------------------- estimating
+    def estimate(self, proba: ArrayLike) -> float:
+        """Estimated accuracy of the model on the rows whose probabilities are ``proba``."""
+        if not hasattr(self, "regressor_"):
+            raise DriftInputError("the performance predictor is not fitted")
+        P = np.asarray(proba)
+        if P.ndim != 2 or P.shape[1] != self.n_classes_:
+            raise DriftInputError(
+                f"proba must be (rows, {self.n_classes_}) for this predictor, got {P.shape}"
+            )
+        f = score_features(P)
+        r = self.regressor_
+        z = (f - r["mu"]) / r["sd"]
+        if self.regressor == "ridge":
+            est = float(z @ r["coef"] + r["intercept"][0])
+        else:
+            d = ((r["Z"] - z) ** 2).sum(axis=1)
+            near = np.argsort(d, kind="stable")[: self.k]
+            est = float(r["t"][near].mean())
+        return min(1.0, max(0.0, est))
+
+    # -------------------------------------------------------------- erasure
+    def forget(self, row_ids: ArrayLike, predict_proba: Proba | None = None) -> ForgetResult:
+        """Retrain without the held-out rows ``row_ids`` (same seed): equal to a fresh fit.
+
+        Pass the model's current ``predict_proba`` when the model itself changed (it forgot
+        the same subject) or after :meth:`from_bytes`; otherwise the one given to ``fit`` is
+        used. Unknown or repeated ids are refused before anything changes.
+        """
+        t0 = time.perf_counter()
+        proba = predict_proba if predict_proba is not None else self._proba
+        if proba is None:
+            raise DriftInputError("forget needs the model's predict_proba after from_bytes")
+        ids = np.asarray(row_ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise DriftInputError(f"row_ids must be a 1-d array of integers, got {ids.dtype}")
+        uniq, counts = np.unique(ids.astype(np.int64), return_counts=True)
+        if uniq.size != ids.size:
+            raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+        unknown = uniq[~np.isin(uniq, self.row_ids_)]
+        if unknown.size:
+            raise UnknownRowIdsError(unknown.tolist(), "performance predictor")
+        keep = ~np.isin(self.row_ids_, uniq)
+        self.fit(
+            proba, self._X[keep], self._y[keep], self._kinds,
+            row_ids=self.row_ids_[keep], fill=self._fill,
+        )  # fmt: skip
+        return ForgetResult(
+            row_ids=tuple(int(i) for i in ids),
+            guarantee=Guarantee.EXACT,
+            paths=tuple(Path.SLOW for _ in range(ids.size)),
+            seconds=time.perf_counter() - t0,
+            details={"rows_left": float(keep.sum())},
+        )
+
+    # -------------------------------------------------------------- persistence
+    def _params(self) -> dict[str, Any]:
+        return {
+            "n_corruptions": self.n_corruptions,
+            "window": self.window,
+            "kinds": list(self.kinds),
+            "max_kinds": self.max_kinds,
+            "regressor": self.regressor,
+            "k": self.k,
+            "seed": self.seed,
+        }
+
+    def to_bytes(self) -> bytes:
+        """An ``.npz`` artifact (:mod:`forget._persist`): arrays and JSON, no pickle."""
+        if not hasattr(self, "regressor_"):
+            raise DriftInputError("the performance predictor is not fitted")
+        state = {
+            "validation_accuracy": self.validation_accuracy_,
+            "n_classes": self.n_classes_,
+            "column_kinds": self._kinds,
+        }
+        arrays = {
+            "X": self._X, "y": self._y, "row_ids": self.row_ids_,
+            "features": self.features_, "targets": self.targets_,
+            **{f"reg_{k}": v for k, v in self.regressor_.items()},
+        }  # fmt: skip
+        if self._fill is not None:
+            arrays["fill"] = self._fill
+        return _persist.dump("PerformancePredictor", self._params(), state, arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PerformancePredictor:
+        """The predictor :meth:`to_bytes` wrote (``forget.errors.ArtifactError`` otherwise)."""
+        _, params, state, arrays = _persist.load(data, "PerformancePredictor")
+        pp = cls(**params)
+        pp._X, pp._y, pp.row_ids_ = arrays["X"], arrays["y"], arrays["row_ids"]
+        pp._kinds = list(state["column_kinds"])
+        pp._fill = arrays.get("fill")
+        pp.features_, pp.targets_ = arrays["features"], arrays["targets"]
+        pp.regressor_ = {k[4:]: v for k, v in arrays.items() if k.startswith("reg_")}
+        pp.validation_accuracy_ = float(state["validation_accuracy"])
+        pp.n_classes_ = int(state["n_classes"])
+        return pp
