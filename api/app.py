@@ -12,7 +12,7 @@ import forget
 from api import docs, errors, logs
 from api.auth import ApiKeys
 from api.middleware import BodyLimit, RequestMetrics
-from api.routes import audit, datasets, erasure, models, ops, retention, subjects
+from api.routes import audit, datasets, erasure, models, ops, purposes, retention, subjects
 from api.service import Service
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -65,6 +65,7 @@ def create_app(
         datasets.router,
         erasure.router,
         subjects.router,
+        purposes.router,
         retention.router,
         audit.router,
         ops.router,

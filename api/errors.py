@@ -32,6 +32,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (retention.UnreadableTimeError, 409),  # the dataset's state, not the request, is at fault
     (se.DatasetExistsError, 409),
     (se.ModelNotServableError, 409),
+    (se.NotRestrictedError, 409),  # lifting a restriction not in force
     (aliases.UnservableTargetError, 409),  # an alias moved to a version that cannot serve
     (aliases.VersionInUseError, 409),  # a version an alias names cannot be deleted
     (exports.ExportError, 422),  # a model with no exported form, a bad recipient or format

@@ -372,8 +372,8 @@ ACCESS_TEMPLATE = "access_report.html"
 def access_report(doc: Mapping[str, Any]) -> str:
     """The HTML page of a subject's access document (the JSON of :func:`store.access.access`),
     through ``api/templates/access_report.html``: the rows held (every column), the model
-    versions trained on them, those that forgot them, the copies recipients hold, and the
-    erasure requests.
+    versions trained on them, those that forgot them, the copies recipients hold, the
+    erasure requests, and the objections and restrictions.
 
     >>> page = access_report({"subject_key": "sk_" + "0" * 64, "datasets": []})
     >>> "<title>Access report sk_00000000…00000000</title>" in page
@@ -431,6 +431,12 @@ def _access_page(doc: Mapping[str, Any]) -> dict[str, Any]:
         f"{_plural(len(copies), 'exported copy')}".replace("copys", "copies"),
         f"{_plural(len(requests), 'erasure request')}",
     ]
+    objections = list(doc.get("objections") or [])
+    restrictions = list(doc.get("restrictions") or [])
+    if objections:
+        brief.append(f"{_plural(len(objections), 'objection')}")
+    if any(r.get("status") == "restricted" for r in restrictions):
+        brief.append("processing restricted")
     return {
         "subject_key": doc.get("subject_key"),
         "generated_at": doc.get("generated_at"),
@@ -442,6 +448,8 @@ def _access_page(doc: Mapping[str, Any]) -> dict[str, Any]:
         "forgotten": list(doc.get("forgotten") or []),
         "exports": copies,
         "requests": requests,
+        "objections": objections,
+        "restrictions": restrictions,
     }
 
 

@@ -113,6 +113,12 @@ SPECS: dict[str, Spec] = {
     "forget_drift_retrains_total": Spec(
         "counter", "Versions trained because of drift, by model.", ("model",)
     ),
+    "forget_estimated_accuracy": Spec(
+        "gauge",
+        "Estimated accuracy of a classifier version on its drift window (performance "
+        "prediction; forget serve --estimate-accuracy).",
+        ("model", "version"),
+    ),
     "forget_drift_alerts": Spec(
         "gauge", "Drift alerts standing for the serving version.", ("model", "version")
     ),

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from api.accuracy import Accuracy
 from api.metrics import Metrics
 from drift import DriftInputError, Monitor, MonitorConfig, ReferenceProfile
 from drift.profile import counted
@@ -347,9 +348,12 @@ class PredictionIds:
 class Monitoring:
     """Monitors per (model, version), prediction ids for feedback, alerts in /metrics."""
 
-    def __init__(self, metrics: Metrics, *, remember: int = 100_000) -> None:
+    def __init__(
+        self, metrics: Metrics, *, remember: int = 100_000, accuracy: Accuracy | None = None
+    ) -> None:
         self.metrics = metrics
         self.remember = remember
+        self.accuracy = accuracy  # estimated accuracy of classifiers (api.accuracy), if on
         self._monitors: dict[tuple[str, int], Feed] = {}
         self._stale: set[tuple[str, int]] = set()
         # prediction id -> (model, version, predicted labels; None for a regressor)
@@ -364,7 +368,8 @@ class Monitoring:
         if feed is None or key in self._stale:
             ref = build_reference(store, mv)
             if feed is None:
-                config = MonitorConfig(output_range=ref.out_range or (0.0, 1.0))
+                k = self._classes(store, mv)
+                config = MonitorConfig(output_range=ref.out_range or (0.0, 1.0), n_outputs=k or 1)
                 feed = Feed(Monitor(ref.profile, config, revision=mv.revision), mv, ref)
                 self._monitors[key] = feed
             else:
@@ -374,7 +379,20 @@ class Monitoring:
         if feed.monitor.revision != mv.revision:
             feed.flush()  # the old revision's outputs go to the old revision's detectors
             feed.monitor.set_revision(mv.revision)
+        if self.accuracy is not None and feed.monitor.config.n_outputs > 1:
+            self.accuracy.follow(mv, [f.kind for f in feed.monitor.profile.features])
         return feed
+
+    def _classes(self, store: ModelStore, mv: ModelVersion) -> int | None:
+        """The number of classes of a classifier whose accuracy is estimated: its window
+        keeps every class's probability; None otherwise."""
+        if self.accuracy is None:
+            return None
+        est = store.estimator(mv.name, mv.version)
+        classes = getattr(est, "classes_", None)
+        if classes is None or not hasattr(est, "predict_proba") or len(classes) < 2:
+            return None
+        return len(classes)
 
     @staticmethod
     def rehearse() -> None:
@@ -410,6 +428,8 @@ class Monitoring:
         remembered for its feedback go; feedback on them is then refused as unknown."""
         self._monitors.pop((model, version), None)
         self._stale.discard((model, version))
+        if self.accuracy is not None:
+            self.accuracy.drop((model, version))
         with self._lock:
             gone = [p for p, (m, v, _) in self._predictions.items() if (m, v) == (model, version)]
             for pid in gone:
@@ -440,6 +460,8 @@ class Monitoring:
             every.monitor.discard(keys)
         for action in actions:
             key = (action.model, action.version) if isinstance(action, ModelAction) else action
+            if self.accuracy is not None:  # built from the rows: dropped now, rebuilt later
+                self.accuracy.invalidate(key)
             feed = self._monitors.get(key)
             if feed is None or key in self._stale:
                 continue  # built from the store on first use
@@ -456,6 +478,16 @@ class Monitoring:
         feed = self.monitor(store, mv)
         feed.flush()
         doc = feed.monitor.report()
+        if self.accuracy is not None and feed.monitor.config.n_outputs > 1:
+            perf = self.accuracy.report(mv, feed.monitor.window_outputs())
+            doc["performance"] = perf
+            if perf.get("alert"):
+                doc["alerts"] = [
+                    *doc["alerts"],
+                    f"estimated accuracy {perf['estimated_accuracy']:.1%} on the last "
+                    f"{perf['window_rows']:,} served rows is more than {self.accuracy.margin:.0%} "
+                    f"below the validation accuracy {perf['validation_accuracy']:.1%}",
+                ]
         self._publish(mv, doc)
         return {"model": mv.name, "version": mv.version} | doc
 
@@ -518,5 +550,8 @@ class Monitoring:
         feed = self._monitors.get((model, version))
         if feed is None:  # pragma: no cover - a remembered prediction always has its monitor
             raise UnknownPredictionError(f"model {model!r} v{version} is not monitored")
-        feed.monitor.feedback(np.asarray(labels, dtype=object), np.asarray(predicted, dtype=object))
+        truth, said = np.asarray(labels, dtype=object), np.asarray(predicted, dtype=object)
+        feed.monitor.feedback(truth, said)
+        if self.accuracy is not None:
+            self.accuracy.labelled((model, version), int((truth == said).sum()), len(labels))
         return version, len(labels)

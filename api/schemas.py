@@ -121,6 +121,9 @@ def period_bound(text: str | None, what: str) -> str | None:
     return value.isoformat(timespec="microseconds")
 
 
+PURPOSE_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"  # as store.purposes.PURPOSE_RE
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -264,6 +267,28 @@ class DriftFeature(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class PerformanceEstimate(BaseModel):
+    """A classifier's estimated accuracy on the drift window (``--estimate-accuracy``)."""
+
+    status: str = Field(description="ready, refitting (after start or a change) or unavailable")
+    reason: str | None = None
+    estimated_accuracy: float | None = Field(
+        None, description="on the window's rows, from their probabilities alone"
+    )
+    validation_accuracy: float | None = Field(
+        None, description="the twin's on its clean held-out rows"
+    )
+    alert: bool | None = None
+    margin: float | None = None
+    window_rows: int | None = None
+    held_out_rows: int | None = None
+    built_in_s: float | None = None
+    observed_accuracy: float | None = Field(
+        None, description="on the predictions whose labels came back (feedback) since the build"
+    )
+    observed_labels: int | None = None
+
+
 class DriftReport(BaseModel):
     model: str
     version: int
@@ -274,6 +299,9 @@ class DriftReport(BaseModel):
     detectors: list[dict[str, Any]]
     window: dict[str, Any]
     alerts: list[str]
+    performance: PerformanceEstimate | None = Field(
+        None, description="estimated accuracy; classifiers, with forget serve --estimate-accuracy"
+    )
 
 
 # ---------------------------------------------------------------------- models
@@ -305,6 +333,12 @@ class ModelVersionOut(BaseModel):
     artifact_sha256: str | None
     created_at: str
     lineage: list[RevisionOut]
+    purpose: str | None = Field(default=None, description="null: unspecified")
+    rows_withheld: int = Field(
+        default=0,
+        description="dataset rows left out at training: restricted subjects', and those of "
+        "subjects who objected to the purpose",
+    )
 
 
 class AliasOut(BaseModel):
@@ -591,6 +625,12 @@ class TrainRequest(Strict):
     features: list[Annotated[str, Field(min_length=1)]] = Field(
         min_length=1, max_length=MAX_COLUMNS
     )
+    purpose: str | None = Field(
+        default=None,
+        pattern=PURPOSE_PATTERN,
+        description="what the version is processed for (objections name it, Art. 21); "
+        "null: unspecified, which no objection to a purpose touches",
+    )
 
 
 # ---------------------------------------------------------------------- datasets
@@ -843,6 +883,103 @@ class AccessCounts(BaseModel):
     models_forgot: int
     exports: int
     erasure_requests: int
+    objections: int = 0
+    restrictions: int = 0
+
+
+class ObjectionCreate(Strict):
+    subject_id: str = Field(
+        min_length=1, max_length=256, description="in the body, never in the URL"
+    )
+    purpose: str = Field(
+        pattern=PURPOSE_PATTERN,
+        description="the processing purpose objected to (Art. 21): one models were trained "
+        "for (train ... purpose) or one declared",
+    )
+
+
+class RestrictionCreate(Strict):
+    subject_id: str = Field(
+        min_length=1, max_length=256, description="in the body, never in the URL"
+    )
+
+
+class StepOut(BaseModel):
+    model: str
+    version: int
+    revision: int = Field(description="the version's revision after this step")
+    action: Literal["exact_unlearning", "approximate_unlearning", "pending_retrain", "learn"] = (
+        Field(
+            description="forgot the rows in place; learnt them back in place (a lift); or "
+            "awaits a retrain (not served until the purger refits it)"
+        )
+    )
+    guarantee: str | None
+    rows: int
+    reason: str | None = None
+
+
+class PurposeDeclared(BaseModel):
+    purpose: str
+    created: bool = Field(description="false: the purpose was known already")
+
+
+class PurposeModel(BaseModel):
+    model: str
+    version: int
+    status: str
+
+
+class PurposeOut(BaseModel):
+    purpose: str
+    models: list[PurposeModel] = Field(description="the versions processed for it")
+    objections: int = Field(description="subjects who objected to it")
+
+
+class PurposesOut(BaseModel):
+    purposes: list[PurposeOut]
+
+
+class ObjectionOut(BaseModel):
+    objection_id: str
+    subject_key: str = Field(description="the subject's keyed pseudonym")
+    purpose: str
+    objected_at: str
+    objected_by: str | None
+    rows: int = Field(description="the subject's rows: they stay in the datasets")
+    models: list[StepOut] = Field(description="what each version of the purpose did")
+    repeat: bool = Field(description="an earlier objection to this purpose, answered again")
+
+
+class RestrictionOut(BaseModel):
+    restriction_id: str
+    subject_key: str = Field(description="the subject's keyed pseudonym")
+    status: Literal["restricted", "lifted"]
+    since: str
+    restricted_by: str | None
+    rows: int = Field(description="the subject's rows when restricted: they stay")
+    lifted_at: str | None
+    lifted_by: str | None
+    models: list[StepOut] = Field(description="what each version did in this step")
+    repeat: bool = Field(description="the restriction in force, answered again")
+
+
+class AccessObjection(BaseModel):
+    objection_id: str
+    purpose: str
+    objected_at: str
+    objected_by: str | None
+    rows: int
+
+
+class AccessRestriction(BaseModel):
+    restriction_id: str
+    status: Literal["restricted", "lifted"]
+    since: str
+    restricted_by: str | None
+    rows: int
+    lifted_at: str | None
+    lifted_by: str | None
 
 
 class AccessOut(BaseModel):
@@ -855,6 +992,8 @@ class AccessOut(BaseModel):
     exports: list[AccessExport]
     erasure_requests: list[AccessErasureRequest]
     counts: AccessCounts
+    objections: list[AccessObjection] = Field(default_factory=list)
+    restrictions: list[AccessRestriction] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- retention (Art. 5(1)(e))

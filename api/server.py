@@ -50,6 +50,7 @@ def serve(
     cache_bytes: int = 64 * 1024 * 1024,
     monitoring: bool = True,
     retrain_on_drift: bool = False,
+    estimate_accuracy: bool = False,
     log_level: str = "info",
 ) -> None:
     """Serve the store in ``directory`` until interrupted (blocks)."""
@@ -61,6 +62,7 @@ def serve(
         cache_bytes=cache_bytes,
         monitoring=monitoring,
         retrain_on_drift=retrain_on_drift,
+        estimate_accuracy=estimate_accuracy,
     )
     app = create_app(service, keys, freeze_heap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

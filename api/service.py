@@ -37,11 +37,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import forget
+from api.accuracy import Accuracy
 from api.batching import Batcher
 from api.cache import Key as CacheKey
 from api.cache import PredictionCache
@@ -50,7 +51,7 @@ from api.metrics import Metrics
 from api.monitoring import Feed, Monitoring
 from api.schemas import MAX_COLUMNS
 from forget.warm import prepare, rehearse
-from store import ModelStore, erasure, stages
+from store import ModelStore, erasure, purposes, stages
 from store.aliases import AliasTarget, Route, route
 from store.data import DeletedRows
 from store.errors import (
@@ -68,6 +69,7 @@ from store.registry import PENDING, READY, ModelVersion
 from store.retention import SUBJECT_PREFIX as RETAINED
 
 log = logging.getLogger("forget.api")
+_T = TypeVar("_T")
 
 Target = tuple[str, int]  # (model, version): what one request is scored by
 ModelRef = tuple[str, str | None, int | None]  # (model, alias, version): a request's model
@@ -161,6 +163,7 @@ class Service:
         retrain_cooldown: float = 3600.0,
         compile_forests: bool = True,
         evidence: str = DEFERRED,
+        estimate_accuracy: bool = False,
     ) -> None:
         self.store = store
         # "deferred": retrain checks run off the lock (collect_evidence); "inline": inside the
@@ -183,7 +186,14 @@ class Service:
         self._shadows = ThreadPoolExecutor(1, thread_name_prefix="forget-shadow")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_BACKLOG)
         self.cache = PredictionCache(cache_bytes)
-        self.monitoring = Monitoring(self.metrics) if monitoring else None
+        # estimated accuracy of served classifiers on unlabeled traffic (api.accuracy): a
+        # background builder fits each one's twin and performance predictor
+        self.accuracy = (
+            Accuracy(self.metrics, self._training_rows, _fresh_estimator)
+            if monitoring and estimate_accuracy
+            else None
+        )
+        self.monitoring = Monitoring(self.metrics, accuracy=self.accuracy) if monitoring else None
         self.retrain_on_drift, self.retrain_cooldown = retrain_on_drift, retrain_cooldown
         self._drift_retrains: dict[str, float] = {}
         self.compile_forests = compile_forests  # refresh forests' compiled trees on erasure
@@ -250,6 +260,10 @@ class Service:
             self.monitoring.rehearse()
         return warmed
 
+    def _training_rows(self, mv: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self.lock:
+            return self.store.training_data(mv.name, mv.version)
+
     def _routed(self) -> list[Target]:
         """Every version a request can reach now (lock held)."""
         return [t for name in sorted({mv.name for mv in self._ready()}) for t in self._reach(name)]
@@ -285,6 +299,8 @@ class Service:
         if self._purger is not None:
             self._purger.join()
         self._shadows.shutdown(wait=True, cancel_futures=True)
+        if self.accuracy is not None:
+            self.accuracy.close()  # a build in progress ends first: it reads the store
         with self.lock:
             self.store.close()
 
@@ -1056,6 +1072,7 @@ class Service:
         params: Mapping[str, Any],
         label: str,
         features: Sequence[str],
+        purpose: str | None = None,
     ) -> dict[str, Any]:
         cls = ESTIMATORS.get(kind)
         if cls is None:
@@ -1069,7 +1086,12 @@ class Service:
         with self.lock:
             try:
                 mv = self.store.train(
-                    name, dataset=dataset, estimator=estimator, label=label, features=features
+                    name,
+                    dataset=dataset,
+                    estimator=estimator,
+                    label=label,
+                    features=features,
+                    purpose=purpose,
                 )
             except StoreError:
                 raise
@@ -1258,22 +1280,20 @@ class Service:
         for t, receipt in zip(group, receipts, strict=True):
             t.receipt, t.done = receipt, True
 
-    def _forgetting(
+    def _gated(
         self,
-        run: Callable[
-            [Callable[[Sequence[tuple[str, int]]], None], list[dict[str, DeletedRows]]],
-            list[Any],
-        ],
-    ) -> list[Any]:
-        """Run a store call that erases rows — ``run(before_forget, removed)``, its receipts —
-        with the lock held: the models about to forget have their gates closed until their new
-        revisions are published, then the cache, compiled forests, drift references and feeds
-        follow. If the call fails (nothing of it happened) the models it rebuilt are dropped
-        from serving, to be loaded again, and the error propagates."""
+        run: Callable[[Callable[[Sequence[tuple[str, int]]], None]], _T],
+        changed: Callable[[_T], Sequence[Any]],
+    ) -> _T:
+        """Run a store call that changes models — ``run(before_forget)`` — with the lock held:
+        the models about to change have their gates closed until their new revisions are
+        published (``changed(result)``: the actions to publish; the answer cache empties). If
+        the call fails (nothing of it happened) the models it rebuilt are dropped from serving,
+        to be loaded again, and the error propagates."""
         closed: list[Gate] = []
 
         def close_gates(pairs: Sequence[tuple[str, int]]) -> None:
-            # the models are about to forget: their predictions wait until the new
+            # the models are about to change: their predictions wait until the new
             # revisions are published (the commit and the publication below)
             for name in sorted({m for m, _ in pairs}):
                 gate = self._gates.get(name)
@@ -1281,19 +1301,16 @@ class Service:
                     gate.acquire()
                     closed.append(gate)
 
-        removed: list[dict[str, DeletedRows]] = []
         try:
-            # the store samples the requests that carry a retrain check (evidence_rate);
-            # a sampled one only schedules them: collect_evidence runs them off the lock
-            receipts = run(close_gates, removed)
-            fresh = [r for r in receipts if r.rows_erased and not r.repeat]
-            if fresh:
-                # every cached answer goes, not only those of the models that forgot: an
+            result = run(close_gates)
+            moved = changed(result)
+            if moved:
+                # every cached answer goes, not only those of the models that changed: an
                 # answer to a query made of the subject's own rows names their data too
                 self.cache.invalidate(None)
-                self._moved([a for r in fresh for a in r.models])
+                self._moved(moved)
         except Exception:
-            if closed:  # the store rebuilt the models that forgot: new objects
+            if closed:  # the store rebuilt the models that changed: new objects
                 self.cache.invalidate(None)
                 for target in list(self._serving):
                     if self._gates.get(target[0]) in closed:
@@ -1303,6 +1320,26 @@ class Service:
         finally:
             for gate in closed:
                 gate.release()
+        return result
+
+    def _forgetting(
+        self,
+        run: Callable[
+            [Callable[[Sequence[tuple[str, int]]], None], list[dict[str, DeletedRows]]],
+            list[Any],
+        ],
+    ) -> list[Any]:
+        """Run a store call that erases rows — ``run(before_forget, removed)``, its receipts —
+        through :meth:`_gated`; then the drift references lose the erased rows and the feeds
+        follow the new revisions."""
+        removed: list[dict[str, DeletedRows]] = []
+        # the store samples the requests that carry a retrain check (evidence_rate);
+        # a sampled one only schedules them: collect_evidence runs them off the lock
+        receipts = self._gated(
+            lambda before_forget: run(before_forget, removed),
+            lambda rs: [a for r in rs if r.rows_erased and not r.repeat for a in r.models],
+        )
+        fresh = [r for r in receipts if r.rows_erased and not r.repeat]
         if any(a.evidence.get("status") == SCHEDULED for r in receipts for a in r.models):
             self._awaiting_evidence = True
         if fresh:
@@ -1315,10 +1352,13 @@ class Service:
                 ]
                 keys = [r.subject_key for r in fresh if not r.subject_key.startswith(RETAINED)]
                 self.monitoring.erased(keys, *_together(fresh, fresh_rows))
+        self._follow_feeds()
+        return receipts
+
+    def _follow_feeds(self) -> None:
         if self.monitoring is not None:  # feeds at the new revisions: no prediction waits
             for mv, _ in list(self._serving.values()):
                 self.monitoring.follow(self.store, mv)
-        return receipts
 
     def expire(self, at: str | None = None) -> list[dict[str, Any]]:
         """Erase the rows past their dataset's retention period (:meth:`ModelStore.expire`)
@@ -1360,6 +1400,111 @@ class Service:
             doc = self.store.access(subject_id)
         log.info("access request for subject %s: %s", doc["subject_key"], doc["counts"])
         return doc
+
+    # ------------------------------------------------------------------ objection, restriction
+    def declare_purpose(self, purpose: str, *, by: str | None = None) -> dict[str, Any]:
+        """Declare a processing purpose (:meth:`ModelStore.declare_purpose`), so that
+        objections to it are taken before a model is trained for it."""
+        with self.lock:
+            created = self.store.declare_purpose(purpose, by=by)
+        return {"purpose": purpose, "created": created}
+
+    def purposes(self) -> dict[str, Any]:
+        """The known purposes, each with the model versions processed for it and how many
+        subjects objected to it."""
+        with self.lock:
+            names = self.store.purposes()
+            versions = self.store.list_models()
+            objections = self.store.objection_counts()
+        return {
+            "purposes": [
+                {
+                    "purpose": p,
+                    "models": [
+                        {"model": mv.name, "version": mv.version, "status": mv.status}
+                        for mv in versions
+                        if mv.purpose == p
+                    ],
+                    "objections": objections.get(p, 0),
+                }
+                for p in names
+            ]
+        }
+
+    def object_to(self, subject_id: str, purpose: str, *, by: str | None = None) -> dict[str, Any]:
+        """The subject objects to ``purpose`` (Art. 21; :meth:`ModelStore.object_to`): that
+        purpose's versions forget the rows as an erasure's do (see :meth:`_withholding`)."""
+        with self.lock:
+            r = self._withholding(
+                lambda bf: self.store.object_to(
+                    subject_id, purpose, by=by, purge=False, before_forget=bf
+                ),
+                window=False,
+            )
+        log.info(
+            "objection %s for subject %s to %s: %d rows, %d model versions%s",
+            r.objection_id,
+            r.subject_key,
+            r.purpose,
+            r.rows,
+            len(r.models),
+            " (repeat)" if r.repeat else "",
+        )
+        return purposes.as_json(r)
+
+    def restrict(self, subject_id: str, *, by: str | None = None) -> dict[str, Any]:
+        """Restrict the subject's processing (Art. 18; :meth:`ModelStore.restrict`)."""
+        with self.lock:
+            r = self._withholding(
+                lambda bf: self.store.restrict(subject_id, by=by, purge=False, before_forget=bf),
+                window=True,
+            )
+        log.info(
+            "restriction %s for subject %s: %d rows, %d model versions%s",
+            r.restriction_id,
+            r.subject_key,
+            r.rows,
+            len(r.models),
+            " (repeat)" if r.repeat else "",
+        )
+        return purposes.as_json(r)
+
+    def lift_restriction(self, subject_id: str, *, by: str | None = None) -> dict[str, Any]:
+        """Lift the subject's restriction (:meth:`ModelStore.lift_restriction`): models learn
+        the rows back in place, or are retrained by the purger."""
+        with self.lock:
+            r = self._withholding(
+                lambda bf: self.store.lift_restriction(
+                    subject_id, by=by, purge=False, before_forget=bf
+                ),
+                window=False,
+            )
+        log.info(
+            "restriction %s lifted for subject %s: %d model versions",
+            r.restriction_id,
+            r.subject_key,
+            len(r.models),
+        )
+        return purposes.as_json(r)
+
+    def _withholding(
+        self, run: Callable[[Callable[[Sequence[tuple[str, int]]], None]], Any], *, window: bool
+    ) -> Any:
+        """Run an objection, a restriction or a lift — ``run(before_forget)``, its receipt —
+        through :meth:`_gated`, as an erasure: no prediction after the answer comes from a
+        revision that still held (or lacked) the rows; a version left awaiting a retrain stops
+        serving and the purger retrains it. The versions' drift references are rebuilt from
+        their training rows before their next use (the rows set aside leave them, rows taken
+        back return); with ``window`` (a restriction) the subject's served rows also leave the
+        drift windows."""
+        receipt = self._gated(run, lambda r: r.models)
+        if purposes.pending_steps(receipt.models):
+            self._awaiting_purge = True
+        if self.monitoring is not None and receipt.models:
+            keys = [receipt.subject_key] if window else []
+            self.monitoring.erased(keys, [(s.model, s.version) for s in receipt.models])
+        self._follow_feeds()
+        return receipt
 
     def purge(self) -> dict[str, Any]:
         """Run the scheduled checks (off the lock), then retrain, purge and compact under it,
@@ -1532,6 +1677,12 @@ def check_subject_ids(subject_ids: Sequence[str | None] | None, n: int) -> None:
 
 def _class_of(mv: ModelVersion) -> Any:
     return ESTIMATORS.get(mv.estimator.rpartition(":")[2])
+
+
+def _fresh_estimator(mv: ModelVersion) -> Any:
+    """An unfitted estimator of the version's class and parameters, or None."""
+    cls = _class_of(mv)
+    return None if cls is None else cls(**mv.params)
 
 
 def _dataset(info: Any) -> dict[str, Any]:

@@ -58,6 +58,7 @@ def serve(
     evidence_rate: float = 0.1,
     monitoring: bool = True,
     retrain_on_drift: bool = False,
+    estimate_accuracy: bool = False,
     log_level: str = "info",
     ray_address: str | None = None,
 ) -> None:
@@ -77,6 +78,7 @@ def serve(
         evidence_rate=evidence_rate,
         monitoring=monitoring,
         retrain_on_drift=retrain_on_drift,
+        estimate_accuracy=estimate_accuracy,
     )
     app = create_app(cluster, keys, freeze_heap=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -67,6 +67,8 @@ PASSTHROUGH = frozenset(
         "retention",
         "set_retention_policy",
         "remove_retention_policy",
+        "declare_purpose",
+        "purposes",
     }
 )
 
@@ -81,6 +83,7 @@ class StoreOwner:
         *,
         monitoring: bool = True,
         retrain_on_drift: bool = False,
+        estimate_accuracy: bool = False,
     ) -> None:
         self.metrics = Metrics()
         self.service = Service.open(
@@ -92,6 +95,7 @@ class StoreOwner:
             cache_bytes=0,
             monitoring=monitoring,
             retrain_on_drift=retrain_on_drift,
+            estimate_accuracy=estimate_accuracy,
             compile_forests=False,
         )
         self._ops: list[Op] = []  # the last erasure's forget operations, from its receipt
@@ -224,6 +228,20 @@ class StoreOwner:
             if a["row_ids"]
         ]
         return done, self._change()
+
+    def object_to(self, subject_id: str, purpose: str, **kwargs: Any) -> tuple[Any, Change]:
+        """An objection (Art. 21): the purpose's versions forget the subject's rows; the
+        replicas get snapshots of the versions that moved."""
+        return self._apply(self.service.object_to, subject_id, purpose, **kwargs)
+
+    def restrict(self, subject_id: str, **kwargs: Any) -> tuple[Any, Change]:
+        """A restriction (Art. 18): every version forgets the subject's rows."""
+        return self._apply(self.service.restrict, subject_id, **kwargs)
+
+    def lift_restriction(self, subject_id: str, **kwargs: Any) -> tuple[Any, Change]:
+        """A lifted restriction: versions learn the rows back (snapshots: a learn is not in the
+        forget log) or await a retrain (they leave the fence)."""
+        return self._apply(self.service.lift_restriction, subject_id, **kwargs)
 
     def train(self, name: str, **kwargs: Any) -> tuple[Any, Change]:
         return self._apply(self.service.train, name, **kwargs)

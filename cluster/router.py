@@ -73,7 +73,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,8 @@ class Cluster:
         :class:`~api.service.MonitoringOffError` (HTTP 409) and answers carry no prediction id.
     retrain_on_drift : a drift report that finds drift retrains the version (as in
         :class:`api.service.Service`); the new version reaches the replicas like a training.
+    estimate_accuracy : the owner estimates classifiers' accuracy on the observed traffic
+        (:mod:`api.accuracy`), in its drift reports.
     observe_every : seconds an observation waits at most before it leaves for the owner.
     max_observing_rows : observed rows sent to the owner and not yet taken in, at most; past
         it new observations are dropped (and counted), so predictions never wait on the owner.
@@ -168,6 +170,7 @@ class Cluster:
         max_queue_rows: int = 50_000,
         monitoring: bool = True,
         retrain_on_drift: bool = False,
+        estimate_accuracy: bool = False,
         observe_every: float = 0.5,
         max_observing_rows: int = 20_000,
         metrics: Metrics | None = None,
@@ -188,6 +191,7 @@ class Cluster:
             evidence_rate,
             monitoring=monitoring,
             retrain_on_drift=retrain_on_drift,
+            estimate_accuracy=estimate_accuracy,
         )
         replica_cls = ray.remote(Replica).options(num_cpus=0, max_restarts=-1, max_task_retries=0)
         self.members = [
@@ -364,11 +368,6 @@ class Cluster:
         return result
 
     # ------------------------------------------------------------------ predict
-    def _pick(self, target: Target, at: int, turn: int) -> Member | None:
-        with self._state:
-            ready = [m for m in self.members if m.up and m.state.get(target) == at]
-        return ready[turn % len(ready)] if ready else None
-
     async def predict_async(
         self,
         name: str,
@@ -454,8 +453,25 @@ class Cluster:
     async def _score_models(
         self, targets: list[Target], rows: list[Mapping[str, float]]
     ) -> list[dict[str, Any]]:
-        """One call scoring every target on a replica that holds each at the fence, retried on
-        another until ``fence_wait``."""
+        """One call scoring every target on a replica that holds each at the fence."""
+        res: list[dict[str, Any]] = await self._at_fence(
+            targets,
+            lambda m, fence: m.handle.predict_models.remote(fence, rows),
+            "no replica holds every model of the request at the published revisions yet",
+        )
+        return res
+
+    async def _at_fence(
+        self,
+        targets: Sequence[Target],
+        call: Callable[[Member, list[tuple[Target, int]]], Any],
+        behind: str,
+    ) -> Any:
+        """``await call(m, fence)`` on a replica ``m`` that holds every target at its fence
+        revision, taking the live replicas in turn; one that answers it is behind (restarted)
+        or dies is declared down and the next tried, until ``fence_wait`` (then
+        :class:`ReplicaBehindError` with ``behind``). A target that left the fence after the
+        request was routed is routed again, which raises why it cannot serve."""
         ray = self._ray
         deadline = time.monotonic() + self.fence_wait
         turn = next(self._turn)
@@ -465,17 +481,17 @@ class Cluster:
                 ready = [
                     m for m in self.members if m.up and all(m.state.get(t) == at for t, at in fence)
                 ]
+            held: list[tuple[Target, int]] = []
             for (name, version), at in fence:
-                if at is None:  # left the fence after the request was routed
+                if at is None:
                     table = self.routes.get(name)
                     route(name, {} if table is None else table.statuses, {}, version=version)
                     raise UnknownModelError(name, version)  # pragma: no cover - route raised
+                held.append(((name, version), at))
             if ready:
                 m = ready[turn % len(ready)]
                 try:
-                    res: list[dict[str, Any]]
-                    res = await m.handle.predict_models.remote(fence, rows)
-                    return res
+                    return await call(m, held)
                 except ray.exceptions.RayTaskError as exc:
                     cause = exc.cause
                     if not isinstance(cause, ReplicaBehindError):
@@ -484,9 +500,7 @@ class Cluster:
                 except ray.exceptions.RayActorError:
                     self._down(m)
             if time.monotonic() > deadline:
-                raise ReplicaBehindError(
-                    "no replica holds every model of the request at the published revisions yet"
-                )
+                raise ReplicaBehindError(behind)
             await asyncio.sleep(0.005)
             turn += 1
 
@@ -620,43 +634,16 @@ class Cluster:
     async def _score(
         self, target: Target, batch: list[list[Mapping[str, float]]]
     ) -> list[dict[str, Any] | Failure]:
-        """One batch of one version on a replica at the fence, retried on another until
-        ``fence_wait``."""
-        ray = self._ray
-        rows = sum(len(r) for r in batch)
-        deadline = time.monotonic() + self.fence_wait
-        turn = next(self._turn)
+        """One batch of one version on a replica at the fence (:meth:`_at_fence`)."""
         name, version = target
-        while True:
-            with self._state:
-                at = self.fence.get(target)
-                table = self.routes.get(name)
-            if at is None:  # left the fence after this request was routed: route it again
-                statuses = {} if table is None else table.statuses
-                route(name, statuses, {}, version=version)  # why it cannot serve
-                raise UnknownModelError(name, version)  # pragma: no cover - route raised
-            m = self._pick(target, at, turn)
-            if m is not None:
-                try:
-                    res: list[dict[str, Any] | Failure]
-                    res = await m.handle.predict_many.remote(target, batch, at)
-                    self.metrics.inc("forget_batches_total", {"model": name})
-                    self.metrics.inc("forget_batched_rows_total", {"model": name}, rows)
-                    return res
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.cause
-                    if not isinstance(cause, ReplicaBehindError):
-                        raise cause from None
-                    # behind the state it acknowledged: it restarted; catch it up
-                    self._down(m)
-                except ray.exceptions.RayActorError:
-                    self._down(m)
-            if time.monotonic() > deadline:
-                raise ReplicaBehindError(
-                    f"no replica holds model {name!r} at version {version} revision {at} yet"
-                )
-            await asyncio.sleep(0.005)
-            turn += 1
+        res: list[dict[str, Any] | Failure] = await self._at_fence(
+            [target],
+            lambda m, fence: m.handle.predict_many.remote(target, batch, fence[0][1]),
+            f"no replica holds model {name!r} at version {version} at its revision yet",
+        )
+        self.metrics.inc("forget_batches_total", {"model": name})
+        self.metrics.inc("forget_batched_rows_total", {"model": name}, sum(len(r) for r in batch))
+        return res
 
     # ------------------------------------------------------------------ writes via the owner
     def erase(
@@ -679,6 +666,28 @@ class Cluster:
             "erase_batch", list(subject_ids), legal_ground, requested_by=requested_by
         )
         out: list[dict[str, Any]] = done
+        return out
+
+    def declare_purpose(self, purpose: str, *, by: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("declare_purpose", purpose, by=by)
+        return out
+
+    def purposes(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("purposes")
+        return out
+
+    def object_to(self, subject_id: str, purpose: str, *, by: str | None = None) -> dict[str, Any]:
+        """An objection in the store, answered once every live replica holds the versions it
+        moved at their new revisions."""
+        out: dict[str, Any] = self._write("object_to", subject_id, purpose, by=by)[0]
+        return out
+
+    def restrict(self, subject_id: str, *, by: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._write("restrict", subject_id, by=by)[0]
+        return out
+
+    def lift_restriction(self, subject_id: str, *, by: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._write("lift_restriction", subject_id, by=by)[0]
         return out
 
     def train(self, name: str, **kwargs: Any) -> dict[str, Any]:

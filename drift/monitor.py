@@ -64,6 +64,9 @@ class MonitorConfig:
     adwin_delta : ADWIN's confidence on outputs.
     output_range : outputs are mapped from this range to [0, 1] for ADWIN's bound
         (probabilities: the default; regressors: the training target's range).
+    n_outputs : outputs the window keeps per row: 1, the score the detectors read; ``k``, a
+        classifier's ``k`` probabilities (:meth:`Monitor.window_outputs`, which performance
+        prediction reads).
     ddm_warning, ddm_drift, ddm_min_instances : DDM on errors. Stricter than the paper's
         (2, 3, 30): with those, a stationary stream of 10,000 labels at a 15 % error rate raises
         a false change in about a third of runs; with (2, 3.5, 1,000) in about 2 %.
@@ -77,10 +80,11 @@ class MonitorConfig:
     ddm_warning: float = 2.0
     ddm_drift: float = 3.5
     ddm_min_instances: int = 1000
+    n_outputs: int = 1
 
     def __post_init__(self) -> None:
-        if self.capacity < 1 or self.recheck_rows < 1:
-            raise ValueError("capacity and recheck_rows must be positive")
+        if self.capacity < 1 or self.recheck_rows < 1 or self.n_outputs < 1:
+            raise ValueError("capacity, recheck_rows and n_outputs must be positive")
         lo, hi = self.output_range
         if not hi > lo:
             raise ValueError(f"output_range must be (low, high) with high > low, got {lo, hi}")
@@ -135,7 +139,7 @@ class Monitor:
         self.config = config or MonitorConfig()
         self.revision = revision
         self._lock = threading.Lock()
-        self._window = Window(profile.n_features, self.config.capacity)
+        self._window = Window(profile.n_features, self.config.capacity, self.config.n_outputs)
         self._adwin = ADWIN(self.config.adwin_delta)
         self._ddm = DDM(
             warning=self.config.ddm_warning,
@@ -167,8 +171,14 @@ class Monitor:
         M = self.profile.as_matrix(X)
         n = M.shape[0]
         out = _outputs(outputs, n)
+        kept = out
+        k = self.config.n_outputs
+        if k > 1 and outputs is not None:
+            kept = np.asarray(outputs, dtype=np.float64)
+            if kept.shape != (n, k):
+                raise DriftInputError(f"outputs have shape {kept.shape}; expected ({n}, {k})")
         with self._lock:
-            self._window.append(M, outputs=out, keys=keys)
+            self._window.append(M, outputs=kept, keys=keys)
             if out is not None:
                 self._outputs.append(out)
                 self._queued[0] += n
@@ -280,6 +290,14 @@ class Monitor:
             if self._cache is None or self._cache[0] <= seen:
                 self._cache = (seen, changed, results)
         return results
+
+    def window_outputs(self) -> np.ndarray:
+        """The outputs of the rows in the window now, oldest first, without rows whose
+        outputs were not given: ``(rows,)``, or ``(rows, n_outputs)``."""
+        with self._lock:
+            _, out = self._window.snapshot()
+        finite = np.isfinite(out) if out.ndim == 1 else np.isfinite(out).all(axis=1)
+        return out[finite]
 
     def _detectors(self) -> tuple[list[dict[str, Any]], list[str]]:
         cap = self.config.capacity

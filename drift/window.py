@@ -50,20 +50,24 @@ class Window:
     ----------
     n_features : columns of every appended batch.
     capacity : the most rows held; older rows are overwritten.
+    n_outputs : outputs per row: 1 keeps one score (a 1-d output array), ``k`` keeps ``k``
+        columns (a classifier's probabilities, for performance prediction).
     """
 
-    def __init__(self, n_features: int, capacity: int = 5000) -> None:
-        if capacity < 1 or n_features < 1:
-            raise ValueError("capacity and n_features must be positive")
+    def __init__(self, n_features: int, capacity: int = 5000, n_outputs: int = 1) -> None:
+        if capacity < 1 or n_features < 1 or n_outputs < 1:
+            raise ValueError("capacity, n_features and n_outputs must be positive")
         self.n_features = n_features
         self.capacity = capacity
+        self.n_outputs = n_outputs
         self.clear()
 
     def clear(self) -> None:
         """Drop every row and key."""
         capacity, n_features = self.capacity, self.n_features
         self._X = np.full((capacity, n_features), np.nan)
-        self._out = np.full(capacity, np.nan)
+        shape = capacity if self.n_outputs == 1 else (capacity, self.n_outputs)
+        self._out = np.full(shape, np.nan)
         self._valid = np.zeros(capacity, dtype=bool)
         self._kid = np.full(capacity, -1, dtype=np.int64)  # key id per slot, -1: no key
         self._ids: dict[Hashable, int] = {}
@@ -158,7 +162,8 @@ class Window:
         return count
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of the held rows' inputs ``(rows, n_features)`` and outputs, oldest first."""
+        """Copies of the held rows' inputs ``(rows, n_features)`` and outputs (``(rows,)``, or
+        ``(rows, n_outputs)``), oldest first."""
         h = self._head
         if self.seen >= self.capacity:
             X = np.concatenate([self._X[h:], self._X[:h]])

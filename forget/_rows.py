@@ -25,7 +25,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
-from forget.errors import DuplicateRowIdsError, EmptyModelError, UnknownRowIdsError
+from forget.errors import (
+    DuplicateRowIdsError,
+    EmptyModelError,
+    HeldRowIdsError,
+    UnknownRowIdsError,
+)
 
 GONE = int(np.iinfo(np.int64).min)
 """What a forgotten row's id is overwritten with; refused as a training row id."""
@@ -50,6 +55,18 @@ def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
     uniq, counts = np.unique(ids, return_counts=True)
     if uniq.size != ids.size:
         raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+    return ids
+
+
+def as_new_row_ids(row_ids: ArrayLike, n: int, held: np.ndarray, model: str) -> np.ndarray:
+    """Validate the ids given to ``learn``: ``n`` unique integers, none of them in ``held``
+    (the ids the model holds now)."""
+    if row_ids is None:
+        raise ValueError("learn needs the row_ids of the rows it adds")
+    ids = as_row_ids(row_ids, n)
+    again = ids[np.isin(ids, held)]
+    if again.size:
+        raise HeldRowIdsError(np.sort(again).tolist(), model)
     return ids
 
 

@@ -3,7 +3,8 @@
 Every command that touches a store takes ``--store DIR``. Errors a user can fix (an unknown
 dataset, a locked store, missing API keys) print one line and exit with status 2; ``forget
 erase`` exits with 3 when the store held no data under the subject id (nothing was erased),
-and ``forget access`` when it holds none and no erasure request names it.
+``forget access`` when it holds none and no erasure request names it, and ``forget object``
+and ``forget restrict`` when it holds no row of the subject.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
             evidence_rate=args.evidence_rate,
             monitoring=not args.no_monitoring,
             retrain_on_drift=args.retrain_on_drift,
+            estimate_accuracy=args.estimate_accuracy,
             log_level=args.log_level,
         )
         return 0
@@ -88,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
         cache_bytes=int(args.cache_mb * 1024 * 1024),
         monitoring=not args.no_monitoring,
         retrain_on_drift=args.retrain_on_drift,
+        estimate_accuracy=args.estimate_accuracy,
         log_level=args.log_level,
     )
     return 0
@@ -127,8 +130,14 @@ def _train(args: argparse.Namespace) -> int:
             estimator=estimator,
             label=args.label,
             features=features,
+            purpose=args.purpose,
         )
         print(f"model {mv.name!r} version {mv.version}: {mv.n_rows} rows, artifact {mv.fit_sha256}")
+        if mv.rows_withheld:
+            print(
+                f"{_plural(mv.rows_withheld, 'row')} left out: restricted subjects', or objecting "
+                f"to purpose {mv.purpose!r}"
+            )
     return 0
 
 
@@ -390,6 +399,89 @@ def _access(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subject_id(args: argparse.Namespace) -> str | None:
+    """The one subject id in ``--subject-id-file`` (``-``: stdin), or None (said on stderr)."""
+    source = args.subject_id_file
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    subject_id = lines[0].rstrip("\r\n") if lines else ""
+    if not subject_id.strip() or len([s for s in lines if s.strip()]) > 1:
+        where = "stdin" if source == "-" else source
+        print(
+            f"forget {args.command}: {where} must hold one subject id, on one line", file=sys.stderr
+        )
+        return None
+    return subject_id
+
+
+def _post_right(args: argparse.Namespace, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a subject right to ``--server`` (token in FORGET_TOKEN, scope erase); the id
+    travels in the JSON body. An unknown subject raises the store's error, as locally."""
+    import os
+
+    import httpx
+
+    from store.errors import UnknownSubjectError
+
+    token = os.environ.get("FORGET_TOKEN")
+    if not token:
+        raise _ServerError("set FORGET_TOKEN to an API token (scope erase) to use --server")
+    try:
+        r = httpx.post(
+            args.server.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60.0,
+        )
+    except httpx.HTTPError as exc:
+        raise _ServerError(f"{args.server}: {exc}") from exc
+    if r.status_code not in (200, 201):
+        try:
+            error = r.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"type": "", "message": r.text[:200]}
+        if error.get("type") == "unknown_subject":
+            raise UnknownSubjectError()
+        raise _ServerError(f"{args.server} answered {r.status_code}: {error.get('message')}")
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def _right(args: argparse.Namespace) -> int:
+    """``forget object PURPOSE`` (Art. 21) and ``forget restrict [--lift]`` (Art. 18): the
+    subject's id on stdin, carried out in the store or by ``--server``."""
+    from store import purposes
+    from store.errors import UnknownSubjectError
+
+    subject_id = _subject_id(args)
+    if subject_id is None:
+        return 2
+    objecting = args.command == "object"
+    if objecting:
+        path, body = "/v1/subjects/objections", {"subject_id": subject_id, "purpose": args.purpose}
+    else:
+        path, body = (
+            "/v1/subjects/restrictions" + (":lift" if args.lift else ""),
+            {"subject_id": subject_id},
+        )
+    try:
+        if args.server:
+            doc = _post_right(args, path, body)
+        else:
+            with _store(args) as st:
+                if objecting:
+                    receipt: Any = st.object_to(subject_id, args.purpose, by=_who(args))
+                else:
+                    act = st.lift_restriction if args.lift else st.restrict
+                    receipt = act(subject_id, by=_who(args))
+                doc = purposes.as_json(receipt)
+    except UnknownSubjectError as exc:
+        print(f"forget {args.command}: {exc}", file=sys.stderr)
+        return NO_DATA_EXIT
+    _print_json(doc)
+    return 0
+
+
 def _target(text: str) -> int | dict[int, float]:
     """``forget alias set``'s TARGET: a version (``3``) or a split (``1=0.9,2=0.1``)."""
     text = text.strip()
@@ -438,6 +530,31 @@ def _alias(args: argparse.Namespace) -> int:
         else:
             st.delete_alias(args.model, args.alias, by=_who(args))
             print(f"model {args.model!r}: alias {args.alias!r} removed")
+    return 0
+
+
+def _purpose(args: argparse.Namespace) -> int:
+    """``forget purpose``: declare a processing purpose (Art. 21), or list them."""
+    if args.action == "ls":
+        with _read_only(args) as st:
+            counts = st.objection_counts()
+            versions = st.list_models()
+            _print_json(
+                [
+                    {
+                        "purpose": p,
+                        "models": [
+                            f"{mv.name} v{mv.version}" for mv in versions if mv.purpose == p
+                        ],
+                        "objections": counts.get(p, 0),
+                    }
+                    for p in st.purposes()
+                ]
+            )
+        return 0
+    with _store(args) as st:
+        created = st.declare_purpose(args.purpose, by=_who(args))
+    print(f"purpose {args.purpose!r} " + ("declared" if created else "was known already"))
     return 0
 
 
@@ -584,6 +701,12 @@ def _parser() -> argparse.ArgumentParser:
         help="refit a drifting model on its dataset's current rows (at most hourly)",
     )
     p.add_argument(
+        "--estimate-accuracy",
+        action="store_true",
+        help="estimate served classifiers' accuracy on unlabeled traffic (performance "
+        "prediction; a background fit per classifier version) in the drift report",
+    )
+    p.add_argument(
         "--ray",
         action="store_true",
         help="serve from replicas on Ray (pip install 'forget[ray]'); RAY_ADDRESS or a local Ray",
@@ -609,6 +732,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="an estimator parameter (JSON value), repeatable",
+    )
+    p.add_argument(
+        "--purpose",
+        metavar="NAME",
+        help="what the version is processed for (objections name it, Art. 21); rows of "
+        "subjects who objected to it, and of restricted subjects, are left out",
     )
     p.add_argument(
         "--ray",
@@ -688,6 +817,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true", help="an HTML page instead of JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
+    id_help = (
+        "a file holding the subject id on one line (default -: stdin); never an argument, "
+        "which ps shows to other users"
+    )
+    for name, text in (
+        ("object", "the subject objects to a purpose (Art. 21): its models forget them"),
+        ("restrict", "restrict a subject's processing (Art. 18), or --lift it"),
+    ):
+        p = command(name, _right, text + "; id on stdin; audited", store=False)
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--store", metavar="DIR", help="the store directory")
+        where.add_argument(
+            "--server",
+            metavar="URL",
+            help="ask a running forget serve instead (token in FORGET_TOKEN, scope erase)",
+        )
+        p.add_argument("--subject-id-file", default="-", metavar="FILE", help=id_help)
+        p.add_argument("--by", metavar="WHO", help="who asked (default: cli:<os user>)")
+        if name == "object":
+            p.add_argument("purpose", help="the purpose objected to, e.g. marketing")
+        else:
+            p.add_argument(
+                "--lift",
+                action="store_true",
+                help="lift the restriction: models take the rows back",
+            )
+
     p = command("alias", _alias, "set, remove or list a model's aliases (promotion, canary)", False)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     by_help = "who made the change (audited; default: cli:<os user>)"
@@ -706,6 +862,15 @@ def _parser() -> argparse.ArgumentParser:
     a = actions.add_parser("ls", help="list a model's aliases as JSON (read-only)")
     a.add_argument("--store", required=True, metavar="DIR", help="the store directory (read-only)")
     a.add_argument("model")
+
+    p = command("purpose", _purpose, "declare processing purposes (Art. 21), or list them", False)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("declare", help="objections to it are taken from now on (audited)")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    a.add_argument("purpose", help="a lower-case name, e.g. marketing")
+    a.add_argument("--by", metavar="WHO", help=by_help)
+    a = actions.add_parser("ls", help="the purposes, their model versions and objections")
+    a.add_argument("--store", required=True, metavar="DIR", help="the store directory (read-only)")
 
     p = command(
         "retention", _retention, "datasets' retention periods (Art. 5(1)(e)) and expiry", False

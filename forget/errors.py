@@ -6,7 +6,8 @@ naturally catch, so ``except ValueError`` keeps working::
     ForgetError
     ├── RowIdError (KeyError-free, a ValueError)
     │   ├── UnknownRowIdsError      ids the model does not hold: never trained on, or forgotten
-    │   └── DuplicateRowIdsError    an id given twice in one request, or at fit
+    │   ├── DuplicateRowIdsError    an id given twice in one request, or at fit
+    │   └── HeldRowIdsError         ids given to ``learn`` that the model already holds
     ├── EmptyModelError (ValueError)  a request would leave the model without training rows
     │   └── TooFewRowsError             ... or with fewer than it needs to predict (kNN)
     └── ArtifactError (ValueError)    bytes that are not a model artifact of this library
@@ -57,6 +58,15 @@ class DuplicateRowIdsError(RowIdError):
     def __init__(self, row_ids: Sequence[int]) -> None:
         super().__init__(
             f"{len(row_ids)} row ids given more than once: {_preview(row_ids)}", row_ids
+        )
+
+
+class HeldRowIdsError(RowIdError):
+    def __init__(self, row_ids: Sequence[int], model: str = "model") -> None:
+        super().__init__(
+            f"{len(row_ids)} row ids already held by {model} (learn adds new rows only): "
+            f"{_preview(row_ids)}",
+            row_ids,
         )
 
 

@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from forget import _knn_kernels as kern
 from forget import _persist
-from forget._rows import RowIndex, as_row_ids
+from forget._rows import RowIndex, as_new_row_ids, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError, TooFewRowsError
 
@@ -260,6 +260,39 @@ class _KNNBase(BaseEstimator):
         seconds = time.perf_counter() - start
         return ForgetResult(ids, self.guarantee, tuple(paths), seconds, details=details)
 
+    # -- learning -----------------------------------------------------------------------
+    def learn(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike) -> Any:
+        """Add rows exactly: the model then equals ``fit`` on the rows it held followed by
+        these (same parameters), bit for bit.
+
+        A kNN model *is* its rows and a search structure over them, so learning appends the
+        rows and rebuilds the structure (``O(n log n)``, what a fit costs). Raises (changing
+        nothing) ``HeldRowIdsError`` for ids the model holds, ``DuplicateRowIdsError``, or
+        ``ValueError`` for rows of the wrong width or range.
+        """
+        check_is_fitted(self, "n_features_in_")
+        Q = _as_matrix(X, self)
+        if Q.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Q.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        target = np.asarray(y).reshape(-1)
+        if target.shape[0] != Q.shape[0]:
+            raise ValueError(f"y must hold {Q.shape[0]} targets, got shape {target.shape}")
+        ids = as_new_row_ids(row_ids, Q.shape[0], self.row_ids_, type(self).__name__)
+        union = type(self)(**self.get_params()).fit(
+            np.concatenate([self.X_, Q]),
+            np.concatenate([self._held_targets(), target]),
+            row_ids=np.concatenate([self.row_ids_, ids]),
+        )
+        self.__dict__.update(union.__dict__)
+        return self
+
+    def _held_targets(self) -> np.ndarray:
+        """The targets of the rows held, in fit order, as ``fit`` takes them."""
+        return self.y_[self._rows.alive]
+
     def _set_target(self, y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -364,6 +397,9 @@ class KNNClassifier(ClassifierMixin, _KNNBase):
 
     def _forget_target(self, pos: int) -> None:
         self.class_counts_[self.y_[pos]] -= 1
+
+    def _held_targets(self) -> np.ndarray:
+        return self.classes_[self.y_[self._rows.alive]]
 
     def _drop_empty_classes(self) -> int:
         keep = self.class_counts_ > 0

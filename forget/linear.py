@@ -50,7 +50,7 @@ from forget._exact import (
     split,
     two_prod,
 )
-from forget._rows import HoldsRows, RowIndex, as_row_ids
+from forget._rows import HoldsRows, RowIndex, as_new_row_ids, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError
 
@@ -203,6 +203,33 @@ class LinearRegression(HoldsRows, RegressorMixin, BaseEstimator):
             paths=(Path.FAST,) * len(ids),
             seconds=time.perf_counter() - start,
         )
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike) -> LinearRegression:
+        """Add training rows exactly: the model then equals ``fit`` on the rows it held
+        followed by these (same parameters), bit for bit — the sums are exact, so adding a
+        row's terms is what a fit does.
+
+        Raises (changing nothing) ``HeldRowIdsError`` for ids the model holds,
+        ``DuplicateRowIdsError``, or ``ValueError`` for rows of the wrong width or range.
+        """
+        check_is_fitted(self)
+        Xv = validate_data(self, X, dtype=np.float64, reset=False)
+        yv = np.asarray(y, dtype=np.float64).reshape(-1)
+        if yv.shape[0] != Xv.shape[0] or not np.isfinite(yv).all():
+            raise ValueError(f"y must hold {Xv.shape[0]} finite numbers, got shape {yv.shape}")
+        check_range("X", Xv, "LinearRegression")
+        check_range("y", yv, "LinearRegression")
+        ids = as_new_row_ids(row_ids, Xv.shape[0], self.row_ids_, "LinearRegression")
+        live = self._index.live()  # forgotten rows (zeros) are left behind, as a fit has none
+        self._X = np.ascontiguousarray(np.concatenate([self._X[live], Xv]), dtype=np.float64)
+        self._y = np.concatenate([self._y[live], yv])
+        self._index = RowIndex(np.concatenate([self._index.ids[live], ids]))
+        new = np.arange(live.size, live.size + ids.size)
+        _linear_add(self._X, self._y, new, self._sums, 1, self._lead)
+        self._n += ids.size
+        self._solve()
+        return self
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:

@@ -36,7 +36,7 @@ from forget._exact import (
     split,
     two_prod,
 )
-from forget._rows import HoldsRows, RowIndex, as_row_ids
+from forget._rows import HoldsRows, RowIndex, as_new_row_ids, as_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import ArtifactError
 
@@ -130,6 +130,45 @@ class _NaiveBayes(HoldsRows, ClassifierMixin, BaseEstimator):
             paths=(Path.FAST,) * len(ids),
             seconds=time.perf_counter() - start,
         )
+
+    def learn(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike) -> Any:
+        """Add training rows exactly: the model then equals ``fit`` on the rows it held
+        followed by these (same parameters), bit for bit.
+
+        The rows' terms are added to the exact sums, as a fit adds them. A label the model
+        holds no row of (with ``classes`` None) changes ``classes_`` as a fit would: then the
+        model is refitted on the union (the same result, at the cost of a fit). Raises
+        (changing nothing) ``HeldRowIdsError`` for ids the model holds,
+        ``DuplicateRowIdsError``, or ``ValueError`` for bad rows or undeclared labels.
+        """
+        Xv = self._check_X(X)
+        yv = np.asarray(y).reshape(-1)
+        if yv.shape[0] != Xv.shape[0]:
+            raise ValueError(f"y must hold {Xv.shape[0]} labels, got shape {yv.shape}")
+        check_range("X", Xv, type(self).__name__)
+        ids = as_new_row_ids(row_ids, Xv.shape[0], self.row_ids_, type(self).__name__)
+        if self.classes is not None:
+            unseen = ~np.isin(yv, self.classes_)
+            if unseen.any():
+                raise ValueError(f"y holds labels not in classes: {np.unique(yv[unseen])[:10]}")
+        live = self._index.live()
+        if not np.isin(yv, self.classes_).all():
+            held = self.classes_[self._yk[live]]
+            union = type(self)(**self.get_params()).fit(
+                np.concatenate([self._X[live], Xv]),
+                np.concatenate([held, yv.astype(held.dtype, copy=False)]),
+                row_ids=np.concatenate([self._index.ids[live], ids]),
+            )
+            self.__dict__.update(union.__dict__)
+            return self
+        self._X = np.ascontiguousarray(np.concatenate([self._X[live], Xv]), dtype=np.float64)
+        codes = np.searchsorted(self.classes_, yv).astype(np.int64)
+        self._yk = np.concatenate([self._yk[live], codes])
+        self._index = RowIndex(np.concatenate([self._index.ids[live], ids]))
+        dirty = self._add_rows(np.arange(live.size, live.size + ids.size), 1)
+        self._n += ids.size
+        self._refresh(dirty)
+        return self
 
     def _drop_classes(self, keep: np.ndarray, dirty: np.ndarray) -> np.ndarray:
         """Leave out the classes no remaining row holds, as a refit would never have had them.

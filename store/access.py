@@ -16,6 +16,8 @@ data subject, and what it did with it.
   copy exported before an erasure of a revision the erasure replaced
   (``exported_before_erasure``), with the export that replaced it since, if any;
 - ``erasure_requests``: the subject's requests (found by pseudonym), their status and times.
+- ``objections`` and ``restrictions``: the subject's objections by purpose (Art. 21) and
+  restrictions of processing (Art. 18), in force or lifted (see :mod:`store.purposes`).
 
 The raw id is used only to find the rows, in the dataset tables where it lives; the document
 names the subject by pseudonym (``subject_key``), and its audit entry (:func:`audit_payload`)
@@ -37,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
-from store import data, erasure, exports
+from store import data, erasure, exports, purposes
 from store._clock import add_month, now
 from store.aliases import DEFAULT, Aliases
 from store.db import Database, quote
@@ -128,6 +130,7 @@ def access(db: Database, registry: Registry, aliases: Aliases, subject: Subject)
         "forgotten": forgotten,
         "exports": copies,
         "erasure_requests": requests,
+        **purposes.of_subject(db, subject.key),  # objections (Art. 21), restrictions (Art. 18)
     }
     doc["counts"] = counts(doc)
     return doc
@@ -143,6 +146,8 @@ def counts(doc: Mapping[str, Any]) -> dict[str, int]:
         "models_forgot": len({(f["model"], f["version"]) for f in doc["forgotten"]}),
         "exports": len(doc["exports"]),
         "erasure_requests": len(doc["erasure_requests"]),
+        "objections": len(doc.get("objections", ())),
+        "restrictions": len(doc.get("restrictions", ())),
     }
 
 

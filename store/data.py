@@ -399,9 +399,14 @@ def take_rows(db: Database, name: str, where: str, params: Sequence[Any]) -> Del
 
 
 def fetch(
-    db: Database, name: str, columns: Sequence[str], trained: tuple[str, int] | None = None
+    db: Database,
+    name: str,
+    columns: Sequence[str],
+    trained: tuple[str, int] | None = None,
+    row_ids: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Row ids and column arrays (ordered by row id); only a model version's rows if given."""
+    """Row ids and column arrays (ordered by row id); only a model version's rows if given,
+    or only ``row_ids`` (those still there)."""
     cols = ", ".join(quote(c) for c in columns)
     sql = f"SELECT {ROW_ID}, {cols} FROM {table(name)}"
     params: list[Any] = []
@@ -410,6 +415,9 @@ def fetch(
             f" WHERE {ROW_ID} IN (SELECT row_id FROM version_rows WHERE model = ? AND version = ?)"
         )
         params = list(trained)
+    elif row_ids is not None:
+        sql += f" WHERE {ROW_ID} IN (SELECT unnest(?::BIGINT[]))"
+        params = [[int(i) for i in row_ids]]
     with db.parallel():
         arrays = db.execute(sql + f" ORDER BY {ROW_ID}", params).fetchnumpy()
     return np.asarray(arrays.pop(ROW_ID), dtype=np.int64), arrays

@@ -35,6 +35,9 @@ Every error is a :class:`StoreError`, and where a caller would naturally catch a
     │   └── InvalidRetentionError (ValueError)  (store.aliases)
     ├── PredictInputError (ValueError)        rows that lack the model's features
     ├── UnknownSubjectError (LookupError)     no rows and no erasure request under a subject id
+    ├── InvalidPurposeError (ValueError)      a purpose name outside ^[a-z][a-z0-9_-]{0,62}$
+    ├── UnknownPurposeError (LookupError)     an objection to a purpose never declared or trained
+    ├── NotRestrictedError                    lifting a restriction the subject does not have
     └── ErasureError
         ├── InvalidSubjectError (ValueError)
         ├── InvalidLegalGroundError (ValueError)
@@ -164,6 +167,20 @@ class UnknownSubjectError(StoreError, LookupError):
             "this store holds no data under that subject id, and no erasure request names it "
             "(the id is not repeated; check it)"
         )
+
+
+class InvalidPurposeError(StoreError, ValueError):
+    """A processing purpose that is not a lower-case name (``marketing``, ``credit-risk``)."""
+
+
+class UnknownPurposeError(StoreError, LookupError):
+    """An objection (Art. 21) to a purpose that no model version was trained for and that was
+    never declared (:meth:`store.ModelStore.declare_purpose`): most likely a typo."""
+
+
+class NotRestrictedError(StoreError):
+    """Lifting a restriction (Art. 18) for a subject whose processing is not restricted. The
+    message never repeats the id."""
 
 
 class FitError(TrainingError, ValueError):

@@ -218,3 +218,30 @@ def _retention(db: Database) -> None:
             set_at VARCHAR NOT NULL, set_by VARCHAR)"""
     )
     db.execute("ALTER TABLE erasure_requests ADD COLUMN IF NOT EXISTS expired_before VARCHAR")
+
+
+@migration(11, "purposes of models, objections by purpose (Art. 21) and restrictions (Art. 18)")
+def _purposes(db: Database) -> None:
+    # A version's purpose is NULL for "unspecified" (versions trained before purposes, or
+    # without one): no objection touches them. store.purposes keeps the rest: the purposes
+    # declared or trained for; each objection (subject key, purpose); each restriction and the
+    # training rows each version set aside for it (row ids of data that stays: the lift puts
+    # them back). A forget_log entry's action "learn" is a version taking rows back.
+    db.execute("ALTER TABLE model_versions ADD COLUMN IF NOT EXISTS purpose VARCHAR")
+    db.execute("ALTER TABLE model_versions ADD COLUMN IF NOT EXISTS rows_withheld BIGINT")
+    for ddl in (
+        """CREATE TABLE IF NOT EXISTS purposes(
+            purpose VARCHAR PRIMARY KEY, declared_at VARCHAR NOT NULL, declared_by VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS objections(
+            objection_id VARCHAR PRIMARY KEY, subject_key VARCHAR NOT NULL,
+            purpose VARCHAR NOT NULL, objected_at VARCHAR NOT NULL, objected_by VARCHAR,
+            rows BIGINT NOT NULL, UNIQUE (subject_key, purpose))""",
+        """CREATE TABLE IF NOT EXISTS restrictions(
+            restriction_id VARCHAR PRIMARY KEY, subject_key VARCHAR NOT NULL,
+            since VARCHAR NOT NULL, restricted_by VARCHAR, rows BIGINT NOT NULL,
+            lifted_at VARCHAR, lifted_by VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS restricted_rows(
+            restriction_id VARCHAR NOT NULL, model VARCHAR NOT NULL, version INTEGER NOT NULL,
+            dataset VARCHAR NOT NULL, row_id BIGINT NOT NULL)""",
+    ):
+        db.execute(ddl)

@@ -18,7 +18,8 @@ operations costs no database statement.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Container, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ from store.versions import (
     ACTIONS,
     APPROXIMATE,
     EXACT,
+    LEARN,
     PENDING,
     READY,
     RETIRED,
@@ -61,6 +63,7 @@ __all__ = [
     "ACTIONS",
     "APPROXIMATE",
     "EXACT",
+    "LEARN",
     "PENDING",
     "READY",
     "RETIRED",
@@ -76,6 +79,7 @@ _VERSION_COLUMNS = (
     "model, version, status, dataset, estimator, params_json, seed, code_version, "
     "features_json, label, n_rows, fit_sha256, checkpoint_sha256, checkpoint_revision, created_at"
 )
+_READ_COLUMNS = _VERSION_COLUMNS + ", purpose, rows_withheld"  # columns migration 11 added
 
 
 _PLANNED = "registry.planned"  # Database.cache key: revisions planned, not committed
@@ -118,7 +122,11 @@ class Registry:
         estimator: Any,
         label: str,
         features: Sequence[str],
+        purpose: str | None = None,
+        withheld: np.ndarray | None = None,
     ) -> ModelVersion:
+        """Fit a clone of ``estimator`` on the dataset's rows but ``withheld`` (row ids of
+        objecting or restricted subjects, see :mod:`store.purposes`); record ``purpose``."""
         check_name(name, "model")
         check_estimator(estimator)
         feats = check_columns(info, label, features)
@@ -126,6 +134,11 @@ class Registry:
         if nulls:
             raise FeatureMismatchError(f"dataset {info.name!r} has nulls in columns {nulls}")
         ids, X, y = self._matrix(info.name, feats, label)
+        n_withheld = 0
+        if withheld is not None and withheld.size:
+            keep = ~np.isin(ids, withheld)
+            n_withheld = int(ids.size - np.count_nonzero(keep))
+            ids, X, y = ids[keep], X[keep], y[keep]
         from sklearn.base import clone  # here: read-only commands never load scikit-learn
 
         est = clone(estimator) if hasattr(estimator, "get_params") else estimator
@@ -169,6 +182,11 @@ class Registry:
                     "INSERT INTO version_rows SELECT ?, ?, unnest(?::BIGINT[])",
                     [name, version, ids.tolist()],
                 )
+                self.db.execute(
+                    "UPDATE model_versions SET purpose = ?, rows_withheld = ? "
+                    "WHERE model = ? AND version = ?",
+                    [purpose, n_withheld, name, version],
+                )
                 audit.append(
                     self.db,
                     "model.trained",
@@ -181,7 +199,9 @@ class Registry:
                         "fit_sha256": sha,
                         "code_version": forget.__version__,
                         "guarantee": str(est.guarantee),
-                    },
+                    }
+                    | ({"purpose": purpose} if purpose is not None else {})
+                    | ({"rows_withheld": n_withheld} if n_withheld else {}),
                 )
                 key = (name, version)
                 rows = np.sort(np.asarray(ids, dtype=np.int64))
@@ -209,8 +229,9 @@ class Registry:
         features: Sequence[str],
         label: str,
         trained: tuple[str, int] | None = None,
+        row_ids: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ids, arrays = data.fetch(self.db, dataset, [*features, label], trained)
+        ids, arrays = data.fetch(self.db, dataset, [*features, label], trained, row_ids)
         X = np.column_stack([np.asarray(arrays[f], dtype=np.float64) for f in features])
         y = np.asarray(arrays[label])
         if y.dtype == object:
@@ -234,7 +255,7 @@ class Registry:
     # ------------------------------------------------------------------ lookup
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         check_name(name, "model")
-        sql = f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE model = ?"
+        sql = f"SELECT {_READ_COLUMNS} FROM model_versions WHERE model = ?"
         params: list[Any] = [name]
         if version is not None:
             sql += " AND version = ?"
@@ -245,7 +266,7 @@ class Registry:
         return self._versions([row])[0]
 
     def versions(self) -> list[ModelVersion]:
-        rows = self.db.all(f"SELECT {_VERSION_COLUMNS} FROM model_versions ORDER BY model, version")
+        rows = self.db.all(f"SELECT {_READ_COLUMNS} FROM model_versions ORDER BY model, version")
         return self._versions(rows)
 
     def _versions(self, rows: list[tuple[Any, ...]]) -> list[ModelVersion]:
@@ -298,6 +319,8 @@ class Registry:
             sha,
             ckpt,
             created,
+            purpose,
+            withheld,
         ) = row
         revisions = tuple(lineage.get((name, int(version)), ()))
         return ModelVersion(
@@ -319,6 +342,8 @@ class Registry:
             created,
             revisions,
             tuple(retrains.get((name, int(version)), ())),
+            purpose,
+            int(withheld or 0),
         )
 
     def serving(self, name: str) -> tuple[ModelVersion, Any]:
@@ -396,8 +421,14 @@ class Registry:
         return states
 
     # ------------------------------------------------------------------ forgetting
-    def plan_forget(self, request_id: str, row_ids: Sequence[int]) -> list[ForgetOp]:
-        """A forget operation for every ready or pending version trained on any of ``row_ids``.
+    def plan_forget(
+        self,
+        request_id: str,
+        row_ids: Sequence[int],
+        only: Container[tuple[str, int]] | None = None,
+    ) -> list[ForgetOp]:
+        """A forget operation for every ready or pending version trained on any of ``row_ids``
+        (of the versions in ``only``, when given: an objection's purpose).
 
         Read from memory: no statement. Each operation takes the version's next revision.
         """
@@ -406,6 +437,8 @@ class Registry:
         ops = []
         for (name, version), state in sorted(self._states().items()):
             if state.status == RETIRED or not state.rows.size:
+                continue
+            if only is not None and (name, version) not in only:
                 continue
             pos = np.minimum(np.searchsorted(state.rows, ids), state.rows.size - 1)
             hit = ids[state.rows[pos] == ids]
@@ -449,7 +482,7 @@ class Registry:
                     op.revision,
                     op.request_id,
                     list(op.row_ids),
-                    len(op.row_ids),
+                    0 if outcome.action == LEARN else len(op.row_ids),
                     at,
                     outcome.action,
                     outcome.guarantee,
@@ -549,6 +582,83 @@ class Registry:
             for op, outcome in newly
         ]
 
+    # ------------------------------------------------------------------ setting rows aside
+    def set_aside(self, ops: Sequence[ForgetOp]) -> None:
+        """Take the rows of ``ops`` out of their versions' training rows, inside the
+        transaction that forgot them, while the data stays (an objection, a restriction):
+        retrains, later erasures and access reports no longer count them. Memory follows
+        the commit."""
+        for op in ops:
+            self.db.execute(
+                "DELETE FROM version_rows WHERE model = ? AND version = ? "
+                "AND row_id IN (SELECT unnest(?::BIGINT[]))",
+                [op.model, op.version, list(op.row_ids)],
+            )
+        moved = [((op.model, op.version), np.asarray(op.row_ids, dtype=np.int64)) for op in ops]
+
+        def follow() -> None:
+            for key, ids in moved:
+                state = self._states().get(key)
+                if state is not None:
+                    state.rows = np.setdiff1d(state.rows, ids)
+
+        self.db.on_commit(follow)
+
+    def take_back(self, ops: Sequence[ForgetOp]) -> None:
+        """The inverse of :meth:`set_aside` (a restriction lifted): the rows count as the
+        versions' training rows again."""
+        for op in ops:
+            self.db.execute(
+                "INSERT INTO version_rows SELECT ?, ?, unnest(?::BIGINT[])",
+                [op.model, op.version, list(op.row_ids)],
+            )
+        moved = [((op.model, op.version), np.asarray(op.row_ids, dtype=np.int64)) for op in ops]
+
+        def follow() -> None:
+            for key, ids in moved:
+                state = self._states().get(key)
+                if state is not None:
+                    state.rows = np.union1d(state.rows, ids)
+
+        self.db.on_commit(follow)
+
+    def rows(self, name: str, version: int, row_ids: Sequence[int]) -> tuple[np.ndarray, ...]:
+        """Row ids, features and labels of ``row_ids`` still in the version's dataset, in
+        the order given (a row no longer there is left out)."""
+        mv = self.get(name, version)
+        ids, X, y = self._matrix(mv.dataset, mv.features, mv.label, None, row_ids)
+        order = {int(i): k for k, i in enumerate(row_ids)}
+        pos = np.argsort([order[int(i)] for i in ids], kind="stable")
+        return ids[pos], X[pos], y[pos]
+
+    def learn(self, op: ForgetOp) -> ForgetOutcome:
+        """Tell the in-memory model to learn the op's rows again (memory only, as
+        :meth:`forget`); they must be in the dataset. A model that cannot (no ``learn``:
+        forests, logistic regression; or a row gone) leaves memory and awaits a retrain on
+        its training rows, which :meth:`take_back` restored: the same model, refitted."""
+        key = (op.model, op.version)
+        live = self._live.get(key)
+        if live is None:
+            return ForgetOutcome(PENDING, None, None, "version awaits a retrain")
+        est = live.estimator
+        learn = getattr(est, "learn", None)
+        if learn is None:
+            self._live.pop(key, None)
+            return ForgetOutcome(
+                PENDING, str(est.guarantee), None, f"{type(est).__name__} cannot learn rows"
+            )
+        ids, X, y = self.rows(op.model, op.version, op.row_ids)
+        t0 = time.perf_counter()
+        try:
+            if ids.size != len(op.row_ids):
+                raise ValueError(f"{len(op.row_ids) - ids.size} rows left the dataset")
+            learn(X, y, row_ids=ids)
+        except (ValueError, ForgetError) as exc:
+            self._live.pop(key, None)
+            return ForgetOutcome(PENDING, str(est.guarantee), None, f"{type(exc).__name__}: {exc}")
+        live.revision = op.revision
+        return ForgetOutcome(LEARN, "exact", time.perf_counter() - t0)
+
     # ------------------------------------------------------------------ retraining
     def set_retrained(
         self, name: str, version: int, revision: int, rel: str | None, sha: str | None
@@ -634,13 +744,13 @@ class Registry:
             kind, ckpt, rel, sha = row
             est = load_class(kind).from_bytes(self.artifacts.read(rel, sha))
             self._live[(name, version)] = _Live(est, int(ckpt))
-            for rev, request_id, ids in self.db.all(
-                "SELECT revision, request_id, row_ids FROM forget_log "
+            for rev, request_id, ids, action in self.db.all(
+                "SELECT revision, request_id, row_ids, action FROM forget_log "
                 "WHERE model = ? AND version = ? AND revision > ? ORDER BY revision",
                 [name, version, ckpt],
             ):
                 op = ForgetOp(name, int(version), int(rev), request_id, tuple(map(int, ids)))
-                replayed.append((op, self.forget(op)))
+                replayed.append((op, self.learn(op) if action == LEARN else self.forget(op)))
         gone = [(op, o) for op, o in replayed if o.action == PENDING]
         if gone:  # replay is deterministic; this only meets stores written by older code
             with self.db.atomic():
@@ -728,6 +838,11 @@ class Registry:
                 "DELETE FROM version_rows v USING model_versions m WHERE v.model = m.model "
                 "AND v.version = m.version AND m.dataset = ? AND NOT EXISTS (SELECT 1 FROM "
                 f"{data.table(dataset)} d WHERE d.{data.ROW_ID} = v.row_id)",
+                [dataset],
+            )
+            self.db.execute(  # an erased subject's restricted rows: nothing to give back
+                "DELETE FROM restricted_rows r WHERE r.dataset = ? AND NOT EXISTS (SELECT 1 "
+                f"FROM {data.table(dataset)} d WHERE d.{data.ROW_ID} = r.row_id)",
                 [dataset],
             )
 

@@ -40,6 +40,7 @@ from store import (
     stages,
 )
 from store import evidence as _evidence
+from store import purposes as _purposes
 from store import retention as _retention
 from store._clock import now
 from store.aliases import Aliases, AliasTarget, Route, VersionInUseError
@@ -351,11 +352,28 @@ class ModelStore:
 
     # ------------------------------------------------------------------ models
     def train(
-        self, name: str, *, dataset: str, estimator: Any, label: str, features: Sequence[str]
+        self,
+        name: str,
+        *,
+        dataset: str,
+        estimator: Any,
+        label: str,
+        features: Sequence[str],
+        purpose: str | None = None,
     ) -> ModelVersion:
-        """Fit a clone of ``estimator`` on the dataset's rows; register it as a new version."""
+        """Fit a clone of ``estimator`` on the dataset's rows; register it as a new version.
+
+        ``purpose`` (a lower-case name, ``marketing``) is what the version is processed for;
+        None is *unspecified*. The rows of restricted subjects, and of subjects who objected
+        to ``purpose``, are left out (counted in ``rows_withheld``; see
+        :mod:`store.purposes`).
+        """
         db = self._writable("train a model")
-        mv = self._registry.train(name, data.get(db, dataset), estimator, label, features)
+        if purpose is not None:
+            _purposes.check_purpose(purpose)
+        info = data.get(db, dataset)
+        withheld = _purposes.withheld(db, self._keys, info.name, purpose)
+        mv = self._registry.train(name, info, estimator, label, features, purpose, withheld)
         self._apply_retention(name)
         return mv
 
@@ -616,6 +634,119 @@ class ModelStore:
         if deleted and compact:
             erasure.purge(self._db, self._registry, force=True)
         return deleted
+
+    # ------------------------------------------------------------------ objection, restriction
+    def declare_purpose(self, purpose: str, *, by: str | None = None) -> bool:
+        """Declare a processing purpose (audited), so that objections to it are recorded
+        before any model is trained for it; False when it was known already."""
+        return _purposes.declare(self._writable("declare a purpose"), purpose, by)
+
+    def purposes(self) -> list[str]:
+        """The known purposes: declared, or named by a model version."""
+        return _purposes.names(self._live())
+
+    def objection_counts(self) -> dict[str, int]:
+        """How many subjects objected to each purpose (none listed: none objected)."""
+        return _purposes.objection_counts(self._live())
+
+    def object_to(
+        self,
+        subject_id: str,
+        purpose: str,
+        *,
+        by: str | None = None,
+        purge: bool = True,
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    ) -> _purposes.ObjectionReceipt:
+        """The subject objects to ``purpose`` (Art. 21): every version of that purpose forgets
+        the subject's rows, exactly as for an erasure; other purposes and unspecified versions
+        keep them; the data stays; later training for ``purpose`` leaves them out.
+
+        A repeat answers with the earlier objection (``repeat``). Raises
+        :class:`~store.errors.UnknownPurposeError` for a purpose never declared or trained
+        for, :class:`~store.errors.UnknownSubjectError` when the store holds no row of the
+        subject. With ``purge`` a version that could not forget in place is retrained before
+        this returns. ``before_forget``: as :meth:`erase`'s.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from forget.linear import LinearRegression
+        >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+        >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+        ...     _ = st.ingest("people", rows, subject_column="subject_id")
+        ...     ads = st.train("ads", dataset="people", estimator=LinearRegression(),
+        ...                    label="y", features=["x"], purpose="marketing")
+        ...     r = st.object_to("s5", "marketing")
+        ...     again = st.train("ads", dataset="people", estimator=LinearRegression(),
+        ...                      label="y", features=["x"], purpose="marketing")
+        ...     (r.rows, [s.action for s in r.models], again.n_rows, again.rows_withheld)
+        (1, ['exact_unlearning'], 5, 1)
+        """
+        db = self._writable("record an objection")
+        subject = self._keys.subject(subject_id)
+        receipt = _purposes.object_to(db, self._registry, subject, purpose, by, before_forget)
+        if purge and _purposes.pending_steps(receipt.models):
+            self.purge()
+        return receipt
+
+    def restrict(
+        self,
+        subject_id: str,
+        *,
+        by: str | None = None,
+        purge: bool = True,
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    ) -> _purposes.RestrictionReceipt:
+        """Restrict the processing of the subject's rows (Art. 18): every version forgets
+        them (a version that cannot in place is retrained, with ``purge``); the data stays;
+        training leaves them out until :meth:`lift_restriction`. A repeat while restricted
+        answers with the restriction in force (``repeat``). Raises
+        :class:`~store.errors.UnknownSubjectError` when the store holds no row of the
+        subject."""
+        db = self._writable("restrict processing")
+        subject = self._keys.subject(subject_id)
+        receipt = _purposes.restrict(db, self._registry, subject, by, before_forget)
+        if purge and _purposes.pending_steps(receipt.models):
+            self.purge()
+        return receipt
+
+    def lift_restriction(
+        self,
+        subject_id: str,
+        *,
+        by: str | None = None,
+        purge: bool = True,
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    ) -> _purposes.RestrictionReceipt:
+        """Lift the subject's restriction: the versions that forgot the rows for it take them
+        back — kNN, linear and naive Bayes models learn them in place (exactly: equal to a fit
+        on the union), the others are retrained (with ``purge``, before this returns) — except
+        versions of a purpose the subject objected to. Raises
+        :class:`~store.errors.NotRestrictedError` when no restriction is in force.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from forget.linear import LinearRegression
+        >>> rows = [{"subject_id": f"s{i}", "x": float(i), "y": 2.0 * i + 1} for i in range(6)]
+        >>> with ModelStore.open(tempfile.mkdtemp()) as st:
+        ...     _ = st.ingest("people", rows, subject_column="subject_id")
+        ...     _ = st.train("line", dataset="people", estimator=LinearRegression(),
+        ...                  label="y", features=["x"])
+        ...     r = st.restrict("s5")
+        ...     held = len(st.training_row_ids("line", 1))
+        ...     lifted = st.lift_restriction("s5")
+        ...     (held, lifted.status, [s.action for s in lifted.models],
+        ...      len(st.training_row_ids("line", 1)))
+        (5, 'lifted', ['learn'], 6)
+        """
+        db = self._writable("lift a restriction")
+        subject = self._keys.subject(subject_id)
+        receipt = _purposes.lift(db, self._registry, subject, by, before_forget)
+        if purge and _purposes.pending_steps(receipt.models):
+            self.purge()
+        return receipt
 
     # ------------------------------------------------------------------ erasure
     def erase(

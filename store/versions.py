@@ -75,6 +75,8 @@ class ModelVersion:
     created_at: str
     lineage: tuple[Revision, ...]
     retrains: tuple[Retrain, ...] = ()
+    purpose: str | None = None  # None: unspecified (no objection to a purpose touches it)
+    rows_withheld: int = 0  # dataset rows left out at training: objecting/restricted subjects
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class ForgetOutcome:
 
 EXACT, APPROXIMATE = "exact_unlearning", "approximate_unlearning"
 ACTIONS = (EXACT, APPROXIMATE, PENDING)
+LEARN = "learn"  # a forget_log entry that gave rows back (a restriction lifted: store.purposes)
 
 
 def check_estimator(estimator: Any) -> None:

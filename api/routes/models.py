@@ -161,6 +161,7 @@ def train(body: TrainRequest, svc: ServiceDep) -> dict[str, Any]:
         params=body.estimator.kwargs(),
         label=body.label,
         features=body.features,
+        purpose=body.purpose,
     )
 
 

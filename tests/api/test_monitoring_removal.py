@@ -295,3 +295,33 @@ def test_a_label_range_follows_its_extremes_past_the_exact_counts(
     assert after.remove(ids[[197]], X[[197]], y[[197]]) is None
     # a label the column never held: the reference cannot be this one's; rebuild
     assert ref.remove(ids[[5]], X[[5]], np.array([1234.0])) is None
+
+
+def test_a_restriction_takes_the_rows_out_of_the_references_and_a_lift_brings_them_back(
+    store: ModelStore,
+):
+    """Restricted rows are not processed: the served versions' drift references (built from
+    their training rows) lose the victim's values; the lift gives them back."""
+    from api.service import Service
+
+    victim_x = [7341.918273, 7342.918273]
+    svc = Service(store, metrics=Metrics(runtime=False), batching=False, compile_forests=False)
+    try:
+        mon = svc.monitoring
+        assert mon is not None
+        for mv in _versions(store):
+            x = mon.monitor(store, mv).monitor.profile.features[0]
+            assert np.isin(victim_x, x.sample).all()  # the test bites
+        svc.restrict(VICTIM)
+        _assert_rebuilt_equal(store, mon)
+        for mv in _versions(store):
+            profile = mon.monitor(store, mv).monitor.profile
+            assert not np.isin(victim_x, profile.features[0].sample).any()
+            assert "7341.918273" not in profile.to_bytes().decode()
+        svc.lift_restriction(VICTIM)
+        _assert_rebuilt_equal(store, mon)
+        for mv in _versions(store):
+            x = mon.monitor(store, mv).monitor.profile.features[0]
+            assert np.isin(victim_x, x.sample).all()
+    finally:
+        svc.close()

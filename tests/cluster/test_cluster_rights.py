@@ -115,3 +115,34 @@ def test_an_expiry_reaches_every_replica_before_it_is_answered(url: str) -> None
     assert again == {"requests": []}
     r = httpx.delete(f"{url}/v1/datasets/people/retention", headers=AUTH)
     assert r.status_code == 204, r.text
+
+
+def test_a_restriction_and_its_lift_reach_every_replica(url: str) -> None:
+    subject = next(s for s in sorted({r["subject_id"] for r in ROWS}) if s != VICTIM)
+    rows = [{f: r[f] for f in FEATURES} for r in ROWS if r["subject_id"] == subject]
+    targets = [r["score"] for r in ROWS if r["subject_id"] == subject]
+
+    def answers() -> list[list[float]]:  # both replicas (round robin)
+        out = []
+        for _ in range(4):
+            r = httpx.post(
+                f"{url}/v1/models/knn/predict", json={"rows": rows}, headers=AUTH, timeout=30
+            )
+            assert r.status_code == 200, r.text
+            out.append(r.json()["predictions"])
+        return out
+
+    assert all(a == targets for a in answers())
+    body = {"subject_id": subject}
+    r = httpx.post(f"{url}/v1/subjects/restrictions", json=body, headers=AUTH, timeout=60)
+    assert r.status_code == 201, r.text
+    assert all(p != t for a in answers() for p, t in zip(a, targets, strict=True))
+    r = httpx.post(f"{url}/v1/subjects/restrictions:lift", json=body, headers=AUTH, timeout=60)
+    assert r.status_code == 200, r.text
+    assert all(a == targets for a in answers())  # the 1-NN learnt the rows back, everywhere
+    r = httpx.post(
+        f"{url}/v1/subjects/objections", json=body | {"purpose": "nothing_trained"}, headers=AUTH
+    )
+    assert r.status_code in (404, 422), (
+        r.text
+    )  # no model has that purpose: refused as on one server

@@ -50,6 +50,8 @@ def test_access_gives_the_rows_the_models_and_what_serves(populated: ModelStore)
         "models_forgot": 0,
         "exports": 0,
         "erasure_requests": 0,
+        "objections": 0,
+        "restrictions": 0,
     }
     json.dumps(doc, allow_nan=False)  # JSON as it is
 

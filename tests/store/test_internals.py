@@ -20,9 +20,10 @@ MODULES = [
     "audit",
     "evidence",
     "migrations",
+    "purposes",
     "retention",
-    "store",
     "stages",
+    "store",
     "subjects",
     "versions",
 ]
