@@ -580,6 +580,55 @@ class MultinomialNBSpec(EstimatorSpec):
     params: MultinomialNBParams = Field(default_factory=MultinomialNBParams)
 
 
+SKLEARN_KIND = r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+
+
+def _sklearn_kind(value: Any) -> Any:
+    """Refuse, by name, an inner learner that is not a scikit-learn class (the server imports
+    what it names: only ``sklearn.*``)."""
+    if isinstance(value, str) and not re.fullmatch(SKLEARN_KIND, value):
+        raise PydanticCustomError(
+            "not_sklearn",
+            "Sharded's estimator kind {kind} is not a scikit-learn class: Sharded wraps only "
+            "estimator classes of modules under 'sklearn.', named by their dotted path (e.g. "
+            "'sklearn.ensemble.HistGradientBoostingClassifier')",
+            {"kind": repr(value)},
+        )
+    return value
+
+
+class SklearnSpec(Strict):
+    """A scikit-learn estimator: its class by dotted path, and its constructor's parameters."""
+
+    kind: Annotated[str, BeforeValidator(_sklearn_kind)] = Field(
+        pattern=SKLEARN_KIND, description="e.g. sklearn.ensemble.HistGradientBoostingClassifier"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="its parameters (JSON values); its defaults otherwise"
+    )
+
+
+class ShardedParams(Strict):
+    """forget.Sharded's parameters (SISA: one constituent per shard, dropped by an erasure and
+    retrained by the purger, the version serving meanwhile)."""
+
+    estimator: SklearnSpec = Field(description="the learner each shard trains a clone of")
+    n_shards: Int = Field(default=5, ge=1, le=10_000)
+    n_slices: Int = Field(default=1, ge=1, le=1_000)
+    aggregate: Literal["mean_proba", "vote"] = "mean_proba"
+    random_state: Annotated[int, Field(strict=True, ge=0, le=JSON_SAFE_INT), Whole] = 0
+
+
+class ShardedSpec(Strict):
+    kind: Literal["Sharded"]
+    params: ShardedParams
+
+    def kwargs(self) -> dict[str, Any]:
+        """The parameters given, the learner as its full spec (kind and params)."""
+        given = self.params.model_dump(exclude_unset=True)
+        return given | {"estimator": self.params.estimator.model_dump()}
+
+
 PARAMS: tuple[type[Params], ...] = (
     GaussianNBParams,
     HedgeCutClassifierParams,
@@ -589,7 +638,8 @@ PARAMS: tuple[type[Params], ...] = (
     LogisticRegressionParams,
     MultinomialNBParams,
 )
-KINDS = tuple(p.estimator for p in PARAMS)  # api.service.ESTIMATORS (a test holds them equal)
+# api.service.ESTIMATORS (a test holds them equal); Sharded's parameters wrap a learner
+KINDS = (*(p.estimator for p in PARAMS), "Sharded")
 
 
 def _known_kind(value: Any) -> Any:
@@ -610,7 +660,8 @@ AnyEstimatorSpec = Annotated[
     | LinearRegressionSpec
     | LogisticRegressionSpec
     | GaussianNBSpec
-    | MultinomialNBSpec,
+    | MultinomialNBSpec
+    | ShardedSpec,
     Discriminator("kind"),
 ]
 

@@ -85,8 +85,31 @@ ESTIMATORS: dict[str, type] = {
         forget.LogisticRegression,
         forget.GaussianNB,
         forget.MultinomialNB,
+        forget.Sharded,
     )
 }
+
+
+def build_estimator(kind: str, params: Mapping[str, Any]) -> Any:
+    """An estimator of ``kind`` (a name in ``ESTIMATORS``) with ``params``; ``Sharded``'s
+    ``estimator`` is a spec, ``{"kind": "sklearn.<module>.<Class>", "params": {...}}``, refused
+    unless it names a scikit-learn estimator class (see :func:`forget.sharded.learner`)."""
+    cls = ESTIMATORS.get(kind)
+    if cls is None:
+        raise InvalidEstimatorError(
+            f"unknown estimator {kind!r}; forget offers {sorted(ESTIMATORS)}"
+        )
+    if cls is forget.Sharded:
+        from forget.sharded import learner
+
+        try:
+            learner(params.get("estimator"))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise UnknownLearnerError(f"Sharded's estimator: {exc}") from exc
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InvalidEstimatorError(f"{kind} does not take these parameters: {exc}") from exc
 
 
 @dataclass
@@ -135,6 +158,11 @@ class MonitoringOffError(StoreError):
 
 class InvalidEstimatorError(TrainingError, ValueError):
     """An estimator kind that forget does not offer, or parameters it does not take."""
+
+
+class UnknownLearnerError(InvalidEstimatorError):
+    """``Sharded``'s learner names no scikit-learn estimator class, or the class refuses the
+    parameters given: what scikit-learn holds, which the schema cannot list."""
 
 
 class InvalidUploadError(DatasetError, ValueError):
@@ -311,14 +339,20 @@ class Service:
                     self.expire()  # rows past their retention period: erased, purged below
                 except StoreError as exc:  # unreadable times: said each round, purges go on
                     log.warning("retention: %s", exc)
-                if self._awaiting_purge:
-                    self.purge()  # collects evidence too
+                if self._awaiting_purge or self._shards_pending():
+                    self.purge()  # collects evidence too; retrains dropped shards
                 elif self._awaiting_evidence:
                     self.collect_evidence()
             except Exception:  # keep serving; the next round or close() finishes it
                 log.exception("background purge or evidence collection failed")
 
     # ------------------------------------------------------------------ predict
+    def _shards_pending(self) -> bool:
+        """Whether a sharded model serves without shards an erasure (or an objection) dropped:
+        the purge retrains them, off the answer path."""
+        with self.lock:
+            return bool(self.store.shards_pending())
+
     def _route(
         self,
         name: str,
@@ -1074,15 +1108,7 @@ class Service:
         features: Sequence[str],
         purpose: str | None = None,
     ) -> dict[str, Any]:
-        cls = ESTIMATORS.get(kind)
-        if cls is None:
-            raise InvalidEstimatorError(
-                f"unknown estimator {kind!r}; forget offers {sorted(ESTIMATORS)}"
-            )
-        try:
-            estimator = cls(**params)
-        except TypeError as exc:
-            raise InvalidEstimatorError(f"{kind} does not take these parameters: {exc}") from exc
+        estimator = build_estimator(kind, params)
         with self.lock:
             try:
                 mv = self.store.train(
@@ -1515,13 +1541,13 @@ class Service:
         with self.lock:
             self._awaiting_purge = False
             result = self.store.purge(evidence=False, guard=self._closed)
-            if result.retrained:  # new model objects, versions served again
+            if result.retrained or result.shards_retrained:  # new model objects, served
                 if self.monitoring is not None:
                     self.monitoring.stale_all()  # rebuilt as the entries are published
                 self._changed()
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
-        if result.retrained:
+        if result.retrained or result.shards_retrained:
             checked += self.collect_evidence()
         return {
             "requests": list(result.requests),

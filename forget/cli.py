@@ -106,17 +106,10 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from api.service import ESTIMATORS, InvalidEstimatorError
+    from api.service import build_estimator
 
-    cls = ESTIMATORS.get(args.estimator)
-    if cls is None:
-        raise InvalidEstimatorError(
-            f"unknown estimator {args.estimator!r}; forget offers {sorted(ESTIMATORS)}"
-        )
-    try:
-        estimator = cls(**dict(args.param))
-    except TypeError as exc:
-        raise InvalidEstimatorError(f"{args.estimator}: {exc}") from exc
+    # Sharded: --param 'estimator={"kind": "sklearn.tree.DecisionTreeClassifier", "params": {}}'
+    estimator = build_estimator(args.estimator, dict(args.param))
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     fitting: AbstractContextManager[Any] = nullcontext()
     if args.ray or args.ray_address:
@@ -722,7 +715,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("train", _train, "fit an estimator on a dataset as a new model version")
     p.add_argument("name", help="model name")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--estimator", required=True, help="e.g. HedgeCutClassifier, KNNClassifier")
+    p.add_argument(
+        "--estimator",
+        required=True,
+        help="e.g. HedgeCutClassifier, KNNClassifier; Sharded wraps a scikit-learn learner: "
+        '--param \'estimator={"kind": "sklearn.tree.DecisionTreeClassifier", "params": {}}\'',
+    )
     p.add_argument("--label", required=True, help="the label column")
     p.add_argument("--features", required=True, help="comma-separated feature columns")
     p.add_argument(

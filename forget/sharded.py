@@ -57,6 +57,7 @@ from __future__ import annotations
 import copy
 import importlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,7 @@ from forget.errors import (
     UnknownRowIdsError,
 )
 
-__all__ = ["PendingRetrainError", "RetrainResult", "Sharded"]
+__all__ = ["PendingRetrainError", "RetrainResult", "Sharded", "learner"]
 
 _AGGREGATES = ("mean_proba", "vote")
 _RETRAIN = ("deferred", "now")
@@ -165,18 +166,55 @@ def _encode(value: Any) -> Any:
     )
 
 
+def _sklearn_class(path: str) -> type:
+    """The scikit-learn estimator class at dotted ``path``; ``ValueError`` for any other (to
+    import what a request or an artifact names runs code: only ``sklearn.*`` is imported)."""
+    module, _, name = path.rpartition(".")
+    if not module.startswith("sklearn."):
+        raise ValueError(
+            f"{path!r} is not a scikit-learn estimator class: Sharded wraps only classes of "
+            "modules under 'sklearn.' (e.g. 'sklearn.tree.DecisionTreeClassifier')"
+        )
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"unknown scikit-learn estimator {path!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise ValueError(f"{path!r} is not a scikit-learn estimator")
+    return cls
+
+
+def learner(spec: Mapping[str, Any]) -> BaseEstimator:
+    """A scikit-learn estimator from ``{"kind": "sklearn.<module>.<Class>", "params": {...}}``
+    (what the store records, and the HTTP API and the CLI take, as ``Sharded``'s estimator).
+
+    >>> learner({"kind": "sklearn.tree.DecisionTreeClassifier", "params": {"max_depth": 2}})
+    DecisionTreeClassifier(max_depth=2)
+    """
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("kind"), str):
+        raise ValueError(f"an estimator spec is {{'kind': 'sklearn...', 'params': {{}}}}: {spec!r}")
+    unknown = sorted(set(spec) - {"kind", "params"})
+    if unknown:
+        raise ValueError(f"an estimator spec has only 'kind' and 'params', not {unknown}")
+    params = spec.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"the params of {spec['kind']!r} must be a mapping, got {params!r}")
+    cls = _sklearn_class(spec["kind"])
+    try:
+        return cls(**{str(k): _decode(v) for k, v in params.items()})
+    except TypeError as exc:
+        raise ValueError(f"{spec['kind']} does not take these parameters: {exc}") from None
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict) and "__estimator__" in value:
         path = str(value["__estimator__"])
-        module, _, name = path.rpartition(".")
-        if not module.startswith("sklearn."):  # importing what an artifact names runs code
+        if not path.rpartition(".")[0].startswith("sklearn."):
             raise ArtifactError(f"artifact names estimator {path!r}: only sklearn.* are loaded")
         try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
+            cls = _sklearn_class(path)
+        except ValueError as exc:
             raise ArtifactError(f"artifact names unknown estimator {path!r}: {exc}") from None
-        if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-            raise ArtifactError(f"{path!r} is not a scikit-learn estimator")
         return cls(**{k: _decode(v) for k, v in value["params"].items()})
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -190,9 +228,11 @@ class Sharded(BaseEstimator):
 
     Parameters
     ----------
-    estimator : scikit-learn classifier or regressor
-        The learner; one clone per shard, its ``random_state`` (if it has one) set to
-        :func:`shard_seed` ``(random_state, shard)``. Never fitted itself.
+    estimator : scikit-learn classifier or regressor, or its spec
+        The learner, or ``{"kind": "sklearn.<module>.<Class>", "params": {...}}`` (see
+        :func:`learner`; what the store and the API record and take). One clone per shard,
+        its ``random_state`` (if it has one) set to :func:`shard_seed`
+        ``(random_state, shard)``. Never fitted itself.
     n_shards : int, default 5
         Shards; a row's shard is a keyed hash of ``(random_state, row id)``.
     n_slices : int, default 1
@@ -251,9 +291,20 @@ class Sharded(BaseEstimator):
         still reaches the estimator's)."""
         return super().get_params(deep=False)
 
+    @property
+    def _base(self) -> Any:
+        """The learner: ``estimator``, or the estimator its spec names (built once per spec)."""
+        est = self.estimator
+        if not isinstance(est, Mapping):
+            return est
+        built = self.__dict__.get("_built")
+        if built is None or built[0] is not est:
+            built = self._built = (est, learner(est))
+        return built[1]
+
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self) -> None:
-        est = self.estimator
+        est = self._base
         if not (is_classifier(est) or is_regressor(est)):
             raise ValueError(f"estimator must be a scikit-learn classifier or regressor: {est!r}")
         for name in ("n_shards", "n_slices"):
@@ -285,14 +336,14 @@ class Sharded(BaseEstimator):
             )
 
     def _nan_ok(self) -> str | bool:
-        return "allow-nan" if get_tags(self.estimator).input_tags.allow_nan else True
+        return "allow-nan" if get_tags(self._base).input_tags.allow_nan else True
 
     def fit(self, X: ArrayLike, y: ArrayLike, row_ids: ArrayLike | None = None) -> Sharded:
         """Train one constituent per shard on rows ``X``, ``y`` named by ``row_ids``."""
         self._check_params()
         Xa, ya = check_X_y(X, y, dtype=np.float64, ensure_all_finite=self._nan_ok(), estimator=self)
         ids = as_row_ids(row_ids, Xa.shape[0])
-        if is_classifier(self.estimator):
+        if is_classifier(self._base):
             check_classification_targets(ya)
             self.classes_, counts = np.unique(ya, return_counts=True)
             self._class_counts = counts.astype(np.int64)
@@ -320,7 +371,7 @@ class Sharded(BaseEstimator):
         if sh.ids.size == 0:
             sh.model, sh.checkpoints = None, []
             return
-        est = clone(self.estimator)
+        est = clone(self._base)
         if "random_state" in est.get_params(deep=False):
             est.set_params(random_state=shard_seed(int(self.random_state), s))
         if self.n_slices == 1:
@@ -355,6 +406,11 @@ class Sharded(BaseEstimator):
     def pending_(self) -> tuple[int, ...]:
         """Shards awaiting retrain (left out of predictions until then)."""
         return tuple(sorted(self._resume))
+
+    @property
+    def served_(self) -> tuple[int, ...]:
+        """Shards whose constituent serves (empty: every trained one awaits retrain)."""
+        return tuple(s for s, sh in enumerate(self._shards) if sh.model is not None)
 
     @property
     def row_ids_(self) -> np.ndarray:
@@ -402,7 +458,7 @@ class Sharded(BaseEstimator):
             sh = self._shards[s]
             hit = np.isin(sh.ids, drop)
             first = int(sh.slices[hit].min())
-            if is_classifier(self.estimator):
+            if is_classifier(self._base):
                 gone_labels.append(sh.y[hit])
             sh.X[hit] = 0.0  # overwritten before the arrays are replaced: no copy keeps them
             sh.ids[hit] = 0
@@ -463,7 +519,7 @@ class Sharded(BaseEstimator):
             )
         return Q, served
 
-    @available_if(lambda self: is_classifier(self.estimator))
+    @available_if(lambda self: is_classifier(self._base))
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Mean of the served constituents' probabilities (or their vote shares), columns in
         the order of ``classes_``; shards are summed in index order."""
@@ -479,7 +535,7 @@ class Sharded(BaseEstimator):
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Most probable class (first in ``classes_`` on a tie), or the mean prediction."""
-        if is_classifier(self.estimator):
+        if is_classifier(self._base):
             return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
         Q, served = self._constituents(X)
         out = np.zeros(Q.shape[0])
@@ -492,7 +548,9 @@ class Sharded(BaseEstimator):
         """The parameters and the remaining rows (shard by shard) as a ``forget`` artifact;
         what ``fit(D \\ S)`` writes, byte for byte, whether or not shards are pending."""
         check_is_fitted(self, "n_features_in_")
+        # the learner as built, whether given as an estimator or as its spec: the same bytes
         params = {k: _encode(v) for k, v in self.get_params().items()}
+        params["estimator"] = _encode(self._base)
         y = np.concatenate([sh.y for sh in self._shards])
         if y.dtype.kind == "O":
             raise ValueError("labels of dtype object cannot be saved; use numbers or strings")

@@ -10,6 +10,12 @@ durable truth: on open, models are rebuilt from their checkpoint plus ``forget_l
 deterministic), so a crash at any point leaves the store before the request or after it. If
 the transaction fails, the models that forgot are rebuilt the same way, from what did commit.
 
+A sharded model (:class:`forget.Sharded`) forgets by dropping the shards that held the rows
+and keeps serving without them (``exact_unlearning``, its evidence naming ``shards_dropped``;
+a sampled retrain check is scheduled, to run once they are back); the purge retrains them as a
+revision of its own, a ``retrain_shards`` step of the request (see
+:meth:`~store.registry.Registry.retrain_shards`).
+
 A request is ``pending`` while a model version it touched awaits a retrain (see
 :mod:`store.retrain`), ``erased`` when every model forgot but the bytes are not yet purged, and
 ``completed`` once :func:`purge` rewrote the artifacts and compacted the database too.
@@ -40,7 +46,15 @@ from store._clock import add_month, now
 from store._faults import crash_point
 from store.db import Database
 from store.errors import InvalidLegalGroundError, UnknownRequestError
-from store.registry import PENDING, ForgetOp, ForgetOutcome, Registry
+from store.registry import (
+    PENDING,
+    SHARDS,
+    SHARDS_RETRAINED,
+    ForgetOp,
+    ForgetOutcome,
+    Registry,
+    ShardRetrain,
+)
 from store.subjects import Subject
 
 if TYPE_CHECKING:  # retrain imports this module
@@ -80,9 +94,11 @@ class ModelAction:
 
     ``action``: ``exact_unlearning``, ``approximate_unlearning``, ``pending_retrain``, or —
     once a pending version was dealt with — ``retrain`` (refitted on the remaining rows) or
-    ``retire`` (nothing left to refit on). ``row_ids`` are the training rows the version
-    forgot, on the receipt :func:`erase` returns (for replicas that must forget them too);
-    receipts read back later leave it empty.
+    ``retire`` (nothing left to refit on); a sharded model's ``exact_unlearning`` that dropped
+    shards (its evidence's ``shards_dropped``) is followed by ``retrain_shards`` once a purge
+    retrained them (its evidence: ``shards``, ``training_rows``, ``retrained_at``).
+    ``row_ids`` are the training rows the version forgot, on the receipt :func:`erase` returns
+    (for replicas that must forget them too); receipts read back later leave it empty.
     """
 
     model: str
@@ -411,6 +427,11 @@ def _evidence(
     estimator = registry.estimator(op.model, op.version)
     if estimator is None or outcome.action == PENDING:
         return {"method": "none", "reason": outcome.reason or "model not in memory"}
+    if outcome.shards:  # a sharded model serving without them: checked once they are back
+        dropped = {"shards_dropped": list(outcome.shards)}
+        if not policy.sampled:
+            return {"method": "none", "reason": policy.reason()} | dropped
+        return evidence.scheduled() | dropped | {"note": evidence.AFTER_SHARDS}
     if not policy.sampled:
         return {"method": "none", "reason": policy.reason()}
     if deferred:
@@ -496,7 +517,8 @@ class PurgeResult:
     """What :meth:`store.ModelStore.purge` did: requests purged, artifacts rewritten.
 
     ``requests`` were purged by this call (a ``pending`` one stays pending until its retrain);
-    ``retrained`` lists what :func:`store.retrain.retrain_pending` did first.
+    ``retrained`` lists what :func:`store.retrain.retrain_pending` did first, and
+    ``shards_retrained`` what :meth:`~store.registry.Registry.retrain_shards` did.
     """
 
     requests: tuple[str, ...]
@@ -504,6 +526,7 @@ class PurgeResult:
     compacted: bool
     seconds: float
     retrained: tuple[RetrainResult, ...] = ()
+    shards_retrained: tuple[ShardRetrain, ...] = ()  # sharded models' dropped shards, retrained
 
 
 def purge(
@@ -638,16 +661,18 @@ def _actions_of(db: Database, request_ids: Sequence[str]) -> dict[str, tuple[Mod
         "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS request_id) "
         "SELECT request_id, model, version, revision, 0 AS step, action, guarantee, "
         "forget_seconds, evidence_json FROM erasure_actions "
-        "WHERE request_id IN (SELECT request_id FROM wanted) "
-        "UNION ALL SELECT w.request_id, model, version, revision, 1, "
-        "CASE outcome WHEN 'retrained' THEN 'retrain' ELSE 'retire' END, "
-        "CASE outcome WHEN 'retrained' THEN 'exact' END, fit_seconds, "
-        "json_object('method', CASE outcome WHEN 'retrained' THEN 'refit_on_remaining_rows' "
-        "ELSE 'none' END, 'training_rows', training_rows, 'artifact_sha256', artifact_sha256, "
-        "'reason', reason)::VARCHAR FROM retrains JOIN wanted w "
-        "ON list_contains(request_ids, w.request_id) "
+        "WHERE request_id IN (SELECT request_id FROM wanted) AND action <> ? "
+        "UNION ALL SELECT w.request_id, t.model, t.version, t.revision, 1, "
+        "CASE t.outcome WHEN 'retrained' THEN 'retrain' WHEN ? THEN ? ELSE 'retire' END, "
+        "CASE WHEN t.outcome IN ('retrained', ?) THEN 'exact' END, t.fit_seconds, "
+        "coalesce(f.evidence_json, json_object('method', CASE t.outcome WHEN 'retrained' "
+        "THEN 'refit_on_remaining_rows' ELSE 'none' END, 'training_rows', t.training_rows, "
+        "'artifact_sha256', t.artifact_sha256, 'reason', t.reason)::VARCHAR) "
+        "FROM retrains t JOIN wanted w ON list_contains(t.request_ids, w.request_id) "
+        "LEFT JOIN forget_log f ON t.outcome = ? AND f.model = t.model "
+        "AND f.version = t.version AND f.revision = t.revision "
         "ORDER BY 1, model, version, step, revision",
-        [list(request_ids)],
+        [list(request_ids), SHARDS, SHARDS_RETRAINED, SHARDS, SHARDS_RETRAINED, SHARDS_RETRAINED],
     )
     out: dict[str, list[ModelAction]] = {}
     for q, m, v, r, _, a, g, s, e in rows:

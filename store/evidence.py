@@ -33,8 +33,11 @@ which the evidence names (``checked_revision``) and, where the version is elsewh
 says so (``note``); checks no longer scheduled by then (another collector recorded them) are
 left alone. Scheduled checks are rows of the database, so a crash between the phases loses
 none: the next :func:`jobs` finds them again. A version that awaits a retrain gets no job
-until it is retrained (its check then compares the retrained model); a retired one gets a job
-that records why no check can run.
+until it is retrained (its check then compares the retrained model), nor does a sharded model
+serving without shards an erasure dropped, until they are retrained (it would be compared,
+without them, with a retrain that has them; an erasure schedules its check even when inline);
+a retired one gets a job that records why no check can run. A recorded check keeps the
+``shards_dropped`` its scheduled evidence named.
 """
 
 from __future__ import annotations
@@ -55,12 +58,16 @@ from store._clock import now
 from store._faults import crash_point
 from store.db import Database
 from store.errors import InvalidEvidenceRateError
-from store.registry import PENDING, RETIRED, ModelVersion, Registry
+from store.registry import PENDING, RETIRED, ModelVersion, Registry, dropped_shards
 
 PROBE_ROWS = 256
 METHOD = "retrain_from_scratch"
 INLINE, DEFERRED = "inline", "deferred"
 SCHEDULED, RECORDED = "scheduled", "recorded"
+AFTER_SHARDS = (
+    "sampled; the model serves without the shards it dropped until they are retrained: the "
+    "retrain check runs after that, even for an inline erasure"
+)
 _SCHEDULED_CHECKS = (
     "SELECT f.model, f.version, f.revision, f.request_id FROM forget_log f "
     "JOIN erasure_requests r USING (request_id) WHERE r.evidence_status = ? "
@@ -221,7 +228,7 @@ def jobs(db: Database, registry: Registry, limit: int | None = None) -> list[Evi
             out.append(
                 EvidenceJob(name, version, revision, tuple(checks), None, none, none, none, reason)
             )
-        elif status != PENDING and estimator is not None:
+        elif status != PENDING and estimator is not None and not dropped_shards(estimator):
             ids, X, y = registry.training_data(registry.get(name, version))
             # a copy, not to_bytes(): ~20 ms for a 100-tree forest against ~350 (compression)
             model = copy.deepcopy(estimator)
@@ -234,20 +241,26 @@ def record(db: Database, registry: Registry, job: EvidenceJob, result: Mapping[s
     entry each; how many were recorded."""
     with db.atomic():
         checks = set(job.checks)
-        still = [
-            (str(q), int(r))
-            for r, q in db.all(
-                "SELECT revision, request_id FROM forget_log WHERE model = ? AND version = ? "
-                "AND json_extract_string(evidence_json, '$.status') = ? ORDER BY revision",
-                [job.model, job.version, SCHEDULED],
-            )
-            if (str(q), int(r)) in checks
-        ]
+        still, dropped = [], {}
+        for r, q, text in db.all(
+            "SELECT revision, request_id, evidence_json FROM forget_log WHERE model = ? "
+            "AND version = ? AND json_extract_string(evidence_json, '$.status') = ? "
+            "ORDER BY revision",
+            [job.model, job.version, SCHEDULED],
+        ):
+            if (str(q), int(r)) in checks:
+                still.append((str(q), int(r)))
+                shards = json.loads(text).get("shards_dropped")
+                if shards is not None:
+                    dropped[int(r)] = {"shards_dropped": shards}
         if not still:
             return 0
         at = now()
         moved = _moved(registry, job)
-        docs = [_recorded(job, result, revision, moved, at) for _, revision in still]
+        docs = [
+            _recorded(job, result, revision, moved, at) | dropped.get(revision, {})
+            for _, revision in still
+        ]
         texts = [audit.canonical(d) for d in docs]
         db.execute(
             "UPDATE forget_log f SET evidence_json = u.doc FROM (SELECT unnest(?::INTEGER[]) AS "

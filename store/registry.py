@@ -10,6 +10,15 @@ A version is ``ready`` (serves), ``pending_retrain`` (could not forget in place;
 until :mod:`store.retrain` refits it on its remaining rows, which makes it ready again at its
 last revision) or ``retired`` (nothing left to refit on: never served again).
 
+A sharded model (SISA, :class:`forget.Sharded`) forgets by dropping the constituents trained on
+the rows: it stays ``ready`` and serves without those shards — every constituent it still uses
+is the one a retrain without the rows has — and the erasure's action is ``exact_unlearning``
+naming them (``ForgetOutcome.shards``). :meth:`Registry.retrain_shards` (a purge's step, off the
+answer path, and before any checkpoint) retrains them on a copy and publishes it as a revision
+of its own: a ``forget_log`` entry with action ``retrain_shards`` (replayed at open, so a crash
+before it leaves shards dropped after the replay, which the next purge retrains) and a
+``retrains`` row (outcome ``shards_retrained``) naming the requests that waited for it.
+
 What the erasure path needs — each version's training row ids, last revision and status — is
 kept in memory (loaded at open, updated after each commit), so planning an erasure's forget
 operations costs no database statement.
@@ -17,6 +26,7 @@ operations costs no database statement.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -48,6 +58,8 @@ from store.versions import (
     PENDING,
     READY,
     RETIRED,
+    SHARDS,
+    SHARDS_RETRAINED,
     ForgetOp,
     ForgetOutcome,
     ModelVersion,
@@ -67,12 +79,15 @@ __all__ = [
     "PENDING",
     "READY",
     "RETIRED",
+    "SHARDS",
+    "SHARDS_RETRAINED",
     "ForgetOp",
     "ForgetOutcome",
     "ModelVersion",
     "Registry",
     "Retrain",
     "Revision",
+    "ShardRetrain",
 ]
 
 _VERSION_COLUMNS = (
@@ -105,6 +120,31 @@ class _State:
     status: str
     revision: int  # the last revision in forget_log (0: none)
     rows: np.ndarray  # the training row ids, sorted
+
+
+@dataclass(frozen=True)
+class ShardRetrain:
+    """What :meth:`Registry.retrain_shards` did to one version: its new ``revision``, the
+    ``shards`` retrained, their remaining ``training_rows``, and the ``requests`` that waited."""
+
+    model: str
+    version: int
+    revision: int
+    shards: tuple[int, ...]
+    requests: tuple[str, ...]
+    training_rows: int
+    seconds: float
+    retrained_at: str
+
+
+def dropped_shards(estimator: Any) -> tuple[int, ...]:
+    """The shards a sharded model left out of its predictions until retrained, when it still
+    serves without them (SISA: :class:`forget.Sharded`); ``()`` for any other model, and for
+    one with no constituent left (that one awaits a whole retrain)."""
+    if not callable(getattr(estimator, "retrain_pending", None)):
+        return ()
+    pending = tuple(getattr(estimator, "pending_", ()))
+    return pending if pending and getattr(estimator, "served_", ()) else ()
 
 
 class Registry:
@@ -536,6 +576,16 @@ class Registry:
             self._live.pop((op.model, op.version), None)
             return ForgetOutcome(PENDING, str(est.guarantee), None, f"{type(exc).__name__}: {exc}")
         live.revision = op.revision
+        shards = dropped_shards(est) if result.needs_retrain else ()
+        if shards:  # SISA: served without the shards the rows were in until retrain_shards
+            names = ", ".join(map(str, shards))
+            return ForgetOutcome(
+                EXACT,
+                str(result.guarantee),
+                result.seconds,
+                f"shards {names} dropped: served without them until they are retrained",
+                shards,
+            )
         if result.needs_retrain:
             self._live.pop((op.model, op.version), None)
             return ForgetOutcome(
@@ -683,6 +733,123 @@ class Registry:
         """Put a retrained model in memory (after its transaction committed)."""
         self._live[(name, version)] = _Live(estimator, revision)
 
+    # ------------------------------------------------------------------ sharded models
+    def shards_pending(self) -> list[tuple[str, int]]:
+        """The versions in memory that serve without shards an erasure dropped (SISA)."""
+        return sorted(k for k, live in self._live.items() if dropped_shards(live.estimator))
+
+    def retrain_shards(self) -> tuple[ShardRetrain, ...]:
+        """Retrain the shards erasures dropped, version by version, each as a new revision.
+
+        The retrain runs on a copy (the model in memory serves on meanwhile); then one
+        transaction appends a ``forget_log`` entry (action ``retrain_shards``, no rows, its
+        evidence naming the shards, the rows they trained on and the requests that waited),
+        a ``retrains`` row (outcome ``shards_retrained``) and the audit entries; after the
+        commit the copy serves at the new revision. A crash before the commit leaves the
+        shards dropped after the replay at open, for the next call. A learner that refuses a
+        shard's remaining rows sends the version to ``pending_retrain`` (unserved; see
+        :mod:`store.retrain`), as any model that cannot forget in place.
+        """
+        out = []
+        for name, version in self.shards_pending():
+            model = copy.deepcopy(self._live[(name, version)].estimator)
+            shards = dropped_shards(model)
+            t0 = time.perf_counter()
+            try:
+                done = model.retrain_pending()
+            except (ValueError, ForgetError) as exc:  # the version then awaits a whole retrain
+                self._shards_refused(name, version, shards, f"{type(exc).__name__}: {exc}")
+                continue
+            seconds = time.perf_counter() - t0
+            out.append(self._shards_retrained(name, version, model, shards, done.rows, seconds))
+        return tuple(out)
+
+    def _shards_refused(
+        self, name: str, version: int, shards: tuple[int, ...], reason: str
+    ) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE model_versions SET status = ? WHERE model = ? AND version = ?",
+                [PENDING, name, version],
+            )
+            audit.append(
+                self.db,
+                "model.pending_retrain",
+                {
+                    "model": name,
+                    "version": version,
+                    "revision": self.revision(name, version),
+                    "request_id": None,
+                    "reason": f"shards {list(shards)} could not be retrained: {reason}",
+                },
+            )
+
+            def flag() -> None:
+                self._states()[(name, version)].status = PENDING
+
+            self.db.on_commit(flag)
+        self._live.pop((name, version), None)
+
+    def _shards_retrained(
+        self, name: str, version: int, model: Any, shards: tuple[int, ...], rows: int, secs: float
+    ) -> ShardRetrain:
+        revision = self.revision(name, version) + 1
+        with self.db.atomic():
+            since = self.db.one(
+                "SELECT coalesce(max(revision), 0) FROM forget_log "
+                "WHERE model = ? AND version = ? AND action = ?",
+                [name, version, SHARDS],
+            )
+            waiting = tuple(
+                str(q)
+                for (q,) in self.db.all(
+                    "SELECT request_id FROM forget_log WHERE model = ? AND version = ? "
+                    "AND revision > ? AND action IN (?, ?) ORDER BY revision",
+                    [name, version, int(since[0]) if since else 0, EXACT, APPROXIMATE],
+                )
+            )
+            at = now()
+            doc = {
+                "method": "retrain_shards",
+                "shards": list(shards),
+                "training_rows": rows,
+                "requests": list(waiting),
+                "retrained_at": at,
+            }
+            self.db.insert(
+                "forget_log",
+                _LOG_COLUMNS.split(", "),
+                [(name, version, revision, waiting[-1] if waiting else "", [], 0, at, SHARDS,
+                  "exact", secs, audit.canonical(doc), at)],
+            )  # fmt: skip
+            reason = f"shards {', '.join(map(str, shards))} retrained on their remaining rows"
+            self.db.execute(
+                "INSERT INTO retrains VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, version, revision, SHARDS_RETRAINED, list(waiting), rows, None, secs,
+                 reason, at],
+            )  # fmt: skip
+            payload = {"model": name, "version": version, "revision": revision}
+            done = {"shards": list(shards), "training_rows": rows, "requests": list(waiting)}
+            step = {"action": SHARDS, "guarantee": "exact", "shards": list(shards)}
+            audit.append_many(
+                self.db,
+                [
+                    ("model.shards_retrained", payload | done),
+                    *(
+                        ("erasure.model_action", {"request_id": q} | payload | step)
+                        for q in waiting
+                    ),
+                ],
+            )
+
+            def advance() -> None:
+                self._states()[(name, version)].revision = revision
+
+            self.db.on_commit(advance)
+            crash_point("shards.before_commit")
+        self._live[(name, version)] = _Live(model, revision)
+        return ShardRetrain(name, version, revision, shards, waiting, rows, secs, at)
+
     # ------------------------------------------------------------------ deleting versions
     def statuses(self, name: str) -> dict[int, str]:
         """Each version of model ``name`` and its status, from memory (no statement)."""
@@ -750,6 +917,12 @@ class Registry:
                 [name, version, ckpt],
             ):
                 op = ForgetOp(name, int(version), int(rev), request_id, tuple(map(int, ids)))
+                live = self._live.get((name, version))
+                if action == SHARDS:  # deterministic: the shards the entries before dropped
+                    if live is not None:
+                        live.estimator.retrain_pending()
+                        live.revision = int(rev)
+                    continue
                 replayed.append((op, self.learn(op) if action == LEARN else self.forget(op)))
         gone = [(op, o) for op, o in replayed if o.action == PENDING]
         if gone:  # replay is deterministic; this only meets stores written by older code
@@ -764,7 +937,10 @@ class Registry:
 
         ``guard(model, version)`` is entered around each model's ``compact`` (a server keeps
         that model's predictions out meanwhile); the artifact is written after, outside it:
-        writing only reads the model."""
+        writing only reads the model. Shards that erasures dropped are retrained first
+        (:meth:`retrain_shards`): no artifact is written at a revision that served without
+        them (loading an artifact trains every shard)."""
+        self.retrain_shards()
         written = 0
         for (name, version), live in sorted(self._live.items()):
             ckpt, old = self.db.one(

@@ -2,10 +2,12 @@
 
 :func:`erasure_report` names the subject only by pseudonym, and gives the Art. 12(3) deadline
 (received + one month), what was deleted where, what each model version did (with retrain
-evidence when the request was sampled for it), any retrain a request waited for, when the bytes
-were purged, and the request's audit entries with the chain head. Deferred evidence shows as
-``scheduled``, then ``recorded`` with the revision it checked and the audit entry that holds
-it (``evidence_audit``: its seq, and whether the stored evidence still matches it).
+evidence when the request was sampled for it), any retrain a request waited for (a sharded
+model's: ``shards_dropped`` by the erasure, then ``shards_retrained`` and ``retrained_at`` on
+its ``retrain_shards`` step), when the bytes were purged, and the request's audit entries
+with the chain head. Deferred evidence shows as ``scheduled``, then ``recorded`` with the
+revision it checked and the audit entry that holds it (``evidence_audit``: its seq, and
+whether the stored evidence still matches it).
 Each model's action and evidence is also given in words (``action_label``, ``evidence_text``,
 ``evidence_state``). The audit chain is verified when the report is built
 (``audit_verification``): a report of a store whose chain fails says so, and marks the entries
@@ -37,6 +39,7 @@ _ACTION_LABEL = {
     "pending_retrain": "pending retrain",
     "retrain": "retrained",
     "retire": "retired",
+    "retrain_shards": "shards retrained",
 }
 _STATUS_LABEL = {
     erasure.PENDING_REQUEST: "erased, a model awaits its retrain",
@@ -65,6 +68,8 @@ _ACTION_TEXT = {
     "pending_retrain": "could not forget in place; not served until retrained",
     "retrain": "retrained from scratch on the remaining rows; served again",
     "retire": "retired: no rows it could be retrained on remain; never served again",
+    "retrain_shards": "retrained the shards it had dropped, from scratch on their remaining "
+    "rows; served with every shard again",
 }
 
 
@@ -105,11 +110,12 @@ def erasure_report(db: Database, request_id: str) -> dict[str, Any]:
                 "new_revision": a.revision,
                 "action": a.action,
                 "action_label": _ACTION_LABEL.get(a.action, a.action),
-                "action_text": _ACTION_TEXT.get(a.action, a.action),
+                "action_text": _action_text(a.action, a.evidence),
                 "guarantee": a.guarantee,
                 "forget_seconds": a.forget_seconds,
                 "evidence": dict(a.evidence),
             }
+            | _shards(a.action, a.evidence)
             | _in_words(a.action, a.revision, a.evidence, audited)
             | audited
             for a in r.models
@@ -203,7 +209,43 @@ def _in_words(
     return {"evidence_state": state, "evidence_text": text}
 
 
+def _listing(shards: object) -> str:
+    """``[3, 7]`` as ``shards 3 and 7``."""
+    names = [str(s) for s in shards] if isinstance(shards, list | tuple) else [str(shards)]
+    word = "shard" if len(names) == 1 else "shards"
+    return f"{word} {', '.join(names[:-1]) + ' and ' if len(names) > 1 else ''}{names[-1]}"
+
+
+def _action_text(action: str, ev: Mapping[str, Any]) -> str:
+    """What a model action did, in words; a sharded model's forget names the shards."""
+    if action == "exact_unlearning" and ev.get("shards_dropped"):
+        return (
+            f"forgot the rows exactly at once by dropping {_listing(ev['shards_dropped'])}, "
+            "whose constituents were trained on them; served without them (every constituent "
+            "it still uses is that of a retrain without the rows) until they are retrained"
+        )
+    return _ACTION_TEXT.get(action, action)
+
+
+def _shards(action: str, ev: Mapping[str, Any]) -> dict[str, Any]:
+    """A sharded model's shards: dropped by the erasure, or retrained (and when)."""
+    if action == "exact_unlearning" and ev.get("shards_dropped"):
+        return {"shards_dropped": list(ev["shards_dropped"])}
+    if action == "retrain_shards":
+        return {
+            "shards_retrained": list(ev.get("shards") or []),
+            "retrained_at": ev.get("retrained_at"),
+        }
+    return {}
+
+
 def _evidence_words(action: str, revision: int, ev: Mapping[str, Any]) -> tuple[str, str]:
+    if action == "retrain_shards":
+        return "retrained", (
+            f"{_listing(ev.get('shards') or [])} retrained from scratch on their "
+            f"{ev.get('training_rows')} remaining training rows at {ev.get('retrained_at')} "
+            f"(revision {revision}): exact by construction"
+        )
     if action == "retrain":
         return "retrained", (
             f"refitted from scratch on the {ev.get('training_rows')} remaining training rows "

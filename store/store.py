@@ -3,8 +3,9 @@
 One directory holds everything: ``store.duckdb`` (datasets, registry, forget log, requests,
 audit log), ``subject.key`` (the pseudonym secret) and ``artifacts/`` (model checkpoints).
 
-The work an erasure leaves behind — retraining versions that could not forget in place,
-rewriting artifacts, compacting the database — is done by :meth:`ModelStore.purge`, which
+The work an erasure leaves behind — retraining versions that could not forget in place, and
+the shards a sharded model (:class:`forget.Sharded`) dropped while it kept serving, rewriting
+artifacts, compacting the database — is done by :meth:`ModelStore.purge`, which
 ``erase(purge=True)`` (the default), :meth:`ModelStore.close` and a recovering
 :meth:`ModelStore.open` call; a service that wants fast erasures passes ``purge=False`` and
 calls :meth:`ModelStore.purge` in the background.
@@ -173,7 +174,7 @@ class ModelStore:
             registry.sweep()
             erasure.recover(db, registry)
             store = cls(d, db, keys, registry, rate)
-            if erasure.pending_purge(db):
+            if erasure.pending_purge(db) or registry.shards_pending():
                 store.purge()
         except BaseException:
             db.close()
@@ -228,6 +229,7 @@ class ModelStore:
             if (
                 erasure.pending_purge(self._db)
                 or self._registry.pending()
+                or self._registry.shards_pending()
                 or _evidence.outstanding(self._db)
             ):
                 self.purge()
@@ -946,6 +948,12 @@ class ModelStore:
             self._writable("retrain"), self._registry, raise_errors=raise_errors
         )
 
+    def shards_pending(self) -> list[tuple[str, int]]:
+        """The (model, version) pairs of sharded models (:class:`forget.Sharded`) that serve
+        without shards an erasure dropped, until :meth:`purge` retrains them."""
+        self._live()
+        return self._registry.shards_pending()
+
     def purge(
         self,
         *,
@@ -954,7 +962,9 @@ class ModelStore:
         evidence: bool = True,
         guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
     ) -> PurgeResult:
-        """Finish what erasures left: retrain pending versions (unless ``retrain=False``),
+        """Finish what erasures left: retrain pending versions, and the shards sharded models
+        dropped (each as a new revision: :meth:`~store.registry.Registry.retrain_shards`;
+        unless ``retrain=False``, then before the artifacts are rewritten all the same),
         run scheduled retrain checks (unless ``evidence=False``: see :meth:`collect_evidence`),
         rewrite artifacts, compact the database.
 
@@ -970,11 +980,17 @@ class ModelStore:
         done = (
             self.retrain_pending(raise_errors=False) if retrain and self._registry.pending() else ()
         )
+        shards = self._registry.retrain_shards() if retrain else ()
         if evidence:
             self.collect_evidence()
         result = erasure.purge(db, self._registry, force=force, guard=guard)
         return PurgeResult(
-            result.requests, result.artifacts_written, result.compacted, result.seconds, done
+            result.requests,
+            result.artifacts_written,
+            result.compacted,
+            result.seconds,
+            done,
+            shards,
         )
 
     # ------------------------------------------------------------------ deferred evidence

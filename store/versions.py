@@ -96,11 +96,15 @@ class ForgetOutcome:
     guarantee: str | None
     seconds: float | None
     reason: str | None = None
+    shards: tuple[int, ...] = ()  # a sharded model's shards left out until retrained (SISA)
 
 
 EXACT, APPROXIMATE = "exact_unlearning", "approximate_unlearning"
 ACTIONS = (EXACT, APPROXIMATE, PENDING)
 LEARN = "learn"  # a forget_log entry that gave rows back (a restriction lifted: store.purposes)
+# a forget_log entry (and a retrains row, outcome SHARDS_RETRAINED) of a sharded model that
+# retrained the shards earlier erasures dropped: a revision of its own, replayed at open
+SHARDS, SHARDS_RETRAINED = "retrain_shards", "shards_retrained"
 
 
 def check_estimator(estimator: Any) -> None:
@@ -141,6 +145,10 @@ def json_params(est: Any) -> dict[str, Any]:
     out = {}
     for key, value in params.items():
         value = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            # a wrapped learner (forget.Sharded's) as the spec it takes back: class and params
+            cls = type(value)
+            value = {"kind": f"{cls.__module__}.{cls.__qualname__}", "params": json_params(value)}
         try:
             json.dumps(value)
         except TypeError:

@@ -13,10 +13,12 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("onnx")
 
+from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+
 from api.auth import ApiKeys  # noqa: E402
 from api.server import BackgroundServer  # noqa: E402
 from cluster import Cluster, create_app  # noqa: E402
-from forget import KNNRegressor  # noqa: E402
+from forget import KNNRegressor, Sharded  # noqa: E402
 from store import ModelStore  # noqa: E402
 from tests.store.helpers import FEATURES, VICTIM, hedgecut, people  # noqa: E402
 
@@ -46,6 +48,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             features=FEATURES,
         )
         st.train("risk", dataset="people", estimator=hedgecut(), label="label", features=FEATURES)
+        sisa = Sharded(DecisionTreeClassifier(random_state=0), n_shards=3, random_state=0)
+        st.train("sisa", dataset="people", estimator=sisa, label="label", features=FEATURES)
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -77,7 +81,7 @@ def test_access_answers_from_the_owner(url: str) -> None:
     doc = r.json()
     (ds,) = doc["datasets"]
     assert (ds["dataset"], ds["rows"]) == ("people", len(VICTIM_ROWS))
-    assert {m["model"] for m in doc["models"]} == {"knn", "risk"}
+    assert {m["model"] for m in doc["models"]} == {"knn", "risk", "sisa"}
     unknown = httpx.post(f"{url}/v1/subjects/access", json={"subject_id": "nobody"}, headers=AUTH)
     assert unknown.status_code == 404, unknown.text
 
@@ -106,7 +110,7 @@ def test_an_expiry_reaches_every_replica_before_it_is_answered(url: str) -> None
     assert r.status_code == 200, r.text
     (receipt,) = r.json()["requests"]
     assert receipt["rows_erased"] == len(VICTIM_ROWS)
-    assert {m["model"] for m in receipt["models"]} == {"knn", "risk"}
+    assert {m["model"] for m in receipt["models"]} == {"knn", "risk", "sisa"}
     assert not _victim_answers(url) & VICTIM_TARGETS  # no replica answers with their rows
     report = httpx.get(f"{url}/v1/retention", headers=AUTH).json()
     assert [(p["dataset"], p["period"]) for p in report["policies"]] == [("people", "P2Y")]
@@ -146,3 +150,34 @@ def test_a_restriction_and_its_lift_reach_every_replica(url: str) -> None:
     assert r.status_code in (404, 422), (
         r.text
     )  # no model has that purpose: refused as on one server
+
+
+def test_a_sharded_model_serves_without_dropped_shards_then_retrained_everywhere(url: str) -> None:
+    """SISA in Ray mode: after the erasure every replica answers at the revision without the
+    shards; after the purge, at the retrained revision (a snapshot: the replicas refit)."""
+    subject = sorted({r["subject_id"] for r in ROWS} - {VICTIM})[2]
+    rows = {"rows": [{f: r[f] for f in FEATURES} for r in ROWS[:20]]}
+
+    def answers() -> list[tuple[int, list[list[float]]]]:
+        out = []
+        for _ in range(4):  # both replicas (round robin)
+            r = httpx.post(f"{url}/v1/models/sisa/predict", json=rows, headers=AUTH, timeout=60)
+            assert r.status_code == 200, r.text
+            out.append((r.json()["revision"], r.json()["probabilities"]))
+        return out
+
+    # the lift before left it awaiting a whole retrain (no learn): the purge refits it
+    assert httpx.post(f"{url}/v1/admin/purge", headers=AUTH, timeout=120).status_code == 200
+    (before, _), *_ = answers()
+    body = {"subject_id": subject, "legal_ground": "art17-1-b"}
+    r = httpx.post(f"{url}/v1/erasure-requests", json=body, headers=AUTH, timeout=60)
+    assert r.status_code == 202, r.text
+    (action,) = [m for m in r.json()["models"] if m["model"] == "sisa"]
+    assert action["action"] == "exact_unlearning", action
+    dropped = answers()
+    assert {rev for rev, _ in dropped} == {before + 1}
+    assert all(p == dropped[0][1] for _, p in dropped)
+    assert httpx.post(f"{url}/v1/admin/purge", headers=AUTH, timeout=120).status_code == 200
+    retrained = answers()
+    assert {rev for rev, _ in retrained} == {before + 2}
+    assert all(p == retrained[0][1] for _, p in retrained)
