@@ -413,6 +413,25 @@ class VersionDeleted(BaseModel):
     deleted: bool
 
 
+class VersionRetentionSet(Strict):
+    keep_last: int | None = Field(
+        ge=1,
+        le=1_000_000,
+        description="versions of each model kept (those an alias names and the newest ready "
+        "one always stay); null keeps all",
+    )
+
+
+class VersionRef(BaseModel):
+    model: str
+    version: int
+
+
+class VersionRetentionOut(BaseModel):
+    keep_last: int | None
+    deleted: list[VersionRef] = Field(default_factory=list, description="deleted by this call")
+
+
 class ModelOut(BaseModel):
     name: str
     serving_version: int | None = Field(description="the version the bare name answers with")

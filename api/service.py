@@ -1070,18 +1070,51 @@ class Service:
         """Delete a version, its artifacts and its rows' link (audited; refused while an alias
         names it); its serving entry, cached answers and drift monitor go first."""
         with self.lock:
-            target = (name, version)
-            gate = self._gates.get(name)
-            with gate.exclusive() if gate is not None else nullcontext():
-                self._serving.pop(target, None)
-                self._features.pop(target, None)
-                self.cache.invalidate({name})
+            self._unserve((name, version))
             mv = self.store.delete_version(name, version, by=by)
-            self._republish_routes({name})
-            if self.monitoring is not None:
-                self.monitoring.forget_version(name, version)
-            self._publish_revisions()
+            self._deleted([mv])
         return {"model": name, "version": mv.version, "deleted": True}
+
+    def version_retention(self) -> dict[str, Any]:
+        """How many versions of each model the store keeps (None: all)."""
+        with self.lock:
+            return {"keep_last": self.store.retention}
+
+    def set_version_retention(
+        self, keep_last: int | None, *, by: str | None = None
+    ) -> dict[str, Any]:
+        """Keep the last ``keep_last`` versions of each model (None: all; audited), applied
+        now and after each training (:meth:`ModelStore.set_retention`): older versions,
+        except those an alias names and the newest ready one, are deleted and purged."""
+        with self.lock:
+            if keep_last is not None:  # no version about to go answers any more; those
+                for target in list(self._serving):  # that stay are read again on next use
+                    self._unserve(target)
+            deleted = self.store.set_retention(keep_last, by=by)
+            self._deleted(deleted)
+        return {
+            "keep_last": keep_last,
+            "deleted": [{"model": mv.name, "version": mv.version} for mv in deleted],
+        }
+
+    def _unserve(self, target: Target) -> None:
+        """Take a version out of serving before it is deleted (lock held): its entry and
+        cached answers go under its model's gate."""
+        gate = self._gates.get(target[0])
+        with gate.exclusive() if gate is not None else nullcontext():
+            self._serving.pop(target, None)
+            self._features.pop(target, None)
+            self.cache.invalidate({target[0]})
+
+    def _deleted(self, versions: Sequence[ModelVersion]) -> None:
+        """Versions deleted from the store (lock held): routes, monitors and gauges follow."""
+        if not versions:
+            return
+        self._republish_routes({mv.name for mv in versions})
+        if self.monitoring is not None:
+            for mv in versions:
+                self.monitoring.forget_version(mv.name, mv.version)
+        self._publish_revisions()
 
     def _version(self, mv: ModelVersion, serving: bool) -> dict[str, Any]:
         est = self.store.estimator(mv.name, mv.version)

@@ -69,6 +69,7 @@ PASSTHROUGH = frozenset(
         "remove_retention_policy",
         "declare_purpose",
         "purposes",
+        "version_retention",
     }
 )
 
@@ -266,6 +267,10 @@ class StoreOwner:
     def delete_version(self, name: str, version: int, **kwargs: Any) -> tuple[Any, Change]:
         """Delete a version (refused while an alias names it): replicas drop it."""
         return self._apply(self.service.delete_version, name, version, **kwargs)
+
+    def set_version_retention(self, keep_last: int | None, **kwargs: Any) -> tuple[Any, Change]:
+        """Versions the retention deletes are dropped by the replicas."""
+        return self._apply(self.service.set_version_retention, keep_last, **kwargs)
 
     def _apply(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Change]:
         self._ops.clear()

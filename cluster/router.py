@@ -806,6 +806,18 @@ class Cluster:
         result: dict[str, Any] = out
         return result
 
+    def version_retention(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._read("version_retention")
+        return out
+
+    def set_version_retention(
+        self, keep_last: int | None, *, by: str | None = None
+    ) -> dict[str, Any]:
+        """Set how many versions the store keeps; answered once the replicas dropped those
+        it deleted."""
+        out: dict[str, Any] = self._write("set_version_retention", keep_last, by=by)[0]
+        return out
+
     # ------------------------------------------------------------------ drift, in the owner
     def drift(
         self, name: str, *, alias: str | None = None, version: int | None = None

@@ -1,4 +1,5 @@
-"""Retention (Art. 5(1)(e)): datasets' retention policies, what expired, and expiry now.
+"""Retention (Art. 5(1)(e)): datasets' retention policies, what expired, and expiry now; and
+how many versions of each model the store keeps.
 
 A server's purger expires rows each round (``--purge-interval``); ``POST /v1/admin/expire``
 runs it at once. Each expiry is an erasure request (legal ground ``art5-1-e``, no subject),
@@ -19,6 +20,8 @@ from api.schemas import (
     RetentionOut,
     RetentionPolicyOut,
     RetentionSet,
+    VersionRetentionOut,
+    VersionRetentionSet,
     period_bound,
 )
 
@@ -78,3 +81,30 @@ def retention(
 def expire(svc: ServiceDep) -> dict[str, Any]:
     """Expire now what the background purger would at its next round; the purge follows."""
     return {"requests": svc.expire()}
+
+
+@router.get(
+    "/v1/admin/version-retention",
+    response_model=VersionRetentionOut,
+    responses=ERRORS,
+    dependencies=[Depends(require("audit", "admin"))],
+)
+def version_retention(svc: ServiceDep) -> dict[str, Any]:
+    """How many versions of each model the store keeps (null: all)."""
+    return svc.version_retention()
+
+
+@router.put(
+    "/v1/admin/version-retention",
+    response_model=VersionRetentionOut,
+    responses=ERRORS,
+    dependencies=[Depends(require("admin"))],
+)
+def set_version_retention(
+    body: VersionRetentionSet, svc: ServiceDep, request: Request
+) -> dict[str, Any]:
+    """Keep the last ``keep_last`` versions of each model (audited), now and after each
+    training: older versions — not those an alias names, nor the newest ready one — are
+    deleted with their artifacts and purged, as ``DELETE /v1/models/{model}/versions/{v}``."""
+    who = getattr(request.state, "principal", None)
+    return svc.set_version_retention(body.keep_last, by=who)

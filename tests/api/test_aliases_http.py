@@ -147,6 +147,30 @@ def test_deleting_a_version_is_refused_while_aliased_then_leaves_nothing(two: Se
     assert r.status_code == 404
 
 
+def test_version_retention_over_http(two: Server):
+    """``PUT /v1/admin/version-retention``: older versions go now and after each training;
+    an aliased one stays; bad values are refused with a message."""
+    c, path = two.client, "/v1/admin/version-retention"
+    assert c.get(path, headers=auth("audit")).json() == {"keep_last": None, "deleted": []}
+    for body in ({"keep_last": 0}, {"keep_last": "two"}, {}, {"keep_last": 1, "x": 1}):
+        r = c.put(path, json=body, headers=auth("admin"))
+        assert r.status_code == 422 and r.json()["error"]["message"], (body, r.text)
+    assert c.put(path, json={"keep_last": 1}, headers=auth("audit")).status_code == 403
+    assert _predict(two, version=1)["version"] == 1  # served, pinned: then deleted
+    r = c.put(path, json={"keep_last": 1}, headers=auth("admin"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"keep_last": 1, "deleted": [{"model": "risk", "version": 1}]}
+    _refused(two, "risk", 404, version=1)
+    assert _predict(two)["version"] == 2
+    _alias(two, "champion", {"version": 2})
+    assert c.post("/v1/models", json=RISK_V2, headers=auth("admin")).status_code == 201
+    versions = c.get("/v1/models/risk", headers=auth("audit")).json()["versions"]
+    assert [v["version"] for v in versions] == [2, 3]  # v2 stays: an alias names it
+    assert c.put(path, json={"keep_last": None}, headers=auth("admin")).json()["deleted"] == []
+    assert c.get(path, headers=auth("audit")).json()["keep_last"] is None
+    assert c.get("/v1/audit/verify", headers=auth("audit")).json()["ok"]
+
+
 def test_an_erasure_reaches_every_version_aliased_or_not(two: Server, tmp_path: Path):
     _alias(two, "champion", {"version": 2, "shadow": 1})
     _alias(two, "canary", {"split": {"1": 0.9, "2": 0.1}})
