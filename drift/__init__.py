@@ -11,6 +11,8 @@ The statistical core of drift monitoring, one :class:`Monitor` per model version
   (Wasserstein-1 in reference standard deviations, PSI).
 - streaming detectors (:mod:`drift.detectors`): :class:`ADWIN` on output scores and
   :class:`DDM` on errors, restarted when the model's revision changes.
+- performance prediction (:mod:`drift.performance`, imported on its own: it compiles kernels):
+  a classifier's accuracy estimated from its output probabilities on unlabeled traffic.
 
 Errors are in :mod:`drift.errors`.
 

@@ -37,7 +37,11 @@ def rehearse(model: Any) -> None:
         y = classes[np.arange(n) % classes.size]
     else:
         y = rng.normal(size=n)
-    twin = clone(model).fit(X, y, row_ids=np.arange(n))
+    twin = clone(model)
+    resolved = getattr(model, "algorithm_", None)  # kNN: the search the model runs (its index),
+    if resolved is not None and "algorithm" in twin.get_params():  # not what "auto" picks for
+        twin.set_params(algorithm=resolved)  # the twin's few rows
+    twin = twin.fit(X, y, row_ids=np.arange(n))
     twin.predict(X[:1])
     twin.predict(X[:64])
     if hasattr(twin, "predict_proba"):

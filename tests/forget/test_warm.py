@@ -14,8 +14,13 @@ import numpy as np
 from forget.warm import compiled_signatures, rehearse
 from tests.forget.test_conformance import MODELS, make_data
 
-for name, (make, task, kind) in sorted(MODELS.items()):
-    X, y, ids = make_data(3, 300, 4, task, kind)
+from forget import KNNClassifier
+
+cases = [(name, make, task, kind, 300) for name, (make, task, kind) in sorted(MODELS.items())]
+# "auto" picks the KD-tree from 2,000 rows: its twin must search the way the model does
+cases.append(("knn, indexed", lambda: KNNClassifier(5), "classify", "real", 2500))
+for name, make, task, kind, n in cases:
+    X, y, ids = make_data(3, n, 4, task, kind)
     model = make().fit(X, y, row_ids=ids)
     rehearse(model)
     before = compiled_signatures()
