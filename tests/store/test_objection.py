@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st_
 
 from forget.knn import KNNRegressor
 from forget.naive_bayes import GaussianNB
@@ -236,4 +238,79 @@ def test_steps_survive_a_reopen(tmp_path: Path) -> None:
         for m in ("score", "plain"):
             np.testing.assert_array_equal(s.estimator(m, 1).predict(np.eye(3)), expected[m])
             _refit_equal(s, m)
+        assert s.verify_audit_log().ok
+
+
+# ---------------------------------------------------------------------- the invariant
+SUBJECTS = [VICTIM, "subj-002", "subj-007", "subj-011", "subj-020"]
+PURPOSE_OF = {"ads": "marketing", "ads_forest": "marketing", "score": "credit", "plain": None}
+STEP = st_.tuples(
+    st_.sampled_from(["restrict", "lift", "object", "erase"]),
+    st_.sampled_from(SUBJECTS),
+    st_.sampled_from(["marketing", "credit"]),
+)
+
+
+@given(steps=st_.lists(STEP, min_size=1, max_size=7))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_model_holds_exactly_the_rows_its_purpose_may_use(steps, tmp_path_factory):
+    """Any sequence of restrictions, lifts, objections and erasures: each version's training
+    rows are the dataset's rows less erased, restricted and (for its purpose) objecting
+    subjects', computed here from the steps alone, and its model predicts what a fresh fit on
+    exactly those rows predicts (forest included: retrained by the store's purge)."""
+    rows = people()
+    subject_of = {i + 1: r["subject_id"] for i, r in enumerate(rows)}  # ingest numbers from 1
+    erased: set[str] = set()
+    restricted: set[str] = set()
+    objected: dict[str, set[str]] = {}
+    with ModelStore.open(tmp_path_factory.mktemp("inv") / "store") as s:
+        s.ingest("people", rows, subject_column="subject_id")
+        train = {"dataset": "people", "features": FEATURES}
+        s.train("ads", estimator=linear(), label="score", purpose="marketing", **train)
+        s.train("ads_forest", estimator=hedgecut(), label="label", purpose="marketing", **train)
+        s.train("score", estimator=linear(), label="score", purpose="credit", **train)
+        s.train("plain", estimator=KNNRegressor(n_neighbors=3), label="score", **train)
+        (victim,) = s.access(VICTIM)["datasets"]
+        assert {subject_of[i] for i in victim["row_ids"]} == {VICTIM}
+        for op, subject, purpose in steps:
+            if op == "erase":
+                s.erase(subject, legal_ground="art17-1-b")
+                erased.add(subject)
+                restricted.discard(subject)
+            elif subject in erased:  # nothing of the subject left to restrict or object to
+                with pytest.raises(UnknownSubjectError):
+                    getattr(
+                        s, {"restrict": "restrict", "lift": "restrict", "object": "object_to"}[op]
+                    )(*((subject, purpose) if op == "object" else (subject,)))
+            elif op == "restrict":
+                s.restrict(subject)
+                restricted.add(subject)
+            elif op == "lift":
+                if subject in restricted:
+                    s.lift_restriction(subject)
+                    restricted.discard(subject)
+                else:
+                    with pytest.raises(NotRestrictedError):
+                        s.lift_restriction(subject)
+            else:
+                s.object_to(subject, purpose)
+                objected.setdefault(subject, set()).add(purpose)
+            for model, own in PURPOSE_OF.items():
+                expected = {
+                    i
+                    for i, who in subject_of.items()
+                    if who not in erased
+                    and who not in restricted
+                    and (own is None or own not in objected.get(who, set()))
+                }
+                assert set(s.training_row_ids(model, 1).tolist()) == expected, (model, op)
+                assert s.get_model(model, 1).status == "ready"
+                ids = np.array(sorted(expected))
+                label = "label" if model == "ads_forest" else "score"
+                X = np.array([[rows[i - 1][f] for f in FEATURES] for i in ids])
+                y = np.array([rows[i - 1][label] for i in ids])
+                est = s.estimator(model, 1)
+                ref = type(est)(**est.get_params()).fit(X, y, row_ids=ids)
+                probe = np.array([[r[f] for f in FEATURES] for r in rows])
+                np.testing.assert_allclose(est.predict(probe), ref.predict(probe), atol=1e-9)
         assert s.verify_audit_log().ok
