@@ -1566,21 +1566,26 @@ class Service:
         return receipt
 
     def purge(self) -> dict[str, Any]:
-        """Run the scheduled checks (off the lock), then retrain, purge and compact under it,
-        so that a request completed by the purge shows its evidence; versions retrained here
-        have theirs checked after."""
+        """Run the scheduled checks and retrain sharded models' dropped shards (off the lock),
+        then retrain, purge and compact under it, so that a request completed by the purge
+        shows its evidence; versions retrained here have theirs checked after."""
         t0 = time.perf_counter()
         checked = self.collect_evidence()
-        with self.lock:
+        with self.lock:  # sharded models' dropped shards: copied under the lock,
+            jobs = self.store.shard_jobs()
+        for job in jobs:  # retrained outside it (erasures and trainings go on),
+            job.run()
+        with self.lock:  # published as new revisions unless an erasure moved them meanwhile
             self._awaiting_purge = False
+            shards = self.store.publish_shards(jobs)
             result = self.store.purge(evidence=False, guard=self._closed)
-            if result.retrained or result.shards_retrained:  # new model objects, served
+            if shards or result.retrained or result.shards_retrained:  # new model objects
                 if self.monitoring is not None:
                     self.monitoring.stale_all()  # rebuilt as the entries are published
                 self._changed()
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
-        if result.retrained or result.shards_retrained:
+        if shards or result.retrained or result.shards_retrained:
             checked += self.collect_evidence()
         return {
             "requests": list(result.requests),

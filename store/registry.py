@@ -81,6 +81,7 @@ __all__ = [
     "RETIRED",
     "SHARDS",
     "SHARDS_RETRAINED",
+    "ShardJob",
     "ForgetOp",
     "ForgetOutcome",
     "ModelVersion",
@@ -135,6 +136,30 @@ class ShardRetrain:
     training_rows: int
     seconds: float
     retrained_at: str
+
+
+@dataclass
+class ShardJob:
+    """A copy of a sharded model to retrain its dropped ``shards`` on (:meth:`run`, no lock
+    needed), made at the version's ``revision``; :meth:`Registry.publish_shards` publishes it."""
+
+    model: str
+    version: int
+    revision: int
+    copy: Any
+    shards: tuple[int, ...]
+    rows: int = -1  # the rows the retrained shards trained on, once run
+    seconds: float = 0.0
+    error: str | None = None  # why the learner refused a shard's rows
+
+    def run(self) -> ShardJob:
+        t0 = time.perf_counter()
+        try:
+            self.rows = int(self.copy.retrain_pending().rows)
+        except (ValueError, ForgetError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        self.seconds = time.perf_counter() - t0
+        return self
 
 
 def dropped_shards(estimator: Any) -> tuple[int, ...]:
@@ -738,6 +763,38 @@ class Registry:
         """The versions in memory that serve without shards an erasure dropped (SISA)."""
         return sorted(k for k, live in self._live.items() if dropped_shards(live.estimator))
 
+    def shard_jobs(self) -> list[ShardJob]:
+        """A copy of each version that serves without shards erasures dropped, to retrain
+        them (:meth:`ShardJob.run`) without the caller's lock; :meth:`publish_shards` then
+        publishes each whose version did not move meanwhile."""
+        jobs = []
+        for name, version in self.shards_pending():
+            live = self._live[(name, version)]
+            model = copy.deepcopy(live.estimator)
+            jobs.append(ShardJob(name, version, live.revision, model, dropped_shards(model)))
+        return jobs
+
+    def publish_shards(self, jobs: Sequence[ShardJob]) -> tuple[ShardRetrain, ...]:
+        """Publish retrained copies, each as a new revision (see :meth:`retrain_shards`). A
+        job whose version moved since its copy (another erasure) is dropped: the next purge
+        retrains from the current model."""
+        out = []
+        for job in jobs:
+            live = self._live.get((job.model, job.version))
+            if live is None or live.revision != job.revision:
+                continue
+            if job.error is not None:  # the version then awaits a whole retrain
+                self._shards_refused(job.model, job.version, job.shards, job.error)
+                continue
+            if job.rows < 0:  # not run
+                continue
+            out.append(
+                self._shards_retrained(
+                    job.model, job.version, job.copy, job.shards, job.rows, job.seconds
+                )
+            )
+        return tuple(out)
+
     def retrain_shards(self) -> tuple[ShardRetrain, ...]:
         """Retrain the shards erasures dropped, version by version, each as a new revision.
 
@@ -750,19 +807,7 @@ class Registry:
         shard's remaining rows sends the version to ``pending_retrain`` (unserved; see
         :mod:`store.retrain`), as any model that cannot forget in place.
         """
-        out = []
-        for name, version in self.shards_pending():
-            model = copy.deepcopy(self._live[(name, version)].estimator)
-            shards = dropped_shards(model)
-            t0 = time.perf_counter()
-            try:
-                done = model.retrain_pending()
-            except (ValueError, ForgetError) as exc:  # the version then awaits a whole retrain
-                self._shards_refused(name, version, shards, f"{type(exc).__name__}: {exc}")
-                continue
-            seconds = time.perf_counter() - t0
-            out.append(self._shards_retrained(name, version, model, shards, done.rows, seconds))
-        return tuple(out)
+        return self.publish_shards([job.run() for job in self.shard_jobs()])
 
     def _shards_refused(
         self, name: str, version: int, shards: tuple[int, ...], reason: str

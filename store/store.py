@@ -61,7 +61,7 @@ from store.errors import (
 )
 from store.evidence import INLINE, EvidenceJob
 from store.exports import ExportRecord
-from store.registry import READY, ModelVersion, Registry
+from store.registry import READY, ModelVersion, Registry, ShardJob, ShardRetrain
 from store.retrain import RetrainResult
 from store.subjects import KEY_FILE, Subject, SubjectKeys
 
@@ -953,6 +953,18 @@ class ModelStore:
         without shards an erasure dropped, until :meth:`purge` retrains them."""
         self._live()
         return self._registry.shards_pending()
+
+    def shard_jobs(self) -> list[ShardJob]:
+        """Copies of the sharded models serving without dropped shards: a server retrains
+        them (``job.run()``) without its lock, then :meth:`publish_shards` under it."""
+        self._writable("retrain shards")
+        return self._registry.shard_jobs()
+
+    def publish_shards(self, jobs: Sequence[ShardJob]) -> tuple[ShardRetrain, ...]:
+        """Publish retrained copies as new revisions; one whose version moved meanwhile is
+        dropped (the next :meth:`purge` retrains it)."""
+        self._writable("retrain shards")
+        return self._registry.publish_shards(jobs)
 
     def purge(
         self,

@@ -183,3 +183,41 @@ def test_a_spec_names_scikit_learn_classes_only() -> None:
         learner({"kind": "sklearn.tree.NoSuchTree"})
     with pytest.raises(ValueError, match="does not take"):
         learner({"kind": "sklearn.tree.DecisionTreeClassifier", "params": {"nope": 1}})
+
+
+def test_a_server_retrains_shards_without_its_lock(tmp_path: Path, monkeypatch) -> None:
+    """Service.purge retrains the dropped shards on a copy outside the service lock: an
+    erasure arriving meanwhile is answered at once; the copy it outdated is not published,
+    and the purge still ends with the exact model."""
+    import threading
+
+    from api.metrics import Metrics
+    from api.service import Service
+
+    s = _store(tmp_path / "s")
+    svc = Service(s, metrics=Metrics(runtime=False), batching=False, purge_interval=0)
+    try:
+        svc.erase(SUBJECTS[0], "art17-1-b")
+        assert s.shards_pending() == [("sh", 1)]
+        started, go = threading.Event(), threading.Event()
+        real = Sharded.retrain_pending
+
+        def slow(self: Sharded):  # the first retrain (the purge's copy) waits for the test
+            if not started.is_set():
+                started.set()
+                assert go.wait(30)
+            return real(self)
+
+        monkeypatch.setattr(Sharded, "retrain_pending", slow)
+        purge = threading.Thread(target=svc.purge)
+        purge.start()
+        assert started.wait(30)
+        svc.erase(SUBJECTS[1], "art17-1-b")  # answered while the copy retrains
+        revision = s.get_model("sh", 1).revision
+        go.set()
+        purge.join(60)
+        assert not purge.is_alive()
+        assert s.shards_pending() == [] and s.get_model("sh", 1).revision == revision + 1
+        _same_as_fresh(s, tmp_path / "fresh", SUBJECTS[:2])
+    finally:
+        svc.close()
