@@ -24,7 +24,9 @@ served classifier version, built in the background (never on a request's path):
   (or an objection or restriction) touching the version drops the twin, the predictor and the
   held-out copy at once — before the erasure is answered — and a rebuild from the rows the
   store holds then follows in the background: equal to a build that never saw the subject.
-  Until it is done the report says ``status: "refitting"``. Nothing of it is written to disk.
+  Until it is done the report says ``status: "refitting"``. A build already running when the
+  erasure arrives finishes on the rows it read and is thrown away (its generation is stale),
+  so its copies live only until then. Nothing of it is written to disk.
 """
 
 from __future__ import annotations
