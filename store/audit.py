@@ -83,7 +83,12 @@ class AuditKey:
         return cls(keys.derive("audit.entry.v1"), keys.derive("audit.head.v1"))
 
     def entry_hash(self, prev_hash: str, seq: int, ts: str, kind: str, payload: Any) -> str:
-        body = canonical([seq, ts, kind, payload])
+        return self.entry_hash_of(prev_hash, seq, ts, kind, canonical(payload))
+
+    def entry_hash_of(self, prev_hash: str, seq: int, ts: str, kind: str, text: str) -> str:
+        """:meth:`entry_hash` of a payload given as its canonical JSON ``text``: the body
+        ``canonical([seq, ts, kind, payload])`` is put together, not encoded again."""
+        body = f"[{int(seq)},{canonical(ts)},{canonical(kind)},{text}]"
         return hmac.new(self.entry, (prev_hash + body).encode(), hashlib.sha256).hexdigest()
 
     def seal(self, head: AuditHead) -> str:
@@ -168,17 +173,23 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
             todo.insert(0, (HEAD_MISSING, {"problem": problem, "continues_from": current.seq}))
     seq, prev = current.seq, current.entry_hash
     out = []
+    texts = []
     for kind, payload in todo:
         seq += 1
         ts = now()
         body = json.loads(canonical(dict(payload)))  # refuses what JSON cannot hold
-        digest = key.entry_hash(prev, seq, ts, kind, body)
+        text = canonical(body)  # as verification re-encodes it (non-string keys became strings)
+        digest = key.entry_hash_of(prev, seq, ts, kind, text)
         out.append(AuditEntry(seq, ts, kind, body, prev, digest))
+        texts.append(text)
         prev = digest
     db.insert(
         "audit_log",
         _COLUMNS,
-        [(e.seq, e.ts, e.kind, canonical(e.payload), e.prev_hash, e.entry_hash) for e in out],
+        [
+            (e.seq, e.ts, e.kind, text, e.prev_hash, e.entry_hash)
+            for e, text in zip(out, texts, strict=True)
+        ],
     )
     _write_head(db, key, AuditHead(seq, prev))
     return out
