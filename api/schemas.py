@@ -414,9 +414,7 @@ class VersionDeleted(BaseModel):
 
 
 class VersionRetentionSet(Strict):
-    keep_last: int | None = Field(
-        ge=1,
-        le=1_000_000,
+    keep_last: Annotated[int, Field(strict=True, ge=1, le=1_000_000), Whole] | None = Field(
         description="versions of each model kept (those an alias names and the newest ready "
         "one always stay); null keeps all",
     )
