@@ -663,37 +663,36 @@ class Registry:
         transaction that forgot them, while the data stays (an objection, a restriction):
         retrains, later erasures and access reports no longer count them. Memory follows
         the commit."""
-        for op in ops:
-            self.db.execute(
-                "DELETE FROM version_rows WHERE model = ? AND version = ? "
-                "AND row_id IN (SELECT unnest(?::BIGINT[]))",
-                [op.model, op.version, list(op.row_ids)],
-            )
-        moved = [((op.model, op.version), np.asarray(op.row_ids, dtype=np.int64)) for op in ops]
-
-        def follow() -> None:
-            for key, ids in moved:
-                state = self._states().get(key)
-                if state is not None:
-                    state.rows = np.setdiff1d(state.rows, ids)
-
-        self.db.on_commit(follow)
+        self._move_rows(
+            ops,
+            "DELETE FROM version_rows WHERE model = ? AND version = ? "
+            "AND row_id IN (SELECT unnest(?::BIGINT[]))",
+            np.setdiff1d,
+        )
 
     def take_back(self, ops: Sequence[ForgetOp]) -> None:
         """The inverse of :meth:`set_aside` (a restriction lifted): the rows count as the
         versions' training rows again."""
+        insert = "INSERT INTO version_rows SELECT ?, ?, unnest(?::BIGINT[])"
+        self._move_rows(ops, insert, np.union1d)
+
+    def _move_rows(
+        self,
+        ops: Sequence[ForgetOp],
+        sql: str,
+        combine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> None:
+        """``sql`` (model, version, row ids) per op; after the commit each version's training
+        rows in memory become ``combine(rows, op's ids)``."""
         for op in ops:
-            self.db.execute(
-                "INSERT INTO version_rows SELECT ?, ?, unnest(?::BIGINT[])",
-                [op.model, op.version, list(op.row_ids)],
-            )
+            self.db.execute(sql, [op.model, op.version, list(op.row_ids)])
         moved = [((op.model, op.version), np.asarray(op.row_ids, dtype=np.int64)) for op in ops]
 
         def follow() -> None:
             for key, ids in moved:
                 state = self._states().get(key)
                 if state is not None:
-                    state.rows = np.union1d(state.rows, ids)
+                    state.rows = combine(state.rows, ids)
 
         self.db.on_commit(follow)
 

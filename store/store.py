@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +64,9 @@ from store.exports import ExportRecord
 from store.registry import READY, ModelVersion, Registry, ShardJob, ShardRetrain
 from store.retrain import RetrainResult
 from store.subjects import KEY_FILE, Subject, SubjectKeys
+
+# what an objection, a restriction or its lift answers with (see ModelStore._withholding)
+_R = TypeVar("_R", _purposes.ObjectionReceipt, _purposes.RestrictionReceipt)
 
 
 class ModelStore:
@@ -685,12 +688,14 @@ class ModelStore:
         ...     (r.rows, [s.action for s in r.models], again.n_rows, again.rows_withheld)
         (1, ['exact_unlearning'], 5, 1)
         """
-        db = self._writable("record an objection")
-        subject = self._keys.subject(subject_id)
-        receipt = _purposes.object_to(db, self._registry, subject, purpose, by, before_forget)
-        if purge and _purposes.pending_steps(receipt.models):
-            self.purge()
-        return receipt
+        return self._withholding(
+            "record an objection",
+            subject_id,
+            purge,
+            lambda db, subject: _purposes.object_to(
+                db, self._registry, subject, purpose, by, before_forget
+            ),
+        )
 
     def restrict(
         self,
@@ -706,12 +711,12 @@ class ModelStore:
         answers with the restriction in force (``repeat``). Raises
         :class:`~store.errors.UnknownSubjectError` when the store holds no row of the
         subject."""
-        db = self._writable("restrict processing")
-        subject = self._keys.subject(subject_id)
-        receipt = _purposes.restrict(db, self._registry, subject, by, before_forget)
-        if purge and _purposes.pending_steps(receipt.models):
-            self.purge()
-        return receipt
+        return self._withholding(
+            "restrict processing",
+            subject_id,
+            purge,
+            lambda db, subject: _purposes.restrict(db, self._registry, subject, by, before_forget),
+        )
 
     def lift_restriction(
         self,
@@ -743,9 +748,19 @@ class ModelStore:
         ...      len(st.training_row_ids("line", 1)))
         (5, 'lifted', ['learn'], 6)
         """
-        db = self._writable("lift a restriction")
-        subject = self._keys.subject(subject_id)
-        receipt = _purposes.lift(db, self._registry, subject, by, before_forget)
+        return self._withholding(
+            "lift a restriction",
+            subject_id,
+            purge,
+            lambda db, subject: _purposes.lift(db, self._registry, subject, by, before_forget),
+        )
+
+    def _withholding(
+        self, what: str, subject_id: str, purge: bool, step: Callable[[Database, Subject], _R]
+    ) -> _R:
+        """Run an objection, a restriction or a lift (``step(db, subject)``); with ``purge``,
+        retrain before returning the versions it left pending."""
+        receipt = step(self._writable(what), self._keys.subject(subject_id))
         if purge and _purposes.pending_steps(receipt.models):
             self.purge()
         return receipt
