@@ -58,6 +58,27 @@ def as_row_ids(row_ids: ArrayLike | None, n: int) -> np.ndarray:
     return ids
 
 
+def requested_row_ids(row_ids: ArrayLike) -> np.ndarray:
+    """Validate the ids of a ``forget`` request: one id or a 1-d sequence of unique
+    integer-valued numbers, as int64 (whether the model holds them is the caller's check)."""
+    req = np.asarray(row_ids)
+    if req.ndim == 0:
+        req = req.reshape(1)
+    if req.ndim != 1:
+        raise ValueError(f"row_ids must be 1-d, got shape {req.shape}")
+    if (
+        req.size
+        and not np.issubdtype(req.dtype, np.integer)
+        and (not np.issubdtype(req.dtype, np.number) or not np.all(req == np.round(req)))
+    ):
+        raise ValueError("row_ids must be integers")
+    req = req.astype(np.int64)
+    uniq, counts = np.unique(req, return_counts=True)
+    if uniq.size != req.size:
+        raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+    return req
+
+
 def as_new_row_ids(row_ids: ArrayLike, n: int, held: np.ndarray, model: str) -> np.ndarray:
     """Validate the ids given to ``learn``: ``n`` unique integers, none of them in ``held``
     (the ids the model holds now)."""
@@ -143,21 +164,7 @@ class RowIndex:
             small = self._resolve_small(row_ids, model)
             if small is not None:
                 return small
-        req = np.asarray(row_ids)
-        if req.ndim == 0:
-            req = req.reshape(1)
-        if req.ndim != 1:
-            raise ValueError(f"row_ids must be 1-d, got shape {req.shape}")
-        if (
-            req.size
-            and not np.issubdtype(req.dtype, np.integer)
-            and (not np.issubdtype(req.dtype, np.number) or not np.all(req == np.round(req)))
-        ):
-            raise ValueError("row_ids must be integers")
-        req = req.astype(np.int64)
-        uniq, counts = np.unique(req, return_counts=True)
-        if uniq.size != req.size:
-            raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+        req = requested_row_ids(row_ids)
         where = np.searchsorted(self._sorted, req)
         where = np.minimum(where, max(self._sorted.size - 1, 0))
         known = self._sorted.size > 0

@@ -338,13 +338,8 @@ def _access(args: argparse.Namespace) -> int:
     """
     from api import html
 
-    source = args.subject_id_file
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    lines = text.splitlines()
-    subject_id = lines[0].rstrip("\r\n") if lines else ""
-    if not subject_id.strip() or len([s for s in lines if s.strip()]) > 1:
-        where = "stdin" if source == "-" else source
-        print(f"forget access: {where} must hold one subject id, on one line", file=sys.stderr)
+    subject_id = _subject_id(args)
+    if subject_id is None:
         return 2
     if args.server:
         import os

@@ -70,11 +70,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from forget import _persist
-from forget._rows import as_row_ids
+from forget._rows import as_row_ids, requested_row_ids
 from forget.base import ForgetResult, Guarantee, Path
 from forget.errors import (
     ArtifactError,
-    DuplicateRowIdsError,
     EmptyModelError,
     ForgetError,
     UnknownRowIdsError,
@@ -418,21 +417,7 @@ class Sharded(BaseEstimator):
 
     # -- forgetting ----------------------------------------------------------------------
     def _request(self, row_ids: ArrayLike) -> list[int]:
-        req = np.asarray(row_ids)
-        if req.ndim == 0:
-            req = req.reshape(1)
-        if req.ndim != 1:
-            raise ValueError(f"row_ids must be 1-d, got shape {req.shape}")
-        if (
-            req.size
-            and not np.issubdtype(req.dtype, np.integer)
-            and (not np.issubdtype(req.dtype, np.number) or not np.all(req == np.round(req)))
-        ):
-            raise ValueError("row_ids must be integers")
-        ids = req.astype(np.int64).tolist()
-        if len(set(ids)) != len(ids):
-            uniq, counts = np.unique(ids, return_counts=True)
-            raise DuplicateRowIdsError(uniq[counts > 1].tolist())
+        ids = requested_row_ids(row_ids).tolist()
         unknown = [i for i in ids if i not in self._where]
         if unknown:
             raise UnknownRowIdsError(unknown, type(self).__name__)
