@@ -262,6 +262,46 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
         work = more_stack(work, sp)
 
 
+LOCAL_MIN_N = 512  # rebuilds of fewer rows read X in place (a gather would cost more)
+
+
+@njit(cache=True)
+def rebuild(S, v, X, y, rows, meta, free, prm, bounds, work):
+    """Grow v's subtree again over rows[start[v]:stop[v]] (all alive; room checked, no
+    variants). Returns the (maybe grown) work arrays.
+
+    A subtree's rows lie scattered over X, and a build reads each of them once per level: on
+    big data every read is a cache miss. Above ``LOCAL_MIN_N`` rows they are first gathered
+    into a local copy, built on there (pool entries are local positions meanwhile), and the
+    pool entries mapped back. The tree is the same: the build sees the same values in the
+    same order.
+    """
+    s0, s1 = S[13][v], S[14][v]
+    n = s1 - s0
+    local = n >= LOCAL_MIN_N
+    if local:
+        orig = rows[s0:s1].copy()
+        Xl = np.empty((n, X.shape[1]), dtype=X.dtype)
+        yl = np.empty(n, dtype=y.dtype)
+        for i in range(n):
+            r = orig[i]
+            Xl[i, :] = X[r, :]
+            yl[i] = y[r]
+            rows[s0 + i] = i
+    else:
+        Xl, yl = X, y
+    sp = start_subtree(S, v, bounds, work)
+    while True:
+        status, sp = _build(S, Xl, yl, rows, meta, free, prm, bounds, False, work, sp)
+        if status != NEED_STACK:
+            break
+        work = more_stack(work, sp)
+    if local:
+        for i in range(s0, s1):
+            rows[i] = orig[rows[i]]
+    return work
+
+
 @njit(cache=True)
 def scratch(prm, bounds):
     """Work arrays for builds (allocated once per fit or forget call, not per subtree)."""

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from forget.hedgecut._build import _build, clear_candidates, more_stack, scratch, start_subtree
+from forget.hedgecut._build import clear_candidates, rebuild, scratch
 from forget.hedgecut._common import (
     M_EMPTIED,
     M_NFREE,
     M_NPENDING,
     M_TAIL,
     NEED_NODES,
-    NEED_STACK,
     OK,
     P_K,
     P_MIN_LEAF,
@@ -142,12 +141,7 @@ def forget_rows(
                 return NEED_NODES, i, -got
             # second half: grow v's subtree again (room was checked; no variants: a refit must
             # match the active structure only, and rebuilds should stay cheap)
-            sp = start_subtree(S, v, bounds, work)
-            while True:
-                status, sp = _build(S, X, y, rows, meta, free, prm, bounds, False, work, sp)
-                if status != NEED_STACK:
-                    break
-                work = more_stack(work, sp)
+            work = rebuild(S, v, X, y, rows, meta, free, prm, bounds, work)
             meta[M_NPENDING] -= 1
             rebuilds[i - 1] += 1
             rebuilt_rows[i - 1] += got

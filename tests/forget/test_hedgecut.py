@@ -178,6 +178,25 @@ def test_build_stack_grows_in_fit_and_forget():
     assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
 
 
+def test_big_rebuilds_on_gathered_rows_equal_a_refit():
+    # subtrees of >= 512 rows are rebuilt on a gathered copy of their rows (noise features: the
+    # top decisions are near ties that deletions flip); the artifact equals a refit's
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 6))
+    y = (rng.random(3000) < 0.5).astype(int)
+    bounds = np.array([[-4.0, 4.0]] * 6)  # declared: a refit has the very same parameters
+    m = HedgeCutClassifier(
+        n_estimators=4, random_state=5, max_samples=1.0, feature_bounds=bounds
+    ).fit(X, y)
+    victims = rng.permutation(3000)[:80]
+    biggest = max(m.forget([int(v)]).details["rows_rebuilt"] for v in victims)
+    assert biggest >= 512
+    keep = np.setdiff1d(np.arange(3000), victims)
+    refit = refit_like(m, X[keep], y[keep], keep)
+    assert_same_forest(m, refit, X)
+    assert m.to_bytes() == refit.to_bytes()
+
+
 @pytest.fixture
 def fitted():
     rng = np.random.default_rng(1)
