@@ -5,6 +5,7 @@ Usage::
     python -m bench.forest_scale                          # 10k, 100k and 1M rows, both tasks
     python -m bench.forest_scale --sizes 10000 100000     # the sizes to run
     python -m bench.forest_scale --quick                  # 10k rows, 10 trees, 20 deletions (CI)
+    python -m bench.forest_scale --curve                  # accuracy vs deletion latency, 100k
 
 Two synthetic tasks (``make_classification``, 20 features, seed 0; 10,000 more rows held out
 for testing): ``default`` (scikit-learn's defaults: 2 informative features, 1 % label noise)
@@ -24,8 +25,15 @@ process, every model is fitted with the same ``--n-jobs`` (default 1 thread) and
   same (every tree, every test probability). ExtraTrees and RandomForest can only forget by
   retraining: their deletion costs a fit (``retrain_s`` is their fit time).
 
-Writes ``bench/results/forest_scale.json`` (``forest_scale-quick.json`` with ``--quick``, or
-``--out``). The machine may be shared: the load average before and after is recorded.
+``--curve`` measures the trade-off instead, at 100k rows (or ``--sizes``): HedgeCut over a grid
+of ``max_samples`` (the share of rows a tree trains on: a deletion touches that share of the
+trees, and a rebuilt subtree holds that share of the rows) and ``random_depth`` (top levels
+that take the first balanced candidate, which deletions rarely change), each with its
+accuracy (mean over ``--seeds``) against ExtraTrees' and its deletion p50 / p99 / max.
+
+Writes ``bench/results/forest_scale.json`` (``forest_scale_curve.json`` with ``--curve``,
+``-quick`` with ``--quick``, or ``--out``). The machine may be shared: the load average before
+and after is recorded.
 """
 
 from __future__ import annotations
@@ -149,6 +157,28 @@ def bench_peer(
     }
 
 
+def _forget_one_by_one(model: HedgeCutClassifier, victims: list[int]) -> dict[str, Any]:
+    """Forget ``victims`` one ``forget`` call each: latency, slow-path share, rows rebuilt."""
+    lat, slow, rebuilt, subtrees = [], 0, 0, 0
+    for v in victims:
+        r = model.forget([v])
+        lat.append(r.seconds)
+        slow += r.n_slow
+        rebuilt += r.details["rows_rebuilt"]
+        subtrees += r.details["subtrees_rebuilt"]
+    dl = latency_summary(lat)
+    return {
+        "deletions": dl["n"],
+        "delete_p50_us": dl["p50_us"],
+        "delete_p99_us": dl["p99_us"],
+        "delete_max_us": dl["max_us"],
+        "delete_mean_us": dl["mean_us"],
+        "slow_path_share": slow / len(victims),
+        "rows_rebuilt_per_slow_path": rebuilt / slow if slow else 0.0,
+        "subtrees_rebuilt_per_slow_path": subtrees / slow if slow else 0.0,
+    }
+
+
 def bench_hedgecut(
     trees: int, n_jobs: int | None, seeds: int, deletions: int, data: tuple[np.ndarray, ...]
 ) -> dict[str, Any]:
@@ -161,13 +191,7 @@ def bench_hedgecut(
     acc0 = float((model.predict(Xte) == yte).mean())
     batch_s, one_s = _predict_times(model, Xte)
     victims = np.random.default_rng(1).permutation(X.shape[0])[:deletions].tolist()
-    lat, slow, rebuilt, subtrees = [], 0, 0, 0
-    for v in victims:
-        r = model.forget([v])
-        lat.append(r.seconds)
-        slow += r.n_slow
-        rebuilt += r.details["rows_rebuilt"]
-        subtrees += r.details["subtrees_rebuilt"]
+    forgets = _forget_one_by_one(model, victims)
     rows = np.resize(Xte, (TEST_ROWS, Xte.shape[1]))
     after_s, _ = timed(partial(model.predict_proba, rows))  # recompiles the changed trees
     peak = _rss_mb("VmHWM")
@@ -181,7 +205,6 @@ def bench_hedgecut(
             lambda s: HedgeCutClassifier(**params, random_state=s), seeds - 1, X, y, Xte, yte
         )
         acc = (acc0 + (seeds - 1) * others) / seeds
-    dl = latency_summary(lat)
     return {
         "model": "forget HedgeCut",
         "accuracy": acc,
@@ -194,16 +217,9 @@ def bench_hedgecut(
         "predict_10k_ms": batch_s * 1e3,
         "predict_1_us": one_s * 1e6,
         "predict_10k_after_forget_ms": after_s * 1e3,
-        "deletions": dl["n"],
-        "delete_p50_us": dl["p50_us"],
-        "delete_p99_us": dl["p99_us"],
-        "delete_max_us": dl["max_us"],
-        "delete_mean_us": dl["mean_us"],
-        "slow_path_share": slow / len(victims),
-        "rows_rebuilt_per_slow_path": rebuilt / slow if slow else 0.0,
-        "subtrees_rebuilt_per_slow_path": subtrees / slow if slow else 0.0,
+        **forgets,
         "retrain_s": retrain_s,
-        "speedup_vs_retrain_p50": retrain_s / (dl["p50_us"] * 1e-6),
+        "speedup_vs_retrain_p50": retrain_s / (forgets["delete_p50_us"] * 1e-6),
         "equals_retrain": bool(same),
     }
 
@@ -228,6 +244,70 @@ def bench_size(
             r["predict_vs_et"] = et["predict_10k_ms"] / r["predict_10k_ms"]
             r["accuracy_vs_et_points"] = 100 * (r["accuracy"] - et["accuracy"])
     return rows
+
+
+# The knobs that trade accuracy for deletion latency: the share of rows each tree trains on, and
+# the top levels that take the first balanced candidate instead of the best (DaRE's random levels)
+CURVE = [(share, depth) for depth in (0, 3) for share in (0.05, 0.1, 0.3, 1.0)]
+
+
+def bench_curve(
+    task: str, n: int, trees: int, deletions: int, seeds: int, n_jobs: int | None
+) -> list[dict[str, Any]]:
+    """HedgeCut's accuracy against its deletion latency over ``CURVE``, ExtraTrees as the mark."""
+    X, y, Xte, yte = make_task(task, n)
+    et = _accuracy(
+        lambda s: ExtraTreesClassifier(n_estimators=trees, random_state=s, n_jobs=n_jobs),
+        seeds, X, y, Xte, yte,
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = [{"model": PEERS["et"][0], "accuracy": et}]
+    victims = np.random.default_rng(1).permutation(n)[:deletions].tolist()
+    rehearse(HedgeCutClassifier(n_estimators=trees, random_state=0).fit(X[:200], y[:200]))
+    for share, depth in CURVE:
+        params = {"n_estimators": trees, "n_jobs": n_jobs, "max_samples": share}
+        params["random_depth"] = depth
+        model = HedgeCutClassifier(**params, random_state=0)
+        fit_s, _ = timed(partial(model.fit, X, y))
+        acc = float((model.predict(Xte) == yte).mean())
+        forgets = _forget_one_by_one(model, victims)
+        del model
+        if seeds > 1:
+            others = _accuracy(
+                lambda s, p=params: HedgeCutClassifier(**p, random_state=s), seeds - 1,
+                X, y, Xte, yte,
+            )  # fmt: skip
+            acc = (acc + (seeds - 1) * others) / seeds
+        rows.append(
+            {
+                "model": "forget HedgeCut",
+                "max_samples": share,
+                "random_depth": depth,
+                "accuracy": acc,
+                "accuracy_vs_et_points": 100 * (acc - et),
+                "fit_s": fit_s,
+                **forgets,
+            }
+        )
+    for r in rows:
+        r.update(task=task, rows=n, seeds=seeds)
+    return rows
+
+
+CURVE_COLUMNS = [
+    ("task", "task"),
+    ("rows", "rows"),
+    ("model", "model"),
+    ("max_samples", "max_samples"),
+    ("random_depth", "random_depth"),
+    ("accuracy", "accuracy"),
+    ("accuracy_vs_et_points", "vs ET pts"),
+    ("fit_s", "fit s"),
+    ("delete_p50_us", "forget p50 µs"),
+    ("delete_p99_us", "p99 µs"),
+    ("delete_max_us", "max µs"),
+    ("slow_path_share", "slow path"),
+    ("rows_rebuilt_per_slow_path", "rows rebuilt / slow"),
+]
 
 
 COLUMNS = [
@@ -266,21 +346,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--quick", action="store_true", help="10k rows, 10 trees, 20 deletions, one seed"
     )
+    ap.add_argument(
+        "--curve",
+        action="store_true",
+        help="the accuracy / deletion trade-off over max_samples and random_depth, at --sizes "
+        "(default 100k rows); writes forest_scale_curve.json",
+    )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
     args = ap.parse_args(argv)
     sizes, trees, deletions, seeds = args.sizes, args.trees, args.deletions, args.seeds
+    if args.curve and sizes == ap.get_default("sizes"):
+        sizes = [100_000]
     if args.quick:
         sizes, trees, deletions, seeds = [10_000], 10, 20, 1
+    columns = CURVE_COLUMNS if args.curve else COLUMNS
     load_before = os.getloadavg()
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for n in sizes:
         for task in args.tasks:
             k = seeds if n <= args.seed_rows else 1
-            rows += bench_size(task, n, trees, deletions, k, args.n_jobs, args.peers)
-            print(table(rows[-len(args.peers) - 1 :], COLUMNS), flush=True)
+            if args.curve:
+                part = bench_curve(task, n, trees, deletions, k, args.n_jobs)
+            else:
+                part = bench_size(task, n, trees, deletions, k, args.n_jobs, args.peers)
+            rows += part
+            print(table(part, columns), flush=True)
     print()
-    print(table(rows, COLUMNS))
+    print(table(rows, columns))
     payload = {
         "trees": trees,
         "deletions": deletions,
@@ -293,7 +386,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_s": time.perf_counter() - started,
         "results": rows,
     }
-    path = write_json("forest_scale-quick" if args.quick else "forest_scale", payload, args.out)
+    name = "forest_scale_curve" if args.curve else "forest_scale"
+    path = write_json(f"{name}-quick" if args.quick else name, payload, args.out)
     print(f"\nwritten: {path}")
     return payload
 

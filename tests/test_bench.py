@@ -149,6 +149,25 @@ def test_forest_scale_bench_quick(tmp_path):
     assert readme.forest_scale_table(payload).count("\n") == 1 + len(rows)
 
 
+def test_forest_scale_curve_quick(tmp_path):
+    from bench import forest_scale, readme
+
+    payload = forest_scale.main(
+        ["--curve", "--quick", "--tasks", "hard", "--out", str(tmp_path / "c.json")]
+    )
+    rows = payload["results"]
+    assert [r["model"] for r in rows] == ["sklearn ExtraTrees"] + ["forget HedgeCut"] * len(
+        forest_scale.CURVE
+    )
+    ours = rows[1:]
+    assert [(r["max_samples"], r["random_depth"]) for r in ours] == forest_scale.CURVE
+    et = rows[0]["accuracy"]
+    for r in ours:
+        assert r["deletions"] == 20 and 0 < r["delete_p50_us"] <= r["delete_max_us"], r
+        assert r["accuracy_vs_et_points"] == pytest.approx(100 * (r["accuracy"] - et))
+    assert readme.forest_scale_curve_table(payload).count("\n") == 1 + len(rows)
+
+
 @pytest.mark.bench
 def test_forest_scale_bench_full(tmp_path):
     from bench import forest_scale
