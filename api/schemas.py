@@ -485,7 +485,7 @@ class HedgeCutClassifierParams(Params):
         | Annotated[float, Field(gt=0, le=1)],
         BeforeValidator(_count_above_one),
     ] = Field(
-        default="sqrt", description="per node: sqrt or log2 of the features, a count, a share"
+        default=0.6, description="per node: a share of the features, a count, sqrt or log2 of them"
     )
     deletion_budget: float = Field(default=0.001, ge=0, lt=1)
     feature_bounds: (

@@ -27,8 +27,9 @@ process, every model is fitted with the same ``--n-jobs`` (default 1 thread) and
 
 ``--curve`` measures the trade-off instead, at 100k rows (or ``--sizes``): HedgeCut over a grid
 of ``max_samples`` (the share of rows a tree trains on: a deletion touches that share of the
-trees, and a rebuilt subtree holds that share of the rows) and ``random_depth`` (top levels
-that take the first balanced candidate, which deletions rarely change), each with its
+trees, and a rebuilt subtree holds that share of the rows), ``max_features`` (candidates per
+node) and ``random_depth`` (top levels that take the first balanced candidate, which
+deletions rarely change), each with its
 accuracy (mean over ``--seeds``) against ExtraTrees' and its deletion p50 / p99 / max.
 
 Writes ``bench/results/forest_scale.json`` (``forest_scale_curve.json`` with ``--curve``,
@@ -246,9 +247,17 @@ def bench_size(
     return rows
 
 
-# The knobs that trade accuracy for deletion latency: the share of rows each tree trains on, and
-# the top levels that take the first balanced candidate instead of the best (DaRE's random levels)
-CURVE = [(share, depth) for depth in (0, 3) for share in (0.05, 0.1, 0.3, 1.0)]
+# The knobs that trade accuracy for deletion latency: the share of rows each tree trains on, the
+# candidate features per node, and the top levels that take the first balanced candidate instead
+# of the best (DaRE's random levels): (max_samples, max_features, random_depth); the defaults are
+# (0.1, 0.6, 0)
+CURVE: list[tuple[float, str | float, int]] = [
+    (0.1, "sqrt", 0),
+    (1.0, "sqrt", 0),
+    *((share, 0.6, 0) for share in (0.05, 0.1, 0.3, 1.0)),
+    (0.05, 0.6, 3),
+    (0.1, 0.6, 3),
+]
 
 
 def bench_curve(
@@ -263,9 +272,9 @@ def bench_curve(
     rows: list[dict[str, Any]] = [{"model": PEERS["et"][0], "accuracy": et}]
     victims = np.random.default_rng(1).permutation(n)[:deletions].tolist()
     rehearse(HedgeCutClassifier(n_estimators=trees, random_state=0).fit(X[:200], y[:200]))
-    for share, depth in CURVE:
+    for share, features, depth in CURVE:
         params = {"n_estimators": trees, "n_jobs": n_jobs, "max_samples": share}
-        params["random_depth"] = depth
+        params.update(max_features=features, random_depth=depth)
         model = HedgeCutClassifier(**params, random_state=0)
         fit_s, _ = timed(partial(model.fit, X, y))
         acc = float((model.predict(Xte) == yte).mean())
@@ -281,6 +290,7 @@ def bench_curve(
             {
                 "model": "forget HedgeCut",
                 "max_samples": share,
+                "max_features": features,
                 "random_depth": depth,
                 "accuracy": acc,
                 "accuracy_vs_et_points": 100 * (acc - et),
@@ -298,6 +308,7 @@ CURVE_COLUMNS = [
     ("rows", "rows"),
     ("model", "model"),
     ("max_samples", "max_samples"),
+    ("max_features", "max_features"),
     ("random_depth", "random_depth"),
     ("accuracy", "accuracy"),
     ("accuracy_vs_et_points", "vs ET pts"),
@@ -349,7 +360,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--curve",
         action="store_true",
-        help="the accuracy / deletion trade-off over max_samples and random_depth, at --sizes "
+        help="the accuracy / deletion trade-off over max_samples, max_features and random_depth, "
+        "at --sizes "
         "(default 100k rows); writes forest_scale_curve.json",
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/...)")

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trees, deletions, max_rows, args.seeds = 10, 50, 2000, 1
     configs: dict[str, dict[str, Any]] = {
         "forget HedgeCut": {},
+        "forget HedgeCut, sqrt features": {"max_features": "sqrt"},
         "forget HedgeCut, all rows per tree": {"max_samples": 1.0},
     }
     if args.max_samples is not None:

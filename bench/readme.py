@@ -258,18 +258,20 @@ TABLES["forest_scale"] = forest_scale_table
 
 def forest_scale_curve_table(payload: dict[str, Any]) -> str:
     lines = [
-        "| task | rows | model | max_samples | random_depth | accuracy | vs ExtraTrees | fit s "
-        "| forget p50 / p99 / max µs | slow path | rows rebuilt per slow path |",
-        "|" + "---|" * 11,
+        "| task | rows | model | max_samples | max_features | random_depth | accuracy "
+        "| vs ExtraTrees | fit s | forget p50 / p99 / max µs | slow path "
+        "| rows rebuilt per slow path |",
+        "|" + "---|" * 12,
     ]
     for r in payload["results"]:
         if "delete_p50_us" not in r:  # the reference
-            lines.append(f"| {r['task']} | {r['rows']:,} | {r['model']} | | | "
+            lines.append(f"| {r['task']} | {r['rows']:,} | {r['model']} | | | | "
                          f"{r['accuracy']:.4f} | | | | | |")  # fmt: skip
             continue
         lines.append(
             f"| {r['task']} | {r['rows']:,} | {r['model']} | {r['max_samples']} "
-            f"| {r['random_depth']} | {r['accuracy']:.4f} | {r['accuracy_vs_et_points']:+.2f} pts "
+            f"| {r['max_features']} | {r['random_depth']} | {r['accuracy']:.4f} "
+            f"| {r['accuracy_vs_et_points']:+.2f} pts "
             f"| {r['fit_s']:.2f} "
             f"| {r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f} "
             f"| {100 * r['slow_path_share']:.0f}% | {r['rows_rebuilt_per_slow_path']:,.0f} |"

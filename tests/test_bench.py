@@ -160,7 +160,9 @@ def test_forest_scale_curve_quick(tmp_path):
         forest_scale.CURVE
     )
     ours = rows[1:]
-    assert [(r["max_samples"], r["random_depth"]) for r in ours] == forest_scale.CURVE
+    assert [(r["max_samples"], r["max_features"], r["random_depth"]) for r in ours] == (
+        forest_scale.CURVE
+    )
     et = rows[0]["accuracy"]
     for r in ours:
         assert r["deletions"] == 20 and 0 < r["delete_p50_us"] <= r["delete_max_us"], r

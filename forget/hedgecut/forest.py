@@ -160,8 +160,14 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     n_estimators : number of trees.
     max_depth : depth limit, ``None`` for none.
     min_samples_leaf : fewest rows a leaf may hold.
-    max_features : candidate features per node: ``"sqrt"`` or ``"log2"`` of the feature count
-        (rounded, as HedgeCut), an int, or a fraction.
+    max_features : candidate features per node: a fraction of the feature count (rounded), an
+        int, or ``"sqrt"`` / ``"log2"`` of it (rounded, as HedgeCut). The default, 0.6, is more
+        than ExtraTrees' square root: cut-offs are drawn in the node's region, not between
+        its rows' extremes, so fewer of them split its rows, and with few informative
+        features a node of square-root candidates often has none of them. Against ``"sqrt"``
+        (100 trees, 2 cores): at 1M synthetic rows accuracy +0.3 / +0.35 points (within 0.3
+        of ExtraTrees) and deletion p99 3-16x lower, at 100k +3.3 / +0.9 points; on adult and
+        shopping +0.45 / +0.3 points for a deletion p50 1.6-1.9x higher; memory 1.6-1.9x.
     deletion_budget : share of the training rows the hedges are built to absorb (HedgeCut's ε).
     feature_bounds : the distribution cut-offs are drawn from, per feature: ``(low, high)`` for
         uniform draws in a range, or a row of q non-decreasing knots (cut-offs uniform on the
@@ -218,7 +224,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         n_estimators: int = 100,
         max_depth: int | None = None,
         min_samples_leaf: int = 2,
-        max_features: str | int | float = "sqrt",
+        max_features: str | int | float = 0.6,
         deletion_budget: float = 0.001,
         feature_bounds: ArrayLike | None = None,
         classes: ArrayLike | None = None,
