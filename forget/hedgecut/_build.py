@@ -32,7 +32,7 @@ from forget.hedgecut._common import (
     grown,
     noalloc,
 )
-from forget.hedgecut._decide import _alternatives, _node_n, decide, slack_of
+from forget.hedgecut._decide import _alternatives, decide, slack_of
 
 
 @noalloc
@@ -177,6 +177,16 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
             ncls[v, y[rows[i]]] += 1
         clear_candidates(S, v)
         return
+    # a pure node is a leaf: found before its candidates are drawn (most leaves are pure, and
+    # the draw is the costliest part of a small node); an impure one differs within a few rows
+    first = y[rows[s0]]
+    i = s0 + 1
+    while i < s1 and y[rows[i]] == first:
+        i += 1
+    if i == s1:
+        ncls[v, first] = s1 - s0
+        clear_candidates(S, v)
+        return
     _draw_candidates(S, v, prm, bounds, fl, reg)
     for c in range(k):
         fl[c] = feat[v, c]
@@ -188,10 +198,6 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
         ncls[v, cls] += 1
         for c in range(k):
             lc[c, cls] += X[r, fl[c]] <= tl[c]  # branch-free: the outcome is a coin flip
-    n, mx = _node_n(ncls, v)
-    if mx == n:
-        clear_candidates(S, v)
-        return
     ncand[v] = k
     for c in range(k):
         for j in range(nc):
