@@ -259,12 +259,18 @@ def build(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge):
     Returns OK, or NEED_NODES / NEED_POOL when the arrays are too small (the caller grows them
     and builds again: the result does not depend on what a failed attempt left behind).
     """
-    work = scratch(prm, bounds)
+    status, _ = _grow(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, scratch(prm, bounds))
+    return status
+
+
+@njit(cache=True)
+def _grow(S, v0, X, y, rows, meta, free, prm, bounds, allow_hedge, work):
+    """Grow v0's subtree with ``work``, its stack grown as needed: (status, work)."""
     sp = start_subtree(S, v0, bounds, work)
     while True:
         status, sp = _build(S, X, y, rows, meta, free, prm, bounds, allow_hedge, work, sp)
         if status != NEED_STACK:
-            return status
+            return status, work
         work = more_stack(work, sp)
 
 
@@ -296,12 +302,7 @@ def rebuild(S, v, X, y, rows, meta, free, prm, bounds, work):
             rows[s0 + i] = i
     else:
         Xl, yl = X, y
-    sp = start_subtree(S, v, bounds, work)
-    while True:
-        status, sp = _build(S, Xl, yl, rows, meta, free, prm, bounds, False, work, sp)
-        if status != NEED_STACK:
-            break
-        work = more_stack(work, sp)
+    _, work = _grow(S, v, Xl, yl, rows, meta, free, prm, bounds, False, work)
     if local:
         for i in range(s0, s1):
             rows[i] = orig[rows[i]]
