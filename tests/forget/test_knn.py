@@ -138,12 +138,14 @@ def test_matches_scikit_learn_without_ties(algorithm, weights):
     y = rng.integers(0, 3, 300)
     Q[:5] = X[:5]  # zero distances: those rows alone vote under "distance"
     ours = KNNClassifier(7, weights=weights, algorithm=algorithm).fit(X, y)
-    ref = KNeighborsClassifier(7, weights=weights, algorithm="brute").fit(X, y)
+    # scikit-learn's k-d tree measures distances exactly; its brute force (|x|^2 - 2xq + |q|^2)
+    # may leave a zero distance at 1e-8 (scikit-learn 1.9), and so vote with the other rows
+    ref = KNeighborsClassifier(7, weights=weights, algorithm="kd_tree").fit(X, y)
     np.testing.assert_array_equal(ours.predict(Q), ref.predict(Q))
     np.testing.assert_allclose(ours.predict_proba(Q), ref.predict_proba(Q), atol=1e-12)
     np.testing.assert_array_equal(ours.kneighbors(Q)[1], ref.kneighbors(Q)[1])
     r_ours = KNNRegressor(7, weights=weights, algorithm=algorithm).fit(X, y * 0.5)
-    r_ref = KNeighborsRegressor(7, weights=weights, algorithm="brute").fit(X, y * 0.5)
+    r_ref = KNeighborsRegressor(7, weights=weights, algorithm="kd_tree").fit(X, y * 0.5)
     np.testing.assert_allclose(r_ours.predict(Q), r_ref.predict(Q), atol=1e-12)
 
 
