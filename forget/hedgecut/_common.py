@@ -36,6 +36,10 @@ NEED_NODES = 1
 NEED_POOL = 2
 NEED_STACK = 3
 
+# what forget did to a tree (``CompiledTrees.touched``): nothing, its leaves' counts only, or
+# its active structure too
+LEAVES, RESHAPED = 1, 2
+
 BIG = 1 << 30
 TOL = 1e-9  # a split must beat the parent by TOL * n (in purity units) to count as a gain
 EPS = 1e-7  # float guard in robustness margins, times n

@@ -7,6 +7,7 @@ from numba import njit
 
 from forget.hedgecut._build import clear_candidates, rebuild, scratch
 from forget.hedgecut._common import (
+    LEAVES,
     M_EMPTIED,
     M_NFREE,
     M_NPENDING,
@@ -18,6 +19,7 @@ from forget.hedgecut._common import (
     P_RANDOM_DEPTH,
     P_SAMPLE,
     P_SEED,
+    RESHAPED,
     SLACK_MIN_N,
     grown,
     in_tree,
@@ -110,7 +112,7 @@ def _clear_subtree(S, v, alive, rows, meta, free):
 @njit(cache=True)
 def forget_rows(
     S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount,
-    touched,
+    touched, leaf_log, leaf_n,
 ):  # fmt: skip
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
@@ -120,7 +122,12 @@ def forget_rows(
     live rows per class; a class losing its last one is counted in ``meta[M_EMPTIED]``. A
     forgotten row's features and label are overwritten in X and y: the model no longer holds
     them. Only the ids of rows in ``todo[i0:]`` are read (a forgotten row's id may be scrubbed).
-    ``touched[t]`` is set for every tree a removed row trained: only those trees change.
+    ``touched[t]`` is set for every tree a removed row trained (only those trees change): to
+    ``LEAVES`` when only its counts changed, to ``RESHAPED`` when its active structure did (a
+    split switched, a subtree became a leaf or was rebuilt). For a tree left ``LEAVES`` the
+    active leaf each row reached is appended to ``leaf_log`` as (tree, node), ``leaf_n[0]``
+    entries in all: a compiled form rewrites those leaves alone. A full log marks the tree
+    ``RESHAPED`` instead.
     """
     rebuilds = counts[0]
     rebuilt_rows = counts[1]
@@ -156,7 +163,8 @@ def forget_rows(
         for t in range(roots.shape[0]):
             if not in_tree(prm[P_SEED], t, ids[r], prm[P_SAMPLE]):
                 continue
-            touched[t] = 1
+            if touched[t] == 0:
+                touched[t] = LEAVES
             stack[0] = roots[t]
             sp = 1
             while sp > 0:
@@ -177,6 +185,7 @@ def forget_rows(
                     # too small or pure: a leaf for good (deletions only shrink and purify)
                     if active[v] >= 0:
                         switches[i] += 1
+                        touched[t] = RESHAPED
                     _free_children(S, v, meta, free)
                     active[v] = -1
                     clear_candidates(S, v)
@@ -185,6 +194,7 @@ def forget_rows(
                     rnd = depth[v] < prm[P_RANDOM_DEPTH]
                     b = decide(ncls, left, v, k, m, rnd)
                     if b != active[v]:
+                        touched[t] = RESHAPED
                         if b < 0:
                             _free_children(S, v, meta, free)
                             active[v] = -1
@@ -207,6 +217,18 @@ def forget_rows(
                         side = 0 if X[r, feat[v, c]] <= thr[v, c] else 1
                         stack[sp] = child[v, c, side]
                         sp += 1
+            if touched[t] == LEAVES:  # the leaf whose counts changed, for the compiled form
+                v = roots[t]
+                while active[v] >= 0:
+                    c = active[v]
+                    v = child[v, c, 0 if X[r, feat[v, c]] <= thr[v, c] else 1]
+                q = leaf_n[0]
+                if q < leaf_log.shape[0]:
+                    leaf_log[q, 0] = t
+                    leaf_log[q, 1] = v
+                    leaf_n[0] = q + 1
+                else:
+                    touched[t] = RESHAPED
         X[r, :] = 0.0
         y[r] = 0
         i += 1

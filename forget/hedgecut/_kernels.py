@@ -64,6 +64,7 @@ from forget.hedgecut._common import (
 from forget.hedgecut._forget import forget_rows
 from forget.hedgecut._predict import (
     active_structure,
+    active_structure_order,
     predict_proba_parallel,
     predict_proba_serial,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "P_N",
     "P_SAMPLE",
     "active_structure",
+    "active_structure_order",
     "build",
     "fix_hedges",
     "forget_rows",

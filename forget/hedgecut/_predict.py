@@ -70,6 +70,12 @@ def predict_proba_parallel(X, roots, ncls, active, feat, thr, child):
 @njit(cache=True)
 def active_structure(root, ncls, active, feat, thr, child):
     """Preorder encoding of the active tree: feature and cut-off per split, counts per leaf."""
+    return active_structure_order(root, ncls, active, feat, thr, child)[0]
+
+
+@njit(cache=True)
+def active_structure_order(root, ncls, active, feat, thr, child):
+    """:func:`active_structure`, and the node behind each of its rows."""
     nc = ncls.shape[1]
     n_out = 0
     stack = np.empty(256, dtype=np.int64)
@@ -102,4 +108,4 @@ def active_structure(root, ncls, active, feat, thr, child):
             enc[q, 1] = 0.0
             for j in range(nc):
                 enc[q, 2 + j] = ncls[v, j]
-    return enc
+    return enc, order[:n_out]

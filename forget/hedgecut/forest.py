@@ -389,7 +389,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             status, i, need = K.forget_rows(
                 self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
                 self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
-                counts, self._ccount, compiled.touched,
+                counts, self._ccount, compiled.touched, compiled.leaf_log, compiled.leaf_n,
             )  # fmt: skip
             if status == K.OK:
                 break
@@ -508,6 +508,11 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def _tree_structure(self, t: int) -> np.ndarray:
         S = self._S
         return K.active_structure(self._roots[t], S[0], S[6], S[2], S[3], S[5])
+
+    def _tree_structure_order(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_tree_structure`, and the node behind each of its rows."""
+        S = self._S
+        return K.active_structure_order(self._roots[t], S[0], S[6], S[2], S[3], S[5])
 
     @property
     def nbytes_(self) -> int:

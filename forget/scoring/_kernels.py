@@ -91,6 +91,32 @@ def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
 
 
 @njit(cache=True)
+def set_leaves(rec, vals, roots, sizes, trees, pos, counts, shares, bad):
+    """Write leaf ``pos[i]`` (its index in tree ``trees[i]``'s preorder) from ``counts[i]``
+    (class counts with ``shares``, else the values themselves), as :func:`parse_tree` writes
+    a leaf. An entry that names no leaf of its tree is left out and ``bad[i]`` set to 1."""
+    nc = counts.shape[1]
+    for i in range(trees.shape[0]):
+        t = trees[i]
+        p = pos[i]
+        q = roots[t] + p
+        if p < 0 or p >= sizes[t] or rec[q, 2] != q:
+            bad[i] = 1
+            continue
+        if not shares:
+            for j in range(nc):
+                vals[q, j] = counts[i, j]
+            vals[q, nc] = 1.0
+            continue
+        tot = 0.0
+        for j in range(nc):
+            tot += counts[i, j]
+        for j in range(nc):
+            vals[q, j] = counts[i, j] / tot if tot > 0 else 0.0
+        vals[q, nc] = 1.0 if tot > 0 else 0.0
+
+
+@njit(cache=True)
 def preorder(left, right, order):
     """Write the node ids of the tree ``left``/``right`` (children, -1 at a leaf) into
     ``order`` in preorder from node 0; return how many, or -1 when the arrays are not one

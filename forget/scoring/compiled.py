@@ -360,6 +360,40 @@ class CompiledForest:
             )
         return list(after)
 
+    def set_leaves(self, trees: ArrayLike, positions: ArrayLike, values: ArrayLike) -> list[int]:
+        """Rewrite single leaves in place, the trees' shapes unchanged: leaf ``positions[i]``
+        (its node's index in tree ``trees[i]``'s structure, preorder) takes ``values[i]``
+        (what a leaf row of a structure holds after its feature and cut-off). Far cheaper than
+        :meth:`refresh` when a deletion changed counts alone. Returns the trees where an entry
+        named no leaf (its other entries may have been written): those need :meth:`refresh`.
+        Not safe to run beside a ``predict_proba`` on another thread.
+        """
+        t = np.asarray(trees, dtype=np.int64).reshape(-1)
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        vals = np.ascontiguousarray(values, dtype=np.float64)
+        if pos.shape != t.shape or vals.shape != (t.size, self.n_classes):
+            raise ValueError(
+                f"trees and positions must be 1-d of one length n, values of shape (n, "
+                f"{self.n_classes})"
+            )
+        if t.size and (t.min() < 0 or t.max() >= self.n_trees):
+            raise ValueError(f"tree indices must be in 0..{self.n_trees - 1}")
+        bad = np.zeros(t.size, np.uint8)
+        pool = self._pool
+        K.set_leaves(
+            pool.rec, pool.vals, pool.roots, pool.sizes, t, pos, vals, self.leaves == "counts",
+            bad,
+        )  # fmt: skip
+        done = np.unique(t[bad == 0]).tolist()
+        for tree in done:  # the derived layouts copy their leaves from the pool (QTT shares it)
+            if self._ptt is not None:
+                self._ptt.fill(pool, tree)
+            if self._gemm is not None:
+                self._gemm.fill(pool, tree)
+        if self._torch is not None and done:
+            self._torch.changed(set(done))
+        return np.unique(t[bad == 1]).tolist()
+
     def refresh(self, changed: Mapping[int, ArrayLike]) -> None:
         """Recompile the trees in ``changed`` (tree index → new structure), and only them.
 

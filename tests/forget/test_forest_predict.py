@@ -28,9 +28,11 @@ def make(n=600, d=5, n_classes=2, seed=0, **params):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts of compiled-form work: whole compiles and refreshes (with the trees given)."""
-    seen: dict[str, list] = {"compile": [], "refresh": []}
+    """Counts of compiled-form work: whole compiles, refreshes (with the trees given) and
+    rewrites of leaves (with the trees whose leaves were rewritten)."""
+    seen: dict[str, list] = {"compile": [], "refresh": [], "leaves": []}
     init, refresh = CompiledForest.__init__, CompiledForest.refresh
+    set_leaves = CompiledForest.set_leaves
 
     def counted_init(self, structures, *args, **kwargs):
         seen["compile"].append([np.array(s) for s in structures])
@@ -40,9 +42,20 @@ def calls(monkeypatch):
         seen["refresh"].append(dict(changed))
         refresh(self, changed)
 
+    def counted_set_leaves(self, trees, positions, values):
+        failed = set_leaves(self, trees, positions, values)
+        seen["leaves"].append(set(np.asarray(trees).tolist()) - set(failed))
+        return failed
+
     monkeypatch.setattr(CompiledForest, "__init__", counted_init)
     monkeypatch.setattr(CompiledForest, "refresh", counted_refresh)
+    monkeypatch.setattr(CompiledForest, "set_leaves", counted_set_leaves)
     return seen
+
+
+def updates(calls) -> int:
+    """How many times the compiled form was brought up to date without compiling it whole."""
+    return len(calls["refresh"]) + len(calls["leaves"])
 
 
 def touched_trees(before, after) -> set[int]:
@@ -118,23 +131,45 @@ def test_predictions_equal_the_node_arrays_through_any_history(history):
     assert model.predict_proba(queries).shape == (len(queries), model.classes_.size)
 
 
-def test_forget_compiles_nothing_and_a_batch_refreshes_only_the_trees_it_changed(calls):
-    model, X, _ = make(n_estimators=20, max_samples=0.1)
+def shape(structure: np.ndarray) -> np.ndarray:
+    """A structure without its leaves' counts: split features and cut-offs."""
+    return structure[:, :2]
+
+
+def test_forget_compiles_nothing_and_a_batch_updates_only_the_trees_it_changed(calls):
+    """Trees whose splits stayed have their leaves rewritten in place; trees whose splits
+    changed are recompiled; no other tree is touched."""
+    model, X, _ = make(n=1500, n_estimators=20, max_samples=0.1, min_samples_leaf=20)
     model.predict_proba(X)
     before = model.tree_structures()
-    model.forget([3])
-    model.forget([70])
-    assert calls["refresh"] == [] and len(calls["compile"]) == 1  # deletions compile nothing
-    changed = touched_trees(before, model.tree_structures())
-    assert 0 < len(changed) <= model.n_estimators // 2
-    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
-    (refreshed,) = calls["refresh"]
-    assert set(refreshed) == changed
+    victims = [3, 70, 140, 210]
+    for v in victims:
+        model.forget([v])
+    assert updates(calls) == 0 and len(calls["compile"]) == 1  # deletions compile nothing
     after = model.tree_structures()
+    changed = touched_trees(before, after)
+    reshaped = {t for t in changed if not np.array_equal(shape(before[t]), shape(after[t]))}
+    assert len(reshaped) <= model.n_estimators // 2 and changed - reshaped  # (not compiled anew)
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    (leaves,) = calls["leaves"]
+    (refreshed,) = calls["refresh"] or [{}]
+    assert set(refreshed) == reshaped and leaves == changed - reshaped
     for t, structure in refreshed.items():
         np.testing.assert_array_equal(structure, after[t])
+    done = updates(calls)
     model.predict_proba(X)
-    assert len(calls["refresh"]) == 1 and len(calls["compile"]) == 1
+    assert updates(calls) == done and len(calls["compile"]) == 1
+
+
+@pytest.mark.parametrize("log", [1, 3, 40])
+def test_a_full_leaf_log_recompiles_the_trees_it_could_not_hold(calls, log):
+    model, X, _ = make(n=1500, n_estimators=10, max_samples=0.3, min_samples_leaf=20)
+    model.predict_proba(X)
+    model._compiled.leaf_log = np.zeros((log, 2), np.int64)
+    model.forget(list(range(0, 200, 4)))
+    assert model._compiled.leaf_n[0] == log  # full: the trees past it are to recompile
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    assert calls["refresh"] or len(calls["compile"]) == 2
 
 
 def test_single_rows_walk_the_node_arrays_until_a_refresh_pays_for_itself(calls):
@@ -143,15 +178,15 @@ def test_single_rows_walk_the_node_arrays_until_a_refresh_pays_for_itself(calls)
     compiled = model._compiled
     model.forget([5])
     assert compiled.touched.any()
-    compiled._per_node_s = 1.0  # a refresh costing seconds a node: walking pays for long
+    compiled._per_node_s = compiled._per_leaf_s = 1.0  # a refresh costing seconds: walk long
     for i in range(50):
         np.testing.assert_array_equal(
             model.predict_proba(X[i : i + 1]), model._node_proba(X[i : i + 1])
         )
-    assert calls["refresh"] == [] and compiled.stale and compiled._walked_s > 0
-    compiled._per_node_s = compiled._walked_s / 1e9  # now the walking has paid for it
+    assert updates(calls) == 0 and compiled.stale and compiled._walked_s > 0
+    compiled._per_node_s = compiled._per_leaf_s = compiled._walked_s / 1e9  # now it has paid
     model.predict_proba(X[:1])
-    assert len(calls["refresh"]) == 1 and not compiled.stale and compiled._walked_s == 0
+    assert updates(calls) > 0 and not compiled.stale and compiled._walked_s == 0
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
 
 
@@ -162,12 +197,12 @@ def test_a_batch_refreshes_first_when_walking_it_would_cost_more(calls):
     assert compiled._per_row_s > 0  # timed at compile
     model.forget([5, 6])
     assert compiled.touched.any()
-    compiled._per_node_s = 1.0
+    compiled._per_node_s = compiled._per_leaf_s = 1.0
     model.predict_proba(X[:500])  # a refresh would cost more: the batch walks
-    assert calls["refresh"] == [] and compiled.stale
-    compiled._per_node_s = 1e-12
+    assert updates(calls) == 0 and compiled.stale
+    compiled._per_node_s = compiled._per_leaf_s = 1e-12
     model.predict_proba(X[:500])  # now walking it would cost more: refreshed first
-    assert len(calls["refresh"]) == 1 and not compiled.stale
+    assert updates(calls) > 0 and not compiled.stale
 
 
 def test_deletions_that_touched_most_trees_compile_the_forest_anew(calls):
@@ -175,7 +210,7 @@ def test_deletions_that_touched_most_trees_compile_the_forest_anew(calls):
     model.predict_proba(X)
     model.forget(list(range(40)))  # 40 rows, each in half the trees: every tree touched
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
-    assert calls["refresh"] == [] and len(calls["compile"]) == 2
+    assert updates(calls) == 0 and len(calls["compile"]) == 2
 
 
 def test_a_dropped_class_compiles_every_tree_again(calls):
@@ -199,7 +234,7 @@ def test_compact_compiles_the_canonical_trees_again_as_a_refit_would(calls):
     for v in victims:
         model.forget([v])
         model.predict_proba(X)  # a batch: every deletion is refreshed, tree by tree
-    assert len(calls["refresh"]) > len(victims) // 2  # (a deletion may touch most trees)
+    assert updates(calls) > len(victims) // 2  # (a deletion may touch most trees)
     compiled = len(calls["compile"])
     model.compact()
     assert len(calls["compile"]) == compiled + 1  # at once, not on the next prediction
@@ -273,19 +308,22 @@ def test_concurrent_predictions_after_a_forget_refresh_once_and_agree(calls):
         results = list(pool.map(predict, range(8)))
     for i, got in enumerate(results):
         np.testing.assert_array_equal(got, want[: len(got)], err_msg=f"thread {i}")
-    assert len(calls["refresh"]) == 1 and len(calls["compile"]) == 1  # one thread did it
+    # one thread did it: one sync (a rewrite of leaves, a refresh of reshaped trees, or both)
+    assert len(calls["refresh"]) <= 1 and len(calls["leaves"]) <= 1 and updates(calls) > 0
+    assert len(calls["compile"]) == 1
 
 
 def test_refresh_compiled_brings_the_form_up_to_date_before_any_prediction(calls, monkeypatch):
     model, X, _ = make(n_estimators=20, max_samples=0.1)
     model.refresh_compiled()  # nothing compiled yet: nothing to do
-    assert calls["compile"] == [] and calls["refresh"] == []
+    assert calls["compile"] == [] and updates(calls) == 0
     model.predict_proba(X[:1])
     model.forget([3])
     model.refresh_compiled()  # what a server does before it answers an erasure
-    assert len(calls["refresh"]) == 1 and not model._compiled.stale
+    done = updates(calls)
+    assert done > 0 and not model._compiled.stale
     model.refresh_compiled()  # up to date: nothing more
-    assert len(calls["refresh"]) == 1
+    assert updates(calls) == done
 
     def refused(*args):
         raise AssertionError("predict_proba walked the node arrays")
@@ -294,5 +332,5 @@ def test_refresh_compiled_brings_the_form_up_to_date_before_any_prediction(calls
     monkeypatch.setattr(K, "predict_proba_parallel", refused)
     proba = model.predict_proba(X)  # neither walks nor refreshes
     monkeypatch.undo()
-    assert len(calls["refresh"]) == 1
+    assert updates(calls) == done
     np.testing.assert_array_equal(proba, model._node_proba(X))
