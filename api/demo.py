@@ -118,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
     server = BackgroundServer(app, args.host, _port(args.host, args.port))
     rng = np.random.default_rng(1)
     stats: dict[str, list[float]] = {}
+    _say("starting the server: it warms every model first (the first run on a machine compiles")
+    _say("  the serving and erasure kernels, a minute or two; later runs load them from a cache)")
+    t = time.perf_counter()
     with server as url:
+        _say(f"  ready in {time.perf_counter() - t:.2f} s")
         _say(f"serving on {url} (OpenAPI at {url}/docs)")
         _say("sending traffic ...")
         auth = {"Authorization": f"Bearer {predictor}"}

@@ -89,9 +89,11 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    START_S = 900  # a first start on a fresh machine compiles every serving kernel (minutes)
+
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.START_S
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start on {self.url}")
