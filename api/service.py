@@ -7,14 +7,18 @@ statuses and its aliases: a bare name, an alias and a routing key, or a pinned v
 one version, and maybe a shadow) and scores with that version's published serving entry — the
 (version and revision, model) pair in ``_serving``, replaced whole, never edited — under that
 model's :class:`~api.gates.Gate` held shared. An erasure closes the gates of the models it
-touches from the moment they forget until their new revisions are published (the commit,
-the compiled trees' refresh, the answer cache emptied and made current); only then is it
-answered. So a prediction that starts after an erasure's answer never uses a revision that
-holds the erased rows, and one in flight when the gate closes finishes first, on the old
-revision, and says so (its ``revision``; the cache refuses to keep an answer of a revision
-that no longer serves). Predictions of models the subject never trained, and predictions
-during the rest of an erasure (the deletion, the audit) or a purge (artifact writes, the
-database's compaction: the gate closes only around a model's own ``compact``), do not wait.
+touches just before they forget, and opens them once they forgot and their compiled trees
+caught up (:class:`_Fence`; ~1 ms): predictions then go on with the models that forgot while
+the store writes the audit and commits. Its new revisions are published after the commit
+(the answer cache emptied and made current), and only then is it answered. So a prediction
+that starts after an erasure's answer never uses a revision that holds the erased rows; one
+in flight when the gate closes finishes first, on the old revision, and says so (its
+``revision``), and one between the gate's opening and the publication scores without the
+rows but still says the old revision (the cache refuses to keep an answer of a revision that
+no longer serves). Predictions of models the subject never trained, and predictions during
+the rest of an erasure (the deletion, the audit, the commit) or a purge (artifact writes,
+the database's compaction: the gate closes only around a model's own ``compact``), do not
+wait. Objections, restrictions and their lifts keep the gates closed until publication.
 Physical purges run on a background thread every ``purge_interval`` seconds while requests
 await them, and when the service stops.
 
@@ -140,6 +144,57 @@ class _Erasure:
     receipt: Any = None
     error: BaseException | None = None
     done: bool = False
+
+
+class _Fence:
+    """The gates of the models one store call changes (see :meth:`Service._gated`).
+
+    ``close(pairs)`` (the store's ``before_forget``) closes the gates of the models about to
+    change: their predictions wait, and those in flight finish first. ``open()`` (an
+    erasure's ``after_forget``: the models forgot in memory, and nothing more of the call
+    changes them) brings their compiled forms up to date and lets their predictions go on
+    while the store writes the audit and commits: such a prediction scores with the models
+    that already forgot and is labelled with the revision before (the new one is published
+    after the commit, before the answer; the cache keeps no answer of a revision that no
+    longer serves). A version the deletion left out of memory (awaiting a retrain) leaves
+    serving first, and is read again, under the lock, on its next use. Calls that never
+    open the fence keep the gates closed until their revisions are published.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.closed: list[Gate] = []  # every gate the call closed (a failure unpublishes)
+        self._held: list[Gate] = []
+        self._pairs: list[tuple[str, int]] = []
+
+    def close(self, pairs: Sequence[tuple[str, int]]) -> None:
+        svc = self._service
+        for name in sorted({m for m, _ in pairs}):
+            gate = svc._gates.get(name)
+            if gate is not None:
+                gate.acquire()
+                self.closed.append(gate)
+                self._held.append(gate)
+        self._pairs += pairs
+
+    def open(self) -> None:
+        svc = self._service
+        for target in self._pairs:
+            hit = svc._serving.get(target)
+            if hit is None:
+                continue
+            est = svc.store.estimator(*target)
+            if est is not hit[1]:
+                svc._serving.pop(target, None)
+                svc._features.pop(target, None)
+            elif svc.compile_forests and hasattr(est, "refresh_compiled"):
+                est.refresh_compiled()
+        self._pairs = []
+        self.release()
+
+    def release(self) -> None:
+        while self._held:
+            self._held.pop().release()
 
 
 @dataclass(frozen=True)
@@ -548,15 +603,16 @@ class Service:
 
     # ------------------------------------------------------------------ after an erasure
     def _moved(self, actions: Sequence[Any]) -> None:
-        """An erasure moved versions to new revisions (lock and their gates held, before it
-        is answered): publish their entries.
+        """An erasure moved versions to new revisions (the lock held, before it is answered):
+        publish their entries.
 
         The serving entries follow from the receipt, without reading the registry again: a
         serving version that forgot serves its new revision (its features and version are
         unchanged; descriptions read the registry); one left awaiting a retrain (or whose model
         object the store replaced) leaves them, and is read again on its next use.
-        Forests recompile the trees the erasure changed now, so that no prediction started
-        after the answer pays for it. The answer cache was emptied by the caller: each
+        Forests recompile the trees the erasure changed now (an erasure's fence did as it
+        opened; restrictions' have not), so that no prediction started after the answer pays
+        for it. The answer cache was emptied by the caller: each
         serving entry is its current (version, revision) again.
         """
         for a in actions:
@@ -1321,11 +1377,12 @@ class Service:
         or its error once tried alone."""
         try:
             receipts = self._forgetting(
-                lambda before_forget, removed: self.store.erase_many(
+                lambda fence, removed: self.store.erase_many(
                     [t.call for t in group],
                     evidence=self.evidence,
                     channel="http",
-                    before_forget=before_forget,
+                    before_forget=fence.close,
+                    after_forget=fence.open,
                     removed=removed,
                 )
             )
@@ -1339,29 +1396,17 @@ class Service:
         for t, receipt in zip(group, receipts, strict=True):
             t.receipt, t.done = receipt, True
 
-    def _gated(
-        self,
-        run: Callable[[Callable[[Sequence[tuple[str, int]]], None]], _T],
-        changed: Callable[[_T], Sequence[Any]],
-    ) -> _T:
-        """Run a store call that changes models — ``run(before_forget)`` — with the lock held:
-        the models about to change have their gates closed until their new revisions are
-        published (``changed(result)``: the actions to publish; the answer cache empties). If
-        the call fails (nothing of it happened) the models it rebuilt are dropped from serving,
-        to be loaded again, and the error propagates."""
-        closed: list[Gate] = []
-
-        def close_gates(pairs: Sequence[tuple[str, int]]) -> None:
-            # the models are about to change: their predictions wait until the new
-            # revisions are published (the commit and the publication below)
-            for name in sorted({m for m, _ in pairs}):
-                gate = self._gates.get(name)
-                if gate is not None:
-                    gate.acquire()
-                    closed.append(gate)
-
+    def _gated(self, run: Callable[[_Fence], _T], changed: Callable[[_T], Sequence[Any]]) -> _T:
+        """Run a store call that changes models — ``run(fence)`` — with the lock held: the
+        models about to change have their gates closed (``fence.close``, the store's
+        ``before_forget``) until they forgot and their compiled forms caught up
+        (``fence.open``, the store's ``after_forget``, for erasures), or else until their new
+        revisions are published (``changed(result)``: the actions to publish; the answer cache
+        empties). If the call fails (nothing of it happened) the models it rebuilt are dropped
+        from serving, to be loaded again, and the error propagates."""
+        fence = _Fence(self)
         try:
-            result = run(close_gates)
+            result = run(fence)
             moved = changed(result)
             if moved:
                 # every cached answer goes, not only those of the models that changed: an
@@ -1369,33 +1414,28 @@ class Service:
                 self.cache.invalidate(None)
                 self._moved(moved)
         except Exception:
-            if closed:  # the store rebuilt the models that changed: new objects
+            if fence.closed:  # the store rebuilt the models that changed: new objects
                 self.cache.invalidate(None)
                 for target in list(self._serving):
-                    if self._gates.get(target[0]) in closed:
+                    if self._gates.get(target[0]) in fence.closed:
                         self._serving.pop(target, None)
                         self._features.pop(target, None)
             raise
         finally:
-            for gate in closed:
-                gate.release()
+            fence.release()
         return result
 
     def _forgetting(
-        self,
-        run: Callable[
-            [Callable[[Sequence[tuple[str, int]]], None], list[dict[str, DeletedRows]]],
-            list[Any],
-        ],
+        self, run: Callable[[_Fence, list[dict[str, DeletedRows]]], list[Any]]
     ) -> list[Any]:
-        """Run a store call that erases rows — ``run(before_forget, removed)``, its receipts —
+        """Run a store call that erases rows — ``run(fence, removed)``, its receipts —
         through :meth:`_gated`; then the drift references lose the erased rows and the feeds
         follow the new revisions."""
         removed: list[dict[str, DeletedRows]] = []
         # the store samples the requests that carry a retrain check (evidence_rate);
         # a sampled one only schedules them: collect_evidence runs them off the lock
         receipts = self._gated(
-            lambda before_forget: run(before_forget, removed),
+            lambda fence: run(fence, removed),
             lambda rs: [a for r in rs if r.rows_erased and not r.repeat for a in r.models],
         )
         fresh = [r for r in receipts if r.rows_erased and not r.repeat]
@@ -1426,8 +1466,12 @@ class Service:
         receipts of the requests made (none when nothing expired)."""
         with self.lock:
             receipts = self._forgetting(
-                lambda before_forget, removed: self.store.expire(
-                    at=at, evidence=self.evidence, before_forget=before_forget, removed=removed
+                lambda fence, removed: self.store.expire(
+                    at=at,
+                    evidence=self.evidence,
+                    before_forget=fence.close,
+                    after_forget=fence.open,
+                    removed=removed,
                 )
             )
         for r in receipts:
@@ -1556,7 +1600,7 @@ class Service:
         their training rows before their next use (the rows set aside leave them, rows taken
         back return); with ``window`` (a restriction) the subject's served rows also leave the
         drift windows."""
-        receipt = self._gated(run, lambda r: r.models)
+        receipt = self._gated(lambda fence: run(fence.close), lambda r: r.models)
         if purposes.pending_steps(receipt.models):
             self._awaiting_purge = True
         if self.monitoring is not None and receipt.models:

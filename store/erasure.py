@@ -200,6 +200,7 @@ def erase(
     *,
     deferred: bool = False,
     before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    after_forget: Callable[[], None] | None = None,
     removed: list[dict[str, data.DeletedRows]] | None = None,
 ) -> list[ErasureReceipt]:
     """Erasure requests, in order, in one transaction, the models forgetting inside it; the
@@ -215,8 +216,10 @@ def erase(
 
     With ``deferred`` the sampled retrain checks are scheduled, not run. ``before_forget`` is
     called once with the (model, version) pairs about to forget, just before they do (a server
-    fences their predictions there); ``removed``, when given, receives the deleted rows of
-    each request by dataset (one dict per request) once the transaction committed.
+    fences their predictions there), and ``after_forget`` once they did: nothing after it
+    changes them, unless the transaction fails (then they are rebuilt: new objects).
+    ``removed``, when given, receives the deleted rows of each request by dataset (one dict
+    per request) once the transaction committed.
     """
     touched: list[ForgetOp] = []
     received = now()
@@ -251,6 +254,8 @@ def erase(
                     touched.append(op)
                     done.append((op, registry.forget(op)))
                 done_by.append(done)
+            if after_forget is not None and pairs:
+                after_forget()
             crash_point("erase.after_forget")
             everything = [d for done in done_by for d in done]
             proofs_of: dict[str, list[dict[str, Any]]] = {}

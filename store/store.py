@@ -831,6 +831,7 @@ class ModelStore:
         evidence: str = INLINE,
         channel: str = "python",
         before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        after_forget: Callable[[], None] | None = None,
         removed: list[dict[str, DeletedRows]] | None = None,
     ) -> list[ErasureReceipt]:
         """Several erasure requests in one transaction (a group commit), in order: each is
@@ -839,7 +840,10 @@ class ModelStore:
         arguments of :meth:`erase`: ``subject_id``, ``legal_ground`` and optionally
         ``verify`` and ``requested_by``. Every call is checked before anything runs (a bad
         legal ground refuses the group); if the transaction fails, none of them happened.
-        ``removed``, a list, receives one dict of deleted rows per call.
+        ``removed``, a list, receives one dict of deleted rows per call. ``after_forget`` is
+        called once the models forgot, inside the transaction: nothing after it changes them
+        (a server lets their predictions go on there), unless the transaction fails (then
+        they are rebuilt from the database: new objects).
         """
         db = self._writable("erase")
         deferred = _evidence.check_mode(evidence) != INLINE
@@ -859,6 +863,7 @@ class ModelStore:
             requests,
             deferred=deferred,
             before_forget=before_forget,
+            after_forget=after_forget,
             removed=removed,
         )
 
@@ -893,6 +898,7 @@ class ModelStore:
         purge: bool = False,
         evidence: str = INLINE,
         before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        after_forget: Callable[[], None] | None = None,
         removed: list[dict[str, DeletedRows]] | None = None,
     ) -> list[ErasureReceipt]:
         """Erase every row past its dataset's retention period at ``at`` (an ISO 8601 moment;
@@ -900,7 +906,8 @@ class ModelStore:
         transaction, legal ground ``art5-1-e`` and no subject (``subject_key`` is
         ``retention:<dataset>``; the cutoff is in its audit entry). Every model trained on the
         rows forgets them, exactly as for an erasure; with ``purge`` the bytes leave the disk
-        before this returns. ``before_forget`` and ``removed``: as :meth:`erase_many`'s.
+        before this returns. ``before_forget``, ``after_forget`` and ``removed``: as
+        :meth:`erase_many`'s.
         Receipts of the requests made (none when nothing expired)."""
         db = self._writable("expire rows")
         at = reports.instant(at, "at") or now()
@@ -928,6 +935,7 @@ class ModelStore:
             requests,
             deferred=_evidence.check_mode(evidence) != INLINE,
             before_forget=before_forget,
+            after_forget=after_forget,
             removed=removed,
         )
         if purge:

@@ -66,7 +66,31 @@ def _stop_erasures_at_forget(svc: Service) -> tuple[threading.Event, threading.E
     return closed, go_on
 
 
-def test_a_prediction_waits_only_while_its_model_forgets_and_then_sees_the_new_revision(
+def _stop_erasures_after_forget(
+    svc: Service, fail: bool = False
+) -> tuple[threading.Event, threading.Event]:
+    """Erasures stop inside the store just after their models forgot and their gates opened,
+    before the audit and the commit (and then fail, with ``fail``); returns (opened, go on)."""
+    opened, go_on = threading.Event(), threading.Event()
+    real = svc.store.erase_many
+
+    def erase(*args: Any, **kwargs: Any) -> Any:
+        open_gates = kwargs["after_forget"]
+
+        def hook() -> None:
+            open_gates()
+            opened.set()
+            assert go_on.wait(WAIT)
+            if fail:
+                raise OSError("the disk went away before the commit")
+
+        return real(*args, **(kwargs | {"after_forget": hook}))
+
+    svc.store.erase_many = erase  # type: ignore[method-assign]
+    return opened, go_on
+
+
+def test_a_prediction_waits_only_while_its_model_forgets_and_then_scores_without_the_rows(
     svc: Service,
 ):
     before = svc.predict("risk", PROBE)
@@ -80,10 +104,59 @@ def test_a_prediction_waits_only_while_its_model_forgets_and_then_sees_the_new_r
             after = waiting.result(timeout=WAIT)
         receipt = erasure.result(timeout=WAIT)
     revision = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
-    assert after["revision"] == revision == before["revision"] + 1
+    assert revision == before["revision"] + 1
+    assert after["revision"] in (before["revision"], revision)  # answered before or after commit
     _, est = svc.store.serving("risk")
     X = np.array([[FRESH[0][f] for f in FEATURES]])
     assert after["probabilities"] == est._node_proba(X).tolist()  # the model that forgot
+    assert svc.predict("risk", PROBE)["revision"] == revision
+
+
+def test_once_the_models_forgot_predictions_go_on_through_the_commit_labelled_the_old_revision(
+    svc: Service,
+):
+    """The gates open as soon as the models forgot (their compiled trees caught up): a
+    prediction during the audit and the commit scores without the subject's rows, says the
+    revision that still serves, and is not cached past the erasure's answer."""
+    before = svc.predict("risk", PROBE)
+    _, est = svc.store.serving("risk")
+    opened, go_on = _stop_erasures_after_forget(svc)
+    with background(lambda: svc.erase(VICTIM, "art17-1-b")) as erasure:
+        assert opened.wait(WAIT)
+        assert not est._compiled.stale  # caught up before the gate opened
+        with background(lambda: svc.predict("risk", FRESH)) as during_:
+            during = during_.result(timeout=WAIT)  # answered while the erasure is paused
+        assert not erasure.done()
+        go_on.set()
+        receipt = erasure.result(timeout=WAIT)
+    X = np.array([[FRESH[0][f] for f in FEATURES]])
+    assert during["revision"] == before["revision"]
+    assert during["probabilities"] == est._node_proba(X).tolist()  # the model that forgot
+    new = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
+    assert svc.store.serving("risk")[1] is est and new == before["revision"] + 1
+    assert all(k.revision == new for k in svc.cache._entries if k.model == "risk")
+    after = svc.predict("risk", FRESH)
+    assert after["revision"] == new and after["probabilities"] == during["probabilities"]
+
+
+def test_a_commit_that_fails_after_the_gates_opened_serves_the_rebuilt_models(svc: Service):
+    """Nothing of a failed erasure happened: predictions after it come from the models
+    rebuilt from the database (the rows back in), never from the objects that forgot."""
+    before = svc.predict("risk", PROBE)
+    _, forgot = svc.store.serving("risk")
+    opened, go_on = _stop_erasures_after_forget(svc, fail=True)
+    with background(lambda: svc.erase(VICTIM, "art17-1-b")) as erasure:
+        assert opened.wait(WAIT)
+        go_on.set()
+        with pytest.raises(OSError, match="disk went away"):
+            erasure.result(timeout=WAIT)
+    mv, est = svc.store.serving("risk")
+    assert est is not forgot and mv.revision == before["revision"]
+    again = svc.predict("risk", PROBE)
+    assert again["revision"] == before["revision"]
+    assert again["probabilities"] == before["probabilities"]
+    counts = svc.access(VICTIM)["counts"]
+    assert counts["rows"] > 0 and counts["erasure_requests"] == 0 and counts["models_forgot"] == 0
 
 
 def test_predictions_go_on_while_the_store_deletes_and_audits(svc: Service):
