@@ -152,6 +152,26 @@ class Column:
             return None
         return Column(self.n - col.size, missing, None, None, floor, (lv, low), (hv, high))
 
+    def same(self, other: Column | None) -> bool:
+        """Whether ``other`` holds what this column holds (then removing the same values
+        from either gives equal columns)."""
+        if other is None or (self.n, self.missing, self.floor) != (
+            other.n,
+            other.missing,
+            other.floor,
+        ):
+            return False
+        pairs: list[tuple[Any, Any]] = [
+            *zip(self.low, other.low, strict=True),
+            *zip(self.high, other.high, strict=True),
+        ]
+        if self.values is None or other.values is None:
+            if self.values is not other.values:
+                return False
+        else:
+            pairs += [(self.values, other.values), (self.counts, other.counts)]
+        return all(np.array_equal(a, b) for a, b in pairs)
+
     @property
     def categorical(self) -> bool:
         """Integer-valued, nothing missing, at most ``CATEGORY_MAX`` distinct values."""
@@ -207,13 +227,49 @@ class Reference:
         label = Column.of(y) if y.dtype.kind in "fiu" else None
         return cls(profile, _out_range(y), columns, label)
 
-    def remove(self, row_ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> Reference | None:
+    def shared_with(self, other: Reference, *, same_label: bool) -> Reference:
+        """This reference, with the columns and profile features that equal ``other``'s
+        (a version trained on the same rows of the same dataset: by name, and for the
+        profile by position too) replaced by ``other``'s objects, so that an erasure
+        (:meth:`remove` with a common ``memo``) works on each of them once. ``same_label``:
+        both versions have one label column."""
+        theirs = dict(zip(other.profile.names, other.columns, strict=True))
+        columns = tuple(
+            theirs[name] if c.same(theirs.get(name)) else c
+            for name, c in zip(self.profile.names, self.columns, strict=True)
+        )
+        label = self.label
+        if same_label and label is not None and label.same(other.label):
+            label = other.label
+        profile = self.profile.shared_with(other.profile)
+        return Reference(profile, self.out_range, columns, label)
+
+    def remove(
+        self,
+        row_ids: np.ndarray,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        memo: dict[Any, Any] | None = None,
+    ) -> Reference | None:
         """The reference without the training rows ``row_ids`` (features ``X``, labels ``y``):
         equal to :meth:`fit` on the rows left, or None when that needs the rows left (then
-        rebuild). Raises :class:`drift.DriftInputError` on rows this reference never held."""
+        rebuild). Raises :class:`drift.DriftInputError` on rows this reference never held.
+        ``memo``: a dict common to the removals of these rows (of one dataset) from several
+        references; what they share (:meth:`shared_with`) is worked on once."""
+        rows = np.ascontiguousarray(row_ids, dtype=np.int64).tobytes()
+
+        def removed(c: Column, values: np.ndarray) -> Column | None:
+            if memo is None:
+                return c.remove(values)
+            key = (id(c), rows)
+            if key not in memo:
+                memo[key] = (c, c.remove(values))  # c kept alive: its id names it
+            return memo[key][1]
+
         columns = []
         for j, c in enumerate(self.columns):
-            left = c.remove(X[:, j])
+            left = removed(c, X[:, j])
             if left is None or left.categorical != (self.profile.features[j].kind != "numeric"):
                 return None  # the categorical choice may change: only a rebuild can say
             columns.append(left)
@@ -221,7 +277,7 @@ class Reference:
         if self.label is not None:
             if y.dtype.kind not in "fiu" or self.label.missing:
                 return None
-            label = self.label.remove(y)
+            label = removed(self.label, y)
             if label is None:
                 return None
             if label.n and label.floor > CATEGORY_MAX:
@@ -230,7 +286,7 @@ class Reference:
                     return None
                 lo, hi = ends
                 out_range = (lo, hi if hi > lo else lo + 1.0)
-        profile = self.profile.remove(row_ids, X)
+        profile = self.profile.remove(row_ids, X, memo=memo)
         if profile is None:
             return None
         return Reference(profile, out_range, tuple(columns), label)
@@ -249,16 +305,20 @@ def build_profile(store: ModelStore, mv: ModelVersion) -> tuple[ReferenceProfile
 
 
 def _without(
-    feed: Feed, action: ModelAction, removed: Mapping[str, DeletedRowsLike]
+    feed: Feed,
+    action: ModelAction,
+    removed: Mapping[str, DeletedRowsLike],
+    memo: dict[Any, Any],
 ) -> Reference | None:
-    """The feed's reference without the rows ``action`` forgot, or None (then rebuild)."""
+    """The feed's reference without the rows ``action`` forgot, or None (then rebuild).
+    ``memo``: common to the references of one dataset in one erasure."""
     if feed.mv is None or feed.reference is None:
         return None
     rows = _rows(feed.mv, action, removed)
     if rows is None:
         return None
     try:
-        return feed.reference.remove(*rows)
+        return feed.reference.remove(*rows, memo=memo)
     except DriftInputError:  # rows the reference does not hold as given: trust the store
         return None
 
@@ -366,7 +426,7 @@ class Monitoring:
         key = (mv.name, mv.version)
         feed = self._monitors.get(key)
         if feed is None or key in self._stale:
-            ref = build_reference(store, mv)
+            ref = self._shared(build_reference(store, mv), mv)
             if feed is None:
                 k = self._classes(store, mv)
                 config = MonitorConfig(output_range=ref.out_range or (0.0, 1.0), n_outputs=k or 1)
@@ -382,6 +442,23 @@ class Monitoring:
         if self.accuracy is not None and feed.monitor.config.n_outputs > 1:
             self.accuracy.follow(mv, [f.kind for f in feed.monitor.profile.features])
         return feed
+
+    def _shared(self, ref: Reference, mv: ModelVersion) -> Reference:
+        """``ref`` sharing what it can with the references of other versions of the same
+        dataset (the same rows give equal columns): an erasure then takes the subject's rows
+        out of each shared part once."""
+        for key, other in self._monitors.items():
+            theirs, mine = other.mv, (mv.name, mv.version)
+            if (
+                theirs is not None
+                and other.reference is not None
+                and theirs.dataset == mv.dataset
+                and key != mine
+                and key not in self._stale
+            ):
+                same_label = theirs.label == mv.label
+                ref = ref.shared_with(other.reference, same_label=same_label)
+        return ref
 
     def _classes(self, store: ModelStore, mv: ModelVersion) -> int | None:
         """The number of classes of a classifier whose accuracy is estimated: its window
@@ -458,6 +535,7 @@ class Monitoring:
         for every in self._monitors.values():
             every.flush()
             every.monitor.discard(keys)
+        memos: dict[str, dict[Any, Any]] = {}  # by dataset: shared parts are worked on once
         for action in actions:
             key = (action.model, action.version) if isinstance(action, ModelAction) else action
             if self.accuracy is not None:  # built from the rows: dropped now, rebuilt later
@@ -466,8 +544,8 @@ class Monitoring:
             if feed is None or key in self._stale:
                 continue  # built from the store on first use
             ref = None
-            if isinstance(action, ModelAction) and removed is not None:
-                ref = _without(feed, action, removed)
+            if isinstance(action, ModelAction) and removed is not None and feed.mv is not None:
+                ref = _without(feed, action, removed, memos.setdefault(feed.mv.dataset, {}))
             if ref is None:
                 self._stale.add(key)
             else:

@@ -346,6 +346,31 @@ def _remove_numeric(
     return NumericFeature(f.name, sample, count, missing, mean, std, new)
 
 
+def _same_feature(f: Feature, g: Feature | None) -> bool:
+    """Whether ``f`` and ``g`` summarise the same values the same way, removal state
+    included (so that removing the same rows from either gives equal features)."""
+    if type(f) is not type(g) or f.name != g.name or f.missing != g.missing:
+        return False
+    if isinstance(f, CategoricalFeature):
+        assert isinstance(g, CategoricalFeature)
+        return (
+            f.labels == g.labels
+            and np.array_equal(f.categories, g.categories)
+            and np.array_equal(f.counts, g.counts)
+        )
+    assert isinstance(g, NumericFeature)
+    a, b = f.kept, g.kept
+    return (
+        a is not None
+        and b is not None
+        and (f.count, f.mean, f.std, a.n_sample) == (g.count, g.mean, g.std, b.n_sample)
+        and np.array_equal(f.sample, g.sample)
+        and np.array_equal(a.row_ids, b.row_ids)
+        and np.array_equal(a.values, b.values)
+        and np.array_equal(a.sums, b.sums)
+    )
+
+
 def _remove_categorical(f: CategoricalFeature, col: np.ndarray) -> CategoricalFeature:
     vals = _finite(col)
     missing = f.missing - (col.size - vals.size)
@@ -461,7 +486,23 @@ class ReferenceProfile:
                 feats.append(_fit_numeric(name, col, ids, j, int(seed), max_sample, reserve))
         return cls(tuple(feats), int(M.shape[0]), int(seed), int(max_sample), dict(meta or {}))
 
-    def remove(self, row_ids: Any, X: Any) -> ReferenceProfile | None:
+    def shared_with(self, other: ReferenceProfile) -> ReferenceProfile:
+        """This profile, with each feature that equals ``other``'s at the same position (name,
+        summary and removal state) replaced by ``other``'s object: profiles of models trained
+        on the same rows share their features, and a :meth:`remove` with a ``memo`` common to
+        them takes rows out of a shared feature once."""
+        if (self.seed, self.max_sample) != (other.seed, other.max_sample):
+            return self
+        theirs = (*other.features, *(None,) * self.n_features)[: self.n_features]
+        feats = tuple(
+            g if g is not None and _same_feature(f, g) else f
+            for f, g in zip(self.features, theirs, strict=True)
+        )
+        return ReferenceProfile(feats, self.n_rows, self.seed, self.max_sample, dict(self.meta))
+
+    def remove(
+        self, row_ids: Any, X: Any, *, memo: dict[Any, Any] | None = None
+    ) -> ReferenceProfile | None:
         """The profile without the rows ``row_ids`` (whose values are ``X``, rows × features
         in the profile's order): what :meth:`fit` on the remaining rows, with the same seed,
         ``max_sample`` and ``reserve``, would give — equal :meth:`to_dict` and moments bit
@@ -475,6 +516,10 @@ class ReferenceProfile:
         profile's: repeated ids, values other than those held for an id, more rows than the
         profile counts. Rows must leave once: the profile cannot tell a row it never held
         from one it held beyond its sample.
+
+        ``memo``: a dict shared by the removals of the same rows (same ids, same values) from
+        several profiles; a feature object they share (:meth:`shared_with`) is worked on once
+        and stays shared.
         """
         M = _as_float_matrix(X, self.n_features, self.names)
         try:
@@ -489,11 +534,17 @@ class ReferenceProfile:
         if ids.size == self.n_rows:
             return None  # fit refuses an empty reference
         feats: list[Feature] = []
+        rows = ids.tobytes()
         for j, f in enumerate(self.features):
-            if isinstance(f, CategoricalFeature):
-                feats.append(_remove_categorical(f, M[:, j]))
-                continue
-            g = _remove_numeric(f, ids, M[:, j], self.max_sample)
+            key = (id(f), self.max_sample, rows)
+            if memo is not None and key in memo:
+                g = memo[key][1]
+            elif isinstance(f, CategoricalFeature):
+                g = _remove_categorical(f, M[:, j])
+            else:
+                g = _remove_numeric(f, ids, M[:, j], self.max_sample)
+            if memo is not None:
+                memo[key] = (f, g)  # f kept alive: its id names it while the memo lives
             if g is None:
                 return None
             feats.append(g)

@@ -128,6 +128,32 @@ def test_an_erasure_updates_the_references_without_reading_the_table(
     assert before.monitor.profile.n_rows < sum(1 for _ in dataset())
 
 
+def test_versions_trained_on_the_same_rows_share_their_reference_parts_through_erasures(
+    store: ModelStore, monkeypatch: pytest.MonkeyPatch
+):
+    """reg and knn: the same rows and features, other labels. Their columns and profile
+    features are one set of objects, worked on once per erasure, and stay one set."""
+    mon = _monitoring(store)
+    calls: list[int] = []
+    real = monitoring.Column.remove
+    monkeypatch.setattr(monitoring.Column, "remove", lambda c, v: calls.append(1) or real(c, v))
+
+    def shared() -> tuple[int, int]:
+        a, b = (mon.monitor(store, mv).reference for mv in _versions(store))
+        assert a is not None and b is not None
+        columns = sum(x is y for x, y in zip(a.columns, b.columns, strict=True))
+        features = zip(a.profile.features, b.profile.features, strict=True)
+        return columns, sum(x is y for x, y in features)
+
+    assert shared() == (len(FEATURES), len(FEATURES))
+    for subject in OTHERS[:6]:
+        calls.clear()
+        _erase(store, mon, subject, monkeypatch)
+        assert len(calls) == len(FEATURES) + 2  # shared columns once, then each label
+        assert shared() == (len(FEATURES), len(FEATURES))
+    _assert_rebuilt_equal(store, mon)
+
+
 def test_nothing_unique_to_the_subject_is_left_in_the_profiles(
     store: ModelStore, monkeypatch: pytest.MonkeyPatch
 ):
@@ -274,6 +300,69 @@ def _remove_and_compare(data: st.DataObject) -> None:
         if after is not None:
             _same(after, fresh)
         ref = fresh if after is None else after
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_references_sharing_parts_remove_rows_as_each_would_alone(data):
+    """Three references of one data set: two on the same rows (one with its columns in
+    another order, one label each), one on a subset. Shared parts and a common memo give
+    each what a rebuild on its own rows gives."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(monitoring, "CATEGORY_MAX", 3)
+        m.setattr(monitoring, "DISTINCT_MAX", 6)
+        m.setattr(monitoring, "EXTREMES", 2)
+        n = data.draw(st.integers(4, 40), label="n")
+        X = np.array(data.draw(st.lists(st.tuples(cells, cells), min_size=n, max_size=n)))
+        X[:, 1] = np.nan_to_num(np.round(X[:, 1]), nan=1.0)
+        y = np.array(data.draw(st.lists(labels, min_size=n, max_size=n)), dtype=np.float64)
+        ids = np.arange(n, dtype=np.int64) * 5 + 2
+        sub = np.array(sorted(set(data.draw(st.lists(st.integers(0, n - 1), min_size=2)))))
+        swap = data.draw(st.booleans(), label="swapped columns")
+        cols = [1, 0] if swap else [0, 1]
+        mv2 = SimpleNamespace(name="m2", version=1, features=["f1", "f0"] if swap else ["f0", "f1"])
+
+        def fit(rows: np.ndarray, which: int) -> Reference:
+            if which == 0:
+                return Reference.fit(_mv(2), ids[rows], X[rows], y[rows])
+            if which == 1:
+                return Reference.fit(mv2, ids[rows], X[rows][:, cols], y[rows] * 2.0)
+            return Reference.fit(_mv(2), ids[rows], X[rows], y[rows])
+
+        rows_of = [np.arange(n), np.arange(n), sub]
+        first = fit(rows_of[0], 0)
+        second = fit(rows_of[1], 1).shared_with(first, same_label=False)
+        refs: list[Reference | None] = [first, second]
+        refs.append(fit(rows_of[2], 2).shared_with(first, same_label=True))
+        theirs = second.columns[::-1] if swap else second.columns
+        assert all(a is b for a, b in zip(first.columns, theirs, strict=True))
+        alive = np.ones(n, dtype=bool)
+        for _ in range(data.draw(st.integers(1, 3), label="removals")):
+            left = np.flatnonzero(alive)
+            if left.size < 3:
+                break
+            gone = np.array(
+                data.draw(st.lists(st.sampled_from(left.tolist()), max_size=3, unique=True)),
+                dtype=np.int64,
+            )[: left.size - 2]
+            alive[gone] = False
+            memo: dict = {}
+            for i, ref in enumerate(refs):
+                if ref is None:
+                    continue
+                mine = np.intersect1d(gone, rows_of[i])
+                if mine.size == rows_of[i].size or not mine.size:
+                    refs[i] = None if mine.size else ref  # (a subset may lose every row)
+                    rows_of[i] = np.setdiff1d(rows_of[i], mine)
+                    continue
+                Xi = X[mine][:, cols] if i == 1 else X[mine]
+                yi = y[mine] * (2.0 if i == 1 else 1.0)
+                after = ref.remove(ids[mine], Xi, yi, memo=memo)
+                rows_of[i] = np.setdiff1d(rows_of[i], mine)
+                fresh = fit(rows_of[i], i)
+                if after is not None:
+                    _same(after, fresh)
+                refs[i] = fresh if after is None else after
 
 
 def test_a_label_range_follows_its_extremes_past_the_exact_counts(
