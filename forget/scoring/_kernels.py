@@ -35,6 +35,25 @@ BLOCK = 128  # PTT: rows scored tree by tree together, one tree's nodes stay in 
 # ---------------------------------------------------------------------------- compiling
 
 
+@njit(cache=True, inline="always")
+def write_leaf(vals, q, counts, shares):
+    """Leaf record ``q``'s values from its class ``counts``: the shares of their total (all
+    zero, weight 0, for an empty leaf), or with ``shares`` false the values themselves; the
+    last column is the leaf's weight."""
+    nc = counts.shape[0]
+    if not shares:
+        for j in range(nc):
+            vals[q, j] = counts[j]
+        vals[q, nc] = 1.0
+        return
+    tot = 0.0
+    for j in range(nc):
+        tot += counts[j]
+    for j in range(nc):
+        vals[q, j] = counts[j] / tot if tot > 0 else 0.0
+    vals[q, nc] = 1.0 if tot > 0 else 0.0
+
+
 @njit(cache=True)
 def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
     """Fill ``rec``/``vals`` (local indices) from one preorder tree; return (status, depth).
@@ -45,7 +64,6 @@ def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
     holds the values themselves, and every leaf votes.
     """
     m = feat.shape[0]
-    nc = counts.shape[1]
     stack = np.empty(m + 1, np.int64)
     sdepth = np.empty(m + 1, np.int64)
     sp = 0
@@ -74,17 +92,7 @@ def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
             rec[v, 1] = 0
             rec[v, 2] = v
             rec[v, 3] = v
-            if not shares:
-                for j in range(nc):
-                    vals[v, j] = counts[v, j]
-                vals[v, nc] = 1.0
-                continue
-            tot = 0.0
-            for j in range(nc):
-                tot += counts[v, j]
-            for j in range(nc):
-                vals[v, j] = counts[v, j] / tot if tot > 0 else 0.0
-            vals[v, nc] = 1.0 if tot > 0 else 0.0
+            write_leaf(vals, v, counts[v], shares)
     if sp != 0 or feat[m - 1] >= 0:
         return BAD_SHAPE, 0
     return OK, max_depth
@@ -95,7 +103,6 @@ def set_leaves(rec, vals, roots, sizes, trees, pos, counts, shares, bad):
     """Write leaf ``pos[i]`` (its index in tree ``trees[i]``'s preorder) from ``counts[i]``
     (class counts with ``shares``, else the values themselves), as :func:`parse_tree` writes
     a leaf. An entry that names no leaf of its tree is left out and ``bad[i]`` set to 1."""
-    nc = counts.shape[1]
     for i in range(trees.shape[0]):
         t = trees[i]
         p = pos[i]
@@ -103,17 +110,7 @@ def set_leaves(rec, vals, roots, sizes, trees, pos, counts, shares, bad):
         if p < 0 or p >= sizes[t] or rec[q, 2] != q:
             bad[i] = 1
             continue
-        if not shares:
-            for j in range(nc):
-                vals[q, j] = counts[i, j]
-            vals[q, nc] = 1.0
-            continue
-        tot = 0.0
-        for j in range(nc):
-            tot += counts[i, j]
-        for j in range(nc):
-            vals[q, j] = counts[i, j] / tot if tot > 0 else 0.0
-        vals[q, nc] = 1.0 if tot > 0 else 0.0
+        write_leaf(vals, q, counts[i], shares)
 
 
 @njit(cache=True)
