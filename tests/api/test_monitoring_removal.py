@@ -276,6 +276,16 @@ def test_reference_removal_equals_a_rebuild_or_asks_for_one(data):
         _remove_and_compare(data)
 
 
+def _draw_gone(data: st.DataObject, alive: np.ndarray, keep: int) -> np.ndarray | None:
+    """Up to three of the rows still ``alive`` to remove, leaving at least ``keep``; None when
+    no more can go."""
+    left = np.flatnonzero(alive)
+    if left.size <= keep:
+        return None
+    drawn = data.draw(st.lists(st.sampled_from(left.tolist()), max_size=3, unique=True))
+    return np.array(drawn, dtype=np.int64)[: left.size - keep]
+
+
 def _remove_and_compare(data: st.DataObject) -> None:
     n = data.draw(st.integers(3, 40), label="n")
     X = np.array(data.draw(st.lists(st.tuples(cells, cells), min_size=n, max_size=n)))
@@ -287,13 +297,9 @@ def _remove_and_compare(data: st.DataObject) -> None:
     ref = Reference.fit(_mv(2), ids, X, y)
     alive = np.ones(n, dtype=bool)
     for _ in range(data.draw(st.integers(1, 4), label="removals")):
-        left = np.flatnonzero(alive)
-        if left.size < 2:
+        gone = _draw_gone(data, alive, keep=1)
+        if gone is None:
             break
-        gone = np.array(
-            data.draw(st.lists(st.sampled_from(left.tolist()), max_size=3, unique=True)),
-            dtype=np.int64,
-        )[: left.size - 1]
         after = ref.remove(ids[gone], X[gone], y[gone])
         alive[gone] = False
         fresh = Reference.fit(_mv(2), ids[alive], X[alive], y[alive])
@@ -338,13 +344,9 @@ def test_references_sharing_parts_remove_rows_as_each_would_alone(data):
         assert all(a is b for a, b in zip(first.columns, theirs, strict=True))
         alive = np.ones(n, dtype=bool)
         for _ in range(data.draw(st.integers(1, 3), label="removals")):
-            left = np.flatnonzero(alive)
-            if left.size < 3:
+            gone = _draw_gone(data, alive, keep=2)
+            if gone is None:
                 break
-            gone = np.array(
-                data.draw(st.lists(st.sampled_from(left.tolist()), max_size=3, unique=True)),
-                dtype=np.int64,
-            )[: left.size - 2]
             alive[gone] = False
             memo: dict = {}
             for i, ref in enumerate(refs):
