@@ -47,11 +47,20 @@ def rehearse(model: Any) -> None:
     if hasattr(twin, "predict_proba"):
         twin.predict_proba(X[:1])
     twin.forget([0])
+    _refresh(twin)  # a server's erasure: leaves rewritten in place, reshaped trees recompiled
     twin.forget(list(range(1, n // 4)))  # a batch: subtree rebuilds, budgets spent
+    _refresh(twin)
     twin.to_bytes()
     if hasattr(twin, "compact"):
         twin.compact()
     twin.forget([n // 4])
+    _refresh(twin)
+
+
+def _refresh(model: Any) -> None:
+    """What a server does after a deletion: bring a forest's compiled form up to date."""
+    if hasattr(model, "refresh_compiled"):
+        model.refresh_compiled()
 
 
 def prepare(model: Any) -> None:

@@ -217,6 +217,9 @@ class CompiledTrees:
         t0 = time.perf_counter()
         model._walk(probe)
         self._per_row_s = time.perf_counter() - t0
+        # the leaf rewrite's kernel, loaded now (nothing rewritten): a server's first erasure
+        # whose trees kept their shape must not load it (~10 ms) with the model's gate closed
+        forest.set_leaves([], [], np.zeros((0, forest.n_classes)))
         self._settled()
         self._forest = forest
         return forest

@@ -475,7 +475,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def refresh_compiled(self) -> None:
         """Recompile now the trees ``forget`` changed, when the compiled form was built (else
         nothing): what the next ``predict_proba`` would otherwise do or defer. Not to be run
-        beside a ``predict_proba`` on another thread (servers call it under their lock)."""
+        beside a ``predict_proba`` on another thread (servers call it with the model's gate
+        closed)."""
         self._require_fitted()
         self._compiled.refresh(self)
 

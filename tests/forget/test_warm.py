@@ -27,7 +27,10 @@ for name, make, task, kind, n in cases:
     model.predict(X[:1]); model.predict(X)
     if hasattr(model, "predict_proba"):
         model.predict_proba(X[:1])
-    model.forget([int(ids[0])]); model.forget([int(i) for i in ids[1:60]])
+    model.forget([int(ids[0])])
+    if hasattr(model, "refresh_compiled"):  # as a server does after each erasure
+        model.refresh_compiled()
+    model.forget([int(i) for i in ids[1:60]])
     model.to_bytes()
     if hasattr(model, "compact"):
         model.compact()
@@ -75,5 +78,27 @@ def test_a_warmed_service_compiles_nothing_at_its_first_erasure(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
+    )
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+
+
+LEAVES = """
+import numpy as np
+from forget import HedgeCutClassifier
+from forget.scoring import _kernels as S
+
+X = np.random.default_rng(0).normal(size=(400, 3))
+model = HedgeCutClassifier(n_estimators=5, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
+assert not S.set_leaves.signatures
+model.predict_proba(X[:1])  # compiles the forest: and loads the leaf rewrite's kernel
+assert S.set_leaves.signatures, "the leaf rewrite would load its kernel at the first erasure"
+print("ok")
+"""
+
+
+def test_compiling_a_forest_loads_the_leaf_rewrite_kernel_before_any_deletion():
+    # a server's first erasure that leaves its trees' shapes must not load a kernel (~10 ms)
+    res = subprocess.run(
+        [sys.executable, "-c", LEAVES], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
