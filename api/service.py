@@ -321,6 +321,8 @@ class Service:
         kernel of fit, forget, predict and the purge's artifact writing compiled or loaded
         from numba's cache), so that neither the first prediction nor the first erasure pays
         for compilation; the cache, the drift monitors and the metrics see nothing of it.
+        Then the store's dataset catalog and audit head are read into its caches (the first
+        erasure's two extra statements otherwise).
         The models warmed."""
         with self.lock:
             targets = self._routed()
@@ -341,6 +343,9 @@ class Service:
             warmed.append(name if name not in warmed else f"{name} v{mv.version}")
         if self.monitoring is not None:
             self.monitoring.rehearse()
+        with self.lock:  # what the first erasure would otherwise read: the dataset catalog
+            self.store.datasets()  # and the audit chain's head (cached from then on)
+            self.store.audit_head()
         return warmed
 
     def _training_rows(self, mv: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

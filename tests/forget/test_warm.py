@@ -102,3 +102,32 @@ def test_compiling_a_forest_loads_the_leaf_rewrite_kernel_before_any_deletion():
         [sys.executable, "-c", LEAVES], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+
+
+def test_a_warmed_service_reads_nothing_more_at_its_first_erasure(tmp_path, monkeypatch):
+    """The dataset catalog and the audit head are cached at warm-up: the first erasure runs
+    the statements every later one runs, no more."""
+    from api.service import Service
+    from store import ModelStore
+    from store.db import Database
+    from tests.store.helpers import VICTIM, populate
+
+    with ModelStore.open(tmp_path / "s") as st:  # as a server meets it: a store just opened
+        populate(st)
+    svc = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    try:
+        svc.warm()
+        statements: list[str] = []
+        real = Database.execute
+
+        def counted(self, sql, params=None):
+            statements.append(sql.split()[0])
+            return real(self, sql, params)
+
+        monkeypatch.setattr(Database, "execute", counted)
+        svc.erase(VICTIM, "art17-1-b")
+        first, statements[:] = list(statements), []
+        svc.erase("subj-003", "art17-1-b")
+        assert first == statements, (first, statements)
+    finally:
+        svc.close()
