@@ -169,7 +169,7 @@ class CompiledTrees:
                 forest.refresh(trees)
                 nodes = sum(structure.shape[0] for structure in trees.values())
                 self._per_node_s = (time.perf_counter() - t0) / max(nodes, 1)
-        self._settled()
+        self.settled()
         return forest
 
     def _set_leaves(self, model: Any, forest: CompiledForest, log: np.ndarray) -> list[int]:
@@ -220,12 +220,16 @@ class CompiledTrees:
         # the leaf rewrite's kernel, loaded now (nothing rewritten): a server's first erasure
         # whose trees kept their shape must not load it (~10 ms) with the model's gate closed
         forest.set_leaves([], [], np.zeros((0, forest.n_classes)))
-        self._settled()
+        self.settled()
         self._forest = forest
         return forest
 
-    def _settled(self) -> None:
+    def settled(self) -> None:
+        """Up to date: the marks of the trees ``forget`` touched and the leaves its rows
+        reached are zeroed (they tell, in part, where a forgotten row was: none outlives the
+        refresh, nor a deletion while nothing is compiled)."""
         self.touched[:] = 0
+        self.leaf_log[: int(self.leaf_n[0])] = 0
         self.leaf_n[0] = 0
         self._walked_s = 0.0
         self.stale = False

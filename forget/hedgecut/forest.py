@@ -394,6 +394,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             if status == K.OK:
                 break
             self._grow(int(need))
+        if not compiled.built:  # nothing to bring up to date: the marks and leaves go at once
+            compiled.settled()
         self._rows.dropped(pos)  # the kernel cleared their alive flags as it went
         self.n_forgotten_ += m
         if self._meta[K.M_EMPTIED]:

@@ -44,7 +44,8 @@ def calls(monkeypatch):
 
     def counted_set_leaves(self, trees, positions, values):
         failed = set_leaves(self, trees, positions, values)
-        seen["leaves"].append(set(np.asarray(trees).tolist()) - set(failed))
+        if len(trees):  # (a compile loads the kernel with an empty call)
+            seen["leaves"].append(set(np.asarray(trees).tolist()) - set(failed))
         return failed
 
     monkeypatch.setattr(CompiledForest, "__init__", counted_init)
@@ -159,6 +160,21 @@ def test_forget_compiles_nothing_and_a_batch_updates_only_the_trees_it_changed(c
     done = updates(calls)
     model.predict_proba(X)
     assert updates(calls) == done and len(calls["compile"]) == 1
+
+
+def test_no_mark_of_where_a_forgotten_row_went_outlives_the_refresh():
+    """The touched trees and the leaves the forgotten rows reached tell, in part, where those
+    rows were: zeroed at the refresh, and at once when nothing is compiled."""
+    model, X, _ = make(n=1500, n_estimators=20, max_samples=0.1, min_samples_leaf=20)
+    compiled = model._compiled
+    model.forget([3, 70])  # never predicted: nothing to refresh
+    assert not compiled.touched.any() and not compiled.leaf_log.any() and not compiled.leaf_n[0]
+    model.predict_proba(X[:1])
+    model.forget([140, 210])
+    assert compiled.touched.any() and compiled.leaf_log.any()  # the test bites
+    model.refresh_compiled()
+    assert not compiled.touched.any() and not compiled.leaf_log.any() and not compiled.leaf_n[0]
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
 
 
 @pytest.mark.parametrize("log", [1, 3, 40])
