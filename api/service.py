@@ -185,10 +185,9 @@ class _Fence:
                 continue
             est = svc.store.estimator(*target)
             if est is not hit[1]:
-                svc._serving.pop(target, None)
-                svc._features.pop(target, None)
-            elif svc.compile_forests and hasattr(est, "refresh_compiled"):
-                est.refresh_compiled()
+                svc._drop(target)
+            else:
+                svc._refresh(est)
         self._pairs = []
         self.release()
 
@@ -487,8 +486,7 @@ class Service:
             with self._gates[name].exclusive():
                 self.cache.invalidate({name})
                 if mv is None or est is None or mv.status != READY:  # it serves no more
-                    del self._serving[target]
-                    self._features.pop(target, None)
+                    self._drop(target)
                     continue
                 self._serving[target] = (mv, est)
                 self._features[target] = mv.features
@@ -625,8 +623,7 @@ class Service:
             hit = self._serving.get(target)
             if hit is not None:
                 if a.action == PENDING or self.store.estimator(a.model, a.version) is not hit[1]:
-                    del self._serving[target]
-                    self._features.pop(target, None)
+                    self._drop(target)
                     continue
                 self._serving[target] = (replace(hit[0], revision=a.revision), hit[1])
                 self.metrics.set(
@@ -634,15 +631,23 @@ class Service:
                     {"model": a.model, "version": str(a.version)},
                     a.revision,
                 )
-            if self.compile_forests and a.action != PENDING:
-                est = self.store.estimator(a.model, a.version)
-                if est is not None and hasattr(est, "refresh_compiled"):
-                    est.refresh_compiled()
+            if a.action != PENDING:
+                self._refresh(self.store.estimator(a.model, a.version))
         for (name, _), (mv, _) in self._serving.items():
             self.cache.set_current(name, mv.version, mv.revision)
         waiting = {a.model for a in actions if a.action == PENDING}
         if waiting:  # versions that await a retrain route no request
             self._republish_routes(waiting)
+
+    def _drop(self, target: Target) -> None:
+        """A version's serving entry and feature list go: it is read again on its next use."""
+        self._serving.pop(target, None)
+        self._features.pop(target, None)
+
+    def _refresh(self, est: Any) -> None:
+        """Bring a forest's compiled form up to date now, so that no prediction pays for it."""
+        if self.compile_forests and est is not None and hasattr(est, "refresh_compiled"):
+            est.refresh_compiled()
 
     def _prepare(
         self,
@@ -1163,8 +1168,7 @@ class Service:
         cached answers go under its model's gate."""
         gate = self._gates.get(target[0])
         with gate.exclusive() if gate is not None else nullcontext():
-            self._serving.pop(target, None)
-            self._features.pop(target, None)
+            self._drop(target)
             self.cache.invalidate({target[0]})
 
     def _deleted(self, versions: Sequence[ModelVersion]) -> None:
@@ -1423,8 +1427,7 @@ class Service:
                 self.cache.invalidate(None)
                 for target in list(self._serving):
                     if self._gates.get(target[0]) in fence.closed:
-                        self._serving.pop(target, None)
-                        self._features.pop(target, None)
+                        self._drop(target)
             raise
         finally:
             fence.release()
