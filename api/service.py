@@ -17,8 +17,9 @@ in flight when the gate closes finishes first, on the old revision, and says so 
 rows but still says the old revision (the cache refuses to keep an answer of a revision that
 no longer serves). Predictions of models the subject never trained, and predictions during
 the rest of an erasure (the deletion, the audit, the commit) or a purge (artifact writes,
-the database's compaction: the gate closes only around a model's own ``compact``), do not
-wait. Objections, restrictions and their lifts keep the gates closed until publication.
+the database's compaction: the gate closes only while a model takes the compacted form
+built beside it, microseconds), do not wait. Objections, restrictions and their lifts keep
+the gates closed until publication.
 Physical purges run on a background thread every ``purge_interval`` seconds while requests
 await them, and when the service stops.
 

@@ -30,7 +30,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Container, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -979,11 +979,12 @@ class Registry:
     ) -> int:
         """Write artifacts of versions whose revision moved; drop those of pending versions.
 
-        ``guard(model, version)`` is entered around each model's ``compact`` (a server keeps
-        that model's predictions out meanwhile); the artifact is written after, outside it:
-        writing only reads the model. Shards that erasures dropped are retrained first
-        (:meth:`retrain_shards`): no artifact is written at a revision that served without
-        them (loading an artifact trains every shard)."""
+        ``guard(model, version)`` is entered while each model takes its compacted form (the
+        ``swap`` of its ``compact``, microseconds: a server keeps that model's predictions out
+        meanwhile; the form is built beside the model as they go on); the artifact is written
+        after, outside it: writing only reads the model. Shards that erasures dropped are
+        retrained first (:meth:`retrain_shards`): no artifact is written at a revision that
+        served without them (loading an artifact trains every shard)."""
         self.retrain_shards()
         written = 0
         for (name, version), live in sorted(self._live.items()):
@@ -997,8 +998,7 @@ class Registry:
             rel = Artifacts.relpath(name, version, live.revision)
             compact = getattr(live.estimator, "compact", None)
             if compact is not None:  # memory as the artifact: no layout left by erased rows
-                with guard(name, version) if guard is not None else nullcontext():
-                    compact()
+                compact(guard(name, version) if guard is not None else None)
             sha = self.artifacts.write(rel, live.estimator.to_bytes())
             crash_point("checkpoint.written")
             with self.db.atomic():

@@ -1007,9 +1007,9 @@ class ModelStore:
         completed (a request still waiting for a retrain stays ``pending``). A version whose
         retrain fails stays pending and is reported in :attr:`PurgeResult.retrained`.
 
-        ``guard(model, version)``, for servers, is entered around each in-memory model's
-        ``compact`` (which rewrites what its predictions read); nothing else a purge does
-        changes a model that serves.
+        ``guard(model, version)``, for servers, is entered while each in-memory model takes
+        its compacted form (``compact``'s ``swap``: what its predictions read is replaced);
+        nothing else a purge does changes a model that serves.
         """
         db = self._writable("purge")
         done = (

@@ -48,7 +48,7 @@ from forget.hedgecut._decide import _alternatives, _node_n, slack_of
 from forget.hedgecut._forget import _free_children
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a purge canonicalises beside predictions
 def preorder(S, roots):
     """Nodes of every tree in preorder (children by candidate, left first) and the size of the
     canonical row pool (each tree's rows, plus a copy of a node's rows per variant)."""
@@ -83,7 +83,7 @@ def preorder(S, roots):
     return order[:n_out], pool
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a purge canonicalises beside predictions
 def layout(S, roots, rows, alive, newpos, prm, order, T, pool, new_roots):
     """Write the nodes ``order`` (from :func:`preorder`) into ``T`` and their live rows into
     ``pool`` in the canonical form; ``new_roots`` gets each tree's root."""
@@ -177,7 +177,7 @@ def layout(S, roots, rows, alive, newpos, prm, order, T, pool, new_roots):
     return tail
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a purge canonicalises beside predictions
 def fix_hedges(S, roots, X, y, rows, meta, free, prm, bounds):
     """Give every node of a laid-out forest the variants a fit would build there, and no others.
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
@@ -537,20 +538,25 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         arrays, state = self._canonical()
         return _persist.dump(type(self).__name__, self._json_params(), state, arrays)
 
-    def compact(self) -> HedgeCutClassifier:
+    def compact(self, swap: AbstractContextManager[Any] | None = None) -> HedgeCutClassifier:
         """Replace what the model keeps in memory by its canonical form (what ``to_bytes``
         writes and a refit on the remaining rows holds); returns the model.
 
         ``forget`` keeps the hot path short: until this is called, memory still holds layout
-        that a refit would not (see the class docstring). The trees' compiled form, when one
-        was built, is compiled again from the canonical trees at once. Like ``forget``, not to
-        be run beside a ``predict_proba`` on another thread.
+        that a refit would not (see the class docstring). The canonical form, and its compiled
+        trees when the model had them, are built beside the model, which only reads its own
+        state meanwhile (so ``predict_proba`` may go on on other threads); the model then takes
+        them in one step of attribute assignments, inside ``swap`` when given (a server closes
+        the model's gate there: microseconds, not the build). Both forms are in memory until
+        that step. Like ``forget``, not to be run beside another ``forget`` or ``compact``.
         """
         self._require_fitted()
-        built = self._compiled.built
-        self._install(*self._canonical())
-        if built:  # superseded records of refreshed trees go too (see ``_compiled``)
-            self._compiled.compile(self)
+        fresh = copy.copy(self)  # the parameters shared; every fitted attribute set anew
+        fresh._install(*self._canonical())
+        if self._compiled.built:  # superseded records of refreshed trees go too
+            fresh._compiled.compile(fresh)
+        with swap if swap is not None else nullcontext():
+            self.__dict__.update(fresh.__dict__)
         return self
 
     def _canonical(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -255,6 +255,38 @@ def test_a_purge_closes_a_gate_only_around_that_models_compaction(svc: Service):
     assert during["probabilities"] == before["probabilities"]
 
 
+def test_a_purge_builds_a_forests_compacted_form_while_it_serves(svc: Service):
+    """The canonical form (and its compiled trees) is built beside the forest with its gate
+    open: a prediction meanwhile answers at once, as before; the gate closes only while the
+    forest takes the new form."""
+    svc.erase(VICTIM, "art17-1-b")
+    before = svc.predict("risk", PROBE)
+    (version,) = [v for (name, v) in svc.store._registry._live if name == "risk"]
+    forest = svc.store._registry._live[("risk", version)].estimator
+    inside, go_on = threading.Event(), threading.Event()
+    real = forest._canonical
+
+    def canonical() -> Any:
+        inside.set()
+        assert go_on.wait(WAIT)
+        return real()
+
+    forest._canonical = canonical
+    try:
+        with background(svc.purge) as purge:
+            assert inside.wait(WAIT)  # the purge is building the forest's canonical form
+            with background(lambda: svc.predict("risk", FRESH)) as predicting:
+                try:  # not cached: the model scores it, without waiting for the purge
+                    during = predicting.result(timeout=WAIT)
+                finally:
+                    go_on.set()
+            assert purge.result(timeout=WAIT)["compacted"]
+    finally:
+        del forest._canonical
+    assert during["revision"] == before["revision"]
+    assert svc.predict("risk", FRESH)["probabilities"] == during["probabilities"]
+
+
 def test_a_failed_erasure_drops_the_entries_of_models_that_forgot(svc: Service):
     """The store rebuilds those models from what committed (new objects): the service
     serves those, at the revision they had, with the same answers."""

@@ -264,6 +264,54 @@ def test_compact_compiles_the_canonical_trees_again_as_a_refit_would(calls):
     np.testing.assert_array_equal(model.predict_proba(X), refit.predict_proba(X))
 
 
+def test_compact_builds_beside_the_model_and_swaps_inside_swap_alone():
+    """The canonical form and its compiled trees are built while the model keeps its old
+    state (so predictions on other threads go on, and see consistent state); the model
+    takes the new form in one step, inside ``swap`` — a server's closed gate — and nothing
+    of the build happens there."""
+    model, X, y = make(max_samples=0.3)
+    model.predict_proba(X)
+    model.forget(list(range(0, 60, 2)))
+    expected = model.predict_proba(X)
+    before = dict(model.__dict__)
+    answers: list[np.ndarray] = []
+    seen: dict[str, object] = {}
+
+    gate = threading.Lock()  # what a server's gate does: no prediction during the swap
+
+    class Swap:
+        def __enter__(self):
+            stop.set()  # (a plain lock is not fair: the predicting loop would keep it)
+            gate.acquire()
+            # the build is done and the model untouched by it
+            seen["untouched"] = all(model.__dict__[k] is v for k, v in before.items())
+            seen["rows at entry"] = model._X.shape[0]
+            return self
+
+        def __exit__(self, *exc):
+            seen["rows at exit"] = model._X.shape[0]
+            gate.release()
+            return False
+
+    stop = threading.Event()
+
+    def predict():
+        while not stop.is_set():
+            with gate:
+                answers.append(model.predict_proba(X))
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(predict)
+        model.compact(Swap())
+        running.result()
+    assert seen == {"untouched": True, "rows at entry": len(y), "rows at exit": len(y) - 30}
+    assert answers  # predictions went on during the build, every one as before it
+    for got in answers:
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(model.predict_proba(X), expected)
+    assert model._compiled.built
+
+
 def test_compact_and_reload_compile_nothing_until_a_prediction(calls):
     model, X, _ = make()
     model.forget([1])
