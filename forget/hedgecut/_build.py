@@ -211,10 +211,16 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
 
 @noalloc
 def _split(S, v, c, base, h, X, rows, meta, free, stack, sp, regs, cur):
+    """Partition rows[base:base+n] (n: the size of v's range) by candidate c of v and hang two
+    new children under it."""
+    return split_n(S, v, c, base, S[14][v] - S[13][v], h, X, rows, meta, free, stack, sp, regs, cur)
+
+
+@noalloc
+def split_n(S, v, c, base, n, h, X, rows, meta, free, stack, sp, regs, cur):
     """Partition rows[base:base+n] by candidate c of v and hang two new children under it."""
     ncls, ncand, feat, thr, left, child, active, slack = S[:8]
     parent, link, depth, hedge, path, start, stop = S[8:]
-    n = stop[v] - start[v]
     f = feat[v, c]
     t = thr[v, c]
     i = base
@@ -288,11 +294,25 @@ def rebuild(S, v, X, y, rows, meta, free, prm, bounds, work):
     pool entries mapped back. The tree is the same: the build sees the same values in the
     same order.
     """
-    s0, s1 = S[13][v], S[14][v]
-    n = s1 - s0
+    return _gathered(S, v, -1, S[13][v], S[14][v] - S[13][v], X, y, rows, meta, free, prm,
+                     bounds, work)  # fmt: skip
+
+
+@njit(cache=True)
+def build_beside(S, v, c, base, n, X, y, rows, meta, free, prm, bounds, work):
+    """Hang a new subtree under candidate ``c`` of v over rows[base:base+n] (all alive, v's
+    live rows; room checked, no variants), v's own record and its other subtrees left as they
+    are. Returns the (maybe grown) work arrays. Built as :func:`rebuild` builds."""
+    return _gathered(S, v, c, base, n, X, y, rows, meta, free, prm, bounds, work)
+
+
+@njit(cache=True)
+def _gathered(S, v, c, s0, n, X, y, rows, meta, free, prm, bounds, work):
+    """v's subtree (``c`` < 0: v itself again; else candidate c's children) over
+    rows[s0:s0+n], on a local copy of those rows above ``LOCAL_MIN_N``."""
     local = n >= LOCAL_MIN_N
     if local:
-        orig = rows[s0:s1].copy()
+        orig = rows[s0 : s0 + n].copy()
         Xl = np.empty((n, X.shape[1]), dtype=X.dtype)
         yl = np.empty(n, dtype=y.dtype)
         for i in range(n):
@@ -302,9 +322,20 @@ def rebuild(S, v, X, y, rows, meta, free, prm, bounds, work):
             rows[s0 + i] = i
     else:
         Xl, yl = X, y
-    _, work = _grow(S, v, Xl, yl, rows, meta, free, prm, bounds, False, work)
+    if c < 0:
+        _, work = _grow(S, v, Xl, yl, rows, meta, free, prm, bounds, False, work)
+    else:
+        stack, regs = work[-2:]
+        cur = work[5]
+        region_of(S, v, bounds, cur)
+        _, sp = split_n(S, v, c, s0, n, S[11][v], Xl, rows, meta, free, stack, 0, regs, cur)
+        while True:
+            status, sp = _build(S, Xl, yl, rows, meta, free, prm, bounds, False, work, sp)
+            if status != NEED_STACK:
+                break
+            work = more_stack(work, sp)
     if local:
-        for i in range(s0, s1):
+        for i in range(s0, s0 + n):
             rows[i] = orig[rows[i]]
     return work
 

@@ -4,7 +4,8 @@ After ``forget`` the forest's trees are those a refit builds, but its arrays sti
 got there: nodes are numbered in the order they were allocated (a rebuilt subtree reuses freed
 slots), each node's row range still holds forgotten rows, slacks are bounds decremented along
 the forgotten rows' paths, and the hedged variants are those the fit chose from the counts it
-had (rebuilt subtrees have none). Each of these tells something about the forgotten rows.
+had (rebuilt subtrees have none; superseded ones may be kept beside their successors). Each
+of these tells something about the forgotten rows.
 
 The canonical form holds only what a fit on the remaining rows determines:
 

@@ -1,19 +1,32 @@
-"""Forgetting rows: decrement counts along each path, re-check decisions, rebuild subtrees."""
+"""Forgetting rows: decrement counts along each path, re-check decisions, rebuild subtrees.
+
+When a decision moves to a candidate that has no subtree, the candidate's subtree is built
+from the node's live rows. If the node is big (``hedge_min_samples`` rows or more) the subtree
+it had is kept beside the new one, as a variant, and maintained like one: near-tie decisions
+flip back and forth as rows leave, and each flip back is then a switch, not a rebuild of
+thousands of rows. A kept subtree is what a build on the remaining rows gives there (each
+deletion re-checks its decisions as it does the active ones'); the canonical form (``_canon``)
+drops the variants a fit would not build, so artifacts and compacted models still equal a
+refit's. At most one such subtree is kept per node (older ones are freed).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from forget.hedgecut._build import clear_candidates, rebuild, scratch
+from forget.hedgecut._build import build_beside, clear_candidates, rebuild, scratch
 from forget.hedgecut._common import (
     LEAVES,
     M_EMPTIED,
     M_NFREE,
     M_NPENDING,
+    M_POOL,
     M_TAIL,
     NEED_NODES,
+    NEED_POOL,
     OK,
+    P_HEDGE_MIN,
     P_K,
     P_MIN_LEAF,
     P_RANDOM_DEPTH,
@@ -109,6 +122,33 @@ def _clear_subtree(S, v, alive, rows, meta, free):
     return n
 
 
+@noalloc
+def _keep_beside(S, v, alive, rows, meta, free, k, b):
+    """Slow path that keeps the superseded subtree, first half: v's decision moved from
+    candidate a (whose subtree stays, as a variant) to b, which has none. Frees v's other
+    variants and copies v's live rows to a range of their own at the pool's end, for b's
+    subtree. Returns (status, base, n): OK, or NEED_NODES / NEED_POOL with the room wanted in
+    ``n`` (nothing changed)."""
+    ncls, child, active, start, stop = S[0], S[5], S[6], S[13], S[14]
+    n, _ = _node_n(ncls, v)
+    spare = meta[M_NFREE] + (ncls.shape[0] - meta[M_TAIL])
+    if spare < 2 * n:
+        return NEED_NODES, 0, 2 * n
+    base = meta[M_POOL]
+    if base + n > rows.shape[0]:
+        return NEED_POOL, 0, n
+    for c in range(k):
+        if c != active[v] and c != b and child[v, c, 0] >= 0:
+            _free_children(S, v, meta, free, c)
+    w = base
+    for i in range(start[v], stop[v]):
+        if alive[rows[i]]:
+            rows[w] = rows[i]
+            w += 1
+    meta[M_POOL] = w
+    return OK, base, n
+
+
 @njit(cache=True)
 def forget_rows(
     S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount,
@@ -127,7 +167,8 @@ def forget_rows(
     split switched, a subtree became a leaf or was rebuilt). For a tree left ``LEAVES`` the
     active leaf each row reached is appended to ``leaf_log`` as (tree, node), ``leaf_n[0]``
     entries in all: a compiled form rewrites those leaves alone. A full log marks the tree
-    ``RESHAPED`` instead.
+    ``RESHAPED`` instead. Status NEED_POOL asks for ``need`` more pool entries (a subtree
+    built beside a kept one takes a range of its own).
     """
     rebuilds = counts[0]
     rebuilt_rows = counts[1]
@@ -142,13 +183,25 @@ def forget_rows(
     while True:
         # finish the rebuilds of the previous row (also when resuming after growth)
         while meta[M_NPENDING] > 0:
-            v = pending[meta[M_NPENDING] - 1]
-            got = _clear_subtree(S, v, alive, rows, meta, free)
-            if got < 0:
-                return NEED_NODES, i, -got
-            # second half: grow v's subtree again (room was checked; no variants: a refit must
-            # match the active structure only, and rebuilds should stay cheap)
-            work = rebuild(S, v, X, y, rows, meta, free, prm, bounds, work)
+            e = pending[meta[M_NPENDING] - 1]
+            if e < 0:  # a switch to a candidate without a subtree, the old one kept beside
+                v = -e - 1
+                rnd = depth[v] < prm[P_RANDOM_DEPTH]
+                b = decide(ncls, left, v, k, m, rnd)
+                status, base, got = _keep_beside(S, v, alive, rows, meta, free, k, b)
+                if status != OK:
+                    return status, i, got
+                work = build_beside(S, v, b, base, got, X, y, rows, meta, free, prm, bounds, work)
+                active[v] = b
+                slack[v] = slack_of(ncls, left, v, k, m, b, rnd) if got >= SLACK_MIN_N else 0
+            else:
+                v = e
+                got = _clear_subtree(S, v, alive, rows, meta, free)
+                if got < 0:
+                    return NEED_NODES, i, -got
+                # second half: grow v's subtree again (room was checked; no variants: a refit
+                # must match the active structure only, and rebuilds should stay cheap)
+                work = rebuild(S, v, X, y, rows, meta, free, prm, bounds, work)
             meta[M_NPENDING] -= 1
             rebuilds[i - 1] += 1
             rebuilt_rows[i - 1] += got
@@ -180,6 +233,7 @@ def forget_rows(
                     if X[r, feat[v, c]] <= thr[v, c]:
                         left[v, c, cls] -= 1
                 s = slack[v] - 1
+                kept = False
                 n_v, mx_v = _node_n(ncls, v)
                 if n_v < 2 * m or mx_v == n_v:
                     # too small or pure: a leaf for good (deletions only shrink and purify)
@@ -202,13 +256,24 @@ def forget_rows(
                         elif child[v, b, 0] >= 0:
                             active[v] = b
                             switches[i] += 1
+                        elif active[v] >= 0 and n_v >= prm[P_HEDGE_MIN]:
+                            # b's subtree is built once this row is gone; a's stays beside it
+                            # (near-ties flip back and forth), so the row leaves it too
+                            pending[meta[M_NPENDING]] = -v - 1
+                            meta[M_NPENDING] += 1
+                            kept = True
                         else:
                             pending[meta[M_NPENDING]] = v
                             meta[M_NPENDING] += 1
                             slack[v] = 0
                             continue
                     # small nodes rarely have slack to gain: re-checking them is cheaper
-                    s = slack_of(ncls, left, v, k, m, active[v], rnd) if n_v >= SLACK_MIN_N else 0
+                    if kept:
+                        s = 0  # set with b's subtree
+                    elif n_v >= SLACK_MIN_N:
+                        s = slack_of(ncls, left, v, k, m, active[v], rnd)
+                    else:
+                        s = 0
                 slack[v] = s
                 if sp + 2 * k >= stack.shape[0]:
                     stack = grown(stack, sp)

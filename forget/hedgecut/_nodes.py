@@ -101,9 +101,11 @@ def canonical_forest(
     ``newpos`` maps positions of live rows to their rows in ``X, y`` (the compacted ones) and
     ``prm`` holds a fit's parameters for those rows.
     """
-    if prm[K.P_MAX_VARIANTS] == 0:  # no node has variants, nor would a fit's
+    if prm[K.P_MAX_VARIANTS] == 0:  # a fit's nodes have no variants
         T, r, pool, used, pool_used = _lay_out(S, roots, rows, alive, newpos, prm)
-        return T, r, pool
+        if pool_used == int(T[0][r].sum()):  # nor have these: the pool holds each row once
+            return T, r, pool
+        # subtrees kept beside the ones that superseded them (see ``_forget``): dropped below
     spare = (S[0].shape[0] // 4 + 64, rows.size // 4 + 64)  # for the variants to build
     while True:
         T, r, pool, used, pool_used = _lay_out(S, roots, rows, alive, newpos, prm, spare)

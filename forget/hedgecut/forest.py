@@ -394,7 +394,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             )  # fmt: skip
             if status == K.OK:
                 break
-            self._grow(int(need))
+            if status == K.NEED_POOL:  # a subtree built beside the one it supersedes
+                self._grow_pool(int(need))
+            else:
+                self._grow(int(need))
         if not compiled.built:  # nothing to bring up to date: the marks and leaves go at once
             compiled.settled()
         self._rows.dropped(pos)  # the kernel cleared their alive flags as it went
@@ -456,6 +459,12 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         pending = np.empty(new_m, np.int64)
         pending[:m] = self._pending
         self._pending = pending
+
+    def _grow_pool(self, need: int) -> None:
+        used = int(self._meta[K.M_POOL])
+        pool = np.empty(max(used + used // 2, used + need + 1024), np.int32)
+        pool[:used] = self._pool[:used]
+        self._pool = pool
 
     # ------------------------------------------------------------------ predict
 

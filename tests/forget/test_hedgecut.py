@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
@@ -195,6 +195,54 @@ def test_big_rebuilds_on_gathered_rows_equal_a_refit():
     refit = refit_like(m, X[keep], y[keep], keep)
     assert_same_forest(m, refit, X)
     assert m.to_bytes() == refit.to_bytes()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31), st.sampled_from([0, 1]), st.sampled_from([8, 64]))
+def test_a_superseded_subtree_kept_beside_switches_back_and_leaves_no_trace(
+    seed, max_variants, hedge_min
+):
+    """A decision that moves to a candidate without a subtree keeps the old one beside the new
+    (noise features: the top decisions are near ties that deletions flip back and forth);
+    switching back to it is a switch, not a rebuild. After every deletion the forest equals a
+    refit, and its artifact and compacted memory are the refit's (the kept subtrees go)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(800, 4))
+    y = (rng.random(800) < 0.5).astype(int)
+    bounds = np.array([[-5.0, 5.0]] * 4)  # declared: a refit has the very same parameters
+    m = HedgeCutClassifier(
+        n_estimators=3, random_state=seed, max_samples=1.0, feature_bounds=bounds,
+        hedge_min_samples=hedge_min, max_variants=max_variants,
+    ).fit(X, y)  # fmt: skip
+    victims = rng.permutation(800)[:120]
+    details = [m.forget([int(v)]).details for v in victims]
+    keep = np.setdiff1d(np.arange(800), victims)
+    refit = refit_like(m, X[keep], y[keep], keep)
+    assert_same_forest(m, refit, X)
+    assert m.to_bytes() == refit.to_bytes()
+    m.compact()
+    refit.compact()
+    for name in ("_pool", "_roots", "_meta"):
+        np.testing.assert_array_equal(getattr(m, name), getattr(refit, name), err_msg=name)
+    for a, b in zip(m._S, refit._S, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if max_variants == 0:  # no fit-time variants: every switch is to a kept subtree
+        kept = sum(d["variant_switches"] for d in details)
+        event("switched back to a kept subtree" if kept else "no switch back")
+
+
+def test_kept_subtrees_are_switched_back_to_without_a_rebuild():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 6))
+    y = (rng.random(3000) < 0.5).astype(int)
+    m = HedgeCutClassifier(n_estimators=4, random_state=5, max_samples=1.0).fit(X, y)
+    details = [m.forget([int(v)]).details for v in rng.permutation(3000)[:200]]
+    assert m.max_variants == 0 and sum(d["variant_switches"] for d in details) > 0
+    S = m._S
+    child, active, ncand = S[5], S[6], S[1]
+    live = ncand > 0
+    others = (child[:, :, 0] >= 0) & (np.arange(child.shape[1]) != active[:, None])
+    assert (others[live].sum(axis=1) <= 1).all()  # at most the one superseded subtree kept
 
 
 @pytest.fixture
