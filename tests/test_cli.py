@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.store.helpers import VICTIM, people, write_csv
 
 
@@ -149,3 +151,31 @@ def test_the_demo_removes_the_store_it_made(tmp_path: Path):
     reports = list(tmp_path.rglob("*.html"))
     assert len(reports) == 1 and str(reports[0]) in res.stdout
     assert "retrain checks: " in res.stdout and " requests (a keyed random" in res.stdout
+
+
+def test_serve_refuses_a_switch_interval_out_of_range(tmp_path: Path):
+    for bad in ("0", "-1", "nan", "2000", "fast"):
+        res = run("serve", "--store", str(tmp_path), "--no-auth", "--switch-interval", bad)
+        assert res.returncode == 2 and "--switch-interval" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_serve_sets_the_switch_interval_for_the_process(monkeypatch):
+    import uvicorn
+
+    from api import server
+
+    seen: list[float] = []
+    monkeypatch.setattr(server.Service, "open", lambda *a, **k: None)
+    monkeypatch.setattr(server, "create_app", lambda *a, **k: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(sys.getswitchinterval()))
+    keys = server.load_keys("127.0.0.1", no_auth=True)
+    before = sys.getswitchinterval()
+    try:
+        server.serve("unused", keys=keys)
+        server.serve("unused", keys=keys, switch_interval_ms=0.5)
+        with pytest.raises(ValueError, match="switch interval"):
+            server.serve("unused", keys=keys, switch_interval_ms=0)
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [server.SWITCH_INTERVAL_MS / 1000, 0.0005]
