@@ -40,12 +40,13 @@ def load_keys(host: str, *, no_auth: bool) -> ApiKeys:
 
 
 # An erasure's thread waits for the GIL each time it comes back from DuckDB or a kernel that
-# released it, behind the event loop and the batcher busy with predictions; with CPython's
-# 5 ms interval it waited up to 5 ms each time. bench.api_erasure on 2 cores, adult, beside 8
-# predicting connections, same store, two rounds: erasure p50 141-142 ms at 5 ms, 101-106 ms
-# at 1 ms, 72-76 ms at 0.2 ms; predictions 1,173-1,193/s, 1,167-1,176/s and 977-1,036/s;
-# their p99 14.4-14.8, 16.1-16.3 and 17.1 ms. 1 ms keeps their rate; p99 +1.5 ms.
-SWITCH_INTERVAL_MS = 1.0
+# released it, behind the event loop and the batcher busy with predictions: up to one switch
+# interval each time. A shorter interval trades prediction tails for erasure latency.
+# bench.api_erasure on 2 cores, adult, beside 8 predicting connections: erasure p50 131-142 ms
+# at 5 ms, 101-108 ms at 1 ms, 72-76 ms at 0.2 ms (prediction rate -1 to -7 % at 1 ms, -15 %
+# at 0.2 ms); in an erasure storm beside predictions, erasures 24-26/s at 5 ms, 32-33/s at
+# 1 ms, but prediction p99 33 -> 42 ms. So CPython's own 5 ms stays the default.
+SWITCH_INTERVAL_MS = 5.0
 
 
 def serve(
@@ -67,7 +68,7 @@ def serve(
     """Serve the store in ``directory`` until interrupted (blocks).
 
     ``switch_interval_ms`` sets the interpreter's thread switch interval for the process
-    (``sys.setswitchinterval``; CPython's default is 5 ms): see ``SWITCH_INTERVAL_MS``.
+    (``sys.setswitchinterval``): see ``SWITCH_INTERVAL_MS``.
     """
     if switch_interval_ms <= 0:
         raise ValueError(f"the switch interval must be positive, not {switch_interval_ms} ms")

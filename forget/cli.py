@@ -711,10 +711,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--switch-interval",
         type=_positive_ms,
-        default=1.0,
+        default=5.0,
         metavar="MS",
-        help="the interpreter's thread switch interval, without --ray (default 1; CPython's "
-        "own is 5): erasures wait less for the GIL beside busy predictions",
+        help="the interpreter's thread switch interval, without --ray (default 5, CPython's "
+        "own): shorter, erasures wait less for the GIL beside busy predictions, whose tail "
+        "latency grows",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
