@@ -1,4 +1,4 @@
-"""The benchmarks run (small in every test run, full size with ``pytest -m bench``)."""
+"""The benchmarks run (small in every test run, full size with ``pytest -m bench -n 0``)."""
 
 from __future__ import annotations
 
