@@ -267,13 +267,11 @@ def forget_rows(
                             meta[M_NPENDING] += 1
                             slack[v] = 0
                             continue
-                    # small nodes rarely have slack to gain: re-checking them is cheaper
-                    if kept:
-                        s = 0  # set with b's subtree
-                    elif n_v >= SLACK_MIN_N:
+                    # small nodes rarely have slack to gain: re-checking them is cheaper (a
+                    # kept node's slack is set with b's subtree)
+                    s = 0
+                    if n_v >= SLACK_MIN_N and not kept:
                         s = slack_of(ncls, left, v, k, m, active[v], rnd)
-                    else:
-                        s = 0
                 slack[v] = s
                 if sp + 2 * k >= stack.shape[0]:
                     stack = grown(stack, sp)
