@@ -11,6 +11,12 @@ bitwise unchanged. A forest compiled from leaf values (scikit-learn's probabilit
 regression targets) stores them as they are, and every leaf votes: the sum over trees is
 divided by the number of trees, as scikit-learn's forests do.
 
+The traversal kernels take the pool's arrays as *unsigned* views (``rec`` as uint32, ``roots``
+as uint64): numba wraps negative indices, so a signed index costs a compare and a select on
+every load, on the critical path from one node to the next. Unsigned, it indexes directly:
+1.5x fewer ns per visited node (adult: ExtraTrees' own forest 6.1 -> 4.0 ns, HedgeCut's 5.0
+-> 3.1; bench/scoring.py).
+
 Perfect tree traversal (PTT) pads every tree to a perfect tree of depth ``D``: heap order per
 tree (children of ``h`` are ``2h + 1`` and ``2h + 2``), ``pnode[t * (2**D - 1) + h]`` as
 (feature, cut-off bits), ``pvals[t * 2**D + leaf]`` as in ``vals``. A leaf above depth ``D``

@@ -25,6 +25,7 @@ class TreePool:
         self._alloc(total)
         T = len(trees)
         self.roots = np.zeros(T, np.int64)
+        self.uroots = self.roots.view(np.uint64)
         self.sizes = np.zeros(T, np.int64)
         self.caps = np.zeros(T, np.int64)
         self.depths = np.zeros(T, np.int64)
@@ -38,6 +39,7 @@ class TreePool:
     def _alloc(self, capacity: int) -> None:
         self.rec = np.zeros((capacity, 4), np.int32)
         self.recf = self.rec.view(np.float32)
+        self.urec = self.rec.view(np.uint32)  # what the kernels index with (see _kernels)
         self.vals = np.zeros((capacity, self.n_classes + 1))
 
     @property
@@ -99,7 +101,7 @@ class TreePool:
         self.generation += 1
 
     def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
-        args = (X, self.roots, self.rec, self.recf, self.vals, self.n_classes)
+        args = (X, self.uroots, self.urec, self.recf, self.vals, self.n_classes)
         if parallel:  # one block of rows per thread (see the kernels)
             return K.tt_proba_parallel(*args, numba.get_num_threads())
         return K.tt_proba(*args)

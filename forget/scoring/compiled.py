@@ -246,7 +246,7 @@ class CompiledForest:
         over trees and rows; the work a traversal does, whatever the strategy."""
         Xf = self._rows(X)
         pool = self._pool
-        return int(K.visited_nodes(Xf, pool.roots, pool.rec, pool.recf))
+        return int(K.visited_nodes(Xf, pool.uroots, pool.urec, pool.recf))
 
     def _mean(self, X: ArrayLike) -> np.ndarray:
         """The mean over trees of the leaves' values, ``(rows, n_classes)``."""
