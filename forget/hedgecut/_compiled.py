@@ -114,7 +114,7 @@ class CompiledTrees:
         forest = self._forest
         if forest is not None and self._n_jobs == model.n_jobs:
             if not self.stale:
-                return forest.predict_proba(X)
+                return forest._score(X)  # rows validated by the estimator
             if forest.n_classes == model.classes_.size and self._walk_pays(X.shape[0]):
                 t0 = time.perf_counter()
                 out = model._walk(X)
@@ -125,7 +125,7 @@ class CompiledTrees:
         forest = None  # hold no reference to a form about to be replaced
         with self._lock:  # the first thread in brings it up to date, the others wait
             forest = self.sync(model)
-        return forest.predict_proba(X)
+        return forest._score(X)
 
     def _walk_pays(self, rows: int) -> bool:
         """Whether walking ``rows`` keeps the walking since the deletion within a refresh."""

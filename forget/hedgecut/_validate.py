@@ -23,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from forget.hedgecut._bounds import robust_knots
+from forget.scoring._kernels import all_finite, as_float32
 
 F32_MAX = float(np.finfo(np.float32).max)
 SEED_LIMIT = 2**63  # seeds are int64 in the kernels and BIGINT where models are stored
@@ -163,12 +164,11 @@ def features(est: Any, X: ArrayLike) -> np.ndarray:
 
 def to_float32(arr: np.ndarray, *, copy: bool) -> np.ndarray:
     """``arr`` (float64 or float32) as C-ordered float32; refuse what float32 cannot hold."""
-    if arr.dtype == np.float32:
-        out = np.array(arr, order="C", copy=copy or None)
-    else:
-        with np.errstate(over="ignore"):  # beyond float32's range the cast gives inf: below
-            out = np.array(arr, dtype=np.float32, order="C", copy=copy or None)
-    if not np.isfinite(out).all():
+    if arr.dtype == np.float32 and not copy and arr.flags.c_contiguous:
+        out, finite = arr, all_finite(arr)
+    else:  # beyond float32's range the cast gives inf: refused below
+        out, finite = as_float32(arr)
+    if not finite:
         raise ValueError(_not_finite(arr, out))
     return out
 

@@ -42,6 +42,7 @@ AUTO_MAX_DEPTH = {
 AUTO_PTT_BYTES = 256 << 20  # and no PTT layout past this size
 PARALLEL_MIN_ROWS = 1024  # below this, threads cost more than they save
 TORCH_MIN_ROWS = 20_000  # "auto" hands batches this large to torch, and only on a GPU
+SMALL_ROWS = min(PARALLEL_MIN_ROWS, TORCH_MIN_ROWS)  # batches below it share one plan
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class CompiledForest:
         self._qtt: QuantizedTrees | None = None
         self._torch: _torch.TorchScorer | None = None
         self._auto: dict[str, str] = {}  # "auto"'s strategy per AUTO_MAX_DEPTH key, until refresh
+        self._small_plan: Plan | None = None  # the plan of batches below SMALL_ROWS, until refresh
         if backend == "torch":
             self._torch = _torch.TorchScorer(device)
         if strategy != "auto":
@@ -250,10 +252,17 @@ class CompiledForest:
 
     def _mean(self, X: ArrayLike) -> np.ndarray:
         """The mean over trees of the leaves' values, ``(rows, n_classes)``."""
-        Xf = self._rows(X)
+        return self._score(self._rows(X))
+
+    def _score(self, Xf: np.ndarray) -> np.ndarray:
+        """``_mean`` of rows already as ``_rows`` gives them (C-ordered finite float32 of the
+        compiled width): forget's estimators call it with the rows they validated."""
         if Xf.shape[0] == 0:
             return np.zeros((0, self.n_classes))
-        plan = self.plan(Xf.shape[0])
+        small = Xf.shape[0] < SMALL_ROWS
+        plan = (small and self._small_plan) or self.plan(Xf.shape[0])
+        if small:
+            self._small_plan = plan
         layout = self._layout(plan.strategy)
         if plan.backend == "torch":
             return self._scorer().proba(plan.strategy, Xf, self._pool, layout)
@@ -301,11 +310,12 @@ class CompiledForest:
             raise ValueError(
                 f"X has {arr.shape[1]} features, the forest was compiled for {self.n_features_in_}"
             )
-        if not np.isfinite(arr).all():
+        if not K.all_finite(arr):
             bad = np.argwhere(~np.isfinite(arr))[:5].tolist()
             raise ValueError(f"X holds NaN or infinite values at (row, column) {bad}")
-        with np.errstate(over="ignore"):  # beyond float32's range: inf, as the forest
-            return np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.dtype == np.float32 and arr.flags.c_contiguous:
+            return arr
+        return K.as_float32(arr)[0]  # beyond float32's range: inf, as the forest
 
     def _scorer(self) -> _torch.TorchScorer:
         if self._torch is None:
@@ -426,6 +436,7 @@ class CompiledForest:
         for t, tr in trees.items():
             self._pool.replace(t, tr)
         self._auto.clear()
+        self._small_plan = None
         if self.strategy == "auto":  # keep only the layouts "auto" can still pick
             deepest = {k: max(v[k] for v in AUTO_MAX_DEPTH.values()) for k in ("gemm", "ptt")}
             if new_depth > deepest["ptt"]:

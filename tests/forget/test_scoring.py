@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from forget import HedgeCutClassifier
 from forget.scoring import (
@@ -19,6 +20,7 @@ from forget.scoring import (
     compile_forest,
     compiled,
 )
+from forget.scoring import _kernels as K
 
 TORCH = _torch.importable()
 COMBOS = [(s, b) for b in ("numba", "torch") for s in ("tt", "ptt", "gemm")]
@@ -436,6 +438,50 @@ def test_plan_picks_by_depth_batch_and_backend(monkeypatch):
     if TORCH:
         assert CompiledForest(deep, 2, 2).plan(compiled.TORCH_MIN_ROWS).backend == "torch"
     assert CompiledForest(deep, 2, 2).plan(compiled.TORCH_MIN_ROWS - 1).backend == "numba"
+
+
+def test_a_one_row_plan_follows_a_refresh():
+    """Small batches reuse one plan; a refresh that deepens the trees past what the plan's
+    strategy can lay out must not leave one-row predictions on it."""
+    rng = np.random.default_rng(3)
+    trees = [np.array(random_tree(rng, 2, 2, 2, 1.0, np.array([0.0]))) for _ in range(3)]
+    X = rng.normal(size=(4, 2))
+    cf = CompiledForest(trees, 2, 2)
+    before = cf.plan(1)
+    assert before.strategy != "tt"
+    np.testing.assert_array_equal(cf.predict_proba(X[:1]), reference_proba(trees, 2, X[:1]))
+    trees[1] = np.array(chain_tree(rng, 2, 2, 40, np.array([0.0])))
+    cf.refresh({1: trees[1]})
+    assert cf.plan(1).strategy == "tt"
+    for i in range(len(X)):
+        np.testing.assert_array_equal(cf.predict_proba(X[i : i + 1]),
+                                      reference_proba(trees, 2, X[i : i + 1]))  # fmt: skip
+    assert cf._small_plan == cf.plan(1)
+
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.sampled_from(
+    [3.4028235e38, 3.4028236e38, 3.5e38, -3.5e38, 1e-46, -0.0]  # float32's edges
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=9), elements=FLOATS),
+    st.booleans(),
+    st.booleans(),
+)
+def test_row_kernels_agree_with_numpy(X, as32, transpose):
+    """``all_finite`` is ``isfinite(X).all()``; ``as_float32`` is numpy's cast, bit for bit,
+    on any layout (values past float32's range become inf, NaN stays NaN)."""
+    with np.errstate(over="ignore"):
+        X = X.astype(np.float32) if as32 else X
+        want32 = X.T.astype(np.float32) if transpose else X.astype(np.float32)
+    X = X.T if transpose else X
+    assert K.all_finite(X) == bool(np.isfinite(X).all())
+    got, finite = K.as_float32(X)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want32.view(np.uint32))
+    assert finite == bool(np.isfinite(want32).all())
 
 
 def test_the_bench_runs_quick(tmp_path):
