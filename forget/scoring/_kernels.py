@@ -11,11 +11,13 @@ bitwise unchanged. A forest compiled from leaf values (scikit-learn's probabilit
 regression targets) stores them as they are, and every leaf votes: the sum over trees is
 divided by the number of trees, as scikit-learn's forests do.
 
-The traversal kernels take the pool's arrays as *unsigned* views (``rec`` as uint32, ``roots``
-as uint64): numba wraps negative indices, so a signed index costs a compare and a select on
-every load, on the critical path from one node to the next. Unsigned, it indexes directly:
-1.5x fewer ns per visited node (adult: ExtraTrees' own forest 6.1 -> 4.0 ns, HedgeCut's 5.0
--> 3.1; bench/scoring.py).
+The traversal kernels take the pool's arrays as *flat unsigned* views (``rec`` as uint32 and
+``recf`` as float32, both 1-d; ``roots`` as uint64). Numba wraps negative indices, so a
+signed index costs a compare and a select on every load of the chain from one node to the
+next; and it multiplies a 2-d index by the row stride it reads at run time, where a flat
+index of the known record size is an address mode. Unsigned and flat, a visit is three loads
+and a compare: adult, ns per visited node, ExtraTrees' own forest 5.8 -> 3.8 (unsigned) ->
+3.3 (flat), HedgeCut's 4.9 -> 3.0 -> 2.5 (interleaved runs of bench-like kernels, one thread).
 
 Perfect tree traversal (PTT) pads every tree to a perfect tree of depth ``D``: heap order per
 tree (children of ``h`` are ``2h + 1`` and ``2h + 2``), ``pnode[t * (2**D - 1) + h]`` as
@@ -35,6 +37,8 @@ OK = 0
 BAD_SHAPE = 1  # nodes after the tree is complete, or a tree that ends with open splits
 
 ROWS_AT_ONCE = 8  # rows (or trees) advanced in lock step: independent loads overlap
+_REC, _CUT, _LEFT = np.uint64(4), np.uint64(1), np.uint64(2)  # a flat record: size, fields
+_PREC, _ZERO, _ONE = np.uint64(2), np.uint64(0), np.uint64(1)  # a flat PTT node; unsigned 0, 1
 BLOCK = 128  # PTT: rows scored tree by tree together, one tree's nodes stay in cache
 
 
@@ -245,12 +249,19 @@ def fill_gemm(rec, recf, vals, root, size, A, B, C, Dv, E):
 
 @njit(cache=True, inline="always")
 def _step(X, i, v, rec, recf):
-    return rec[v, 2 + (X[i, rec[v, 0]] > recf[v, 1])]
+    """Node v's child for row i; ``rec``/``recf`` flat and unsigned (see the module doc)."""
+    b = v * _REC
+    return np.uint64(rec[b + _LEFT + np.uint64(X[i, rec[b]] > recf[b + _CUT])])
+
+
+@njit(cache=True, inline="always")
+def _is_leaf(rec, v):
+    return rec[v * _REC + _LEFT] == v
 
 
 @njit(cache=True, inline="always")
 def _leaf(X, i, v, rec, recf):
-    while rec[v, 2] != v:
+    while not _is_leaf(rec, v):
         v = _step(X, i, v, rec, recf)
     return v
 
@@ -266,14 +277,14 @@ def _add(out, used, vals, i, v):
 @njit(cache=True, inline="always")
 def _done(rec, a0, a1, a2, a3, a4, a5, a6, a7):
     return (
-        (rec[a0, 2] == a0)
-        & (rec[a1, 2] == a1)
-        & (rec[a2, 2] == a2)
-        & (rec[a3, 2] == a3)
-        & (rec[a4, 2] == a4)
-        & (rec[a5, 2] == a5)
-        & (rec[a6, 2] == a6)
-        & (rec[a7, 2] == a7)
+        _is_leaf(rec, a0)
+        & _is_leaf(rec, a1)
+        & _is_leaf(rec, a2)
+        & _is_leaf(rec, a3)
+        & _is_leaf(rec, a4)
+        & _is_leaf(rec, a5)
+        & _is_leaf(rec, a6)
+        & _is_leaf(rec, a7)
     )
 
 
@@ -369,7 +380,7 @@ def visited_nodes(X, roots, rec, recf):
         for i in range(X.shape[0]):
             v = roots[t]
             total += 1
-            while rec[v, 2] != v:
+            while not _is_leaf(rec, v):
                 v = _step(X, i, v, rec, recf)
                 total += 1
     return total
@@ -408,23 +419,25 @@ def tt_proba_parallel(X, roots, rec, recf, vals, nc, blocks):
 
 @njit(cache=True, inline="always")
 def _pstep(X, i, h, base, pnode, pnodef):
-    g = base + h
-    return 2 * h + 1 + (X[i, pnode[g, 0]] > pnodef[g, 1])
+    """Heap node h's child for row i, in the block at ``base``: h and base uint64, pnode and
+    pnodef flat (as the TT pool's views, see the module doc)."""
+    g = (base + h) * _PREC
+    return h + h + _ONE + np.uint64(X[i, pnode[g]] > pnodef[g + _ONE])
 
 
 @njit(cache=True, inline="always")
 def _padd(out, used, pvals, i, t, h, L):
-    _add(out, used, pvals, i, t * L + h - (L - 1))
+    _add(out, used, pvals, i, np.uint64(t * L) + h - np.uint64(L - 1))
 
 
 @njit(cache=True)
 def _ptt_rows(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
     L = 1 << D
     for t in range(T):
-        b = t * (L - 1)
+        b = np.uint64(t * (L - 1))
         i = i0
         while i + 8 <= i1:
-            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = 0
+            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = _ZERO
             for _ in range(D):
                 h0 = _pstep(X, i, h0, b, pnode, pnodef)
                 h1 = _pstep(X, i + 1, h1, b, pnode, pnodef)
@@ -444,7 +457,7 @@ def _ptt_rows(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
             _padd(out, used, pvals, i + 7, t, h7, L)
             i += 8
         while i < i1:
-            h = 0
+            h = _ZERO
             for _ in range(D):
                 h = _pstep(X, i, h, b, pnode, pnodef)
             _padd(out, used, pvals, i, t, h, L)
@@ -458,16 +471,16 @@ def _ptt_few(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
     for i in range(i0, i1):
         t = 0
         while t + 8 <= T:
-            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = 0
+            h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = _ZERO
             for _ in range(D):
-                h0 = _pstep(X, i, h0, t * n1, pnode, pnodef)
-                h1 = _pstep(X, i, h1, (t + 1) * n1, pnode, pnodef)
-                h2 = _pstep(X, i, h2, (t + 2) * n1, pnode, pnodef)
-                h3 = _pstep(X, i, h3, (t + 3) * n1, pnode, pnodef)
-                h4 = _pstep(X, i, h4, (t + 4) * n1, pnode, pnodef)
-                h5 = _pstep(X, i, h5, (t + 5) * n1, pnode, pnodef)
-                h6 = _pstep(X, i, h6, (t + 6) * n1, pnode, pnodef)
-                h7 = _pstep(X, i, h7, (t + 7) * n1, pnode, pnodef)
+                h0 = _pstep(X, i, h0, np.uint64(t * n1), pnode, pnodef)
+                h1 = _pstep(X, i, h1, np.uint64((t + 1) * n1), pnode, pnodef)
+                h2 = _pstep(X, i, h2, np.uint64((t + 2) * n1), pnode, pnodef)
+                h3 = _pstep(X, i, h3, np.uint64((t + 3) * n1), pnode, pnodef)
+                h4 = _pstep(X, i, h4, np.uint64((t + 4) * n1), pnode, pnodef)
+                h5 = _pstep(X, i, h5, np.uint64((t + 5) * n1), pnode, pnodef)
+                h6 = _pstep(X, i, h6, np.uint64((t + 6) * n1), pnode, pnodef)
+                h7 = _pstep(X, i, h7, np.uint64((t + 7) * n1), pnode, pnodef)
             _padd(out, used, pvals, i, t, h0, L)
             _padd(out, used, pvals, i, t + 1, h1, L)
             _padd(out, used, pvals, i, t + 2, h2, L)
@@ -478,9 +491,9 @@ def _ptt_few(X, i0, i1, T, D, pnode, pnodef, pvals, out, used):
             _padd(out, used, pvals, i, t + 7, h7, L)
             t += 8
         while t < T:
-            h = 0
+            h = _ZERO
             for _ in range(D):
-                h = _pstep(X, i, h, t * n1, pnode, pnodef)
+                h = _pstep(X, i, h, np.uint64(t * n1), pnode, pnodef)
             _padd(out, used, pvals, i, t, h, L)
             t += 1
 

@@ -63,4 +63,5 @@ class PerfectTrees:
     def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
         kernel = K.ptt_proba_parallel if parallel else K.ptt_proba
         T = self.pvals.shape[0] >> self.depth
-        return kernel(X, T, self.depth, self.pnode, self.pnodef, self.pvals, self.n_classes)
+        flat, flatf = self.pnode.view(np.uint32).reshape(-1), self.pnodef.reshape(-1)
+        return kernel(X, T, self.depth, flat, flatf, self.pvals, self.n_classes)

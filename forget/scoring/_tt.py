@@ -39,7 +39,8 @@ class TreePool:
     def _alloc(self, capacity: int) -> None:
         self.rec = np.zeros((capacity, 4), np.int32)
         self.recf = self.rec.view(np.float32)
-        self.urec = self.rec.view(np.uint32)  # what the kernels index with (see _kernels)
+        self.flat = self.rec.view(np.uint32).reshape(-1)  # the kernels' views (see _kernels)
+        self.flatf = self.recf.reshape(-1)
         self.vals = np.zeros((capacity, self.n_classes + 1))
 
     @property
@@ -101,7 +102,7 @@ class TreePool:
         self.generation += 1
 
     def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
-        args = (X, self.uroots, self.urec, self.recf, self.vals, self.n_classes)
+        args = (X, self.uroots, self.flat, self.flatf, self.vals, self.n_classes)
         if parallel:  # one block of rows per thread (see the kernels)
             return K.tt_proba_parallel(*args, numba.get_num_threads())
         return K.tt_proba(*args)

@@ -30,12 +30,15 @@ STRATEGIES = ("gemm", "ptt", "tt", "qtt")
 BACKENDS = ("numba", "torch")
 
 # "auto": the deepest tree each strategy is picked for, per backend and device (measured in
-# bench/scoring.py on a 2-core CPU: PTT's fixed D branch-free steps match or beat TT's early
-# exits up to depth 10 and lose from 12; GEMM's work grows with nodes², it never wins on a
-# CPU, numba or torch). On a GPU, Hummingbird's choice (GEMM to depth 3, PTT to 10): fewer,
-# larger kernels; not measured here.
+# bench/scoring.py on a 2-core CPU). numba: TT, always; with flat unsigned indexing (see
+# _kernels) PTT's fixed D branch-free steps are within 3-10 % of TT's early exits on 10,000
+# rows up to depth 10, lose from 12, and lose on one row at every depth (adult, 100 trees,
+# depth 3: 7.5 us TT vs 11 PTT), and a second layout would be refreshed at every erasure.
+# GEMM's work grows with nodes², it never wins on a CPU. torch on a CPU: PTT to depth 10.
+# On a GPU, Hummingbird's choice (GEMM to depth 3, PTT to 10): fewer, larger kernels; not
+# measured here.
 AUTO_MAX_DEPTH = {
-    "numba": {"gemm": -1, "ptt": 10},
+    "numba": {"gemm": -1, "ptt": -1},
     "torch-cpu": {"gemm": -1, "ptt": 10},
     "torch-cuda": {"gemm": 3, "ptt": 10},
 }
@@ -248,7 +251,7 @@ class CompiledForest:
         over trees and rows; the work a traversal does, whatever the strategy."""
         Xf = self._rows(X)
         pool = self._pool
-        return int(K.visited_nodes(Xf, pool.uroots, pool.urec, pool.recf))
+        return int(K.visited_nodes(Xf, pool.uroots, pool.flat, pool.flatf))
 
     def _mean(self, X: ArrayLike) -> np.ndarray:
         """The mean over trees of the leaves' values, ``(rows, n_classes)``."""

@@ -440,9 +440,10 @@ def test_plan_picks_by_depth_batch_and_backend(monkeypatch):
     assert CompiledForest(deep, 2, 2).plan(compiled.TORCH_MIN_ROWS - 1).backend == "numba"
 
 
-def test_a_one_row_plan_follows_a_refresh():
+def test_a_one_row_plan_follows_a_refresh(monkeypatch):
     """Small batches reuse one plan; a refresh that deepens the trees past what the plan's
     strategy can lay out must not leave one-row predictions on it."""
+    monkeypatch.setitem(compiled.AUTO_MAX_DEPTH, "numba", {"gemm": -1, "ptt": 10})
     rng = np.random.default_rng(3)
     trees = [np.array(random_tree(rng, 2, 2, 2, 1.0, np.array([0.0]))) for _ in range(3)]
     X = rng.normal(size=(4, 2))
