@@ -174,14 +174,14 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
     ncls[v, :] = 0
     if s1 - s0 < 2 * m or depth[v] >= prm[P_MAX_DEPTH]:
         for i in range(s0, s1):
-            ncls[v, y[rows[i]]] += 1
+            ncls[v, y[np.uint32(rows[i])]] += 1
         clear_candidates(S, v)
         return
     # a pure node is a leaf: found before its candidates are drawn (most leaves are pure, and
     # the draw is the costliest part of a small node); an impure one differs within a few rows
-    first = y[rows[s0]]
+    first = y[np.uint32(rows[s0])]
     i = s0 + 1
-    while i < s1 and y[rows[i]] == first:
+    while i < s1 and y[np.uint32(rows[i])] == first:
         i += 1
     if i == s1:
         ncls[v, first] = s1 - s0
@@ -193,11 +193,11 @@ def _node_stats(S, v, X, y, rows, prm, bounds, fl, tl, lc, reg):
         tl[c] = thr[v, c]
     lc[:, :] = 0
     for i in range(s0, s1):
-        r = rows[i]
-        cls = y[r]
+        r = np.uint32(rows[i])  # indices unsigned: numba wraps signed ones, on every load
+        cls = np.uint32(y[r])
         ncls[v, cls] += 1
         for c in range(k):
-            lc[c, cls] += X[r, fl[c]] <= tl[c]  # branch-free: the outcome is a coin flip
+            lc[c, cls] += X[r, np.uint64(fl[c])] <= tl[c]  # branch-free: a coin flip
     ncand[v] = k
     for c in range(k):
         for j in range(nc):
@@ -226,7 +226,7 @@ def split_n(S, v, c, base, n, h, X, rows, meta, free, stack, sp, regs, cur):
     i = base
     j = base + n - 1
     while i <= j:
-        if X[rows[i], f] <= t:
+        if X[np.uint32(rows[i]), f] <= t:
             i += 1
         else:
             rows[i], rows[j] = rows[j], rows[i]
