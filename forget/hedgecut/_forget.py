@@ -208,6 +208,7 @@ def forget_rows(
         if i >= todo.shape[0]:
             return OK, i, 0
         r = todo[i]
+        ru = np.uint64(r)
         alive[r] = False
         cls = y[r]
         ccount[cls] -= 1
@@ -229,9 +230,10 @@ def forget_rows(
                 a = active[v]
                 if a >= 0:  # the child this row goes to next: its record loads meanwhile
                     prefetch_row(ncls, child[v, a, 0 if X[r, feat[v, a]] <= thr[v, a] else 1])
+                u = np.uint64(v)  # unsigned: no wraparound on the loads below (as in _build)
                 for c in range(k):
-                    if X[r, feat[v, c]] <= thr[v, c]:
-                        left[v, c, cls] -= 1
+                    if X[ru, np.uint64(feat[u, c])] <= thr[u, c]:
+                        left[u, c, cls] -= 1
                 s = slack[v] - 1
                 kept = False
                 n_v, mx_v = _node_n(ncls, v)
@@ -276,9 +278,9 @@ def forget_rows(
                 if sp + 2 * k >= stack.shape[0]:
                     stack = grown(stack, sp)
                 for c in range(k):
-                    if child[v, c, 0] >= 0:
-                        side = 0 if X[r, feat[v, c]] <= thr[v, c] else 1
-                        stack[sp] = child[v, c, side]
+                    if child[u, c, 0] >= 0:
+                        side = 0 if X[ru, np.uint64(feat[u, c])] <= thr[u, c] else 1
+                        stack[sp] = child[u, c, side]
                         sp += 1
             if touched[t] == LEAVES:  # the leaf whose counts changed, for the compiled form
                 v = roots[t]
