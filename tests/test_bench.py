@@ -49,6 +49,8 @@ def test_readme_tables_render_from_the_committed_results():
         table = make(json.loads((RESULTS / f"{name}.json").read_text()))
         assert table.count("\n") >= 2  # a header, its rule, at least one row
     assert "<!-- bench:hedgecut -->" in readme.README.read_text()
+    scoring = readme.scoring_table(json.loads((RESULTS / "scoring.json").read_text()))
+    assert "| forget CompiledForest |" in scoring  # the same-forest table renders with it
 
 
 def test_store_erasure_bench_quick(tmp_path):
