@@ -37,6 +37,8 @@ class PerfectTrees:
         T, L = pool.n_trees, 1 << depth
         self.pnode = np.empty((T * (L - 1), 2), np.int32)
         self.pnodef = self.pnode.view(np.float32)
+        self.flat = self.pnode.view(np.uint32).reshape(-1)  # the kernels' views (see _kernels)
+        self.flatf = self.pnodef.reshape(-1)
         self.pvals = np.empty((T * L, self.n_classes + 1))
         for t in range(T):
             self.fill(pool, t)
@@ -63,5 +65,4 @@ class PerfectTrees:
     def proba(self, X: np.ndarray, parallel: bool) -> np.ndarray:
         kernel = K.ptt_proba_parallel if parallel else K.ptt_proba
         T = self.pvals.shape[0] >> self.depth
-        flat, flatf = self.pnode.view(np.uint32).reshape(-1), self.pnodef.reshape(-1)
-        return kernel(X, T, self.depth, flat, flatf, self.pvals, self.n_classes)
+        return kernel(X, T, self.depth, self.flat, self.flatf, self.pvals, self.n_classes)
