@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -15,6 +17,7 @@ from forget.errors import (
     EmptyModelError,
     UnknownRowIdsError,
 )
+from forget.hedgecut import forest
 
 
 def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
@@ -69,14 +72,20 @@ def problems(draw):
     return X, y, ids, batches, params
 
 
+@pytest.mark.parametrize("refit_share", [0, forest.REFIT_SHARE], ids=["kernel", "refit"])
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
-def test_forget_equals_refit_on_remaining_rows(problem):
+def test_forget_equals_refit_on_remaining_rows(refit_share, problem):
+    """Both ways a forget goes: the deletion kernels alone (``REFIT_SHARE`` 0: never a refit),
+    and as shipped, where a big share of the live rows (most batches here: the problems are
+    small) is forgotten by fitting again."""
     X, y, ids, batches, params = problem
     model = HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
     gone = np.zeros(len(y), dtype=bool)
     for batch in batches:
-        result = model.forget(ids[batch].tolist())
+        with mock.patch.object(forest, "REFIT_SHARE", refit_share):
+            result = model.forget(ids[batch].tolist())
+        event(f"refit: {result.details.get('refit', 0)}")
         assert result.row_ids == tuple(ids[batch].tolist())
         assert len(result.paths) == len(batch)
         gone[batch] = True
