@@ -365,25 +365,31 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
         names = sorted(str(n) for (n,) in db.all(union, raws * len(cat)))
     key_of = {s.raw: s.key for s in subjects}
     taken: dict[str, dict[str, DeletedRows]] = {}
-    listed = ", ".join(["?"] * len(raws))  # a list of constants: the subject index serves it
+    if len(raws) <= _LISTED:  # a list of constants: the subject index serves it
+        listed, params = ", ".join(["?"] * len(raws)), list(raws)
+    else:  # one list parameter, joined (1,000 subjects of 24,000 rows: 6 ms against 31)
+        listed, params = "SELECT unnest(?::VARCHAR[])", [raws]
     for name in names:
         column = cat[name].subject_column
         arrays = db.execute(
-            f"DELETE FROM {table(name)} WHERE {quote(column)} IN ({listed}) RETURNING *", raws
+            f"DELETE FROM {table(name)} WHERE {quote(column)} IN ({listed}) RETURNING *", params
         ).fetchnumpy()
         ids = np.asarray(arrays.pop(ROW_ID), dtype=np.int64)
         if not ids.size:
             continue
-        order = np.argsort(ids, kind="stable")
-        ids = ids[order]
+        owners = np.asarray(arrays[column]).astype(str)
+        order = np.lexsort((ids, owners))  # by subject, then row id
+        ids, owners = ids[order], owners[order]
         cols = {c: np.asarray(v)[order] for c, v in arrays.items()}
-        owners = np.asarray(cols[column]).astype(str)
-        for raw in np.unique(owners).tolist():
-            mine = owners == raw
-            taken.setdefault(key_of[raw], {})[name] = DeletedRows(
-                ids[mine], {c: v[mine] for c, v in cols.items()}
+        cuts = np.flatnonzero(owners[1:] != owners[:-1]) + 1
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), ids.size], strict=True):
+            taken.setdefault(key_of[str(owners[a])], {})[name] = DeletedRows(
+                ids[a:b], {c: v[a:b] for c, v in cols.items()}
             )
     return taken
+
+
+_LISTED = 16  # the most subjects ``take_subjects`` names as constants
 
 
 def take_rows(db: Database, name: str, where: str, params: Sequence[Any]) -> DeletedRows:
