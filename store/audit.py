@@ -88,7 +88,10 @@ class AuditKey:
     def entry_hash_of(self, prev_hash: str, seq: int, ts: str, kind: str, text: str) -> str:
         """:meth:`entry_hash` of a payload given as its canonical JSON ``text``: the body
         ``canonical([seq, ts, kind, payload])`` is put together, not encoded again."""
-        body = f"[{int(seq)},{canonical(ts)},{canonical(kind)},{text}]"
+        return self._hash(prev_hash, seq, canonical(ts), canonical(kind), text)
+
+    def _hash(self, prev_hash: str, seq: int, ts_text: str, kind_text: str, text: str) -> str:
+        body = f"[{int(seq)},{ts_text},{kind_text},{text}]"
         return hmac.new(self.entry, (prev_hash + body).encode(), hashlib.sha256).hexdigest()
 
     def seal(self, head: AuditHead) -> str:
@@ -158,8 +161,20 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
     """Append entries in order, and move the sealed head (inside ``atomic()``; 2 statements).
 
     When the sealed head is missing or does not verify, an ``audit.head_missing`` entry comes
-    first: the chain then says for ever that entries before it may have been removed.
+    first: the chain then says for ever that entries before it may have been removed. The
+    entries of one call share their time stamp (they commit together).
     """
+    rows = write(db, entries)
+    return [
+        AuditEntry(q, ts, kind, json.loads(text), prev, h) for q, ts, kind, text, prev, h in rows
+    ]
+
+
+def write(
+    db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[tuple[int, str, str, str, str, str]]:
+    """:func:`append_many` without making the entries: the rows written (``_COLUMNS``), for
+    callers that append thousands at once (a batch of erasure requests)."""
     if not db.in_transaction:
         raise RuntimeError("audit entries are appended inside the transaction they describe")
     if not entries:
@@ -172,27 +187,42 @@ def append_many(db: Database, entries: Sequence[tuple[str, Mapping[str, Any]]]) 
         if problem is not None:
             todo.insert(0, (HEAD_MISSING, {"problem": problem, "continues_from": current.seq}))
     seq, prev = current.seq, current.entry_hash
-    out = []
-    texts = []
+    ts = now()
+    ts_text = canonical(ts)
+    kind_texts: dict[str, str] = {}
+    rows = []
     for kind, payload in todo:
         seq += 1
-        ts = now()
-        body = json.loads(canonical(dict(payload)))  # refuses what JSON cannot hold
-        text = canonical(body)  # as verification re-encodes it (non-string keys became strings)
-        digest = key.entry_hash_of(prev, seq, ts, kind, text)
-        out.append(AuditEntry(seq, ts, kind, body, prev, digest))
-        texts.append(text)
+        text = canonical(dict(payload))  # refuses what JSON cannot hold
+        if not _string_keyed(payload):  # as verification re-encodes it: keys became strings
+            text = canonical(json.loads(text))
+        kind_text = kind_texts.get(kind)
+        if kind_text is None:
+            kind_text = kind_texts[kind] = canonical(kind)
+        digest = key._hash(prev, seq, ts_text, kind_text, text)
+        rows.append((seq, ts, kind, text, prev, digest))
         prev = digest
-    db.insert(
-        "audit_log",
-        _COLUMNS,
-        [
-            (e.seq, e.ts, e.kind, text, e.prev_hash, e.entry_hash)
-            for e, text in zip(out, texts, strict=True)
-        ],
-    )
+    db.insert("audit_log", _COLUMNS, rows)
     _write_head(db, key, AuditHead(seq, prev))
-    return out
+    return rows
+
+
+def _string_keyed(obj: Any) -> bool:
+    """Whether every mapping in ``obj`` has string keys only: its canonical JSON is then what
+    encoding it again after a round trip gives (other keys become strings, and sort anew)."""
+    kind = type(obj)
+    if kind is dict or (kind not in _SCALARS and isinstance(obj, Mapping)):
+        for k, v in obj.items():
+            if type(k) is not str or (type(v) not in _SCALARS and not _string_keyed(v)):
+                return False
+    elif kind is list or kind is tuple:
+        for v in obj:
+            if type(v) not in _SCALARS and not _string_keyed(v):
+                return False
+    return True
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _write_head(db: Database, key: AuditKey, tip: AuditHead) -> None:

@@ -247,13 +247,10 @@ def erase(
             )
             if before_forget is not None and pairs:
                 before_forget(pairs)
-            done_by: list[list[tuple[ForgetOp, ForgetOutcome]]] = []
-            for plan in plans:
-                done = []
-                for op in () if isinstance(plan, str) else plan[2]:
-                    touched.append(op)
-                    done.append((op, registry.forget(op)))
-                done_by.append(done)
+            ops_of = [[] if isinstance(p, str) else p[2] for p in plans]
+            touched += [op for ops in ops_of for op in ops]
+            outcomes = iter(registry.forget_many(touched))
+            done_by = [[(op, next(outcomes)) for op in ops] for ops in ops_of]
             if after_forget is not None and pairs:
                 after_forget()
             crash_point("erase.after_forget")
@@ -343,7 +340,7 @@ def erase(
                     handled_by=r.handled_by,
                 )
             db.insert("erasure_requests", _REQUEST_COLUMNS.split(", "), rows_in)
-            audit.append_many(db, entries)
+            audit.write(db, entries)
             repeats = receipts(db, [p for p in plans if isinstance(p, str)], repeat=True)
             out = [
                 repeats[p] if isinstance(p, str) else receipts_of[p[0].request_id] for p in plans

@@ -619,6 +619,44 @@ class Registry:
         action = APPROXIMATE if result.guarantee is Guarantee.APPROXIMATE else EXACT
         return ForgetOutcome(action, str(result.guarantee), result.seconds)
 
+    def forget_many(self, ops: Sequence[ForgetOp]) -> list[ForgetOutcome]:
+        """:meth:`forget` for each operation, in order (a group of erasure requests): the
+        operations of one version whose model forgets exactly call its ``forget`` once for
+        all their rows — the model ``forget`` of each in turn would give (exactness: both are
+        the fit on the remaining rows), for one call's overhead, and a forest may then refit
+        instead (``forget.hedgecut.forest.REFIT_SHARE``). Each operation keeps its revision
+        and outcome; its seconds are its rows' share of the call's. Models that forget
+        approximately or drop shards, and a call that refuses the rows (changing nothing),
+        go operation by operation, as alone."""
+        of: dict[tuple[str, int], list[int]] = {}
+        for i, op in enumerate(ops):
+            of.setdefault((op.model, op.version), []).append(i)
+        out: list[ForgetOutcome | None] = [None] * len(ops)
+        for idx in of.values():
+            together = self._forget_together([ops[i] for i in idx]) if len(idx) > 1 else None
+            outcomes = together or [self.forget(ops[i]) for i in idx]
+            for i, outcome in zip(idx, outcomes, strict=True):
+                out[i] = outcome
+        return [o for o in out if o is not None]
+
+    def _forget_together(self, ops: Sequence[ForgetOp]) -> list[ForgetOutcome] | None:
+        """One ``forget`` for the operations of one version; None, changing nothing, when
+        they are to go one by one."""
+        live = self._live.get((ops[0].model, ops[0].version))
+        if live is None:
+            return None
+        est = live.estimator
+        if est.guarantee is not Guarantee.EXACT or callable(getattr(est, "retrain_pending", None)):
+            return None  # approximate (a bound per call) or sharded (shards dropped per call)
+        rows = [r for op in ops for r in op.row_ids]
+        try:
+            result: ForgetResult = est.forget(rows)
+        except ForgetError:  # refused whole: each alone says which one fails, and how
+            return None
+        live.revision = ops[-1].revision
+        share = result.seconds / max(1, len(rows))
+        return [ForgetOutcome(EXACT, str(result.guarantee), share * len(op.row_ids)) for op in ops]
+
     def mark_pending(
         self, done: Sequence[tuple[ForgetOp, ForgetOutcome]]
     ) -> list[tuple[str, dict[str, Any]]]:

@@ -80,12 +80,12 @@ def test_a_failed_transaction_leaves_models_and_caches_as_before(
         populate(st)
         before = {m: st.predict(m, X) for m in ("risk", "score")}
         head = st.audit_head()
-        real_append, real_execute = audit.append_many, Database.execute
+        real_write, real_execute = audit.write, Database.execute
 
-        def failing_append(db, entries):  # type: ignore[no-untyped-def]
+        def failing_write(db, entries):  # type: ignore[no-untyped-def]
             if any(kind == "erasure.committed" for kind, _ in entries):
                 raise OSError("disk full")
-            return real_append(db, entries)
+            return real_write(db, entries)
 
         def failing_commit(db, sql, params=None):  # type: ignore[no-untyped-def]
             if sql == "COMMIT":
@@ -93,7 +93,7 @@ def test_a_failed_transaction_leaves_models_and_caches_as_before(
             return real_execute(db, sql, params)
 
         if where == "audit":
-            monkeypatch.setattr(audit, "append_many", failing_append)
+            monkeypatch.setattr(audit, "write", failing_write)
         else:
             monkeypatch.setattr(Database, "execute", failing_commit)
         with pytest.raises(OSError, match="disk full"):
