@@ -619,7 +619,12 @@ class Service:
         for it. The answer cache was emptied by the caller: each
         serving entry is its current (version, revision) again.
         """
+        final: dict[Target, Any] = {}  # each version's last action; awaiting a retrain sticks
         for a in actions:
+            had = final.get((a.model, a.version))
+            if had is None or had.action != PENDING:
+                final[(a.model, a.version)] = a
+        for a in final.values():
             target = (a.model, a.version)
             hit = self._serving.get(target)
             if hit is not None:
@@ -1331,7 +1336,7 @@ class Service:
         return _receipt(receipt)
 
     GROUP = 64  # the most requests one transaction carries out
-    BATCH_GROUP = 256  # the same, for the requests of one batch
+    BATCH_GROUP = 4096  # the same, for the requests of one batch
 
     def erase_batch(
         self,
@@ -1816,12 +1821,13 @@ def _together(
 ) -> tuple[list[Any], dict[str, DeletedRows]]:
     """A group's erasures as one: per model version one action holding every row it forgot
     (at the group's last revision), and per dataset the deleted rows by row id."""
-    actions: dict[tuple[str, int], Any] = {}
+    last: dict[tuple[str, int], Any] = {}
+    ids_of: dict[tuple[str, int], list[int]] = {}
     for r in receipts:
         for a in r.models:
-            had = actions.get((a.model, a.version))
-            ids = a.row_ids if had is None else had.row_ids + a.row_ids
-            actions[(a.model, a.version)] = replace(a, row_ids=ids)
+            last[(a.model, a.version)] = a
+            ids_of.setdefault((a.model, a.version), []).extend(a.row_ids)
+    actions = {key: replace(a, row_ids=tuple(ids_of[key])) for key, a in last.items()}
     rows: dict[str, DeletedRows] = {}
     for name in {n for taken in removed for n in taken}:
         parts = [taken[name] for taken in removed if name in taken]
