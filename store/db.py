@@ -31,6 +31,19 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # for as long as it is open, and a read-only open a shared one.
 _open_paths: set[str] = set()
 _UNNEST_FROM = 12  # rows from which Database.insert binds lists of columns
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def _one_value(column: list[Any]) -> bool:
+    """Whether every value of the column is the same scalar, of the same type (True and 1,
+    or a NaN, are not taken for equal)."""
+    first = column[0]
+    kind = type(first)
+    if kind not in _SCALAR or first != first:  # noqa: PLR0124 - NaN is not equal to itself
+        return False
+    return all(type(v) is kind and v == first for v in column)
+
+
 _open_lock = threading.Lock()
 
 
@@ -146,10 +159,16 @@ class Database:
                     [table],
                 )
             )
-        lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
+        values = [list(c) for c in zip(*rows, strict=True)]
+        # a column of one value (a batch's time, legal ground, action) is bound once
+        same = [_one_value(v) for v in values]
+        lists = ", ".join(
+            f"?::{types[c]}" if one else f"unnest(?::{types[c]}[])"
+            for c, one in zip(columns, same, strict=True)
+        )
         self.execute(
             f"INSERT INTO {table} ({names}) SELECT {lists}",
-            [list(c) for c in zip(*rows, strict=True)],
+            [v[0] if one else v for v, one in zip(values, same, strict=True)],
         )
 
     def all(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:

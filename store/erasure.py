@@ -228,7 +228,7 @@ def erase(
             taken = data.take_subjects(db, [r.subject for r in requests if r.expires is None])
             erased_at = now()
             first = _latest(db, [r.subject.key for r in requests if r.subject.key not in taken])
-            plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = []
+            kept: list[tuple[Request, dict[str, data.DeletedRows]] | str] = []
             for r in requests:
                 rows = taken.pop(r.subject.key, {})  # a later request of the subject: none
                 earlier = first.get(r.subject.key)
@@ -237,11 +237,22 @@ def erase(
                     got = data.take_rows(db, e.dataset, e.where, [e.before])
                     rows = {e.dataset: got} if got.row_ids.size else {}
                 if not rows and earlier is not None:
-                    plans.append(earlier)  # a repeat: that request's receipt
+                    kept.append(earlier)  # a repeat: that request's receipt
                     continue
                 first[r.subject.key] = r.request_id
-                ids = sorted(int(i) for t in rows.values() for i in t.row_ids)
-                plans.append((r, rows, registry.plan_forget(r.request_id, ids)))
+                kept.append((r, rows))
+            each = iter(
+                registry.plan_forget_many(
+                    [
+                        (k[0].request_id, [int(i) for t in k[1].values() for i in t.row_ids])
+                        for k in kept
+                        if not isinstance(k, str)
+                    ]
+                )
+            )
+            plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = [
+                k if isinstance(k, str) else (*k, next(each)) for k in kept
+            ]
             pairs = sorted(
                 {(op.model, op.version) for p in plans if not isinstance(p, str) for op in p[2]}
             )
@@ -270,6 +281,7 @@ def erase(
             rows_in: list[list[Any]] = []
             entries: list[tuple[str, dict[str, Any]]] = []
             receipts_of: dict[str, ErasureReceipt] = {}
+            parsed: dict[str, Any] = {}  # evidence texts read back, once each
             for plan, done in zip(plans, done_by, strict=True):
                 if isinstance(plan, str):
                     continue
@@ -335,7 +347,7 @@ def erase(
                     add_month(received),
                     counts,
                     n,
-                    _actions(done, texts_of[r.request_id]),
+                    _actions(done, texts_of[r.request_id], parsed),
                     requested_by=r.requested_by,
                     handled_by=r.handled_by,
                 )
@@ -376,22 +388,32 @@ def _expired(e: retention.Expiry | None) -> dict[str, Any]:
 
 
 def _actions(
-    done: Sequence[tuple[ForgetOp, ForgetOutcome]], texts: Sequence[str]
+    done: Sequence[tuple[ForgetOp, ForgetOutcome]],
+    texts: Sequence[str],
+    parsed: dict[str, Any] | None = None,
 ) -> tuple[ModelAction, ...]:
-    """The actions as the database returns them (evidence through its JSON text)."""
-    return tuple(
-        ModelAction(
-            op.model,
-            op.version,
-            op.revision,
-            outcome.action,
-            outcome.guarantee,
-            outcome.seconds,
-            json.loads(text),
-            op.row_ids,
+    """The actions as the database returns them (evidence through its JSON text). ``parsed``
+    keeps each text's evidence for the next receipts of a group (most are alike; receipts
+    are read, never changed)."""
+    memo: dict[str, Any] = {} if parsed is None else parsed
+    out = []
+    for (op, outcome), text in zip(done, texts, strict=True):
+        evidence = memo.get(text)
+        if evidence is None:
+            evidence = memo[text] = json.loads(text)
+        out.append(
+            ModelAction(
+                op.model,
+                op.version,
+                op.revision,
+                outcome.action,
+                outcome.guarantee,
+                outcome.seconds,
+                evidence,
+                op.row_ids,
+            )
         )
-        for (op, outcome), text in zip(done, texts, strict=True)
-    )
+    return tuple(out)
 
 
 def _action_entries(

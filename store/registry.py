@@ -497,21 +497,47 @@ class Registry:
 
         Read from memory: no statement. Each operation takes the version's next revision.
         """
-        ids = np.unique(np.asarray(row_ids, dtype=np.int64))
+        return self.plan_forget_many([(request_id, row_ids)], only)[0]
+
+    def plan_forget_many(
+        self,
+        wanted: Sequence[tuple[str, Sequence[int]]],
+        only: Container[tuple[str, int]] | None = None,
+    ) -> list[list[ForgetOp]]:
+        """:meth:`plan_forget` for each (request id, row ids) in turn — a group of requests:
+        their revisions follow one another in that order — with one search per version."""
+        lengths = [len(ids) for _, ids in wanted]
+        flat = np.fromiter(
+            (i for _, ids in wanted for i in ids), dtype=np.int64, count=sum(lengths)
+        )
+        owner = np.repeat(np.arange(len(wanted)), lengths)
         planned = self._planned()
-        ops = []
+        out: list[list[ForgetOp]] = [[] for _ in wanted]
         for (name, version), state in sorted(self._states().items()):
-            if state.status == RETIRED or not state.rows.size:
+            if state.status == RETIRED or not state.rows.size or not flat.size:
                 continue
             if only is not None and (name, version) not in only:
                 continue
-            pos = np.minimum(np.searchsorted(state.rows, ids), state.rows.size - 1)
-            hit = ids[state.rows[pos] == ids]
-            if hit.size:
-                revision = planned.get((name, version), state.revision) + 1
-                planned[(name, version)] = revision
-                ops.append(ForgetOp(name, version, revision, request_id, tuple(hit.tolist())))
-        return ops
+            pos = np.minimum(np.searchsorted(state.rows, flat), state.rows.size - 1)
+            hit = state.rows[pos] == flat
+            if not hit.any():
+                continue
+            ids, who = flat[hit], owner[hit]
+            order = np.lexsort((ids, who))  # by request, then row id
+            ids, who = ids[order], who[order]
+            fresh = np.ones(ids.size, dtype=bool)  # a row named twice by one request: once
+            fresh[1:] = (ids[1:] != ids[:-1]) | (who[1:] != who[:-1])
+            ids, who = ids[fresh], who[fresh]
+            cuts = np.flatnonzero(who[1:] != who[:-1]) + 1
+            revision = planned.get((name, version), state.revision)
+            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), ids.size], strict=True):
+                q = int(who[a])
+                revision += 1
+                out[q].append(
+                    ForgetOp(name, version, revision, wanted[q][0], tuple(ids[a:b].tolist()))
+                )
+            planned[(name, version)] = revision
+        return out
 
     def _planned(self) -> dict[tuple[str, int], int]:
         """Revisions planned in the open transaction and not yet committed (a group of

@@ -955,7 +955,8 @@ class ModelStore:
         subject = self._keys.subject(subject_id)
         rate = self.evidence_rate if verify is None else _evidence.check_rate(verify)
         request_id = erasure.new_request_id()
-        policy = _evidence.Policy.of(rate, self._keys.draw("evidence\x00" + request_id))
+        draw = self._keys.draw("evidence\x00" + request_id) if 0 < rate < 1 else 0.0
+        policy = _evidence.Policy.of(rate, draw)
         return erasure.Request(
             subject, ground, request_id, policy, requested_by, erasure.handler(channel)
         )

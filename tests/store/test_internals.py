@@ -68,13 +68,19 @@ def test_deadline_is_one_calendar_month() -> None:
             st_.one_of(st_.none(), st_.floats(allow_nan=False)),
         ),
         max_size=40,
-    )
+    ),
+    constant=st_.sets(st_.integers(0, 3)),
 )
-def test_insert_stores_what_values_would(tmp_path_factory: pytest.TempPathFactory, rows) -> None:
+def test_insert_stores_what_values_would(
+    tmp_path_factory: pytest.TempPathFactory, rows, constant
+) -> None:
     """Database.insert binds a few rows as VALUES and more as unnested column lists (from
-    _UNNEST_FROM rows): either way the table holds exactly the rows, NULLs and lists included."""
+    _UNNEST_FROM rows), a column of one value as one parameter: either way the table holds
+    exactly the rows, NULLs and lists included (``constant``: columns given the first row's
+    value throughout)."""
     from store.db import Database
 
+    rows = [tuple(rows[0][c] if c in constant else v for c, v in enumerate(r)) for r in rows]
     db = Database.open(tmp_path_factory.mktemp("db"))
     try:
         db.execute("CREATE TABLE t (i INTEGER, a VARCHAR, b BIGINT, c BIGINT[], d DOUBLE)")
