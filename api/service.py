@@ -1336,7 +1336,9 @@ class Service:
         return _receipt(receipt)
 
     GROUP = 64  # the most requests one transaction carries out
-    BATCH_GROUP = 4096  # the same, for the requests of one batch
+    # the same, for the requests of one batch: per request, a group shares the statements
+    # and each model's forget call (a forest refits beyond 1/16 of its rows: REFIT_SHARE)
+    BATCH_GROUP = 4096
 
     def erase_batch(
         self,
