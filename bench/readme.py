@@ -365,9 +365,30 @@ def multi_model_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ppm_table(payload: dict[str, Any]) -> str:
+    """The ridge predictor (the default) per data set and model, against the baselines."""
+    lines = [
+        "| data | model | MAE | better baseline | ratio | MAE, unseen kinds "
+        "| cost per window vs scoring it |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["rows"]:
+        if r["regressor"] != "ridge":
+            continue
+        model = "HedgeCut" if r["model"] == "HedgeCut" else "logistic"
+        best = min(r["mae_constant"], r["mae_drift_flag"])
+        lines.append(
+            f"| {r['dataset']} | {model} | {r['mae_predictor']:.3f} | {best:.3f} "
+            f"| {r['ratio']:.1f}× | {r['mae_predictor_withheld']:.3f} "
+            f"(vs {r['mae_best_baseline_withheld']:.3f}) | {r['cost_share_pct']:.1f} % |"
+        )
+    return "\n".join(lines)
+
+
 TABLES["scoring_quantized"] = scoring_quantized_table
 TABLES["erasure_batch"] = erasure_batch_table
 TABLES["multi_model"] = multi_model_table
+TABLES["ppm"] = ppm_table
 
 
 def main() -> None:

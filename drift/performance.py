@@ -279,12 +279,16 @@ def score_features(proba: ArrayLike) -> np.ndarray:
     P = np.ascontiguousarray(proba, dtype=np.float64)
     if P.ndim != 2 or P.shape[0] < 1 or P.shape[1] < 2:
         raise DriftInputError(f"proba must be (rows, classes >= 2) with rows >= 1, got {P.shape}")
-    out = np.empty(_n_features(P.shape[1]), dtype=np.float64)
-    bad = _features(P, PERCENTILES, out)
+    n, k = P.shape
+    cols = np.empty((2 if k == 2 else 1 + k, n), dtype=np.float64)
+    out = np.empty(_n_features(k), dtype=np.float64)
+    bad = _columns(P, PERCENTILES.size, cols, out)
     if bad:
         raise DriftInputError(
             f"proba holds {bad} values that are NaN, inf or outside [0, 1]: not probabilities"
         )
+    cols.sort(axis=1)  # numpy's vectorised sort: 3x numba's (1,000 rows: 11 against 35 us)
+    _percentiles(cols, PERCENTILES, out)
     return out
 
 
@@ -294,87 +298,61 @@ def _n_features(n_classes: int) -> int:
 
 
 @njit(cache=True)
-def _order_stats(v, ranks, out, counts, done, vals):  # pragma: no cover - jitted
-    """``vals[t]`` = the ``ranks[t]``-th smallest of ``v`` (values in [0, 1]), as ``np.sort``
-    would place it: one bucket pass (``n`` buckets), then only the buckets holding a wanted
-    rank are sorted — by insertion when they hold a few values, by ``np.sort`` when many
-    (saturated scores pile up near 0 and 1). O(n) for spread values."""
-    n = v.size
-    counts[:] = 0
-    done[:] = False
-    for i in range(n):
-        counts[min(int(v[i] * n), n - 1) + 1] += 1
-    for b in range(n):
-        counts[b + 1] += counts[b]
-    fill = counts[:n].copy()
-    for i in range(n):
-        b = min(int(v[i] * n), n - 1)
-        out[fill[b]] = v[i]
-        fill[b] += 1
-    for t in range(ranks.size):
-        b = np.searchsorted(counts, ranks[t], side="right") - 1
-        if not done[b]:
-            done[b] = True
-            lo, hi = counts[b], counts[b + 1]
-            if hi - lo > 16:
-                out[lo:hi] = np.sort(out[lo:hi])
-            else:
-                for i in range(lo + 1, hi):
-                    x = out[i]
-                    j = i - 1
-                    while j >= lo and out[j] > x:
-                        out[j + 1] = out[j]
-                        j -= 1
-                    out[j + 1] = x
-        vals[t] = out[ranks[t]]
-
-
-@njit(cache=True)
-def _features(P, pct, out):  # pragma: no cover - jitted
-    """Fill ``out`` (see :func:`score_features`); the number of bad values (then ``out`` is
-    garbage)."""
+def _columns(P, q, cols, out):  # pragma: no cover - jitted
+    """Fill ``cols`` with the window's columns (top-class probability, then each class's, or
+    class 1's for two), and ``out``'s means (after the ``q`` percentiles of each column) and
+    class shares; the number of values outside [0, 1] or NaN (then nothing is usable).
+    One pass over the rows, ``P`` read flat (it is C-contiguous)."""
     n, k = P.shape
+    flat = P.ravel()
+    c = cols.shape[0]
+    sums = np.zeros(c)
+    share = np.zeros(k)
     bad = 0
     for i in range(n):
+        row = i * k
+        best = 0
+        top = flat[row]
         for j in range(k):
-            x = P[i, j]
+            x = flat[row + j]
             if not (0.0 <= x <= 1.0):
                 bad += 1
+            if x > top:
+                best, top = j, x
+        share[best] += 1.0
+        cols[0, i] = top
+        sums[0] += top
+        if k == 2:
+            x = flat[row + 1]
+            cols[1, i] = x
+            sums[1] += x
+        else:
+            for j in range(k):
+                x = flat[row + j]
+                cols[1 + j, i] = x
+                sums[1 + j] += x
     if bad:
         return bad
-    c = 2 if k == 2 else 1 + k
-    q = pct.size
-    pos = pct / 100.0 * (n - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    w = pos - lo
-    ranks = np.concatenate((lo, hi))
-    col = np.empty(n)
-    srt = np.empty(n)
-    counts = np.empty(n + 1, dtype=np.int64)
-    done = np.empty(n, dtype=np.bool_)
-    vals = np.empty(2 * q)
-    share = np.zeros(k)
     for m in range(c):
-        s = 0.0
-        for i in range(n):
-            if m == 0:
-                best = 0
-                for j in range(1, k):
-                    if P[i, j] > P[i, best]:
-                        best = j
-                col[i] = P[i, best]
-                share[best] += 1.0
-            else:
-                col[i] = P[i, 1] if k == 2 else P[i, m - 1]
-            s += col[i]
-        _order_stats(col, ranks, srt, counts, done, vals)
-        for t in range(q):
-            out[m * q + t] = vals[t] * (1.0 - w[t]) + vals[q + t] * w[t]
-        out[c * q + m] = s / n
+        out[c * q + m] = sums[m] / n
     for j in range(k):
         out[c * (q + 1) + j] = share[j] / n
     return 0
+
+
+@njit(cache=True)
+def _percentiles(S, pct, out):  # pragma: no cover - jitted
+    """``out[m * q + t]``: percentile ``pct[t]`` of row ``m`` of ``S`` (each row sorted),
+    interpolated linearly between the two order statistics around it."""
+    c, n = S.shape
+    q = pct.size
+    for t in range(q):
+        pos = pct[t] / 100.0 * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        w = pos - lo
+        for m in range(c):
+            out[m * q + t] = S[m, lo] * (1.0 - w) + S[m, hi] * w
 
 
 # ---------------------------------------------------------------------------- regressors
