@@ -261,6 +261,9 @@ class Service:
         self._gates: dict[str, Gate] = {}  # one per model name, made when it is first served
         self._queue: list[_Erasure] = []  # erasure requests waiting for the lock
         self._queue_lock = threading.Lock()
+        # signalled when a group is carried out: its callers return, one of the rest leads
+        self._queue_done = threading.Condition(self._queue_lock)
+        self._leading = False  # a caller is carrying out a group
         self._names = frozenset(mv.name for mv in store.list_models())  # for /healthz
         self._features: dict[Target, tuple[str, ...]] = {}
         self._routes: dict[str, _Routes] = {}  # published routing tables, by model
@@ -1300,28 +1303,25 @@ class Service:
     ) -> dict[str, Any]:
         """Carry out an erasure request; its receipt once its models' new revisions serve.
 
-        Group commit: requests that arrive while another is being carried out queue, and the
-        first of them to get the lock carries out every queued one (up to ``GROUP``) in one
-        transaction (:meth:`ModelStore.erase_many`: each keeps its own request, audit
-        entries, revisions and receipt). If the group fails, each request is tried alone, so
-        one bad request fails no other.
+        Group commit: requests that arrive while a group is being carried out queue; when it
+        is done its callers return at once (woken, not queued for the lock behind the next
+        group), and one of the waiting callers leads: it carries out every queued request (up
+        to ``GROUP``) in one transaction (:meth:`ModelStore.erase_many`: each keeps its own
+        request, audit entries, revisions and receipt). If the group fails, each request is
+        tried alone, so one bad request fails no other.
         """
         mine = _Erasure(
             {"subject_id": subject_id, "legal_ground": legal_ground, "requested_by": requested_by}
         )
-        with self._queue_lock:
+        with self._queue_done:
             self._queue.append(mine)
-        with self.lock:
-            if not mine.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue[: self.GROUP], self._queue[self.GROUP :]
-                try:
-                    self._erase_group(group)
-                finally:
-                    for t in group:  # whatever happened, no caller waits for ever
-                        if not t.done:
-                            t.error = RuntimeError("the erasure group stopped unexpectedly")
-                            t.done = True
+            while not mine.done and self._leading:
+                self._queue_done.wait()
+            lead = not mine.done
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead(mine)
         if mine.error is not None:
             raise mine.error
         receipt = mine.receipt
@@ -1334,6 +1334,28 @@ class Service:
             receipt.rows_erased,
         )
         return _receipt(receipt)
+
+    def _lead(self, mine: _Erasure) -> None:
+        """Carry out the queued erasure requests a group at a time until ``mine`` is done,
+        waking the callers after each group; then another waiting caller leads."""
+        try:
+            while not mine.done:
+                with self._queue_done:
+                    group, self._queue = self._queue[: self.GROUP], self._queue[self.GROUP :]
+                with self.lock:
+                    try:
+                        self._erase_group(group)
+                    finally:  # the callers answer now, whoever takes the lock next
+                        with self._queue_done:
+                            for t in group:  # whatever happened, no caller waits for ever
+                                if not t.done:
+                                    t.error = RuntimeError("the erasure group stopped unexpectedly")
+                                    t.done = True
+                            self._queue_done.notify_all()
+        finally:
+            with self._queue_done:
+                self._leading = False
+                self._queue_done.notify_all()
 
     GROUP = 64  # the most requests one transaction carries out
     # the same, for the requests of one batch: per request, a group shares the statements
@@ -1391,7 +1413,7 @@ class Service:
 
     def _erase_group(self, group: list[_Erasure]) -> None:
         """Carry out queued requests in one transaction (the lock held); each gets its receipt,
-        or its error once tried alone."""
+        or its error once tried alone, and its caller is woken at once."""
         try:
             receipts = self._forgetting(
                 lambda fence, removed: self.store.erase_many(
@@ -1405,13 +1427,17 @@ class Service:
             )
         except Exception as exc:
             if len(group) == 1:
-                group[0].error, group[0].done = exc, True
+                with self._queue_done:
+                    group[0].error, group[0].done = exc, True
+                    self._queue_done.notify_all()
             else:  # the group failed: each alone
                 for t in group:
                     self._erase_group([t])
             return
-        for t, receipt in zip(group, receipts, strict=True):
-            t.receipt, t.done = receipt, True
+        with self._queue_done:
+            for t, receipt in zip(group, receipts, strict=True):
+                t.receipt, t.done = receipt, True
+            self._queue_done.notify_all()
 
     def _gated(self, run: Callable[[_Fence], _T], changed: Callable[[_T], Sequence[Any]]) -> _T:
         """Run a store call that changes models — ``run(fence)`` — with the lock held: the

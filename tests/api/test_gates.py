@@ -364,6 +364,59 @@ def test_concurrent_erasures_share_transactions_and_each_gets_its_own_receipt(tm
     s.close()
 
 
+def test_callers_of_a_group_answer_without_the_service_lock(tmp_path: Path):
+    """Group commit's callers wait on their group, not on the service lock: once it is
+    carried out they answer, even while the lock stays held (here by the group's leader, as
+    it would be by the next group's transaction or a purge). Before, each had to take the
+    lock to see it was done, queued behind whatever held it."""
+    rows = people(n_subjects=12, seed=5)
+    s = Service.open(tmp_path / "s", purge_interval=0, evidence_rate=0)
+    populate(s.store, rows)
+    s.start()
+    subj = sorted({r["subject_id"] for r in rows})
+    entered, release = threading.Event(), threading.Event()
+    answered: set[str] = set()
+    seen: list[bool] = []
+    real = s._erase_group
+
+    def held_group(group: Any) -> None:
+        names = {t.call["subject_id"] for t in group}
+        if not entered.is_set():  # the first group waits, so that the others queue
+            entered.set()
+            assert release.wait(30)
+            real(group)
+            return
+        real(group)
+        if len(names) > 1:  # still holding the lock: the others of this group answer
+            t0 = threading.Event()
+            for _ in range(500):
+                if len(answered & names) >= len(names) - 1:  # all but the leader itself
+                    break
+                t0.wait(0.01)
+            seen.append(len(answered & names) >= len(names) - 1)
+
+    def erase(x: str) -> dict[str, Any]:
+        r = s.erase(x, "art17-1-b")
+        answered.add(x)
+        return r
+
+    s._erase_group = held_group  # type: ignore[method-assign]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            first = pool.submit(erase, subj[0])
+            assert entered.wait(10)
+            rest = [pool.submit(erase, x) for x in subj[1:5]]
+            while len(s._queue) < 4:  # they queue behind the first group
+                threading.Event().wait(0.01)
+            release.set()
+            done = [f.result(timeout=30) for f in (first, *rest)]
+        assert all(r["rows_erased"] > 0 for r in done)
+        assert seen == [True], "callers of a carried-out group waited for the service lock"
+    finally:
+        release.set()
+        s.close()
+
+
 def test_a_failed_group_is_tried_request_by_request(svc: Service):
     real = svc.store.erase_many
 
