@@ -90,6 +90,33 @@ def write_leaf(vals, q, counts, shares):
     vals[q, nc] = 1.0 if tot > 0 else 0.0
 
 
+BAD_FEATURE, NAN_CUTOFF, BAD_LEAF = 1, 2, 3
+
+
+@njit(cache=True)
+def check_structure(a, n_features, signed):
+    """The first problem of a tree's structure rows ``a`` (feature, cut-off, leaf values...):
+    (``OK``, -1), or (``BAD_FEATURE``, node) for a feature that is not -1 or an integer in
+    ``0..n_features - 1``, else (``NAN_CUTOFF``, node) for a split's NaN cut-off, else
+    (``BAD_LEAF``, node) for a leaf value that is not finite (or negative, unless
+    ``signed``). One pass per kind, in that order (what ``parse_structure`` reports)."""
+    m, width = a.shape
+    for v in range(m):
+        f = a[v, 0]
+        if not (np.isfinite(f) and f == np.floor(f) and -1.0 <= f < n_features):
+            return BAD_FEATURE, v
+    for v in range(m):
+        if a[v, 0] >= 0.0 and np.isnan(a[v, 1]):
+            return NAN_CUTOFF, v
+    for v in range(m):
+        if a[v, 0] < 0.0:
+            for j in range(2, width):
+                x = a[v, j]
+                if not np.isfinite(x) or (not signed and x < 0.0):
+                    return BAD_LEAF, v
+    return OK, -1
+
+
 @njit(cache=True)
 def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
     """Fill ``rec``/``vals`` (local indices) from one preorder tree; return (status, depth).

@@ -64,25 +64,22 @@ def parse_structure(
             f"tree {t}: structure must have shape (nodes, {2 + n_classes}) for {n_classes} "
             f"classes, got {a.shape}"
         )
-    f = a[:, 0]
-    ok = np.isfinite(f) & (f == np.round(f)) & (f >= -1) & (f < n_features)
-    if not ok.all():
-        v = int(np.flatnonzero(~ok)[0])
+    a = np.ascontiguousarray(a)
+    problem, v = K.check_structure(a, n_features, leaves == "values")  # one kernel: ~3 us
+    if problem == K.BAD_FEATURE:
         raise ValueError(
-            f"tree {t}, node {v}: feature {f[v]!r} is not -1 (a leaf) or in 0..{n_features - 1}"
+            f"tree {t}, node {v}: feature {a[v, 0]!r} is not -1 (a leaf) or in "
+            f"0..{n_features - 1}"
         )
-    leaf = f < 0
-    if np.isnan(a[~leaf, 1]).any():
-        v = int(np.flatnonzero(~leaf & np.isnan(a[:, 1]))[0])
+    if problem == K.NAN_CUTOFF:
         raise ValueError(f"tree {t}, node {v}: the cut-off is NaN")
-    counts = np.ascontiguousarray(a[:, 2:])
-    ok_leaf = np.isfinite(counts) if leaves == "values" else np.isfinite(counts) & (counts >= 0)
-    bad = leaf & ~ok_leaf.all(axis=1)
-    if bad.any():
-        v = int(np.flatnonzero(bad)[0])
+    if problem == K.BAD_LEAF:
         what = {"counts": "class counts", "proba": "class probabilities"}.get(leaves)
         rule = "finite" if what is None else "finite and >= 0"
         raise ValueError(f"tree {t}, leaf {v}: {what or 'values'} must be {rule}")
+    f = a[:, 0]
+    leaf = f < 0
+    counts = np.ascontiguousarray(a[:, 2:])
     feat = np.where(leaf, -1, f).astype(np.int32)
     thr32 = cutoffs_float32(np.where(leaf, 0.0, a[:, 1]))
     m = a.shape[0]

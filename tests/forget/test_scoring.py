@@ -500,3 +500,59 @@ def test_the_bench_runs_quick(tmp_path):
     assert all(r["ns_per_node"] > 0 for r in same.values() if "ns_per_node" in r)
     assert sum(k.startswith("bandwidth bound") for k in same) == 2
     assert "ONNX" in " ".join(same)  # measured, or why not
+
+
+def _first_problem(a: np.ndarray, n_features: int, leaves: str) -> str | None:
+    """The structure checks written out in numpy: what ``parse_structure`` must report."""
+    f = a[:, 0]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(f) & (f == np.round(f)) & (f >= -1) & (f < n_features)
+    if not ok.all():
+        return f"tree 0, node {int(np.flatnonzero(~ok)[0])}: feature"
+    leaf = f < 0
+    nan = ~leaf & np.isnan(a[:, 1])
+    if nan.any():
+        return f"tree 0, node {int(np.flatnonzero(nan)[0])}: the cut-off is NaN"
+    counts = a[:, 2:]
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(counts) if leaves == "values" else np.isfinite(counts) & (counts >= 0)
+    bad = leaf & ~good.all(axis=1)
+    if bad.any():
+        return f"tree 0, leaf {int(np.flatnonzero(bad)[0])}:"
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    leaves=st.sampled_from(["counts", "proba", "values"]),
+)
+def test_structure_problems_are_named_as_the_numpy_checks_name_them(data, leaves):
+    """``parse_structure`` checks a structure in one kernel: for any rows — features that
+    are fractions, out of range, NaN or infinite; NaN cut-offs; leaf values negative or not
+    finite — it names the first problem of the first kind, as the numpy checks do."""
+    m = data.draw(st.integers(1, 9))
+
+    def sometimes(usual: list[float], odd: list[float]) -> st.SearchStrategy[float]:
+        return st.integers(0, 7).flatmap(  # one value in eight is odd
+            lambda r: st.sampled_from(odd if r == 0 else usual)
+        )
+
+    odd_feat = [np.nan, np.inf, -np.inf, -2.0, -0.5, 0.5, 3.0, 7.0]
+    feat = [data.draw(sometimes([-1.0, -1.0, 0.0, 1.0, 2.0], odd_feat)) for _ in range(m)]
+    cut = [data.draw(sometimes([0.5, -1.0], [np.nan])) for _ in range(m)]
+    vals = np.array(
+        [[data.draw(sometimes([0.0, 1.0, 2.5], [-1.0, np.nan, np.inf])) for _ in range(2)]
+         for _ in range(m)]
+    )  # fmt: skip
+    a = np.column_stack([feat, cut, vals])
+    want = _first_problem(a, 3, leaves)
+    if want is None:
+        try:  # no value problem: what is left to refuse is the shape of the tree
+            _parse.parse_structure(a, 2, 3, 0, leaves)
+        except ValueError as exc:
+            assert "not one binary tree in preorder" in str(exc)
+        return
+    with pytest.raises(ValueError) as info:
+        _parse.parse_structure(a, 2, 3, 0, leaves)
+    assert str(info.value).startswith(want), (str(info.value), want)
