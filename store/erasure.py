@@ -207,8 +207,9 @@ def erase(
     receipts from memory, one per request.
 
     A group costs the statements of one request (one ``DELETE ... RETURNING`` per dataset, one
-    insert each into the forget log, the requests and the audit log, and the commit), and each
-    request keeps all it would have alone: its own rows and models' revisions, its
+    insert each into the forget log, the requests and the audit log, and the commit) and one
+    ``forget`` call per exactly unlearning model version (:meth:`Registry.forget_many`), and
+    each request keeps all it would have alone: its own rows and models' revisions, its
     ``forget_log`` entries, its request row, its audit entries (in request order), its
     receipt. A request whose subject an earlier one in the group erased is a repeat of it, as
     it would be after it. If anything fails, nothing of the group commits (and the models

@@ -68,8 +68,7 @@ def parse_structure(
     problem, v = K.check_structure(a, n_features, leaves == "values")  # one kernel: ~3 us
     if problem == K.BAD_FEATURE:
         raise ValueError(
-            f"tree {t}, node {v}: feature {a[v, 0]!r} is not -1 (a leaf) or in "
-            f"0..{n_features - 1}"
+            f"tree {t}, node {v}: feature {a[v, 0]!r} is not -1 (a leaf) or in 0..{n_features - 1}"
         )
     if problem == K.NAN_CUTOFF:
         raise ValueError(f"tree {t}, node {v}: the cut-off is NaN")
