@@ -118,6 +118,31 @@ def check_structure(a, n_features, signed):
 
 
 @njit(cache=True)
+def parse_rows(a, n_features, signed, shares, rec, recf, vals):
+    """:func:`check_structure`, then :func:`parse_tree` on the rows' columns, in one call:
+    (problem, node, status, depth). Each split's cut-off becomes the largest float32 at or
+    below it (``_parse.cutoffs_float32``'s rule)."""
+    problem, node = check_structure(a, n_features, signed)
+    if problem != OK:
+        return problem, node, OK, 0
+    m = a.shape[0]
+    feat = np.empty(m, np.int32)
+    thr32 = np.zeros(m, np.float32)
+    for v in range(m):
+        if a[v, 0] < 0.0:
+            feat[v] = -1
+        else:
+            feat[v] = np.int32(a[v, 0])
+            t = a[v, 1]
+            x = np.float32(t)
+            if np.float64(x) > t:
+                x = np.nextafter(x, np.float32(-np.inf))
+            thr32[v] = x
+    status, depth = parse_tree(feat, thr32, a[:, 2:], rec, recf, vals, shares)
+    return OK, -1, status, depth
+
+
+@njit(cache=True)
 def parse_tree(feat, thr32, counts, rec, recf, vals, shares):
     """Fill ``rec``/``vals`` (local indices) from one preorder tree; return (status, depth).
 

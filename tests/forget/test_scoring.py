@@ -556,3 +556,20 @@ def test_structure_problems_are_named_as_the_numpy_checks_name_them(data, leaves
     with pytest.raises(ValueError) as info:
         _parse.parse_structure(a, 2, 3, 0, leaves)
     assert str(info.value).startswith(want), (str(info.value), want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    thr=st.floats(allow_nan=False)
+    | st.floats(-1e-40, 1e-40)
+    | st.sampled_from([3.4028235677973366e38, -3.4028235677973366e38, 0.7, -0.0])
+)
+def test_a_parsed_cutoff_is_the_largest_float32_at_or_below_it(thr):
+    """The parsing kernel rounds each split's cut-off down to float32 as
+    ``cutoffs_float32`` does in numpy (bit for bit: signed zeros, subnormals, beyond float32's
+    range), so that ``x <= t`` keeps its meaning for every float32 row."""
+    a = np.array([[0.0, thr, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 1.0]])
+    tree = _parse.parse_structure(a, 2, 1, 0)
+    got = tree.rec.view(np.float32)[0, 1]
+    want = _parse.cutoffs_float32(np.array([thr]))[0]
+    assert got.view(np.int32) == want.view(np.int32), (thr, got, want)
