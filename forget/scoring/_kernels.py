@@ -121,7 +121,9 @@ def check_structure(a, n_features, signed):
 def parse_rows(a, n_features, signed, shares, rec, recf, vals):
     """:func:`check_structure`, then :func:`parse_tree` on the rows' columns, in one call:
     (problem, node, status, depth). Each split's cut-off becomes the largest float32 at or
-    below it (``_parse.cutoffs_float32``'s rule)."""
+    below it: rows are compared in float32 (as the forest does), and for a float32 ``x``,
+    ``x <= t`` holds exactly when ``x <= round_down32(t)``, so any float64 cut-off keeps its
+    meaning (HedgeCut's are float32 already and pass through unchanged)."""
     problem, node = check_structure(a, n_features, signed)
     if problem != OK:
         return problem, node, OK, 0

@@ -27,21 +27,6 @@ class ParsedTree:
         return (self.size - 1) // 2
 
 
-def cutoffs_float32(thr: np.ndarray) -> np.ndarray:
-    """The largest float32 at or below each cut-off.
-
-    Rows are compared in float32 (as the forest does), and for a float32 ``x``,
-    ``x <= t`` holds exactly when ``x <= round_down32(t)``: any float64 cut-off keeps its
-    meaning. HedgeCut's cut-offs are float32 already and pass through unchanged.
-    """
-    with np.errstate(over="ignore"):
-        t32 = thr.astype(np.float32)
-    above = t32.astype(np.float64) > thr
-    if above.any():
-        t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
-    return t32
-
-
 LEAVES = ("counts", "proba", "values")
 
 
