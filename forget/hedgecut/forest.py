@@ -392,7 +392,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         pos = self._rows.resolve(row_ids, "HedgeCutClassifier")
         m = pos.size
         gone = tuple(self._rows.ids[pos].tolist())  # before the index scrubs them
-        if m * REFIT_SHARE >= self._rows.n_alive and self._refit_without(pos):
+        if m * REFIT_SHARE >= self._rows.n_alive:
+            self._refit_without(pos)
             return ForgetResult(
                 gone,
                 Guarantee.EXACT,
@@ -442,26 +443,22 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             },
         )
 
-    def _refit_without(self, pos: np.ndarray) -> bool:
+    def _refit_without(self, pos: np.ndarray) -> None:
         """Forget the rows at ``pos`` by fitting again on the rest (same parameters, seed and
         cut-off domain): the very model the deletions lead to, and ``compact``'s canonical form
         at once (no forgotten row's slot, a fresh budget). Chosen for a big share of the rows,
-        where it is cheaper (see ``REFIT_SHARE``). False, changing nothing, when the fit
-        refuses the remaining rows (the deletions then take their usual path)."""
+        where it is cheaper (see ``REFIT_SHARE``). The rest are rows a fit took (finite,
+        float32, at least one: ``resolve`` refuses to forget the last), so the fit takes them."""
         keep = self._rows.alive.copy()
         keep[pos] = False
         live = np.flatnonzero(keep)
         fresh = copy.copy(self)  # the parameters shared; fit sets every fitted attribute anew
         fresh.set_params(feature_bounds=self.feature_bounds_, random_state=self.seed_)
-        try:
-            fresh.fit(self._X[live], self.classes_[self._y[live]], self._rows.ids[live])
-        except ValueError:  # pragma: no cover - remaining rows a fit refuses: forget them
-            return False
+        fresh.fit(self._X[live], self.classes_[self._y[live]], self._rows.ids[live])
         fresh.set_params(feature_bounds=self.feature_bounds, random_state=self.random_state)
         if self._compiled.built:  # scoring goes on compiled, as after ``compact``
             fresh._compiled.compile(fresh)
         self.__dict__.update(fresh.__dict__)
-        return True
 
     def _budget(self, n: int) -> int:
         return max(1, round(float(self.deletion_budget) * n)) if self.deletion_budget else 0
