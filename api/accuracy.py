@@ -225,6 +225,7 @@ class Accuracy:
         doc |= {
             "validation_accuracy": round(pp.validation_accuracy_, 4),
             "held_out_rows": state.held_out_rows,
+            "regressor": pp.chosen_,
             "window_rows": int(proba.shape[0]),
             "margin": self.margin,
             "built_in_s": None if state.seconds is None else round(state.seconds, 3),

@@ -282,6 +282,9 @@ class PerformanceEstimate(BaseModel):
     margin: float | None = None
     window_rows: int | None = None
     held_out_rows: int | None = None
+    regressor: str | None = Field(
+        None, description="ridge or knn: the one of lower leave-one-out error on the copies"
+    )
     built_in_s: float | None = None
     observed_accuracy: float | None = Field(
         None, description="on the predictions whose labels came back (feedback) since the build"

@@ -90,6 +90,7 @@ def test_the_estimate_follows_the_traffic_and_an_erasure_drops_it_at_once(servic
     assert clean["status"] == "ready", clean
     assert 0.6 < clean["validation_accuracy"] <= 1.0
     assert abs(clean["estimated_accuracy"] - clean["validation_accuracy"]) < 0.1
+    assert clean["regressor"] in ("ridge", "knn")
     text = svc.metrics.render()
     assert 'forget_estimated_accuracy{model="risk",version="1"}' in text
 

@@ -9,10 +9,14 @@ from hypothesis import strategies as st
 
 from drift.errors import DriftInputError
 from drift.performance import (
+    ALPHAS,
     GENERATORS,
     PERCENTILES,
     Columns,
     PerformancePredictor,
+    _fit_knn,
+    _fit_ridge,
+    _knn_mean,
     category_flips,
     corrupt,
     gaussian_noise,
@@ -223,7 +227,7 @@ def held():
     return _data(60, seed=4)
 
 
-@pytest.mark.parametrize("regressor", ["ridge", "knn"])
+@pytest.mark.parametrize("regressor", ["auto", "ridge", "knn"])
 def test_fit_is_deterministic_by_seed(regressor, held):
     X, y = held
     a = _small(regressor=regressor).fit(_proba, X, y, KINDS).to_bytes()
@@ -232,7 +236,7 @@ def test_fit_is_deterministic_by_seed(regressor, held):
     assert a == b and a != d
 
 
-@pytest.mark.parametrize("regressor", ["ridge", "knn"])
+@pytest.mark.parametrize("regressor", ["auto", "ridge", "knn"])
 def test_persistence_round_trip_is_bitwise(regressor, held):
     X, y = held
     pp = _small(regressor=regressor, k=3).fit(_proba, X, y, KINDS, fill=np.zeros(5))
@@ -242,6 +246,7 @@ def test_persistence_round_trip_is_bitwise(regressor, held):
     assert back.estimate(P) == pp.estimate(P)
     assert back.validation_accuracy_ == pp.validation_accuracy_
     assert back.k == 3 and back.regressor == regressor
+    assert (back.chosen_, back.loo_mae_) == (pp.chosen_, pp.loo_mae_)
     with pytest.raises(ArtifactError):
         PerformancePredictor.from_bytes(b"not an artifact")
 
@@ -287,7 +292,7 @@ def test_forget_refuses_unknown_or_repeated_ids_and_changes_nothing(held):
         pp.forget([5])  # already forgotten
 
 
-@pytest.mark.parametrize("regressor", ["ridge", "knn"])
+@pytest.mark.parametrize("regressor", ["auto", "ridge", "knn"])
 def test_estimates_beat_the_constant_baseline(regressor):
     """Fresh rows, fresh corruptions (the training generators): the estimate tracks accuracy
     better than "accuracy stays at validation accuracy" (a constant estimate fails this)."""
@@ -348,3 +353,70 @@ def test_estimate_refuses_bad_proba(held):
     with pytest.raises(DriftInputError, match="NaN"):
         pp.estimate(np.array([[0.5, np.nan]]))
     assert 0.0 <= pp.estimate(np.array([[0.2, 0.8]])) <= 1.0
+
+
+# ------------------------------------------------------------------------------ regressors
+@given(
+    st.integers(1, 40), st.integers(1, 4), st.integers(1, 12), st.integers(-1, 45),
+    st.integers(0, 2**32 - 1),
+)  # fmt: skip
+@settings(max_examples=200, deadline=None)
+def test_knn_mean_is_the_stable_sort_oracle(n, d, k, skip, seed):
+    """Small integer coordinates: distances are exact and ties frequent, so the kernel must
+    break them as a stable sort does (the lower row first) and leave ``skip`` out."""
+    rng = np.random.default_rng(seed)
+    Z = rng.integers(-2, 3, size=(n, d)).astype(np.float64)
+    t = rng.integers(0, 1000, size=n).astype(np.float64)
+    z = rng.integers(-2, 3, size=d).astype(np.float64)
+    rows = np.array([i for i in range(n) if i != skip])
+    if rows.size == 0:
+        return
+    dist = ((Z[rows] - z) ** 2).sum(axis=1)
+    near = rows[np.argsort(dist, kind="stable")[:k]]
+    assert _knn_mean(Z, t, z, k, skip) == pytest.approx(t[near].mean(), rel=1e-12)
+
+
+def test_loo_errors_are_those_of_refits_without_each_copy():
+    """``loo_mae``: ridge's from the hat matrix, kNN's by leaving each copy out, against
+    brute force (the ridge refit with the same standardisation and penalty, intercept free)."""
+    rng = np.random.default_rng(3)
+    F = rng.normal(size=(40, 5))
+    t = F @ rng.normal(size=5) * 0.1 + 0.05 * rng.normal(size=40)
+    r = _fit_ridge(F, t)
+    assert r["alpha"][0] in ALPHAS
+    Z = (F - r["mu"]) / r["sd"]
+    errs = []
+    for i in range(40):
+        keep = np.arange(40) != i
+        A = np.column_stack([np.ones(39), Z[keep]])
+        pen = np.diag([0.0] + [r["alpha"][0]] * 5)
+        w = np.linalg.solve(A.T @ A + pen, A.T @ t[keep])
+        errs.append(abs(w[0] + Z[i] @ w[1:] - t[i]))
+    assert r["loo_mae"][0] == pytest.approx(np.mean(errs), rel=1e-9)
+    kn = _fit_knn(F, t, 3)
+    errs = []
+    for i in range(40):
+        keep = np.arange(40) != i
+        dist = ((kn["Z"][keep] - kn["Z"][i]) ** 2).sum(axis=1)
+        errs.append(abs(t[keep][np.argsort(dist, kind="stable")[:3]].mean() - t[i]))
+    assert kn["loo_mae"][0] == pytest.approx(np.mean(errs), rel=1e-12)
+
+
+def test_auto_keeps_the_regressor_of_lower_loo_error(held):
+    """Accuracy a smooth function of the features: ridge; a step in them: kNN. "auto" keeps
+    the one of lower leave-one-out error and estimates exactly as that one alone does."""
+    X, y = held
+    P = _proba(_data(200, seed=9)[0])
+    pp = _small(n=40).fit(_proba, X, y, KINDS)
+    assert set(pp.loo_mae_) == {"ridge", "knn"}
+    assert pp.chosen_ == min(pp.loo_mae_, key=lambda name: pp.loo_mae_[name])
+    alone = _small(n=40, regressor=pp.chosen_).fit(_proba, X, y, KINDS)
+    assert (
+        alone.estimate(P) == pp.estimate(P)
+        and alone.loo_mae_[pp.chosen_] == pp.loo_mae_[pp.chosen_]
+    )
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(300, 3))
+    smooth, step = 0.7 + 0.05 * F[:, 0], 0.6 + 0.3 * (np.abs(F[:, 0]) < 0.5)
+    assert _fit_ridge(F, smooth)["loo_mae"][0] < _fit_knn(F, smooth, 10)["loo_mae"][0]
+    assert _fit_knn(F, step, 10)["loo_mae"][0] < _fit_ridge(F, step)["loo_mae"][0]
