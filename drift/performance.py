@@ -407,6 +407,8 @@ def _knn_mean(Z, t, z, k, skip):  # pragma: no cover - jitted
     row's distance stops being summed once it is no better than the ``k``-th best."""
     n, d = Z.shape
     kk = min(k, n - (1 if 0 <= skip < n else 0))
+    if kk < 1:
+        return np.nan  # no row to average (fit needs two copies: never from the predictor)
     best_d = np.empty(kk)
     best_i = np.empty(kk, dtype=np.int64)
     held = 0
