@@ -386,6 +386,39 @@ def ppm_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sharded_table(payload: dict[str, Any]) -> str:
+    """Per data set and learner, every shard count, the best one (issue 20's) marked."""
+    chosen = {(r["dataset"], r["learner"], r["n_shards"]) for r in payload["best"]}
+    lines = [
+        "| data | learner | shards | accuracy | Δ points | answer p50 / p99 ms "
+        "| retrain s per deletion | full retrain s | × cheaper | best: ≥ 10× / p99 < 1 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        k = r["n_shards"]
+        if k == "monolithic":
+            lines.append(
+                f"| {r['dataset']} | {r['learner']} | one model | {100 * r['accuracy']:.2f} % "
+                f"|  |  |  | {r['fit_s']:.2f} |  |  |"
+            )
+            continue
+        best = (r["dataset"], r["learner"], k) in chosen
+        verdict = (
+            f"{'yes' if r['speedup'] >= 10 else 'no'} / {'yes' if r['answer_p99_ms'] < 1 else 'no'}"
+            if best
+            else ""
+        )
+        lines.append(
+            f"| {r['dataset']} | {r['learner']} | {'**' + str(k) + '**' if best else k} "
+            f"| {100 * r['accuracy']:.2f} % | {r['points_vs_monolithic']:+.2f} "
+            f"| {r['answer_p50_ms']:.3f} / {r['answer_p99_ms']:.2f} "
+            f"| {r['retrain_per_deletion_s']:.3f} | {r['full_retrain_s']:.2f} "
+            f"| {r['speedup']:.1f}× | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES["sharded"] = sharded_table
 TABLES["scoring_quantized"] = scoring_quantized_table
 TABLES["erasure_batch"] = erasure_batch_table
 TABLES["multi_model"] = multi_model_table

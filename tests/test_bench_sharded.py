@@ -28,3 +28,26 @@ def test_sharded_bench_quick(tmp_path):
         assert r["retrain_per_deletion_s"] > 0 and r["speedup"] > 0
         if r["n_shards"] == 5:
             assert r["equals_refit"] is True
+    assert payload["best"] == json.loads(json.dumps(sharded.best(rows)))
+
+
+def test_best_is_the_cheapest_retrain_within_one_point():
+    from bench.sharded import best
+
+    def row(k, points, speedup, p99=0.5, learner="RF"):
+        return {
+            "dataset": "d", "learner": learner, "n_shards": k,
+            "points_vs_monolithic": points, "speedup": speedup, "answer_p99_ms": p99,
+        }  # fmt: skip
+
+    rows = [
+        {"dataset": "d", "learner": "RF", "n_shards": "monolithic"},
+        row(1, 0.0, 50.0),  # one shard is no sharding: never the best
+        row(5, 0.2, 4.0),
+        row(20, -0.9, 12.0),
+        row(50, -1.4, 30.0),  # cheaper, but more than a point lost
+        row(20, -2.0, 30.0, learner="HGB"),  # none within a point: no row
+        row(10, -0.5, 12.0, p99=1.5, learner="MLP"),  # cheap enough, answers too slow
+    ]
+    got = {(r["learner"], r["n_shards"], r["met"]) for r in best(rows)}
+    assert got == {("RF", 20, True), ("MLP", 10, False)}
