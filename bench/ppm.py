@@ -36,8 +36,7 @@ regressor alone.
 Reported: MAE of each, ``ratio`` = MAE of the better baseline / MAE of the predictor (target
 ≥ 2), the MAE restricted to windows holding a withheld generator, and cost: the median (and
 p99) time of one estimate (features + regressor; each cold: 16 MB written before it) against
-two costs of
-the window: **serving** it as the product does — the same model class trained in a
+two costs of the window: **serving** it as the product does — the same model class trained in a
 :class:`store.ModelStore` on the same training split and scored through
 :class:`api.service.Service` in process (monitoring on, cache and batching off, calls of 64
 rows as dicts: no HTTP, so a floor of what a server spends) — and, strictest, the bare
