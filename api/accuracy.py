@@ -15,7 +15,8 @@ served classifier version, built in the background (never on a request's path):
   monitor keeps every class's probability for it). The twin saw 1 − ``HOLDOUT`` of the rows,
   so the estimate can run slightly low for the served model.
 - **Report.** ``performance`` in the drift report: the estimate, the twin's clean held-out
-  accuracy (``validation_accuracy``), the window's rows, and an alert when the estimate falls
+  accuracy (``validation_accuracy``), the regressor the predictor kept (``ridge`` or ``knn``,
+  the one of lower leave-one-out error), the window's rows, and an alert when the estimate falls
   more than ``margin`` below it; the gauge ``forget_estimated_accuracy``; and the accuracy of
   the predictions whose true labels came back (``POST .../feedback``) since the build, to
   check the estimate against.
