@@ -8,8 +8,10 @@ Usage::
 The store is the one ``bench.store_erasure`` builds (adult with made-up subject ids, one to
 three rows each; HedgeCut, kNN and ridge regression), opened by the serving layer
 (:class:`api.service.Service`, in process, its purger off; what the HTTP endpoints call, so
-the figures leave out HTTP). The forest is warmed first (compiled scorer, rehearsed forget),
-as ``forget serve`` does. Then, on the same service, in this order:
+the figures leave out HTTP). The forest is warmed first (compiled scorer, rehearsed forget)
+and the heap alive then is frozen out of the cycle collector's sight (``gc.freeze``), as
+``forget serve`` does (``--no-freeze-heap``: not; unfrozen when the bench ends). Then, on the
+same service, in this order:
 
 1. **one at a time**: ``Service.erase`` per subject (``POST /v1/erasure-requests``): one
    transaction each, the models forgetting inside it;
@@ -27,6 +29,7 @@ per-call latency (batch), median and p99.
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 from typing import Any
@@ -48,8 +51,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--bulk", type=int, default=4_000, help="subjects erased in batches")
     ap.add_argument("--batch", type=int, default=1_000, help="subjects per batch call")
     ap.add_argument("--quick", action="store_true", help="2,000 rows, 30 and 300 subjects")
+    ap.add_argument(
+        "--no-freeze-heap", dest="freeze", action="store_false",
+        help="leave the warmed heap to the cycle collector (forget serve freezes it)",
+    )  # fmt: skip
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    freeze = args.freeze
     n, single, bulk, batch = (
         (2000, 30, 300, 100) if args.quick else (args.rows, args.single, args.bulk, args.batch)
     )
@@ -67,6 +75,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             svc.start()
             svc.warm()
+            if freeze:  # as forget serve's startup (api.app)
+                gc.collect()
+                gc.freeze()
             for p in people[:3]:  # the first erasures plan queries and fill caches
                 svc.erase(p, "art17-1-b")
             one = people[3 : 3 + single]
@@ -89,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             with svc.lock:
                 assert svc.store.verify_audit_log().ok
         finally:
+            gc.unfreeze()
             svc.close()
     if failed:
         raise RuntimeError(f"{failed} requests of the batches failed")
@@ -129,7 +141,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     )
     print(f"\nbatch / one at a time: {speedup:.1f}x ({n} rows; forest, kNN and ridge forgetting)")
-    payload = {"quick": args.quick, "dataset_rows": n, "rows": rows, "speedup": speedup}
+    payload = {
+        "quick": args.quick, "dataset_rows": n, "heap_frozen": freeze, "rows": rows,
+        "speedup": speedup,
+    }  # fmt: skip
     path = write_json("erasure_batch-quick" if args.quick else "erasure_batch", payload, args.out)
     print(f"written: {path}")
     return payload

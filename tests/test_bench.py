@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -69,6 +70,8 @@ def test_erasure_batch_bench_quick(tmp_path):
     one, bulk = payload["rows"]
     assert (one["subjects"], bulk["subjects"]) == (30, 300)
     assert one["subjects_per_s"] > 0 and bulk["subjects_per_s"] > 0
+    # the heap was frozen as forget serve freezes it, and given back when the bench ended
+    assert payload["heap_frozen"] is True and gc.get_freeze_count() == 0
 
 
 def test_serving_bench_quick(tmp_path):
