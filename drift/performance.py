@@ -367,9 +367,9 @@ def _standardise(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, sd, (F - mu) / sd
 
 
-def _fit_ridge(F: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+def _fit_ridge(F: np.ndarray, t: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
     """Ridge on standardised features; the penalty with the least leave-one-out error (exact:
-    the hat matrix's diagonal), whose mean absolute value is ``loo_mae``."""
+    the hat matrix's diagonal). Its arrays, and the mean absolute leave-one-out error."""
     mu, sd, Z = _standardise(F)
     tm = t.mean()
     U, s, Vt = np.linalg.svd(Z, full_matrices=False)
@@ -385,18 +385,17 @@ def _fit_ridge(F: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
             best = (mse, a, loo)
     a = best[1]
     coef = Vt.T @ ((s / (s**2 + a)) * Ut)
-    return {
-        "mu": mu, "sd": sd, "coef": coef, "intercept": np.array([tm]), "alpha": np.array([a]),
-        "loo_mae": np.array([np.abs(best[2]).mean()]),
-    }  # fmt: skip
+    arrays = {"mu": mu, "sd": sd, "coef": coef, "intercept": np.array([tm]), "alpha": np.array([a])}
+    return arrays, float(np.abs(best[2]).mean())
 
 
-def _fit_knn(F: np.ndarray, t: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """The copies standardised; ``loo_mae``: each copy's error when estimated by the others."""
+def _fit_knn(F: np.ndarray, t: np.ndarray, k: int) -> tuple[dict[str, np.ndarray], float]:
+    """The copies standardised, and the mean absolute error of each copy estimated by the
+    others (leave-one-out)."""
     mu, sd, Z = _standardise(F)
     Z = np.ascontiguousarray(Z)
     loo = np.array([_knn_mean(Z, t, Z[i], k, i) for i in range(t.size)]) - t
-    return {"mu": mu, "sd": sd, "Z": Z, "t": t.copy(), "loo_mae": np.array([np.abs(loo).mean()])}
+    return {"mu": mu, "sd": sd, "Z": Z, "t": t.copy()}, float(np.abs(loo).mean())
 
 
 @njit(cache=True)
@@ -553,9 +552,9 @@ class PerformancePredictor:
             fitted["ridge"] = _fit_ridge(self.features_, self.targets_)
         if self.regressor in ("auto", "knn"):
             fitted["knn"] = _fit_knn(self.features_, self.targets_, self.k)
-        self.loo_mae_ = {name: float(r["loo_mae"][0]) for name, r in fitted.items()}
+        self.loo_mae_ = {name: loo for name, (_, loo) in fitted.items()}
         self.chosen_ = min(fitted, key=lambda name: self.loo_mae_[name])  # a tie: ridge
-        self.regressor_ = fitted[self.chosen_]
+        self.regressor_ = fitted[self.chosen_][0]
         return self
 
     # -------------------------------------------------------------- estimating
