@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    freeze = args.freeze
     n, single, bulk, batch = (
         (2000, 30, 300, 100) if args.quick else (args.rows, args.single, args.bulk, args.batch)
     )
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             svc.start()
             svc.warm()
-            if freeze:  # as forget serve's startup (api.app)
+            if args.freeze:  # as forget serve's startup (api.app)
                 gc.collect()
                 gc.freeze()
             for p in people[:3]:  # the first erasures plan queries and fill caches
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(f"\nbatch / one at a time: {speedup:.1f}x ({n} rows; forest, kNN and ridge forgetting)")
     payload = {
-        "quick": args.quick, "dataset_rows": n, "heap_frozen": freeze, "rows": rows,
+        "quick": args.quick, "dataset_rows": n, "heap_frozen": args.freeze, "rows": rows,
         "speedup": speedup,
     }  # fmt: skip
     path = write_json("erasure_batch-quick" if args.quick else "erasure_batch", payload, args.out)

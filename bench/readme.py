@@ -388,7 +388,8 @@ def ppm_table(payload: dict[str, Any]) -> str:
 
 def sharded_table(payload: dict[str, Any]) -> str:
     """Per data set and learner, every shard count, the best one (issue 20's) marked."""
-    chosen = {(r["dataset"], r["learner"], r["n_shards"]) for r in payload["best"]}
+    chosen = {(r["dataset"], r["learner"], r["n_shards"]): r for r in payload["best"]}
+    yes = {True: "yes", False: "no"}
     lines = [
         "| data | learner | shards | accuracy | Δ points | answer p50 / p99 ms "
         "| retrain s per deletion | full retrain s | × cheaper | best: ≥ 10× / p99 < 1 ms |",
@@ -402,12 +403,9 @@ def sharded_table(payload: dict[str, Any]) -> str:
                 f"|  |  |  | {r['fit_s']:.2f} |  |  |"
             )
             continue
-        best = (r["dataset"], r["learner"], k) in chosen
-        verdict = (
-            f"{'yes' if r['speedup'] >= 10 else 'no'} / {'yes' if r['answer_p99_ms'] < 1 else 'no'}"
-            if best
-            else ""
-        )
+        b = chosen.get((r["dataset"], r["learner"], k))
+        best = b is not None
+        verdict = f"{yes[b['cheap_enough']]} / {yes[b['fast_enough']]}" if b else ""
         lines.append(
             f"| {r['dataset']} | {r['learner']} | {'**' + str(k) + '**' if best else k} "
             f"| {100 * r['accuracy']:.2f} % | {r['points_vs_monolithic']:+.2f} "

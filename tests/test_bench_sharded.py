@@ -51,3 +51,5 @@ def test_best_is_the_cheapest_retrain_within_one_point():
     ]
     got = {(r["learner"], r["n_shards"], r["met"]) for r in best(rows)}
     assert got == {("RF", 20, True), ("MLP", 10, False)}
+    mlp = next(r for r in best(rows) if r["learner"] == "MLP")
+    assert mlp["cheap_enough"] and not mlp["fast_enough"]
