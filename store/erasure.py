@@ -222,7 +222,7 @@ def erase(
     ``removed``, when given, receives the deleted rows of each request by dataset (one dict
     per request) once the transaction committed.
     """
-    touched: list[ForgetOp] = []
+    touched: list[tuple[str, int]] = []
     received = now()
     try:
         with db.atomic():
@@ -242,131 +242,199 @@ def erase(
                     continue
                 first[r.subject.key] = r.request_id
                 kept.append((r, rows))
-            each = iter(
-                registry.plan_forget_many(
-                    [
-                        (k[0].request_id, [int(i) for t in k[1].values() for i in t.row_ids])
-                        for k in kept
-                        if not isinstance(k, str)
-                    ]
-                )
+            group = carry_out(
+                registry,
+                kept,
+                received=received,
+                erased_at=erased_at,
+                deferred=deferred,
+                before_forget=before_forget,
+                after_forget=after_forget,
+                touched=touched,
             )
-            plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = [
-                k if isinstance(k, str) else (*k, next(each)) for k in kept
-            ]
-            pairs = sorted(
-                {(op.model, op.version) for p in plans if not isinstance(p, str) for op in p[2]}
-            )
-            if before_forget is not None and pairs:
-                before_forget(pairs)
-            ops_of = [[] if isinstance(p, str) else p[2] for p in plans]
-            touched += [op for ops in ops_of for op in ops]
-            outcomes = iter(registry.forget_many(touched))
-            done_by = [[(op, next(outcomes)) for op in ops] for ops in ops_of]
-            if after_forget is not None and pairs:
-                after_forget()
             crash_point("erase.after_forget")
-            everything = [d for done in done_by for d in done]
-            proofs_of: dict[str, list[dict[str, Any]]] = {}
-            for plan, done in zip(plans, done_by, strict=True):
-                if not isinstance(plan, str):
-                    proofs_of[plan[0].request_id] = [
-                        _evidence(registry, op, o, plan[0].policy, deferred) for op, o in done
-                    ]
-            texts_of = {q: [audit.canonical(p) for p in ps] for q, ps in proofs_of.items()}
-            texts = [t for p in plans if not isinstance(p, str) for t in texts_of[p[0].request_id]]
-            registry.log(everything, texts, erased_at)
-            pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-            for kind, payload in registry.mark_pending(everything):
-                pending.setdefault(payload["request_id"], []).append((kind, payload))
-            rows_in: list[list[Any]] = []
-            entries: list[tuple[str, dict[str, Any]]] = []
-            receipts_of: dict[str, ErasureReceipt] = {}
-            parsed: dict[str, Any] = {}  # evidence texts read back, once each
-            for plan, done in zip(plans, done_by, strict=True):
-                if isinstance(plan, str):
-                    continue
-                r, rows, ops = plan
-                proofs = proofs_of[r.request_id]
-                counts = {name: len(t.row_ids) for name, t in rows.items()}
-                n = sum(counts.values())
-                if not n:
-                    status, completed, purged = NO_DATA, erased_at, erased_at
-                elif any(o.action == PENDING for _, o in done):
-                    status, completed, purged = PENDING_REQUEST, None, None
-                else:
-                    status, completed, purged = ERASED, None, None
-                waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
-                rows_in.append(
-                    [
-                        r.request_id,
-                        r.subject.key,
-                        r.legal_ground,
-                        status,
-                        received,
-                        erased_at,
-                        completed,
-                        json.dumps(counts, sort_keys=True),
-                        n,
-                        purged,
-                        r.policy.rate,
-                        r.policy.sampled,
-                        evidence.SCHEDULED if waits else None,
-                        r.requested_by,
-                        r.handled_by,
-                        None if r.expires is None else r.expires.before,
-                    ]
-                )
-                entries += [
-                    (
-                        "erasure.committed",
-                        {
-                            "request_id": r.request_id,
-                            "subject_key": r.subject.key,
-                            "legal_ground": r.legal_ground,
-                            "requested_by": r.requested_by,
-                            "handled_by": r.handled_by,
-                            "datasets": counts,
-                            "rows": n,
-                            "models": [
-                                [o.model, o.version, o.revision, len(o.row_ids)] for o in ops
-                            ],
-                        }
-                        | _expired(r.expires),
-                    ),
-                    *pending.get(r.request_id, []),
-                    *_action_entries(done, proofs),
-                ]
-                receipts_of[r.request_id] = ErasureReceipt(
-                    r.request_id,
-                    status,
-                    r.subject.key,
-                    r.legal_ground,
-                    received,
-                    erased_at,
-                    completed,
-                    add_month(received),
-                    counts,
-                    n,
-                    _actions(done, texts_of[r.request_id], parsed),
-                    requested_by=r.requested_by,
-                    handled_by=r.handled_by,
-                )
-            db.insert("erasure_requests", _REQUEST_COLUMNS.split(", "), rows_in)
-            audit.write(db, entries)
-            repeats = receipts(db, [p for p in plans if isinstance(p, str)], repeat=True)
+            record_group(db, registry, group)
+            repeats = receipts(db, [p for p in group.plans if isinstance(p, str)], repeat=True)
             out = [
-                repeats[p] if isinstance(p, str) else receipts_of[p[0].request_id] for p in plans
+                repeats[p] if isinstance(p, str) else group.receipts[p[0].request_id]
+                for p in group.plans
             ]
             crash_point("erase.before_commit")
     except BaseException:
         if touched:  # they forgot in memory what did not commit: rebuild them from the log
-            registry.reload(sorted({(op.model, op.version) for op in touched}))
+            registry.reload(touched)
         raise
     crash_point("erase.after_commit")
     if removed is not None:
-        removed += [{} if isinstance(p, str) else p[1] for p in plans]
+        removed += group.removed()
     return out
+
+
+@dataclass
+class Group:
+    """Erasure requests carried out in memory (:func:`carry_out`), for one transaction to
+    record (:func:`record_group`).
+
+    ``plans`` hold, per request in order, the request, its rows by dataset and its forget
+    operations, or for a repeat the earlier request's id; ``done`` the operations with their
+    outcomes, per request; ``receipts`` the new requests' receipts by request id.
+    """
+
+    plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str]
+    done: list[list[tuple[ForgetOp, ForgetOutcome]]]
+    proofs: dict[str, list[dict[str, Any]]]
+    texts: dict[str, list[str]]
+    statuses: dict[str, tuple[str, str | None, str | None]]  # status, completed_at, purged_at
+    receipts: dict[str, ErasureReceipt]
+    received: str
+    erased_at: str
+
+    def removed(self) -> list[dict[str, data.DeletedRows]]:
+        """The deleted rows of each request by dataset (none for a repeat)."""
+        return [{} if isinstance(p, str) else p[1] for p in self.plans]
+
+
+def carry_out(
+    registry: Registry,
+    kept: Sequence[tuple[Request, dict[str, data.DeletedRows]] | str],
+    *,
+    received: str,
+    erased_at: str,
+    deferred: bool,
+    before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+    after_forget: Callable[[], None] | None = None,
+    planned: dict[tuple[str, int], int] | None = None,
+    touched: list[tuple[str, int]] | None = None,
+) -> Group:
+    """What the requests do in memory, in order: each one's forget operations planned
+    (revisions after ``planned``'s, when given: see :meth:`Registry.plan_forget_many`), the
+    models forgetting (``before_forget`` and ``after_forget`` around it, as in :func:`erase`),
+    the evidence and the receipts. No statement is run (deferred checks are only scheduled;
+    inline ones refit in memory). ``touched`` receives the (model, version) pairs about to
+    forget, before they do: if anything fails after that, the caller rebuilds them."""
+    each = iter(
+        registry.plan_forget_many(
+            [
+                (k[0].request_id, [int(i) for t in k[1].values() for i in t.row_ids])
+                for k in kept
+                if not isinstance(k, str)
+            ],
+            planned=planned,
+        )
+    )
+    plans: list[tuple[Request, dict[str, data.DeletedRows], list[ForgetOp]] | str] = [
+        k if isinstance(k, str) else (*k, next(each)) for k in kept
+    ]
+    pairs = sorted({(op.model, op.version) for p in plans if not isinstance(p, str) for op in p[2]})
+    if touched is not None:
+        touched += pairs
+    if before_forget is not None and pairs:
+        before_forget(pairs)
+    ops_of = [[] if isinstance(p, str) else p[2] for p in plans]
+    outcomes = iter(registry.forget_many([op for ops in ops_of for op in ops]))
+    done_by = [[(op, next(outcomes)) for op in ops] for ops in ops_of]
+    if after_forget is not None and pairs:
+        after_forget()
+    g = Group(plans, done_by, {}, {}, {}, {}, received, erased_at)
+    for plan, done in zip(plans, done_by, strict=True):
+        if not isinstance(plan, str):
+            g.proofs[plan[0].request_id] = [
+                _evidence(registry, op, o, plan[0].policy, deferred) for op, o in done
+            ]
+    g.texts = {q: [audit.canonical(p) for p in ps] for q, ps in g.proofs.items()}
+    parsed: dict[str, Any] = {}  # evidence texts read back, once each
+    for plan, done in zip(plans, done_by, strict=True):
+        if isinstance(plan, str):
+            continue
+        r, rows, _ = plan
+        counts = {name: len(t.row_ids) for name, t in rows.items()}
+        n = sum(counts.values())
+        if not n:
+            status, completed, purged = NO_DATA, erased_at, erased_at
+        elif any(o.action == PENDING for _, o in done):
+            status, completed, purged = PENDING_REQUEST, None, None
+        else:
+            status, completed, purged = ERASED, None, None
+        g.statuses[r.request_id] = (status, completed, purged)
+        g.receipts[r.request_id] = ErasureReceipt(
+            r.request_id,
+            status,
+            r.subject.key,
+            r.legal_ground,
+            received,
+            erased_at,
+            completed,
+            add_month(received),
+            counts,
+            n,
+            _actions(done, g.texts[r.request_id], parsed),
+            requested_by=r.requested_by,
+            handled_by=r.handled_by,
+        )
+    return g
+
+
+def record_group(db: Database, registry: Registry, g: Group) -> None:
+    """Record a group carried out in memory, inside the caller's transaction: its forget log
+    entries, the versions that went pending, the request rows and the audit entries (its
+    rows were deleted by the caller)."""
+    everything = [d for done in g.done for d in done]
+    texts = [t for p in g.plans if not isinstance(p, str) for t in g.texts[p[0].request_id]]
+    registry.log(everything, texts, g.erased_at)
+    pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for kind, payload in registry.mark_pending(everything):
+        pending.setdefault(payload["request_id"], []).append((kind, payload))
+    rows_in: list[list[Any]] = []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for plan, done in zip(g.plans, g.done, strict=True):
+        if isinstance(plan, str):
+            continue
+        r, rows, ops = plan
+        proofs = g.proofs[r.request_id]
+        status, completed, purged = g.statuses[r.request_id]
+        counts = {name: len(t.row_ids) for name, t in rows.items()}
+        n = sum(counts.values())
+        waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
+        rows_in.append(
+            [
+                r.request_id,
+                r.subject.key,
+                r.legal_ground,
+                status,
+                g.received,
+                g.erased_at,
+                completed,
+                json.dumps(counts, sort_keys=True),
+                n,
+                purged,
+                r.policy.rate,
+                r.policy.sampled,
+                evidence.SCHEDULED if waits else None,
+                r.requested_by,
+                r.handled_by,
+                None if r.expires is None else r.expires.before,
+            ]
+        )
+        entries += [
+            (
+                "erasure.committed",
+                {
+                    "request_id": r.request_id,
+                    "subject_key": r.subject.key,
+                    "legal_ground": r.legal_ground,
+                    "requested_by": r.requested_by,
+                    "handled_by": r.handled_by,
+                    "datasets": counts,
+                    "rows": n,
+                    "models": [[o.model, o.version, o.revision, len(o.row_ids)] for o in ops],
+                }
+                | _expired(r.expires),
+            ),
+            *pending.get(r.request_id, []),
+            *_action_entries(done, proofs),
+        ]
+    db.insert("erasure_requests", _REQUEST_COLUMNS.split(", "), rows_in)
+    audit.write(db, entries)
 
 
 def _latest(db: Database, keys: Sequence[str]) -> dict[str, str]:

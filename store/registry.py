@@ -503,15 +503,21 @@ class Registry:
         self,
         wanted: Sequence[tuple[str, Sequence[int]]],
         only: Container[tuple[str, int]] | None = None,
+        *,
+        planned: dict[tuple[str, int], int] | None = None,
     ) -> list[list[ForgetOp]]:
         """:meth:`plan_forget` for each (request id, row ids) in turn — a group of requests:
-        their revisions follow one another in that order — with one search per version."""
+        their revisions follow one another in that order — with one search per version.
+
+        Revisions follow those already planned: in the open transaction, or in ``planned``
+        when given (groups carried out in memory and not yet recorded: it is updated)."""
         lengths = [len(ids) for _, ids in wanted]
         flat = np.fromiter(
             (i for _, ids in wanted for i in ids), dtype=np.int64, count=sum(lengths)
         )
         owner = np.repeat(np.arange(len(wanted)), lengths)
-        planned = self._planned()
+        if planned is None:
+            planned = self._planned()
         out: list[list[ForgetOp]] = [[] for _ in wanted]
         for (name, version), state in sorted(self._states().items()):
             if state.status == RETIRED or not state.rows.size or not flat.size:
