@@ -9,7 +9,7 @@ datasets is read once and kept in memory (``Database.cache``) until a dataset ch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -284,6 +284,12 @@ def _check_schema(info: DatasetInfo, given: Mapping[str, str | None]) -> None:
         raise SchemaMismatchError(f"columns of other types than dataset {info.name!r}: {wrong}")
 
 
+def cached_catalog(db: Database) -> dict[str, DatasetInfo] | None:
+    """The catalogue if it was read already (no statement), else None."""
+    cached: dict[str, DatasetInfo] | None = db.cache.get(_CATALOG)
+    return cached
+
+
 def catalog(db: Database) -> dict[str, DatasetInfo]:
     """Every dataset by name, read once and cached until a dataset is added or changed."""
     cached = db.cache.get(_CATALOG)
@@ -353,7 +359,26 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
     """
     if not db.in_transaction:
         raise RuntimeError("take_subjects belongs inside the erasure's transaction")
-    cat = catalog(db)
+    return _of_subjects(db.execute, catalog(db), subjects, "DELETE FROM {} WHERE {} RETURNING *")
+
+
+def read_subjects(
+    con: Any, cat: Mapping[str, DatasetInfo], subjects: Sequence[Subject]
+) -> dict[str, dict[str, DeletedRows]]:
+    """What :func:`take_subjects` would delete, read without deleting through ``con`` (a
+    DuckDB connection: :meth:`Database.reader`, on a thread of its own); ``cat`` the
+    catalogue (:func:`catalog`, read earlier)."""
+    return _of_subjects(con.execute, cat, subjects, "SELECT * FROM {} WHERE {}")
+
+
+def _of_subjects(
+    execute: Callable[[str, list[Any]], Any],
+    cat: Mapping[str, DatasetInfo],
+    subjects: Sequence[Subject],
+    template: str,
+) -> dict[str, dict[str, DeletedRows]]:
+    """The subjects' rows by subject key, then by dataset, through ``template`` (a statement
+    with the table and the condition left open) per dataset that holds any."""
     raws = sorted({s.raw for s in subjects})
     names = list(cat)
     if len(cat) > 2:
@@ -362,7 +387,7 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
             f"WHERE {quote(info.subject_column)} IN ({', '.join(['?'] * len(raws))})"
             for name, info in cat.items()  # names match ^[a-z][a-z0-9_]*$: safe as literals
         )
-        names = sorted(str(n) for (n,) in db.all(union, raws * len(cat)))
+        names = sorted(str(n) for (n,) in execute(union, raws * len(cat)).fetchall())
     key_of = {s.raw: s.key for s in subjects}
     taken: dict[str, dict[str, DeletedRows]] = {}
     params: list[Any]
@@ -372,9 +397,8 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
         listed, params = "SELECT unnest(?::VARCHAR[])", [raws]
     for name in names:
         column = cat[name].subject_column
-        arrays = db.execute(
-            f"DELETE FROM {table(name)} WHERE {quote(column)} IN ({listed}) RETURNING *", params
-        ).fetchnumpy()
+        where = f"{quote(column)} IN ({listed})"
+        arrays = execute(template.format(table(name), where), params).fetchnumpy()
         ids = np.asarray(arrays.pop(ROW_ID), dtype=np.int64)
         if not ids.size:
             continue
@@ -388,6 +412,17 @@ def take_subjects(db: Database, subjects: Sequence[Subject]) -> dict[str, dict[s
                 ids[a:b], {c: v[a:b] for c, v in cols.items()}
             )
     return taken
+
+
+def delete_rows(db: Database, name: str, row_ids: np.ndarray) -> int:
+    """Delete the dataset's rows ``row_ids`` (in a transaction); how many there were."""
+    if not db.in_transaction:
+        raise RuntimeError("delete_rows belongs inside the erasure's transaction")
+    got = db.one(  # DuckDB answers a DELETE with the count of rows deleted
+        f"DELETE FROM {table(name)} WHERE {ROW_ID} IN (SELECT unnest(?::BIGINT[]))",
+        [np.asarray(row_ids, dtype=np.int64).tolist()],
+    )
+    return int(got[0]) if got else 0
 
 
 _LISTED = 16  # the most subjects ``take_subjects`` names as constants

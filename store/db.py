@@ -94,6 +94,7 @@ class Database:
         self._on_commit: list[Callable[[], None]] = []
         self._parallel = 0
         self._held: int | None = None  # the flock on store.lock (see _hold)
+        self._reader: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def open(cls, directory: Path, *, read_only: bool = False) -> Database:
@@ -263,6 +264,7 @@ class Database:
         con.execute(f"COPY FROM DATABASE {quote(catalog)} TO fresh")
         con.execute("DETACH fresh")
         crash_point("compact.copied")
+        self._close_reader()
         con.close()
         self._con = None
         if _wal(self.path).exists() or _wal(fresh).exists():  # pragma: no cover - defensive
@@ -274,6 +276,21 @@ class Database:
         crash_point("compact.swapped")
         self._con = _connect(self.path)
 
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to the database, for reads on another thread while this one
+        may be inside a transaction: DuckDB gives each connection its own transaction, and a
+        read sees what was committed when it began. Made once (and again after a
+        compaction, which reconnects)."""
+        if self._reader is None:
+            self._reader = self.con.cursor()
+        return self._reader
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            with suppress(duckdb.Error):
+                self._reader.close()
+            self._reader = None
+
     def checkpoint(self) -> None:
         """Fold the WAL into the database file."""
         self.execute("CHECKPOINT")
@@ -282,6 +299,7 @@ class Database:
         if self._con is None:
             return
         try:
+            self._close_reader()
             self._con.close()
         finally:
             self._con = None

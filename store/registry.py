@@ -456,6 +456,11 @@ class Registry:
         return self._states()[(name, version)].revision
 
     # ------------------------------------------------------------------ in-memory state
+    @property
+    def states_loaded(self) -> bool:
+        """Whether the versions' states are in memory (else the next use reads them)."""
+        return self._state is not None
+
     def _states(self) -> dict[tuple[str, int], _State]:
         if self._state is None:
             self._state = self._read_states()

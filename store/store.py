@@ -41,6 +41,7 @@ from store import (
     stages,
 )
 from store import evidence as _evidence
+from store import journal as _journal
 from store import purposes as _purposes
 from store import retention as _retention
 from store._clock import now
@@ -109,6 +110,7 @@ class ModelStore:
         self._closed = False
         self._read_only = False
         self._evidence_rate = _evidence.check_rate(evidence_rate)
+        self._journal = _journal.Journal(directory)
 
     @property
     def evidence_rate(self) -> float:
@@ -176,6 +178,7 @@ class ModelStore:
             registry = Registry(db, Artifacts(d))
             registry.sweep()
             erasure.recover(db, registry)
+            _journal.replay(d, db, registry)
             store = cls(d, db, keys, registry, rate)
             if erasure.pending_purge(db) or registry.shards_pending():
                 store.purge()
@@ -229,6 +232,7 @@ class ModelStore:
             self._db.close()
             return
         try:
+            self.settle()
             if (
                 erasure.pending_purge(self._db)
                 or self._registry.pending()
@@ -240,6 +244,7 @@ class ModelStore:
                 self._registry.checkpoint()
         finally:
             self._closed = True
+            self._journal.close()
             self._db.close()
 
     def __enter__(self) -> ModelStore:
@@ -251,9 +256,24 @@ class ModelStore:
         self.close()
 
     def _live(self) -> Database:
+        """The database, with every answered erasure recorded in it (:meth:`settle`)."""
         if self._closed:
             raise StoreClosedError(f"store {self.directory} is closed")
+        if len(self._journal):
+            self.settle()
         return self._db
+
+    def settle(self) -> int:
+        """Record the erasures :meth:`erase_now` answered and the database lacks (see
+        :mod:`store.journal`), in one transaction; how many requests. Every other method
+        does this first; a server runs it on a thread of its own, beside ``erase_now``."""
+        groups = self._journal.apply(self._db, self._registry)
+        return sum(len(g.receipts) for g in groups)
+
+    @property
+    def unsettled(self) -> int:
+        """Erasure groups answered by :meth:`erase_now` and not yet recorded."""
+        return len(self._journal)
 
     def _writable(self, what: str) -> Database:
         db = self._live()
@@ -262,7 +282,9 @@ class ModelStore:
         return db
 
     def _models(self, what: str) -> Database:
-        db = self._live()
+        if self._closed:
+            raise StoreClosedError(f"store {self.directory} is closed")
+        db = self._db
         if self._read_only:
             raise StoreReadOnlyError(
                 f"store {self.directory} is open read-only, without models in memory: cannot {what}"
@@ -397,6 +419,7 @@ class ModelStore:
         retired (every version, without a ``default`` alias).
         """
         self._models("serve")
+        self._live()
         if not self._alias_book.all(name):
             return self._registry.serving(name)
         version = self.resolve(name).version
@@ -431,6 +454,7 @@ class ModelStore:
         ``rows``: a list of dicts keyed by feature name, or a 2-d array in feature order.
         """
         self._models("predict")
+        self._live()
         if version is None:
             mv, est = self.serving(name)
         else:
@@ -447,6 +471,7 @@ class ModelStore:
         same rows, keyed by name: the rows, dicts keyed by feature name, are read once, into
         one matrix per distinct feature list (:mod:`store.stages`)."""
         self._models("predict")
+        self._live()
         if len(set(names)) != len(names) or not names:
             raise PredictInputError("name each model once, at least one")
         if not (isinstance(rows, Sequence) and all(isinstance(r, Mapping) for r in rows)):
@@ -866,6 +891,72 @@ class ModelStore:
             after_forget=after_forget,
             removed=removed,
         )
+
+    def erase_now(
+        self,
+        calls: Sequence[Mapping[str, Any]],
+        *,
+        channel: str = "python",
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        after_forget: Callable[[], None] | None = None,
+        removed: list[dict[str, DeletedRows]] | None = None,
+    ) -> list[ErasureReceipt]:
+        """:meth:`erase_many` answered from memory: the subjects' rows read, the models
+        forgetting, the group made durable in the erasure journal (one ``fsync``), and the
+        receipts — the same as ``erase_many``'s, checks deferred — with no statement but the
+        read; :meth:`settle` records it later (see :mod:`store.journal`). Meant for the
+        thread that answers while another settles: it never uses the connection settling
+        uses.
+
+        Raises :class:`store.journal.NotNow`, before anything changed, where the recorded
+        path must answer: a subject with no rows (a repeat, or nothing held), one named twice
+        or erased by a group not yet recorded, a store whose catalogue or model states are
+        not in memory yet. A group that leaves a version awaiting a retrain is recorded
+        before the answer.
+        """
+        if self._closed or self._read_only:
+            raise _journal.NotNow("the store is closed or read-only")
+        requests = [
+            self._request(
+                c["subject_id"], c["legal_ground"], c.get("verify"), c.get("requested_by"), channel
+            )
+            for c in calls
+        ]
+        keys = [r.subject.key for r in requests]
+        if len(set(keys)) < len(keys) or any(self._journal.holds(k) for k in keys):
+            raise _journal.NotNow("a subject named twice, or erased by an unrecorded group")
+        cat = data.cached_catalog(self._db)
+        if cat is None or not self._registry.states_loaded:
+            raise _journal.NotNow("the catalogue or the model states are not read yet")
+        received = now()
+        found = data.read_subjects(self._db.reader(), cat, [r.subject for r in requests])
+        if any(k not in found for k in keys):
+            raise _journal.NotNow("a subject without rows: a repeat, or nothing held")
+        planned = self._journal.planned()
+        touched: list[tuple[str, int]] = []
+        try:
+            group = erasure.carry_out(
+                self._registry,
+                [(r, found[r.subject.key]) for r in requests],
+                received=received,
+                erased_at=now(),
+                deferred=True,
+                before_forget=before_forget,
+                after_forget=after_forget,
+                planned=planned,
+                touched=touched,
+            )
+            self._journal.append(group, deferred=True, planned=planned)
+        except BaseException:
+            if touched:  # they forgot what is not journaled: record the rest, rebuild them
+                self.settle()
+                self._registry.reload(touched)
+            raise
+        if any(r.status == erasure.PENDING_REQUEST for r in group.receipts.values()):
+            self.settle()  # a version left serving: the registry's readers see it at once
+        if removed is not None:
+            removed += group.removed()
+        return [group.receipts[r.request_id] for r in requests]
 
     # ------------------------------------------------------------------ retention
     def set_retention_policy(
