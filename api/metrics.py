@@ -97,6 +97,10 @@ SPECS: dict[str, Spec] = {
         "gauge", "Current revision of each model's serving version.", ("model", "version")
     ),
     "forget_purges_total": Spec("counter", "Physical purges run (artifact rewrite, compaction)."),
+    "forget_settle_failures_total": Spec(
+        "counter",
+        "Failed tries to record erasures answered from memory (they stay journaled; retried).",
+    ),
     "forget_cache_hits_total": Spec(
         "counter", "Predictions answered from the cache, by model.", ("model",)
     ),

@@ -490,6 +490,12 @@ class Monitoring:
         if (mv.name, mv.version) in self._monitors:
             self.monitor(store, mv)
 
+    def fresh(self, model: str, version: int) -> bool:
+        """Whether the version's feed is built and its reference needs no rebuild (following
+        it then reads nothing from the store)."""
+        key = (model, version)
+        return key in self._monitors and key not in self._stale
+
     def current(self, model: str, version: int, revision: int) -> Feed | None:
         """The version's feed if it is built, fresh and at ``revision`` (no store needed)."""
         feed = self._monitors.get((model, version))

@@ -70,6 +70,7 @@ from store.errors import (
     kind,
 )
 from store.evidence import DEFERRED, SCHEDULED, check_mode
+from store.journal import NotNow
 from store.registry import PENDING, READY, ModelVersion
 from store.retention import SUBJECT_PREFIX as RETAINED
 
@@ -247,6 +248,7 @@ class Service:
         compile_forests: bool = True,
         evidence: str = DEFERRED,
         estimate_accuracy: bool = False,
+        journal: bool = True,
     ) -> None:
         self.store = store
         # "deferred": retrain checks run off the lock (collect_evidence); "inline": inside the
@@ -291,6 +293,11 @@ class Service:
         self._collecting = threading.Lock()  # one evidence collector at a time
         self._stop = threading.Event()
         self._purger: threading.Thread | None = None
+        # erasures answered from memory on the event loop (erase_async; the store's journal)
+        # are recorded by the settler, a thread of its own, woken by each one
+        self.journal = journal and self.evidence == DEFERRED
+        self._unsettled = threading.Event()
+        self._settler: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -309,7 +316,12 @@ class Service:
         return cls(store, **kwargs)
 
     def start(self) -> None:
-        """Start the background purger (idempotent); it also runs checks left scheduled."""
+        """Start the background purger (idempotent; it also runs checks left scheduled) and
+        the settler, which records the erasures answered from memory."""
+        if self._settler is None and self.journal:
+            self._settler = threading.Thread(target=self._settle_loop, name="forget-settler")
+            self._settler.daemon = True
+            self._settler.start()
         if self._purger is None and self.purge_interval > 0:
             with self.lock:
                 self._awaiting_evidence = self.store.evidence_scheduled() > 0
@@ -387,13 +399,34 @@ class Service:
     def close(self) -> None:
         """Stop the purger, purge what waits, close the store."""
         self._stop.set()
-        if self._purger is not None:
-            self._purger.join()
+        self._unsettled.set()
+        for thread in (self._settler, self._purger):
+            if thread is not None:
+                thread.join()
         self._shadows.shutdown(wait=True, cancel_futures=True)
         if self.accuracy is not None:
             self.accuracy.close()  # a build in progress ends first: it reads the store
         with self.lock:
             self.store.close()
+
+    SETTLE_RETRY_S = 1.0  # after a failed settle (the journal keeps the groups)
+
+    def _settle_loop(self) -> None:
+        """Record the erasures answered from memory, a transaction for all those answered
+        since the last one (a storm's group commit), until the service closes; close()
+        records what is left."""
+        while not self._stop.is_set():
+            self._unsettled.wait()
+            self._unsettled.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.store.settle()
+            except Exception:  # the groups stay journaled; reads settle them, or the next try
+                log.exception("recording the erasures answered from memory failed")
+                self.metrics.inc("forget_settle_failures_total", {})
+                if not self._stop.wait(self.SETTLE_RETRY_S):
+                    self._unsettled.set()
 
     def _purge_loop(self) -> None:
         while not self._stop.wait(self.purge_interval):
@@ -538,6 +571,8 @@ class Service:
                         return self._score_with(entry, requests)
                 finally:
                     gate.release_shared()
+            if not wait and self.store.unsettled:  # reading the model would record them
+                return None
             if not self.lock.acquire(blocking=wait):
                 return None
             try:
@@ -1324,7 +1359,55 @@ class Service:
             self._lead(mine)
         if mine.error is not None:
             raise mine.error
-        receipt = mine.receipt
+        return self._answer(mine.receipt)
+
+    async def erase_async(
+        self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`erase` for the event loop: answered from memory on the loop itself when it
+        can (:meth:`_erase_now`: no thread hop, no statement, no wait for the lock), else by
+        ``erase`` on a worker thread."""
+        receipt = self._erase_now(subject_id, legal_ground, requested_by)
+        if receipt is None:
+            return await asyncio.to_thread(
+                self.erase, subject_id, legal_ground, requested_by=requested_by
+            )
+        return self._answer(receipt)
+
+    def _erase_now(
+        self, subject_id: str, legal_ground: str, requested_by: str | None
+    ) -> erasure.ErasureReceipt | None:
+        """Carry out an erasure request from memory (:meth:`ModelStore.erase_now`): the
+        subject's rows read, the models forgetting under their gates and recompiled, the
+        answer cache emptied, the new revisions published, the drift references without the
+        rows, the group durable in the store's journal — then the receipt, and the settler
+        records it in the database. None, with nothing changed, when the lock is busy (a
+        purge, a training, a recorded erasure) or the store says the recorded path must
+        answer (a repeat, a subject with no rows, one erased but not yet recorded)."""
+        if not self.journal or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            call = {"subject_id": subject_id, "legal_ground": legal_ground}
+            call["requested_by"] = requested_by  # type: ignore[assignment]
+            try:
+                (receipt,) = self._forgetting(
+                    lambda fence, removed: self.store.erase_now(
+                        [call],
+                        channel="http",
+                        before_forget=fence.close,
+                        after_forget=fence.open,
+                        removed=removed,
+                    ),
+                    settled=False,
+                )
+            except NotNow:
+                return None
+        finally:
+            self.lock.release()
+        self._unsettled.set()
+        return receipt
+
+    def _answer(self, receipt: erasure.ErasureReceipt) -> dict[str, Any]:
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})
         log.info(
             "erasure %s for subject %s: %s, %d rows",
@@ -1468,11 +1551,16 @@ class Service:
         return result
 
     def _forgetting(
-        self, run: Callable[[_Fence, list[dict[str, DeletedRows]]], list[Any]]
+        self,
+        run: Callable[[_Fence, list[dict[str, DeletedRows]]], list[Any]],
+        *,
+        settled: bool = True,
     ) -> list[Any]:
         """Run a store call that erases rows — ``run(fence, removed)``, its receipts —
         through :meth:`_gated`; then the drift references lose the erased rows and the feeds
-        follow the new revisions."""
+        follow the new revisions. Not ``settled`` (an erasure answered from memory, whose
+        record is to come), only the feeds that need no statement follow; the others are
+        rebuilt on their next use."""
         removed: list[dict[str, DeletedRows]] = []
         # the store samples the requests that carry a retrain check (evidence_rate);
         # a sampled one only schedules them: collect_evidence runs them off the lock
@@ -1493,13 +1581,14 @@ class Service:
                 ]
                 keys = [r.subject_key for r in fresh if not r.subject_key.startswith(RETAINED)]
                 self.monitoring.erased(keys, *_together(fresh, fresh_rows))
-        self._follow_feeds()
+        self._follow_feeds(settled)
         return receipts
 
-    def _follow_feeds(self) -> None:
+    def _follow_feeds(self, settled: bool = True) -> None:
         if self.monitoring is not None:  # feeds at the new revisions: no prediction waits
             for mv, _ in list(self._serving.values()):
-                self.monitoring.follow(self.store, mv)
+                if settled or self.monitoring.fresh(mv.name, mv.version):
+                    self.monitoring.follow(self.store, mv)
 
     def expire(self, at: str | None = None) -> list[dict[str, Any]]:
         """Erase the rows past their dataset's retention period (:meth:`ModelStore.expire`)

@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"], route_class=
     },
     dependencies=[Depends(require("erase"))],
 )
-def create(
+async def create(
     body: ErasureCreate, svc: ServiceDep, request: Request, response: Response
 ) -> dict[str, Any]:
     """Erase a subject from every dataset and every model trained on them.
@@ -49,7 +49,7 @@ def create(
     poll the request. 200: a repeat of an earlier request, answered with its receipt.
     """
     who = getattr(request.state, "principal", None)  # set by the scope check
-    receipt = svc.erase(body.subject_id, body.legal_ground, requested_by=who)
+    receipt = await svc.erase_async(body.subject_id, body.legal_ground, requested_by=who)
     done = receipt["status"] in ("completed", "no_data")
     response.status_code = 200 if receipt["repeat"] else 201 if done else 202
     response.headers["Location"] = f"/v1/erasure-requests/{receipt['request_id']}"

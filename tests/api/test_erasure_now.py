@@ -1,0 +1,174 @@
+"""Erasures answered from memory (``Service.erase_async``): the answer never waits for the
+database, and nothing of the guarantee moves.
+
+An erasure answers once its models forgot and its group is durable in the store's journal;
+the settler records it in the database afterwards. The tests hold the recording back and show
+that the erasure answers meanwhile, that every prediction after the answer is at the new
+revision (never a cached answer from before), that every read of the store waits for the
+record, that the answers equal the recorded path's, and that a group that cannot be made
+durable leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.service import Service
+from store import ModelStore
+from tests.store.helpers import FEATURES, VICTIM, people, populate
+
+PROBE = [dict(zip(FEATURES, (0.1, -0.2, 0.3), strict=True))]
+ROWS = people(n_subjects=30, seed=3)
+HOLDERS = sorted({r["subject_id"] for r in ROWS})
+WAIT = 10.0
+PAUSE = 0.3
+
+
+def _open(directory: Path, **kwargs: Any) -> Service:
+    s = Service.open(directory, purge_interval=0, evidence_rate=0, **kwargs)
+    s.start()
+    s.warm()  # as the server does: models served and compiled, the catalogue read
+    return s
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    with ModelStore.open(tmp_path / "template", evidence_rate=0) as st:
+        populate(st, ROWS)
+    return tmp_path / "template"
+
+
+@pytest.fixture
+def svc(template: Path, tmp_path: Path) -> Iterator[Service]:
+    shutil.copytree(template, tmp_path / "s")
+    s = _open(tmp_path / "s")
+    yield s
+    s.close()
+
+
+def _erase(svc: Service, subject: str) -> dict[str, Any]:
+    return asyncio.run(svc.erase_async(subject, "art17-1-b", requested_by="t"))
+
+
+def _hold_records(svc: Service) -> threading.Event:
+    """Recording waits (the settler's and every read's) until the event is set."""
+    go_on, real = threading.Event(), svc.store.settle
+
+    def settle() -> int:
+        assert go_on.wait(WAIT)
+        return real()
+
+    svc.store.settle = settle  # type: ignore[method-assign]
+    return go_on
+
+
+def test_an_erasure_answers_while_its_record_waits_and_reads_wait_for_the_record(svc: Service):
+    before = svc.predict("risk", PROBE)  # cached from here
+    go_on = _hold_records(svc)
+    receipt = _erase(svc, VICTIM)  # answered with the database untouched
+    assert receipt["status"] == "erased" and receipt["rows_erased"] == 2
+    assert svc.store.unsettled == 1
+    new = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
+    after = svc.predict("risk", PROBE)
+    assert new == before["revision"] + 1 and after["revision"] == new  # not the cached answer
+    with ThreadPoolExecutor(1) as pool:
+        read = pool.submit(svc.request, receipt["request_id"])
+        with pytest.raises(TimeoutError):
+            read.result(timeout=PAUSE)  # a read of the store waits for the record
+        go_on.set()
+        assert read.result(timeout=WAIT)["status"] == "erased"
+    assert svc.store.unsettled == 0
+    assert (svc.store.directory / "erasure.journal").read_bytes() == b""
+
+
+def test_answers_from_memory_equal_the_recorded_path(template: Path, tmp_path: Path):
+    picks = [VICTIM, HOLDERS[0], HOLDERS[0], "nobody-1", HOLDERS[5], HOLDERS[9], VICTIM]
+    shutil.copytree(template, tmp_path / "now")
+    shutil.copytree(template, tmp_path / "recorded")
+    now, recorded = _open(tmp_path / "now"), _open(tmp_path / "recorded", journal=False)
+    try:
+        for subject in picks:
+            a, b = _erase(now, subject), _erase(recorded, subject)
+            for k in ("status", "rows_erased", "datasets", "repeat", "subject_key"):
+                assert a[k] == b[k], (subject, k)
+            assert [(m["model"], m["revision"], m["action"]) for m in a["models"]] == [
+                (m["model"], m["revision"], m["action"]) for m in b["models"]
+            ]
+            for name in ("risk", "score"):
+                x, y = now.predict(name, PROBE), recorded.predict(name, PROBE)
+                assert (x["revision"], x["predictions"]) == (y["revision"], y["predictions"])
+        assert [
+            (
+                mv.name,
+                mv.version,
+                mv.revision,
+                mv.status,
+                [(r.revision, r.rows_forgotten) for r in mv.lineage],
+            )
+            for mv in now.store.list_models()
+        ] == [
+            (
+                mv.name,
+                mv.version,
+                mv.revision,
+                mv.status,
+                [(r.revision, r.rows_forgotten) for r in mv.lineage],
+            )
+            for mv in recorded.store.list_models()
+        ]
+        kinds = [
+            [k for (k,) in s.store._db.all("SELECT kind FROM audit_log ORDER BY seq")]
+            for s in (now, recorded)
+        ]
+        assert kinds[0] == kinds[1]
+        assert now.verify()["ok"]
+    finally:
+        now.close()
+        recorded.close()
+
+
+def test_a_busy_lock_sends_the_erasure_down_the_recorded_path(svc: Service):
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with svc.lock:
+            held.set()
+            assert release.wait(WAIT)
+
+    with ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(hold)
+        assert held.wait(WAIT)
+        erasure = pool.submit(_erase, svc, VICTIM)
+        with pytest.raises(TimeoutError):
+            erasure.result(timeout=PAUSE)  # waits for the lock, on a worker thread
+        assert svc.store.unsettled == 0
+        release.set()
+        holder.result(timeout=WAIT)
+        assert erasure.result(timeout=WAIT)["rows_erased"] == 2
+
+
+def test_a_group_that_cannot_be_made_durable_leaves_nothing(svc: Service):
+    before = svc.predict("risk", PROBE)
+    _, forgot = svc.store.serving("risk")
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no space left on device")
+
+    svc.store._journal.append = fail  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="no space"):
+        _erase(svc, VICTIM)
+    mv, est = svc.store.serving("risk")
+    assert est is not forgot and mv.revision == before["revision"]  # rebuilt from the log
+    again = svc.predict("risk", PROBE)
+    assert again["revision"] == before["revision"]
+    assert again["probabilities"] == before["probabilities"]
+    counts = svc.access(VICTIM)["counts"]
+    assert counts["rows"] == 2 and counts["erasure_requests"] == 0
