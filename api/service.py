@@ -298,6 +298,7 @@ class Service:
         self.journal = journal and self.evidence == DEFERRED
         self._unsettled = threading.Event()
         self._settler: threading.Thread | None = None
+        store.on_settled = self._settled
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -1052,6 +1053,7 @@ class Service:
         if self.monitoring is None:
             raise MonitoringOffError("this server runs without drift monitoring")
         with self.lock:
+            self.store.settle()  # erasures answered from memory leave the windows first
             mv, _ = self._served((name, self._route(name, alias, version).version))
             doc = self.monitoring.report(self.store, mv)
             retrained = self._maybe_retrain(mv, doc)
@@ -1559,8 +1561,9 @@ class Service:
         """Run a store call that erases rows — ``run(fence, removed)``, its receipts —
         through :meth:`_gated`; then the drift references lose the erased rows and the feeds
         follow the new revisions. Not ``settled`` (an erasure answered from memory, whose
-        record is to come), only the feeds that need no statement follow; the others are
-        rebuilt on their next use."""
+        record is to come), only the feeds that need no statement follow (the others are
+        rebuilt on their next use), and the rows leave the drift references once recorded
+        (:meth:`_settled`)."""
         removed: list[dict[str, DeletedRows]] = []
         # the store samples the requests that carry a retrain check (evidence_rate);
         # a sampled one only schedules them: collect_evidence runs them off the lock
@@ -1573,7 +1576,7 @@ class Service:
             self._awaiting_evidence = True
         if fresh:
             self._awaiting_purge = True
-            if self.monitoring is not None:  # the rows leave the references at once
+            if self.monitoring is not None and settled:  # the rows leave the references now
                 fresh_rows = [
                     rows
                     for r, rows in zip(receipts, removed, strict=True)
@@ -1583,6 +1586,27 @@ class Service:
                 self.monitoring.erased(keys, *_together(fresh, fresh_rows))
         self._follow_feeds(settled)
         return receipts
+
+    def _settled(self, groups: Sequence[erasure.Group]) -> None:
+        """Erasures answered from memory are recorded (on the thread that settled them): their
+        rows leave the drift references now, all groups' at once. Should that fail, every
+        reference is rebuilt from the store on its next use."""
+        if self.monitoring is None:
+            return
+        receipts, rows = [], []
+        for g in groups:
+            for plan, taken in zip(g.plans, g.removed(), strict=True):
+                if not isinstance(plan, str) and g.receipts[plan[0].request_id].rows_erased:
+                    receipts.append(g.receipts[plan[0].request_id])
+                    rows.append(taken)
+        if not receipts:
+            return
+        keys = [r.subject_key for r in receipts if not r.subject_key.startswith(RETAINED)]
+        try:
+            self.monitoring.erased(keys, *_together(receipts, rows))
+        except Exception:
+            log.exception("taking erased rows out of the drift references failed: rebuilt")
+            self.monitoring.stale_all()
 
     def _follow_feeds(self, settled: bool = True) -> None:
         if self.monitoring is not None:  # feeds at the new revisions: no prediction waits

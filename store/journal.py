@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,18 @@ class Journal:
             self._keys.update(p[0].subject.key for p in group.plans if not isinstance(p, str))
             self._planned.update(planned)
 
-    def apply(self, db: Database, registry: Registry) -> list[erasure.Group]:
+    def apply(
+        self,
+        db: Database,
+        registry: Registry,
+        then: Callable[[list[erasure.Group]], None] | None = None,
+    ) -> list[erasure.Group]:
         """Record every queued group in one transaction, in order (rows deleted by row id,
         then :func:`store.erasure.record_group`); their lines leave the file after the
-        commit. The groups recorded; none when the queue was empty. If the transaction fails
-        nothing is recorded and the groups stay queued (their models stay as they are: they
-        forgot, as the answers said)."""
+        commit, and ``then`` is called with the groups (one apply at a time, whatever the
+        thread). The groups recorded; none when the queue was empty. If the transaction
+        fails nothing is recorded and the groups stay queued (their models stay as they are:
+        they forgot, as the answers said)."""
         with self._applying:
             with self._lock:
                 groups = [g for g, _ in self._queue]
@@ -124,6 +131,8 @@ class Journal:
                 }
                 for key in [k for k, r in self._planned.items() if r <= registry.revision(*k)]:
                     del self._planned[key]
+            if then is not None:
+                then(groups)
             return groups
 
     def close(self) -> None:

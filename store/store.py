@@ -111,6 +111,9 @@ class ModelStore:
         self._read_only = False
         self._evidence_rate = _evidence.check_rate(evidence_rate)
         self._journal = _journal.Journal(directory)
+        # called with the groups each settle recorded, on the thread that settles (a server
+        # takes their rows out of its drift references there, off the answer's path)
+        self.on_settled: Callable[[Sequence[erasure.Group]], None] | None = None
 
     @property
     def evidence_rate(self) -> float:
@@ -267,7 +270,7 @@ class ModelStore:
         """Record the erasures :meth:`erase_now` answered and the database lacks (see
         :mod:`store.journal`), in one transaction; how many requests. Every other method
         does this first; a server runs it on a thread of its own, beside ``erase_now``."""
-        groups = self._journal.apply(self._db, self._registry)
+        groups = self._journal.apply(self._db, self._registry, self.on_settled)
         return sum(len(g.receipts) for g in groups)
 
     @property
