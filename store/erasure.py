@@ -253,7 +253,7 @@ def erase(
                 touched=touched,
             )
             crash_point("erase.after_forget")
-            record_group(db, registry, group)
+            record_groups(db, registry, [group])
             repeats = receipts(db, [p for p in group.plans if isinstance(p, str)], repeat=True)
             out = [
                 repeats[p] if isinstance(p, str) else group.receipts[p[0].request_id]
@@ -273,7 +273,7 @@ def erase(
 @dataclass
 class Group:
     """Erasure requests carried out in memory (:func:`carry_out`), for one transaction to
-    record (:func:`record_group`).
+    record (:func:`record_groups`).
 
     ``plans`` hold, per request in order, the request, its rows by dataset and its forget
     operations, or for a repeat the earlier request's id; ``done`` the operations with their
@@ -374,67 +374,83 @@ def carry_out(
     return g
 
 
-def record_group(db: Database, registry: Registry, g: Group) -> None:
-    """Record a group carried out in memory, inside the caller's transaction: its forget log
-    entries, the versions that went pending, the request rows and the audit entries (its
-    rows were deleted by the caller)."""
-    everything = [d for done in g.done for d in done]
-    texts = [t for p in g.plans if not isinstance(p, str) for t in g.texts[p[0].request_id]]
-    registry.log(everything, texts, g.erased_at)
+def record_groups(db: Database, registry: Registry, groups: Sequence[Group]) -> None:
+    """Record groups carried out in memory, in order, inside the caller's transaction, with
+    the statements of one: their forget log entries, the versions that went pending, the
+    request rows and the audit entries (their rows were deleted by the caller)."""
+    everything = [d for g in groups for done in g.done for d in done]
+    texts = [
+        t
+        for g in groups
+        for p in g.plans
+        if not isinstance(p, str)
+        for t in g.texts[p[0].request_id]
+    ]
+    ats = [g.erased_at for g in groups for done in g.done for _ in done]
+    registry.log(everything, texts, ats)
     pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for kind, payload in registry.mark_pending(everything):
         pending.setdefault(payload["request_id"], []).append((kind, payload))
     rows_in: list[list[Any]] = []
     entries: list[tuple[str, dict[str, Any]]] = []
-    for plan, done in zip(g.plans, g.done, strict=True):
-        if isinstance(plan, str):
-            continue
-        r, rows, ops = plan
-        proofs = g.proofs[r.request_id]
-        status, completed, purged = g.statuses[r.request_id]
-        counts = {name: len(t.row_ids) for name, t in rows.items()}
-        n = sum(counts.values())
-        waits = any(p.get("status") == evidence.SCHEDULED for p in proofs)
-        rows_in.append(
-            [
-                r.request_id,
-                r.subject.key,
-                r.legal_ground,
-                status,
-                g.received,
-                g.erased_at,
-                completed,
-                json.dumps(counts, sort_keys=True),
-                n,
-                purged,
-                r.policy.rate,
-                r.policy.sampled,
-                evidence.SCHEDULED if waits else None,
-                r.requested_by,
-                r.handled_by,
-                None if r.expires is None else r.expires.before,
+    for g in groups:
+        for plan, done in zip(g.plans, g.done, strict=True):
+            if isinstance(plan, str):
+                continue
+            rows_in.append(_request_row(g, plan[0], plan[1]))
+            entries += [
+                _committed_entry(plan[0], plan[1], plan[2]),
+                *pending.get(plan[0].request_id, []),
+                *_action_entries(done, g.proofs[plan[0].request_id]),
             ]
-        )
-        entries += [
-            (
-                "erasure.committed",
-                {
-                    "request_id": r.request_id,
-                    "subject_key": r.subject.key,
-                    "legal_ground": r.legal_ground,
-                    "requested_by": r.requested_by,
-                    "handled_by": r.handled_by,
-                    "datasets": counts,
-                    "rows": n,
-                    "models": [[o.model, o.version, o.revision, len(o.row_ids)] for o in ops],
-                }
-                | _expired(r.expires),
-            ),
-            *pending.get(r.request_id, []),
-            *_action_entries(done, proofs),
-        ]
     db.insert("erasure_requests", _REQUEST_COLUMNS.split(", "), rows_in)
     audit.write(db, entries)
+
+
+def _request_row(g: Group, r: Request, rows: Mapping[str, data.DeletedRows]) -> list[Any]:
+    """A request's ``erasure_requests`` row."""
+    status, completed, purged = g.statuses[r.request_id]
+    counts = {name: len(t.row_ids) for name, t in rows.items()}
+    waits = any(p.get("status") == evidence.SCHEDULED for p in g.proofs[r.request_id])
+    return [
+        r.request_id,
+        r.subject.key,
+        r.legal_ground,
+        status,
+        g.received,
+        g.erased_at,
+        completed,
+        json.dumps(counts, sort_keys=True),
+        sum(counts.values()),
+        purged,
+        r.policy.rate,
+        r.policy.sampled,
+        evidence.SCHEDULED if waits else None,
+        r.requested_by,
+        r.handled_by,
+        None if r.expires is None else r.expires.before,
+    ]
+
+
+def _committed_entry(
+    r: Request, rows: Mapping[str, data.DeletedRows], ops: Sequence[ForgetOp]
+) -> tuple[str, dict[str, Any]]:
+    """A request's ``erasure.committed`` audit entry."""
+    counts = {name: len(t.row_ids) for name, t in rows.items()}
+    return (
+        "erasure.committed",
+        {
+            "request_id": r.request_id,
+            "subject_key": r.subject.key,
+            "legal_ground": r.legal_ground,
+            "requested_by": r.requested_by,
+            "handled_by": r.handled_by,
+            "datasets": counts,
+            "rows": sum(counts.values()),
+            "models": [[o.model, o.version, o.revision, len(o.row_ids)] for o in ops],
+        }
+        | _expired(r.expires),
+    )
 
 
 def _latest(db: Database, keys: Sequence[str]) -> dict[str, str]:

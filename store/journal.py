@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ class Journal:
         then: Callable[[list[erasure.Group]], None] | None = None,
     ) -> list[erasure.Group]:
         """Record every queued group in one transaction, in order (rows deleted by row id,
-        then :func:`store.erasure.record_group`); their lines leave the file after the
+        then :func:`store.erasure.record_groups`); their lines leave the file after the
         commit, and ``then`` is called with the groups (one apply at a time, whatever the
         thread). The groups recorded; none when the queue was empty. If the transaction
         fails nothing is recorded and the groups stay queued (their models stay as they are:
@@ -114,10 +114,9 @@ class Journal:
                 groups = [g for g, _ in self._queue]
             if not groups:
                 return []
-            with db.atomic():
-                for g in groups:
-                    _delete(db, g)
-                    erasure.record_group(db, registry, g)
+            with db.atomic():  # the statements of one group, however many there are
+                _delete(db, groups)
+                erasure.record_groups(db, registry, groups)
                 crash_point("journal.before_commit")
             crash_point("journal.after_commit")
             with self._lock:
@@ -171,18 +170,22 @@ class Journal:
             self._fd = None
 
 
-def _delete(db: Database, g: erasure.Group) -> None:
-    """Delete the group's rows by row id; every one must still be there."""
-    for plan in g.plans:
-        if isinstance(plan, str):
-            continue
-        for name, rows in plan[1].items():
-            gone = data.delete_rows(db, name, rows.row_ids)
-            if gone != rows.row_ids.size:
-                raise StoreCorruptError(
-                    f"erasure {plan[0].request_id}: {rows.row_ids.size} rows of dataset "
-                    f"{name!r} to delete, {gone} found"
-                )
+def _delete(db: Database, groups: Sequence[erasure.Group]) -> None:
+    """Delete the groups' rows by row id, one statement per dataset; every one must still be
+    there."""
+    by_dataset: dict[str, list[np.ndarray]] = {}
+    for g in groups:
+        for plan in g.plans:
+            if not isinstance(plan, str):
+                for name, rows in plan[1].items():
+                    by_dataset.setdefault(name, []).append(rows.row_ids)
+    for name, parts in sorted(by_dataset.items()):
+        ids = np.concatenate(parts)
+        gone = data.delete_rows(db, name, ids)
+        if gone != ids.size:
+            raise StoreCorruptError(
+                f"erasures to record: {ids.size} rows of dataset {name!r} to delete, {gone} found"
+            )
 
 
 def encode(group: erasure.Group, *, deferred: bool) -> bytes:
@@ -277,8 +280,8 @@ def replay(directory: Path, db: Database, registry: Registry) -> int:
                     deferred=bool(doc["deferred"]),
                     touched=touched,
                 )
-                _delete(db, group)
-                erasure.record_group(db, registry, group)
+                _delete(db, [group])
+                erasure.record_groups(db, registry, [group])
         except BaseException:
             if touched:
                 registry.reload(touched)

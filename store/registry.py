@@ -566,14 +566,16 @@ class Registry:
         self,
         done: Sequence[tuple[ForgetOp, ForgetOutcome]],
         evidence: Sequence[str],
-        at: str,
+        at: str | Sequence[str],
     ) -> None:
         """Append the operations and their outcomes to ``forget_log`` (one statement, inside
-        the erasure's transaction); ``evidence`` is each one's canonical JSON."""
+        the erasure's transaction); ``evidence`` is each one's canonical JSON, ``at`` the
+        time logged (one for all, or each one's)."""
         if not self.db.in_transaction:
             raise RuntimeError("forget operations are logged inside the erasure's transaction")
         if not done:
             return
+        ats = [at] * len(done) if isinstance(at, str) else list(at)
         self.db.insert(
             "forget_log",
             _LOG_COLUMNS.split(", "),
@@ -585,14 +587,14 @@ class Registry:
                     op.request_id,
                     list(op.row_ids),
                     0 if outcome.action == LEARN else len(op.row_ids),
-                    at,
+                    when,
                     outcome.action,
                     outcome.guarantee,
                     outcome.seconds,
                     text,
-                    at,
+                    when,
                 )
-                for (op, outcome), text in zip(done, evidence, strict=True)
+                for (op, outcome), text, when in zip(done, evidence, ats, strict=True)
             ],
         )
         ops = [op for op, _ in done]
