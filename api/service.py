@@ -298,6 +298,8 @@ class Service:
         self.journal = journal and self.evidence == DEFERRED
         self._unsettled = threading.Event()
         self._settler: threading.Thread | None = None
+        # erasure requests of the loop's current round: (call, its future)
+        self._round: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
         store.on_settled = self._settled
 
     # ------------------------------------------------------------------ lifecycle
@@ -411,6 +413,10 @@ class Service:
             self.store.close()
 
     SETTLE_RETRY_S = 1.0  # after a failed settle (the journal keeps the groups)
+    # the settler waits this long after an answer before recording, gathering the next
+    # answers into the same transaction: each settle costs ~6 statements however many groups
+    # it records, and its statements take the interpreter lock from the loop each time
+    SETTLE_GATHER_S = 0.02
 
     def _settle_loop(self) -> None:
         """Record the erasures answered from memory, a transaction for all those answered
@@ -418,9 +424,9 @@ class Service:
         records what is left."""
         while not self._stop.is_set():
             self._unsettled.wait()
-            self._unsettled.clear()
-            if self._stop.is_set():
+            if self._stop.wait(self.SETTLE_GATHER_S):
                 break
+            self._unsettled.clear()
             try:
                 self.store.settle()
             except Exception:  # the groups stay journaled; reads settle them, or the next try
@@ -1367,34 +1373,76 @@ class Service:
         self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
     ) -> dict[str, Any]:
         """:meth:`erase` for the event loop: answered from memory on the loop itself when it
-        can (:meth:`_erase_now`: no thread hop, no statement, no wait for the lock), else by
-        ``erase`` on a worker thread."""
-        receipt = self._erase_now(subject_id, legal_ground, requested_by)
+        can (:meth:`_erase_round`: no thread hop, no statement, no wait for the lock), else by
+        ``erase`` on a worker thread. The requests that arrive in one round of the loop (a
+        storm's) are carried out together, each still its own request and receipt."""
+        if not self.journal:
+            return await asyncio.to_thread(
+                self.erase, subject_id, legal_ground, requested_by=requested_by
+            )
+        erasure.check_legal_ground(legal_ground)  # a bad request fails alone, before a round
+        self.store.subject_key(subject_id)
+        call = {
+            "subject_id": subject_id,
+            "legal_ground": legal_ground,
+            "requested_by": requested_by,
+        }
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[erasure.ErasureReceipt | None] = loop.create_future()
+        self._round.append((call, answer))
+        if len(self._round) == 1:
+            loop.call_soon(self._erase_round)
+        receipt = await answer
         if receipt is None:
             return await asyncio.to_thread(
                 self.erase, subject_id, legal_ground, requested_by=requested_by
             )
         return self._answer(receipt)
 
-    def _erase_now(
-        self, subject_id: str, legal_ground: str, requested_by: str | None
-    ) -> erasure.ErasureReceipt | None:
-        """Carry out an erasure request from memory (:meth:`ModelStore.erase_now`): the
-        subject's rows read, the models forgetting under their gates and recompiled, the
-        answer cache emptied, the new revisions published, the drift references without the
-        rows, the group durable in the store's journal — then the receipt, and the settler
-        records it in the database. None, with nothing changed, when the lock is busy (a
+    def _erase_round(self) -> None:
+        """Carry out the erasure requests of this round of the loop together
+        (:meth:`_erase_now`); if the store wants the recorded path for the group, each alone.
+        Each request's future gets its receipt, None for the recorded path, or the error
+        (a group that fails fails whole: nothing of it happened)."""
+        calls, self._round = self._round, []
+        got: list[erasure.ErasureReceipt | BaseException | None] = [None] * len(calls)
+        try:
+            together = self._erase_now([c for c, _ in calls])
+        except Exception as exc:
+            together, got = None, [exc] * len(calls)
+        if together is not None:
+            got = list(together)
+        elif len(calls) > 1 and got[0] is None:
+            for i, (c, _) in enumerate(calls):
+                try:
+                    alone = self._erase_now([c])
+                except Exception as exc:
+                    got[i] = exc
+                else:
+                    got[i] = None if alone is None else alone[0]
+        for (_, answer), result in zip(calls, got, strict=True):
+            if answer.done():  # a caller that went away cancelled its future
+                continue
+            if isinstance(result, BaseException):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
+
+    def _erase_now(self, calls: list[dict[str, Any]]) -> list[erasure.ErasureReceipt] | None:
+        """Carry out erasure requests from memory (:meth:`ModelStore.erase_now`): the
+        subjects' rows read, the models forgetting under their gates and recompiled, the
+        answer cache emptied, the new revisions published, the group durable in the store's
+        journal — then the receipts, and the settler records them in the database (the drift
+        references lose the rows then). None, with nothing changed, when the lock is busy (a
         purge, a training, a recorded erasure) or the store says the recorded path must
         answer (a repeat, a subject with no rows, one erased but not yet recorded)."""
-        if not self.journal or not self.lock.acquire(blocking=False):
+        if not self.lock.acquire(blocking=False):
             return None
         try:
-            call = {"subject_id": subject_id, "legal_ground": legal_ground}
-            call["requested_by"] = requested_by  # type: ignore[assignment]
             try:
-                (receipt,) = self._forgetting(
+                receipts = self._forgetting(
                     lambda fence, removed: self.store.erase_now(
-                        [call],
+                        calls,
                         channel="http",
                         before_forget=fence.close,
                         after_forget=fence.open,
@@ -1407,7 +1455,7 @@ class Service:
         finally:
             self.lock.release()
         self._unsettled.set()
-        return receipt
+        return receipts
 
     def _answer(self, receipt: erasure.ErasureReceipt) -> dict[str, Any]:
         self.metrics.inc("forget_erasures_total", {"status": receipt.status})

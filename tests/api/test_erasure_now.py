@@ -172,3 +172,66 @@ def test_a_group_that_cannot_be_made_durable_leaves_nothing(svc: Service):
     assert again["probabilities"] == before["probabilities"]
     counts = svc.access(VICTIM)["counts"]
     assert counts["rows"] == 2 and counts["erasure_requests"] == 0
+
+
+def _spy_groups(svc: Service) -> list[int]:
+    """The sizes of the groups the store was asked to answer from memory."""
+    sizes: list[int] = []
+    real = svc.store.erase_now
+
+    def erase_now(calls: Any, **kwargs: Any) -> Any:
+        sizes.append(len(calls))
+        return real(calls, **kwargs)
+
+    svc.store.erase_now = erase_now  # type: ignore[method-assign]
+    return sizes
+
+
+def _round(svc: Service, subjects: list[str]) -> list[Any]:
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            *(svc.erase_async(s, "art17-1-b") for s in subjects), return_exceptions=True
+        )
+
+    return asyncio.run(together())
+
+
+def test_the_requests_of_one_round_are_carried_out_together_each_its_own(svc: Service):
+    sizes = _spy_groups(svc)
+    before = svc.predict("risk", PROBE)["revision"]
+    got = _round(svc, [VICTIM, HOLDERS[0], HOLDERS[3]])
+    assert sizes == [3]  # one group
+    assert [r["status"] for r in got] == ["erased"] * 3
+    assert len({r["request_id"] for r in got}) == 3
+    risk = [{a["model"]: a["revision"] for a in r["models"]}["risk"] for r in got]
+    assert risk == [before + 1, before + 2, before + 3]  # in order, one revision each
+    assert svc.predict("risk", PROBE)["revision"] == before + 3
+
+
+def test_a_round_the_store_refuses_whole_goes_request_by_request(svc: Service):
+    sizes = _spy_groups(svc)
+    got = _round(svc, [VICTIM, HOLDERS[0], HOLDERS[0], "nobody-1", HOLDERS[3]])
+    assert sizes == [5, 1, 1, 1, 1, 1]  # refused whole (a repeat, nothing held), then alone
+    assert [(r["status"], r["repeat"]) for r in got] == [
+        ("erased", False),
+        ("erased", False),
+        ("erased", True),  # the recorded path: a repeat of the request before it
+        ("no_data", False),
+        ("erased", False),
+    ]
+    assert got[2]["request_id"] == got[1]["request_id"]
+
+
+def test_a_bad_request_fails_alone_and_its_round_goes_on(svc: Service):
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            svc.erase_async(VICTIM, "art17-1-b"),
+            svc.erase_async(HOLDERS[0], "because"),
+            svc.erase_async("", "art17-1-b"),
+            return_exceptions=True,
+        )
+
+    ok, bad_ground, bad_id = asyncio.run(together())
+    assert ok["status"] == "erased"
+    assert "legal ground" in str(bad_ground) and "subject" in str(bad_id).lower()
+    assert svc.access(HOLDERS[0])["counts"]["rows"] > 0
