@@ -362,8 +362,9 @@ class Service:
         if self.monitoring is not None:
             self.monitoring.rehearse()
         with self.lock:  # what the first erasure would otherwise read: the dataset catalog
-            self.store.datasets()  # and the audit chain's head (cached from then on)
-            self.store.audit_head()
+            self.store.datasets()  # and the audit chain's head (cached from then on), and
+            self.store.audit_head()  # what one answered from memory opens or reads first
+            self.store.prepare_erasures()
         return warmed
 
     def _training_rows(self, mv: ModelVersion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

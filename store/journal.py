@@ -134,6 +134,11 @@ class Journal:
                 then(groups)
             return groups
 
+    def open(self) -> None:
+        """Open (or create) the file now rather than on the first append."""
+        with self._lock:
+            self._open()
+
     def close(self) -> None:
         with self._lock:
             self._close_fd()

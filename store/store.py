@@ -273,6 +273,16 @@ class ModelStore:
         groups = self._journal.apply(self._db, self._registry, self.on_settled)
         return sum(len(g.receipts) for g in groups)
 
+    def prepare_erasures(self) -> None:
+        """Read what :meth:`erase_now` needs in memory (the catalogue, the model states), open
+        its reading connection and the journal, and run its read once for no one: the first
+        erasure then costs what the hundredth does."""
+        db = self._live()
+        cat = data.catalog(db)
+        self._registry.pending()  # the versions' states, read once
+        data.read_subjects(db.reader(), cat, [self._keys.subject("\x00warm-up")])
+        self._journal.open()
+
     @property
     def unsettled(self) -> int:
         """Erasure groups answered by :meth:`erase_now` and not yet recorded."""
