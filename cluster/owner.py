@@ -98,6 +98,7 @@ class StoreOwner:
             retrain_on_drift=retrain_on_drift,
             estimate_accuracy=estimate_accuracy,
             compile_forests=False,
+            journal=False,  # erasures take the recorded path: replicas follow its receipts
         )
         self._ops: list[Op] = []  # the last erasure's forget operations, from its receipt
         self._published: Fence = self.fence()

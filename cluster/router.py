@@ -657,6 +657,15 @@ class Cluster:
         }
         return out
 
+    async def erase_async(
+        self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`erase` on a worker thread (the route's call): a cluster's erasure is the
+        owner's recorded one, answered once the replicas applied it, so it waits on them."""
+        return await asyncio.to_thread(
+            self.erase, subject_id, legal_ground, requested_by=requested_by
+        )
+
     def erase_batch(
         self, subject_ids: Sequence[str], legal_ground: str, *, requested_by: str | None = None
     ) -> list[dict[str, Any]]:
