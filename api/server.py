@@ -39,13 +39,13 @@ def load_keys(host: str, *, no_auth: bool) -> ApiKeys:
     return ApiKeys.from_env()
 
 
-# An erasure's thread waits for the GIL each time it comes back from DuckDB or a kernel that
-# released it, behind the event loop and the batcher busy with predictions: up to one switch
-# interval each time. A shorter interval trades prediction tails for erasure latency.
-# bench.api_erasure on 2 cores, adult, beside 8 predicting connections: erasure p50 131-142 ms
-# at 5 ms, 101-108 ms at 1 ms, 72-76 ms at 0.2 ms (prediction rate -1 to -7 % at 1 ms, -15 %
-# at 0.2 ms); in an erasure storm beside predictions, erasures 24-26/s at 5 ms, 32-33/s at
-# 1 ms, but prediction p99 33 -> 42 ms. So CPython's own 5 ms stays the default.
+# A thread waits for the GIL each time it comes back from DuckDB or a kernel that released
+# it, behind the event loop busy with predictions: up to one switch interval each time. This
+# was the erasure's latency when every erasure ran its statements on a worker thread
+# (bench.api_erasure, 2 cores, beside 8 predicting connections: p50 131-142 ms at 5 ms,
+# 72-76 ms at 0.2 ms, prediction rate -15 % at 0.2 ms); erasures answered from memory run on
+# the loop and wait for no statement, so it now matters for the recorded path, the settler
+# and purges. CPython's own 5 ms stays the default.
 SWITCH_INTERVAL_MS = 5.0
 
 

@@ -44,9 +44,10 @@ async def create(
     """Erase a subject from every dataset and every model trained on them.
 
     201: completed, or ``no_data``: the store held no data under this subject id, nothing was
-    erased (the request is recorded; check the id). 202: the rows are gone and every model
-    forgot them (no prediction uses them any more), the physical purge or a retrain follows;
-    poll the request. 200: a repeat of an earlier request, answered with its receipt.
+    erased (the request is recorded; check the id). 202: every model forgot the rows (no
+    prediction uses them any more) and the request is durable; the rows leave the database with
+    its record (every read sees them gone), the physical purge or a retrain follows; poll the
+    request. 200: a repeat of an earlier request, answered with its receipt.
     """
     who = getattr(request.state, "principal", None)  # set by the scope check
     receipt = await svc.erase_async(body.subject_id, body.legal_ground, requested_by=who)
