@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from api.service import Service
@@ -235,3 +237,58 @@ def test_a_bad_request_fails_alone_and_its_round_goes_on(svc: Service):
     assert ok["status"] == "erased"
     assert "legal ground" in str(bad_ground) and "subject" in str(bad_id).lower()
     assert svc.access(HOLDERS[0])["counts"]["rows"] > 0
+
+
+def test_a_settle_that_fails_is_retried_and_the_answers_stand(svc: Service):
+    svc.SETTLE_RETRY_S = 0.05  # type: ignore[misc]
+    fails, real = [2], svc.store._journal.apply
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if fails[0]:
+            fails[0] -= 1
+            raise OSError("the disk hiccuped")
+        return real(*args, **kwargs)
+
+    svc.store._journal.apply = flaky  # type: ignore[method-assign]
+    receipt = _erase(svc, VICTIM)
+    deadline = time.monotonic() + WAIT
+    while svc.store.unsettled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert svc.store.unsettled == 0 and fails == [0]  # recorded by the settler's third try
+    assert "forget_settle_failures_total 2.0" in svc.metrics.render()
+    assert svc.request(receipt["request_id"])["status"] == "erased"
+
+
+def test_a_server_killed_before_the_record_commits_carries_the_answer_out_on_restart(
+    template: Path, tmp_path: Path
+):
+    """Over HTTP: the erasure is answered (202), the server dies in the settler's transaction
+    (``os._exit``: a power cut), and the restarted server holds the request and not the rows."""
+    from store._faults import ENV, EXIT_CODE
+    from tests.api.conftest import auth, launch, start_server, wait_ready
+
+    shutil.copytree(template, tmp_path / "s")
+    log = tmp_path / "server.log"
+    proc = start_server(
+        tmp_path / "s", log, "--purge-interval", "0", env={ENV: "journal.before_commit"}
+    )
+    url = f"http://127.0.0.1:{proc.port}"  # type: ignore[attr-defined]
+    wait_ready(url, proc, log)
+    r = httpx.post(
+        url + "/v1/erasure-requests", json={"subject_id": VICTIM}, headers=auth("erase"), timeout=60
+    )
+    assert r.status_code == 202, r.text
+    assert proc.wait(timeout=60) == EXIT_CODE  # the settler died before its commit
+    srv = launch(tmp_path / "s", log, "--purge-interval", "0")
+    try:
+        got = srv.client.get(
+            f"/v1/erasure-requests/{r.json()['request_id']}", headers=auth("audit")
+        )
+        assert got.status_code == 200 and got.json()["status"] == "completed"  # purged on open
+        access = srv.client.post(
+            "/v1/subjects/access", json={"subject_id": VICTIM}, headers=auth("audit")
+        )
+        counts = access.json()["counts"]
+        assert counts["rows"] == 0 and counts["erasure_requests"] == 1
+    finally:
+        srv.stop()
