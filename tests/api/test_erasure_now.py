@@ -56,6 +56,20 @@ def svc(template: Path, tmp_path: Path) -> Iterator[Service]:
     s.close()
 
 
+def _versions(svc: Service) -> list[tuple[Any, ...]]:
+    """Each version's revision, status and lineage (without the times logged)."""
+    return [
+        (
+            mv.name,
+            mv.version,
+            mv.revision,
+            mv.status,
+            [(r.revision, r.rows_forgotten) for r in mv.lineage],
+        )
+        for mv in svc.store.list_models()
+    ]
+
+
 def _erase(svc: Service, subject: str) -> dict[str, Any]:
     return asyncio.run(svc.erase_async(subject, "art17-1-b", requested_by="t"))
 
@@ -107,25 +121,7 @@ def test_answers_from_memory_equal_the_recorded_path(template: Path, tmp_path: P
             for name in ("risk", "score"):
                 x, y = now.predict(name, PROBE), recorded.predict(name, PROBE)
                 assert (x["revision"], x["predictions"]) == (y["revision"], y["predictions"])
-        assert [
-            (
-                mv.name,
-                mv.version,
-                mv.revision,
-                mv.status,
-                [(r.revision, r.rows_forgotten) for r in mv.lineage],
-            )
-            for mv in now.store.list_models()
-        ] == [
-            (
-                mv.name,
-                mv.version,
-                mv.revision,
-                mv.status,
-                [(r.revision, r.rows_forgotten) for r in mv.lineage],
-            )
-            for mv in recorded.store.list_models()
-        ]
+        assert _versions(now) == _versions(recorded)
         kinds = [
             [k for (k,) in s.store._db.all("SELECT kind FROM audit_log ORDER BY seq")]
             for s in (now, recorded)
