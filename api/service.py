@@ -1374,9 +1374,10 @@ class Service:
         self, subject_id: str, legal_ground: str, *, requested_by: str | None = None
     ) -> dict[str, Any]:
         """:meth:`erase` for the event loop: answered from memory on the loop itself when it
-        can (:meth:`_erase_round`: no thread hop, no statement, no wait for the lock), else by
-        ``erase`` on a worker thread. The requests that arrive in one round of the loop (a
-        storm's) are carried out together, each still its own request and receipt."""
+        can (:meth:`_erase_round`: no thread hop, no statement; while the lock is held it
+        waits on the loop), else by ``erase`` on a worker thread. The requests that arrive in
+        one round of the loop (a storm's) are carried out together, each still its own
+        request and receipt."""
         if not self.journal:
             return await asyncio.to_thread(
                 self.erase, subject_id, legal_ground, requested_by=requested_by
@@ -1400,12 +1401,32 @@ class Service:
             )
         return self._answer(receipt)
 
-    def _erase_round(self) -> None:
+    BUSY_RETRY_S = (0.001, 0.05)  # a round that finds the lock held retries, backing off
+
+    def _erase_round(
+        self, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]] | None = None, wait: float = 0
+    ) -> None:
         """Carry out the erasure requests of this round of the loop together
         (:meth:`_erase_now`); if the store wants the recorded path for the group, each alone.
         Each request's future gets its receipt, None for the recorded path, or the error
-        (a group that fails fails whole: nothing of it happened)."""
-        calls, self._round = self._round, []
+        (a group that fails fails whole: nothing of it happened). While the lock is held (a
+        purge, a training, a recorded erasure) the round waits on the loop and tries again:
+        sent down the recorded path instead, each would hold the lock in turn, and the rounds
+        after it would find it held too."""
+        if calls is None:
+            calls, self._round = self._round, []
+        if not self.lock.acquire(blocking=False):
+            lo, hi = self.BUSY_RETRY_S
+            wait = min(max(2 * wait, lo), hi)
+            asyncio.get_running_loop().call_later(wait, self._erase_round, calls, wait)
+            return
+        try:
+            self._answer_round(calls)
+        finally:
+            self.lock.release()
+
+    def _answer_round(self, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        """The round's requests together, or each alone (the lock held)."""
         got: list[erasure.ErasureReceipt | BaseException | None] = [None] * len(calls)
         try:
             together = self._erase_now([c for c, _ in calls])
@@ -1434,27 +1455,22 @@ class Service:
         subjects' rows read, the models forgetting under their gates and recompiled, the
         answer cache emptied, the new revisions published, the group durable in the store's
         journal — then the receipts, and the settler records them in the database (the drift
-        references lose the rows then). None, with nothing changed, when the lock is busy (a
-        purge, a training, a recorded erasure) or the store says the recorded path must
-        answer (a repeat, a subject with no rows, one erased but not yet recorded)."""
-        if not self.lock.acquire(blocking=False):
-            return None
+        references lose the rows then). None, with nothing changed, when the store says the
+        recorded path must answer (a repeat, a subject with no rows, one erased but not yet
+        recorded). The caller holds the lock (:meth:`_erase_round`)."""
         try:
-            try:
-                receipts = self._forgetting(
-                    lambda fence, removed: self.store.erase_now(
-                        calls,
-                        channel="http",
-                        before_forget=fence.close,
-                        after_forget=fence.open,
-                        removed=removed,
-                    ),
-                    settled=False,
-                )
-            except NotNow:
-                return None
-        finally:
-            self.lock.release()
+            receipts = self._forgetting(
+                lambda fence, removed: self.store.erase_now(
+                    calls,
+                    channel="http",
+                    before_forget=fence.close,
+                    after_forget=fence.open,
+                    removed=removed,
+                ),
+                settled=False,
+            )
+        except NotNow:
+            return None
         self._unsettled.set()
         return receipts
 

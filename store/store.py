@@ -923,9 +923,9 @@ class ModelStore:
 
         Raises :class:`store.journal.NotNow`, before anything changed, where the recorded
         path must answer: a subject with no rows (a repeat, or nothing held), one named twice
-        or erased by a group not yet recorded, a store whose catalogue or model states are
-        not in memory yet. A group that leaves a version awaiting a retrain is recorded
-        before the answer.
+        or erased by a group not yet recorded. The catalogue and the model states are read
+        first if a purge or a change dropped them (then nothing is left to record). A group
+        that leaves a version awaiting a retrain is recorded before the answer.
         """
         if self._closed or self._read_only:
             raise _journal.NotNow("the store is closed or read-only")
@@ -940,7 +940,10 @@ class ModelStore:
             raise _journal.NotNow("a subject named twice, or erased by an unrecorded group")
         cat = data.cached_catalog(self._db)
         if cat is None or not self._registry.states_loaded:
-            raise _journal.NotNow("the catalogue or the model states are not read yet")
+            if len(self._journal):  # the settler may be using the connection: not now
+                raise _journal.NotNow("the catalogue or the model states are not read yet")
+            self.prepare_erasures()  # none to record, none to come: the connection is free
+            cat = data.catalog(self._db)
         received = now()
         found = data.read_subjects(self._db.reader(), cat, [r.subject for r in requests])
         if any(k not in found for k in keys):

@@ -133,7 +133,13 @@ def test_answers_from_memory_equal_the_recorded_path(template: Path, tmp_path: P
         recorded.close()
 
 
-def test_a_busy_lock_sends_the_erasure_down_the_recorded_path(svc: Service):
+def test_a_busy_lock_makes_the_round_wait_and_then_answer_from_memory(svc: Service):
+    """Sent down the recorded path, each erasure of a storm would hold the lock in turn and
+    every round after it would find it held: the round waits on the loop instead."""
+    sizes = _spy_groups(svc)
+    recorded: list[str] = []
+    real = svc.erase
+    svc.erase = lambda *a, **k: recorded.append(a[0]) or real(*a, **k)  # type: ignore[method-assign]
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -144,13 +150,18 @@ def test_a_busy_lock_sends_the_erasure_down_the_recorded_path(svc: Service):
     with ThreadPoolExecutor(2) as pool:
         holder = pool.submit(hold)
         assert held.wait(WAIT)
-        erasure = pool.submit(_erase, svc, VICTIM)
+        erasure = pool.submit(_round, svc, [VICTIM, HOLDERS[0]])
         with pytest.raises(TimeoutError):
-            erasure.result(timeout=PAUSE)  # waits for the lock, on a worker thread
-        assert svc.store.unsettled == 0
+            erasure.result(timeout=PAUSE)  # waits for the lock, on its loop
+        assert sizes == []
         release.set()
         holder.result(timeout=WAIT)
-        assert erasure.result(timeout=WAIT)["rows_erased"] == 2
+        got = erasure.result(timeout=WAIT)
+    assert [r["rows_erased"] for r in got] == [
+        2,
+        len([r for r in ROWS if r["subject_id"] == HOLDERS[0]]),
+    ]
+    assert sizes == [2] and recorded == []  # one group, from memory
 
 
 def test_a_group_that_cannot_be_made_durable_leaves_nothing(svc: Service):
