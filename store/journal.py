@@ -263,6 +263,16 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def unrecorded(directory: Path, db: Database) -> list[dict[str, Any]]:
+    """The journal's lines whose groups the database has not recorded (a crash came first)."""
+    return [doc for doc in lines(directory / FILE) if not _recorded(db, doc)]
+
+
+def _recorded(db: Database, doc: dict[str, Any]) -> bool:
+    first = doc["requests"][0]["request_id"]  # a group is recorded whole or not at all
+    return db.one("SELECT 1 FROM erasure_requests WHERE request_id = ?", [first]) is not None
+
+
 def replay(directory: Path, db: Database, registry: Registry) -> int:
     """On open, after the models are rebuilt: carry out and record, in order, each journaled
     group not recorded before a crash; then empty the file. The groups replayed."""
@@ -270,9 +280,8 @@ def replay(directory: Path, db: Database, registry: Registry) -> int:
     docs = lines(path)
     done = 0
     for doc in docs:
-        first = doc["requests"][0]["request_id"]
-        if db.one("SELECT 1 FROM erasure_requests WHERE request_id = ?", [first]):
-            continue  # recorded; the crash came before its line left the file
+        if _recorded(db, doc):
+            continue  # the crash came after its record, before its line left the file
         kept = _decode(doc)
         touched: list[tuple[str, int]] = []
         try:

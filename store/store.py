@@ -213,6 +213,12 @@ class ModelStore:
                     f"store {d} needs migrations {outdated}: open it for writing once to "
                     "upgrade it (a read-only open changes nothing)"
                 )
+            if _journal.unrecorded(d, db):
+                raise StoreReadOnlyError(
+                    f"store {d} holds erasures that were answered but not yet recorded (its "
+                    "server stopped before recording them): open it for writing once to record "
+                    "them (a read-only open changes nothing, and would not show them)"
+                )
             store = cls(d, db, keys, Registry(db, Artifacts(d, create=False)), rate)
         except BaseException:
             db.close()

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from store import ModelStore
 from store import journal as journal_mod
 from store._faults import ENV, EXIT_CODE
+from store.errors import StoreReadOnlyError
 from store.journal import NotNow
 from tests.store.helpers import VICTIM, needles, people, populate, scan
 from tests.store.test_group_erasure import _scrub, _summary
@@ -259,3 +260,23 @@ def test_a_torn_last_line_was_never_answered_and_is_dropped(tmp_path: Path):
     with ModelStore.open(tmp_path / "s", evidence_rate=0) as again:
         assert again.find_subject(VICTIM) == {}  # the whole line replayed
         assert [r[0] for r in again._db.all("SELECT rows_erased FROM erasure_requests")] == [2]
+
+
+def test_a_read_only_open_refuses_a_store_with_answers_not_yet_recorded(tmp_path: Path):
+    """``forget verify`` and the reports open read-only: they would not see the journaled
+    erasures of a server that died before recording them, so they say so instead."""
+    st_ = _store(tmp_path / "s")
+    st_.erase_now([_call(VICTIM)])
+    line = (tmp_path / "s" / journal_mod.FILE).read_bytes()
+    st_.close()  # recorded: the line left the file
+    (tmp_path / "s" / journal_mod.FILE).write_bytes(line)  # a crash after the record
+    with ModelStore.open(tmp_path / "s", read_only=True) as ro:  # recorded: nothing to miss
+        assert ro.find_subject(VICTIM) == {}
+    shutil.copytree(_template(), tmp_path / "t")
+    (tmp_path / "t" / journal_mod.FILE).write_bytes(line)  # a crash before the record
+    with pytest.raises(StoreReadOnlyError, match="not yet recorded"):
+        ModelStore.open(tmp_path / "t", read_only=True)
+    with ModelStore.open(tmp_path / "t", evidence_rate=0):  # records it
+        pass
+    with ModelStore.open(tmp_path / "t", read_only=True) as ro:
+        assert ro.find_subject(VICTIM) == {}
