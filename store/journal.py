@@ -245,20 +245,21 @@ def _decode(doc: dict[str, Any]) -> list[tuple[erasure.Request, dict[str, data.D
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    """The file's complete lines, decoded; a torn last line (no newline, or not JSON) is left
-    out: its ``fsync`` never returned, so it was never answered."""
+    """The file's complete lines, decoded. A last line without its newline is a torn write,
+    left out: its ``fsync`` never returned, so it was never answered. Any other line that is
+    not an entry means the file was damaged: :class:`StoreCorruptError` (never skipped, as
+    it may be an answered erasure)."""
     if not path.exists():
         return []
+    *complete, _torn = path.read_bytes().split(b"\n")
     out = []
-    for raw in path.read_bytes().split(b"\n"):
-        if not raw:
-            continue
+    for number, raw in enumerate(complete, 1):
         try:
             doc = json.loads(raw)
         except ValueError:
-            continue  # a torn write: only the last line can be one
-        if doc.get("v") != _VERSION:
-            raise StoreCorruptError(f"{path}: a line of unknown version {doc.get('v')!r}")
+            doc = None
+        if not isinstance(doc, dict) or doc.get("v") != _VERSION:
+            raise StoreCorruptError(f"{path}: line {number} is not an erasure journal entry")
         out.append(doc)
     return out
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from store import ModelStore
 from store import journal as journal_mod
 from store._faults import ENV, EXIT_CODE
-from store.errors import StoreReadOnlyError
+from store.errors import StoreCorruptError, StoreReadOnlyError
 from store.journal import NotNow
 from tests.store.helpers import VICTIM, needles, people, populate, scan
 from tests.store.test_group_erasure import _scrub, _summary
@@ -280,3 +280,25 @@ def test_a_read_only_open_refuses_a_store_with_answers_not_yet_recorded(tmp_path
         pass
     with ModelStore.open(tmp_path / "t", read_only=True) as ro:
         assert ro.find_subject(VICTIM) == {}
+
+
+def test_a_damaged_line_is_refused_not_skipped(tmp_path: Path):
+    """Only the last line can be torn (no newline: never answered). A damaged line before it
+    may be an answered erasure: the store refuses to open rather than drop it."""
+    st_ = _store(tmp_path / "s")
+    st_.erase_now([_call(VICTIM)])
+    line = (tmp_path / "s" / journal_mod.FILE).read_bytes()
+    st_._journal._queue.clear()  # as if the process died here: nothing settles on close
+    st_._journal._keys.clear()
+    st_.close()
+    for damaged in (b"{not json\n" + line, line[:-1] + b"\n" + line[:-1]):
+        shutil.rmtree(tmp_path / "s")
+        shutil.copytree(_template(), tmp_path / "s")
+        (tmp_path / "s" / journal_mod.FILE).write_bytes(damaged)
+        if damaged.startswith(b"{not"):
+            with pytest.raises(StoreCorruptError, match="line 1"):
+                ModelStore.open(tmp_path / "s", evidence_rate=0)
+        else:  # a whole entry without its newline last: torn, dropped; the first replayed
+            with ModelStore.open(tmp_path / "s", evidence_rate=0) as again:
+                assert again.find_subject(VICTIM) == {}
+                assert len(again._db.all("SELECT 1 FROM erasure_requests")) == 1
