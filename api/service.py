@@ -1378,23 +1378,21 @@ class Service:
         waits on the loop), else by ``erase`` on a worker thread. The requests that arrive in
         one round of the loop (a storm's) are carried out together, each still its own
         request and receipt."""
-        if not self.journal:
-            return await asyncio.to_thread(
-                self.erase, subject_id, legal_ground, requested_by=requested_by
-            )
-        erasure.check_legal_ground(legal_ground)  # a bad request fails alone, before a round
-        self.store.subject_key(subject_id)
-        call = {
-            "subject_id": subject_id,
-            "legal_ground": legal_ground,
-            "requested_by": requested_by,
-        }
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[erasure.ErasureReceipt | None] = loop.create_future()
-        self._round.append((call, answer))
-        if len(self._round) == 1:
-            loop.call_soon(self._erase_round)
-        receipt = await answer
+        receipt = None
+        if self.journal:
+            erasure.check_legal_ground(legal_ground)  # a bad request fails alone, not its round
+            self.store.subject_key(subject_id)
+            call = {
+                "subject_id": subject_id,
+                "legal_ground": legal_ground,
+                "requested_by": requested_by,
+            }
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[erasure.ErasureReceipt | None] = loop.create_future()
+            self._round.append((call, answer))
+            if len(self._round) == 1:
+                loop.call_soon(self._erase_round)
+            receipt = await answer
         if receipt is None:
             return await asyncio.to_thread(
                 self.erase, subject_id, legal_ground, requested_by=requested_by
@@ -1636,19 +1634,12 @@ class Service:
             lambda fence: run(fence, removed),
             lambda rs: [a for r in rs if r.rows_erased and not r.repeat for a in r.models],
         )
-        fresh = [r for r in receipts if r.rows_erased and not r.repeat]
         if any(a.evidence.get("status") == SCHEDULED for r in receipts for a in r.models):
             self._awaiting_evidence = True
-        if fresh:
+        if any(r.rows_erased and not r.repeat for r in receipts):
             self._awaiting_purge = True
-            if self.monitoring is not None and settled:  # the rows leave the references now
-                fresh_rows = [
-                    rows
-                    for r, rows in zip(receipts, removed, strict=True)
-                    if r.rows_erased and not r.repeat
-                ]
-                keys = [r.subject_key for r in fresh if not r.subject_key.startswith(RETAINED)]
-                self.monitoring.erased(keys, *_together(fresh, fresh_rows))
+            if settled:  # the rows leave the references now
+                self._leave_references(receipts, removed)
         self._follow_feeds(settled)
         return receipts
 
@@ -1656,22 +1647,33 @@ class Service:
         """Erasures answered from memory are recorded (on the thread that settled them): their
         rows leave the drift references now, all groups' at once. Should that fail, every
         reference is rebuilt from the store on its next use."""
-        if self.monitoring is None:
-            return
-        receipts, rows = [], []
-        for g in groups:
-            for plan, taken in zip(g.plans, g.removed(), strict=True):
-                if not isinstance(plan, str) and g.receipts[plan[0].request_id].rows_erased:
-                    receipts.append(g.receipts[plan[0].request_id])
-                    rows.append(taken)
-        if not receipts:
-            return
-        keys = [r.subject_key for r in receipts if not r.subject_key.startswith(RETAINED)]
+        answered = [
+            (g.receipts[plan[0].request_id], taken)
+            for g in groups
+            for plan, taken in zip(g.plans, g.removed(), strict=True)
+            if not isinstance(plan, str)
+        ]
         try:
-            self.monitoring.erased(keys, *_together(receipts, rows))
+            self._leave_references([r for r, _ in answered], [t for _, t in answered])
         except Exception:
             log.exception("taking erased rows out of the drift references failed: rebuilt")
-            self.monitoring.stale_all()
+            if self.monitoring is not None:
+                self.monitoring.stale_all()
+
+    def _leave_references(
+        self, receipts: Sequence[erasure.ErasureReceipt], removed: Sequence[dict[str, DeletedRows]]
+    ) -> None:
+        """The rows the receipts' requests erased (``removed``: each one's by dataset) leave
+        the windows and the drift references of the versions that forgot them."""
+        fresh = [
+            (r, rows)
+            for r, rows in zip(receipts, removed, strict=True)
+            if r.rows_erased and not r.repeat
+        ]
+        if self.monitoring is None or not fresh:
+            return
+        keys = [r.subject_key for r, _ in fresh if not r.subject_key.startswith(RETAINED)]
+        self.monitoring.erased(keys, *_together([r for r, _ in fresh], [t for _, t in fresh]))
 
     def _follow_feeds(self, settled: bool = True) -> None:
         if self.monitoring is not None:  # feeds at the new revisions: no prediction waits

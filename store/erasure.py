@@ -397,9 +397,10 @@ def record_groups(db: Database, registry: Registry, groups: Sequence[Group]) -> 
         for plan, done in zip(g.plans, g.done, strict=True):
             if isinstance(plan, str):
                 continue
-            rows_in.append(_request_row(g, plan[0], plan[1]))
+            counts = g.receipts[plan[0].request_id].datasets  # rows by dataset, as answered
+            rows_in.append(_request_row(g, plan[0], counts))
             entries += [
-                _committed_entry(plan[0], plan[1], plan[2]),
+                _committed_entry(plan[0], counts, plan[2]),
                 *pending.get(plan[0].request_id, []),
                 *_action_entries(done, g.proofs[plan[0].request_id]),
             ]
@@ -407,10 +408,9 @@ def record_groups(db: Database, registry: Registry, groups: Sequence[Group]) -> 
     audit.write(db, entries)
 
 
-def _request_row(g: Group, r: Request, rows: Mapping[str, data.DeletedRows]) -> list[Any]:
-    """A request's ``erasure_requests`` row."""
+def _request_row(g: Group, r: Request, counts: Mapping[str, int]) -> list[Any]:
+    """A request's ``erasure_requests`` row (``counts``: its rows by dataset)."""
     status, completed, purged = g.statuses[r.request_id]
-    counts = {name: len(t.row_ids) for name, t in rows.items()}
     waits = any(p.get("status") == evidence.SCHEDULED for p in g.proofs[r.request_id])
     return [
         r.request_id,
@@ -433,10 +433,9 @@ def _request_row(g: Group, r: Request, rows: Mapping[str, data.DeletedRows]) -> 
 
 
 def _committed_entry(
-    r: Request, rows: Mapping[str, data.DeletedRows], ops: Sequence[ForgetOp]
+    r: Request, counts: Mapping[str, int], ops: Sequence[ForgetOp]
 ) -> tuple[str, dict[str, Any]]:
-    """A request's ``erasure.committed`` audit entry."""
-    counts = {name: len(t.row_ids) for name, t in rows.items()}
+    """A request's ``erasure.committed`` audit entry (``counts``: its rows by dataset)."""
     return (
         "erasure.committed",
         {

@@ -94,7 +94,7 @@ class Journal:
             os.fsync(fd)
             crash_point("journal.appended")
             self._queue.append((group, line))
-            self._keys.update(p[0].subject.key for p in group.plans if not isinstance(p, str))
+            self._keys.update(_subjects(group))
             self._planned.update(planned)
 
     def apply(
@@ -122,12 +122,7 @@ class Journal:
             with self._lock:
                 del self._queue[: len(groups)]
                 self._rewrite()
-                self._keys = {
-                    p[0].subject.key
-                    for g, _ in self._queue
-                    for p in g.plans
-                    if not isinstance(p, str)
-                }
+                self._keys = {k for g, _ in self._queue for k in _subjects(g)}
                 for key in [k for k, r in self._planned.items() if r <= registry.revision(*k)]:
                     del self._planned[key]
             if then is not None:
@@ -154,9 +149,7 @@ class Journal:
     def _rewrite(self) -> None:
         """The file holds the queued groups' lines only (lock held)."""
         if not self._queue:
-            fd = self._open()
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
+            _empty(self._open())
             return
         fresh = self.path.with_name(FILE + ".new")
         fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -173,6 +166,17 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _subjects(group: erasure.Group) -> list[str]:
+    """The pseudonyms of the subjects a group erased."""
+    return [p[0].subject.key for p in group.plans if not isinstance(p, str)]
+
+
+def _empty(fd: int) -> None:
+    """Truncate the open file to nothing, durably."""
+    os.ftruncate(fd, 0)
+    os.fsync(fd)
 
 
 def _delete(db: Database, groups: Sequence[erasure.Group]) -> None:
@@ -305,8 +309,7 @@ def replay(directory: Path, db: Database, registry: Registry) -> int:
     if path.exists():
         fd = os.open(path, os.O_WRONLY)
         try:
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
+            _empty(fd)
         finally:
             os.close(fd)
     return done

@@ -264,10 +264,13 @@ class ModelStore:
     ) -> None:
         self.close()
 
-    def _live(self) -> Database:
-        """The database, with every answered erasure recorded in it (:meth:`settle`)."""
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"store {self.directory} is closed")
+
+    def _live(self) -> Database:
+        """The database, with every answered erasure recorded in it (:meth:`settle`)."""
+        self._check_open()
         if len(self._journal):
             self.settle()
         return self._db
@@ -301,8 +304,7 @@ class ModelStore:
         return db
 
     def _models(self, what: str) -> Database:
-        if self._closed:
-            raise StoreClosedError(f"store {self.directory} is closed")
+        self._check_open()
         db = self._db
         if self._read_only:
             raise StoreReadOnlyError(
@@ -891,16 +893,7 @@ class ModelStore:
         """
         db = self._writable("erase")
         deferred = _evidence.check_mode(evidence) != INLINE
-        requests = [
-            self._request(
-                c["subject_id"],
-                c["legal_ground"],
-                c.get("verify"),
-                c.get("requested_by"),
-                channel,
-            )
-            for c in calls
-        ]
+        requests = self._requests(calls, channel)
         return erasure.erase(
             db,
             self._registry,
@@ -935,12 +928,7 @@ class ModelStore:
         """
         if self._closed or self._read_only:
             raise _journal.NotNow("the store is closed or read-only")
-        requests = [
-            self._request(
-                c["subject_id"], c["legal_ground"], c.get("verify"), c.get("requested_by"), channel
-            )
-            for c in calls
-        ]
+        requests = self._requests(calls, channel)
         keys = [r.subject.key for r in requests]
         if len(set(keys)) < len(keys) or any(self._journal.holds(k) for k in keys):
             raise _journal.NotNow("a subject named twice, or erased by an unrecorded group")
@@ -1055,6 +1043,15 @@ class ModelStore:
             self.purge()
             return [erasure.receipt(db, r.request_id) for r in receipts]
         return receipts
+
+    def _requests(self, calls: Sequence[Mapping[str, Any]], channel: str) -> list[erasure.Request]:
+        """The requests of ``erase_many``-style calls, each checked."""
+        return [
+            self._request(
+                c["subject_id"], c["legal_ground"], c.get("verify"), c.get("requested_by"), channel
+            )
+            for c in calls
+        ]
 
     def _request(
         self,
