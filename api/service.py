@@ -154,7 +154,9 @@ class _Fence:
     ``close(pairs)`` (the store's ``before_forget``) closes the gates of the models about to
     change: their predictions wait, and those in flight finish first. ``open()`` (an
     erasure's ``after_forget``: the models forgot in memory, and nothing more of the call
-    changes them) brings their compiled forms up to date and lets their predictions go on
+    changes them) brings their compiled forms up to date (``defer``: an erasure answered
+    from memory has that done right after its answer, :meth:`Service._refresh_soon`) and
+    lets their predictions go on
     while the store writes the audit and commits: such a prediction scores with the models
     that already forgot and is labelled with the revision before (the new one is published
     after the commit, before the answer; the cache keeps no answer of a revision that no
@@ -163,8 +165,9 @@ class _Fence:
     open the fence keep the gates closed until their revisions are published.
     """
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, *, defer: bool = False) -> None:
         self._service = service
+        self._defer = defer  # compiled forms caught up after the answer (on the loop)
         self.closed: list[Gate] = []  # every gate the call closed (a failure unpublishes)
         self._held: list[Gate] = []
         self._pairs: list[tuple[str, int]] = []
@@ -188,6 +191,8 @@ class _Fence:
             est = svc.store.estimator(*target)
             if est is not hit[1]:
                 svc._drop(target)
+            elif self._defer:
+                svc._refresh_soon(target, est)
             else:
                 svc._refresh(est)
         self._pairs = []
@@ -297,6 +302,8 @@ class Service:
         # are recorded by the settler, a thread of its own, woken by each one
         self.journal = journal and self.evidence == DEFERRED
         self._unsettled = threading.Event()
+        # forests whose compiled forms catch up right after the erasures just answered
+        self._due: dict[Target, Any] = {}
         self._settler: threading.Thread | None = None
         # erasure requests of the loop's current round: (call, its future)
         self._round: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
@@ -652,7 +659,7 @@ class Service:
         return out
 
     # ------------------------------------------------------------------ after an erasure
-    def _moved(self, actions: Sequence[Any]) -> None:
+    def _moved(self, actions: Sequence[Any], *, defer: bool = False) -> None:
         """An erasure moved versions to new revisions (the lock held, before it is answered):
         publish their entries.
 
@@ -662,7 +669,8 @@ class Service:
         object the store replaced) leaves them, and is read again on its next use.
         Forests recompile the trees the erasure changed now (an erasure's fence did as it
         opened; restrictions' have not), so that no prediction started after the answer pays
-        for it. The answer cache was emptied by the caller: each
+        for it; with ``defer`` (an erasure answered from memory) right after the answer
+        (:meth:`_refresh_soon`). The answer cache was emptied by the caller: each
         serving entry is its current (version, revision) again.
         """
         final: dict[Target, Any] = {}  # each version's last action; awaiting a retrain sticks
@@ -684,7 +692,11 @@ class Service:
                     a.revision,
                 )
             if a.action != PENDING:
-                self._refresh(self.store.estimator(a.model, a.version))
+                est = self.store.estimator(a.model, a.version)
+                if defer:
+                    self._refresh_soon(target, est)
+                else:
+                    self._refresh(est)
         for (name, _), (mv, _) in self._serving.items():
             self.cache.set_current(name, mv.version, mv.revision)
         waiting = {a.model for a in actions if a.action == PENDING}
@@ -700,6 +712,33 @@ class Service:
         """Bring a forest's compiled form up to date now, so that no prediction pays for it."""
         if self.compile_forests and est is not None and hasattr(est, "refresh_compiled"):
             est.refresh_compiled()
+
+    def _refresh_soon(self, target: Target, est: Any) -> None:
+        """:meth:`_refresh` on the loop right after the erasure's answer is on its way
+        (:meth:`_answer_round` schedules :meth:`_refresh_due`): not in its latency. Until
+        then the model's predictions walk its node arrays, or bring the form up to date
+        themselves (its rent-or-buy rule): the same numbers, the model already forgot."""
+        if self.compile_forests and hasattr(est, "refresh_compiled"):
+            self._due[target] = est
+
+    def _refresh_due(self) -> None:
+        """Refresh the forests :meth:`_refresh_soon` left, each with its gate held shared
+        (beside its predictions, never beside a forget or a compaction); a gate closed now
+        is tried again a millisecond later."""
+        for target, est in list(self._due.items()):
+            gate = self._gates.get(target[0])
+            if gate is not None and not gate.acquire_shared(blocking=False):
+                continue
+            try:
+                est.refresh_compiled()
+            except Exception:  # the form stays out of date: predictions walk or refresh it
+                log.exception("refreshing the compiled trees of %s v%d failed", *target)
+            finally:
+                if gate is not None:
+                    gate.release_shared()
+            del self._due[target]
+        if self._due:
+            asyncio.get_running_loop().call_later(0.001, self._refresh_due)
 
     def _prepare(
         self,
@@ -1447,6 +1486,8 @@ class Service:
                 answer.set_exception(result)
             else:
                 answer.set_result(result)
+        if self._due:  # after the callers' wake-ups, which answer first
+            asyncio.get_running_loop().call_soon(self._refresh_due)
 
     def _erase_now(self, calls: list[dict[str, Any]]) -> list[erasure.ErasureReceipt] | None:
         """Carry out erasure requests from memory (:meth:`ModelStore.erase_now`): the
@@ -1587,7 +1628,13 @@ class Service:
                 t.receipt, t.done = receipt, True
             self._queue_done.notify_all()
 
-    def _gated(self, run: Callable[[_Fence], _T], changed: Callable[[_T], Sequence[Any]]) -> _T:
+    def _gated(
+        self,
+        run: Callable[[_Fence], _T],
+        changed: Callable[[_T], Sequence[Any]],
+        *,
+        defer: bool = False,
+    ) -> _T:
         """Run a store call that changes models — ``run(fence)`` — with the lock held: the
         models about to change have their gates closed (``fence.close``, the store's
         ``before_forget``) until they forgot and their compiled forms caught up
@@ -1595,7 +1642,7 @@ class Service:
         revisions are published (``changed(result)``: the actions to publish; the answer cache
         empties). If the call fails (nothing of it happened) the models it rebuilt are dropped
         from serving, to be loaded again, and the error propagates."""
-        fence = _Fence(self)
+        fence = _Fence(self, defer=defer)
         try:
             result = run(fence)
             moved = changed(result)
@@ -1603,7 +1650,7 @@ class Service:
                 # every cached answer goes, not only those of the models that changed: an
                 # answer to a query made of the subject's own rows names their data too
                 self.cache.invalidate(None)
-                self._moved(moved)
+                self._moved(moved, defer=defer)
         except Exception:
             if fence.closed:  # the store rebuilt the models that changed: new objects
                 self.cache.invalidate(None)
@@ -1624,15 +1671,16 @@ class Service:
         """Run a store call that erases rows — ``run(fence, removed)``, its receipts —
         through :meth:`_gated`; then the drift references lose the erased rows and the feeds
         follow the new revisions. Not ``settled`` (an erasure answered from memory, whose
-        record is to come), only the feeds that need no statement follow (the others are
-        rebuilt on their next use), and the rows leave the drift references once recorded
-        (:meth:`_settled`)."""
+        record is to come, on the loop), only the feeds that need no statement follow (the
+        others are rebuilt on their next use), the rows leave the drift references once
+        recorded (:meth:`_settled`), and the compiled forms catch up after the answer."""
         removed: list[dict[str, DeletedRows]] = []
         # the store samples the requests that carry a retrain check (evidence_rate);
         # a sampled one only schedules them: collect_evidence runs them off the lock
         receipts = self._gated(
             lambda fence: run(fence, removed),
             lambda rs: [a for r in rs if r.rows_erased and not r.repeat for a in r.models],
+            defer=not settled,
         )
         if any(a.evidence.get("status") == SCHEDULED for r in receipts for a in r.models):
             self._awaiting_evidence = True

@@ -41,8 +41,10 @@ imports torch nor takes a GPU. Its threads are the model's ``n_jobs`` (compiled 
 Threads: predictions may run beside each other. The first one to find the compiled form missing
 or due for a refresh brings it up to date under a lock while the others wait; other predictions
 take no lock (the rule's running totals are approximate under races, never the numbers).
-``forget`` and ``compact`` must not run beside a prediction on the same model (they rewrite the
-node arrays that predictions and the refresh read), as the store and API already ensure.
+A refresh may run beside predictions too (a server refreshes after answering an erasure): while
+the form is out of date no prediction scores with it, and the refresh marks it current only once
+it is whole. ``forget`` and ``compact`` must not run beside a prediction on the same model (they
+rewrite the node arrays that predictions and the refresh read), as the store and API ensure.
 """
 
 from __future__ import annotations
@@ -111,9 +113,11 @@ class CompiledTrees:
 
     def proba(self, model: Any, X: np.ndarray) -> np.ndarray:
         """Class probabilities of float32 rows ``X``: the forest's, bit for bit."""
+        # ``stale`` read before the form: a refresh on another thread clears it last
+        stale = self.stale
         forest = self._forest
         if forest is not None and self._n_jobs == model.n_jobs:
-            if not self.stale:
+            if not stale:
                 return forest._score(X)  # rows validated by the estimator
             if forest.n_classes == model.classes_.size and self._walk_pays(X.shape[0]):
                 t0 = time.perf_counter()
@@ -135,11 +139,12 @@ class CompiledTrees:
 
     def refresh(self, model: Any) -> None:
         """Bring a compiled form that ``forget`` left out of date up to date now (a server
-        does this after an erasure, before answering it, so that no prediction pays for the
-        refresh or walks the node arrays); nothing when none was compiled or none is due."""
+        does this right after an erasure, so that predictions neither pay for the refresh
+        nor walk the node arrays for long); nothing when none was compiled or none is due."""
         if self._forest is not None and self.stale:
             with self._lock:
-                self.sync(model)
+                if self.stale:  # not brought up to date meanwhile by a prediction
+                    self.sync(model)
 
     def sync(self, model: Any) -> CompiledForest:
         """Bring the compiled form up to date with ``model`` (the lock held, or no prediction

@@ -528,9 +528,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     def refresh_compiled(self) -> None:
         """Recompile now the trees ``forget`` changed, when the compiled form was built (else
-        nothing): what the next ``predict_proba`` would otherwise do or defer. Not to be run
-        beside a ``predict_proba`` on another thread (servers call it with the model's gate
-        closed)."""
+        nothing): what the next ``predict_proba`` would otherwise do or defer. May run beside
+        ``predict_proba`` on other threads (they walk the node arrays or wait for it), not
+        beside ``forget`` or ``compact``."""
         self._require_fitted()
         self._compiled.refresh(self)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from api.service import Service
@@ -299,3 +300,52 @@ def test_a_server_killed_before_the_record_commits_carries_the_answer_out_on_res
         assert counts["rows"] == 0 and counts["erasure_requests"] == 1
     finally:
         srv.stop()
+
+
+def test_the_forest_catches_up_right_after_the_answer_and_predictions_between_forgot(svc: Service):
+    """The compiled trees are refreshed on the loop right after the answer, not before it,
+    and the refresh leaves no mark of where the forgotten rows went; a prediction in between
+    scores the model that forgot (its node arrays, or a refresh of its own)."""
+    est = svc._serving[("risk", 1)][1]
+    X = np.array([[PROBE[0][f] for f in FEATURES]])
+    est.predict_proba(X)  # compiled
+    seen: dict[str, Any] = {}
+
+    async def erase_and_look() -> None:
+        first = await svc.erase_async(VICTIM, "art17-1-b")
+        seen["stale at the answer"] = est._compiled.stale  # the refresh comes after
+        await asyncio.sleep(0)  # one turn of the loop: the refresh ran
+        await asyncio.sleep(0)
+        seen["stale after"] = est._compiled.stale
+        second = await svc.erase_async(HOLDERS[0], "art17-1-b")
+        seen["between"] = svc.predict("risk", PROBE)
+        seen["receipts"] = [first, second]
+
+    asyncio.run(erase_and_look())
+    assert [r["status"] for r in seen["receipts"]] == ["erased", "erased"]
+    assert seen["stale at the answer"] and not seen["stale after"]
+    assert not est._compiled.touched.any() and est._compiled.leaf_n[0] == 0
+    new = {a["model"]: a["revision"] for a in seen["receipts"][1]["models"]}["risk"]
+    assert seen["between"]["revision"] == new
+    assert seen["between"]["probabilities"] == est._node_proba(X).tolist()
+    assert svc.predict("risk", PROBE)["probabilities"] == est._node_proba(X).tolist()
+
+
+def test_a_refresh_that_finds_the_gate_closed_waits_for_it_on_the_loop(svc: Service):
+    """Between the answer and the refresh a compaction or a recorded erasure may hold the
+    model's gate: the refresh never runs beside it, and runs once the gate opens."""
+    est = svc._serving[("risk", 1)][1]
+    est.predict_proba(np.zeros((1, len(FEATURES))))
+    gate, seen = svc._gates["risk"], []
+
+    async def erase_and_look() -> None:
+        await svc.erase_async(VICTIM, "art17-1-b")
+        assert gate.acquire(blocking=False)  # before the refresh's turn
+        asyncio.get_running_loop().call_later(0.05, gate.release)
+        await asyncio.sleep(0.02)
+        seen.append(est._compiled.stale)
+        await asyncio.sleep(0.1)
+        seen.append(est._compiled.stale)
+
+    asyncio.run(erase_and_look())
+    assert seen == [True, False]

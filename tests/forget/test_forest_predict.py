@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +16,9 @@ from hypothesis import strategies as st
 
 from forget import HedgeCutClassifier
 from forget.hedgecut import _kernels as K
+from forget.hedgecut._common import RESHAPED
+from forget.hedgecut._compiled import CompiledTrees
+from forget.hedgecut._validate import features
 from forget.scoring import CompiledForest
 
 
@@ -398,3 +402,80 @@ def test_refresh_compiled_brings_the_form_up_to_date_before_any_prediction(calls
     monkeypatch.undo()
     assert updates(calls) == done
     np.testing.assert_array_equal(proba, model._node_proba(X))
+
+
+def _forgotten(most: bool, round_: int, model) -> np.ndarray:
+    """Forget one row (some trees change) or 40 (most trees: the form is compiled anew)."""
+    model.forget(np.arange(40 * round_, 40 * round_ + (40 if most else 1)))
+    assert model._compiled.stale
+    if most:
+        assert 2 * int((model._compiled.touched == RESHAPED).sum()) > model.n_estimators
+    return model
+
+
+@pytest.mark.parametrize("most", [False, True], ids=["some trees", "most trees: compiled anew"])
+def test_a_refresh_beside_predictions_never_lets_one_score_a_half_built_form(most, monkeypatch):
+    """A server refreshes after answering an erasure, beside its predictions: each prediction
+    gives the numbers of the model that forgot (walked, waited for, or scored with the form
+    once whole) and none fails on a form being built. The refresh lingers after marking the
+    form current, so that predictions run in that window."""
+    model, X, _ = make(n=3000, n_estimators=40, max_samples=0.2)
+    model.predict_proba(X[:1])
+    settled = CompiledTrees.settled
+    for round_ in range(4):
+        _forgotten(most, round_, model)  # no prediction runs beside forget (a server's gate)
+        want = model._node_proba(X[:5])
+        go, stop = threading.Barrier(5), threading.Event()
+
+        def predict(go=go, stop=stop) -> list[np.ndarray]:
+            go.wait()
+            got = []
+            while not stop.is_set() or not got:
+                got.append(model.predict_proba(X[:5]))
+            return got
+
+        def lingering(self) -> None:
+            settled(self)
+            time.sleep(0.02)
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(predict) for _ in range(4)]
+            monkeypatch.setattr(CompiledTrees, "settled", lingering)
+            go.wait()
+            model.refresh_compiled()
+            monkeypatch.setattr(CompiledTrees, "settled", settled)
+            assert not model._compiled.stale
+            stop.set()
+            for f in futures:
+                for got in f.result():
+                    np.testing.assert_array_equal(got, want, err_msg=f"round {round_}")
+
+
+class _Racing:
+    """A model's compiled form whose refresh, on another thread, completes at the moment a
+    prediction has read the form and not yet whether it is current: the interleaving a
+    prediction beside a refresh can meet."""
+
+    def __init__(self, real: CompiledTrees, model) -> None:
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "_model", model)
+
+    def __getattr__(self, name: str):
+        value = getattr(self._real, name)
+        if name == "_forest":
+            self._real.refresh(self._model)
+        return value
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._real, name, value)
+
+
+def test_a_prediction_that_meets_a_refresh_midway_never_scores_the_form_from_before():
+    model, X, _ = make(n=3000, n_estimators=40, max_samples=0.2)
+    model.predict_proba(X[:1])
+    before = model._compiled._forest
+    _forgotten(True, 0, model)
+    want = model._node_proba(X[:5])
+    got = CompiledTrees.proba(_Racing(model._compiled, model), model, features(model, X[:5]))
+    assert model._compiled._forest is not before  # compiled anew meanwhile
+    np.testing.assert_array_equal(got, want)
