@@ -9,10 +9,11 @@ process drives thousands of requests per second. Run it in its own process::
 It prints one JSON object: requests, statuses, rows/s and latency percentiles. It stops after
 ``--seconds``, or when ``--stop-file`` appears, or with ``--once`` when every body has been
 sent once (the connections take the next unsent body: each request distinct, as erasures of
-distinct subjects must be). ``--record`` writes every request as ``[start, seconds, status]``
-(``start`` on ``time.monotonic``, the system-wide clock, so another process can tell which
-requests ran inside a window it timed); ``--ready-file`` is touched once every connection is
-open.
+distinct subjects must be). ``--pause S`` waits S seconds after each answer before the next
+request (a user's pace rather than a closed loop). ``--record`` writes every request as
+``[start, seconds, status]`` (``start`` on ``time.monotonic``, the system-wide clock, so
+another process can tell which requests ran inside a window it timed); ``--ready-file`` is
+touched once every connection is open.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ async def _connection(
     record: list[tuple[float, float, int]],
     opened: asyncio.Event,
     all_open: asyncio.Event,
+    pause: float = 0.0,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     opened.set()
@@ -79,6 +81,8 @@ async def _connection(
                     length = int(line[15:])
             await reader.readexactly(length)
             record.append((t, time.monotonic() - t, status))
+            if pause:
+                await asyncio.sleep(pause)
     finally:
         writer.close()
 
@@ -111,7 +115,9 @@ async def _run(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[flo
     stop = _Stop(float("inf"), args.stop_file)
     tasks = [
         asyncio.create_task(
-            _connection(args.host, args.port, takers[k], stop, record, opened[k], all_open)
+            _connection(
+                args.host, args.port, takers[k], stop, record, opened[k], all_open, args.pause
+            )
         )
         for k in range(n)
     ]
@@ -157,6 +163,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="at most this long")
     ap.add_argument("--rows-per-request", type=int, default=1)
     ap.add_argument("--once", action="store_true", help="send each body once, then stop")
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds between a connection's calls")
     ap.add_argument("--stop-file", default=None, help="stop when this file appears")
     ap.add_argument("--ready-file", default=None, help="touched once every connection is open")
     ap.add_argument("--record", default=None, help="write [start, seconds, status] per request")
