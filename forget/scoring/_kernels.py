@@ -377,36 +377,92 @@ def _tt_rows(X, i0, i1, roots, rec, recf, vals, out, used):
 
 @njit(cache=True)
 def _tt_few(X, i0, i1, roots, rec, recf, vals, out, used):
-    """Rows i0..i1 one at a time; eight trees descend together (a batch too small for rows)."""
+    """Rows i0..i1 one at a time (a batch too small to walk rows together): eight trees
+    descend at once, and a tree that reaches its leaf hands its slot to the next tree, so
+    eight loads are always in flight (trees of unequal depths in lock step would leave
+    slots idle at their leaves). The leaves are added in tree order: the sum is the
+    forest's. Against eight trees in lock step (adult, 100 trees, one row, median): with the
+    caches emptied before each row, ExtraTrees' deep trees 288 -> 180 us and HedgeCut's
+    274 -> 138 us; warm, 11.2 -> 9.7 us and 3.8 -> 4.3 us (shallow trees gain nothing
+    warm: the loads are cheap and the slots' bookkeeping is not)."""
     T = roots.shape[0]
+    leaves = np.empty(T, np.uint64)
     for i in range(i0, i1):
-        t = 0
-        while t + 8 <= T:
-            a0, a1, a2, a3 = roots[t], roots[t + 1], roots[t + 2], roots[t + 3]
-            a4, a5, a6, a7 = roots[t + 4], roots[t + 5], roots[t + 6], roots[t + 7]
-            while True:
-                a0 = _step(X, i, a0, rec, recf)
-                a1 = _step(X, i, a1, rec, recf)
-                a2 = _step(X, i, a2, rec, recf)
-                a3 = _step(X, i, a3, rec, recf)
-                a4 = _step(X, i, a4, rec, recf)
-                a5 = _step(X, i, a5, rec, recf)
-                a6 = _step(X, i, a6, rec, recf)
-                a7 = _step(X, i, a7, rec, recf)
-                if _done(rec, a0, a1, a2, a3, a4, a5, a6, a7):
-                    break
-            _add(out, used, vals, i, a0)  # in tree order: the sum is the forest's
-            _add(out, used, vals, i, a1)
-            _add(out, used, vals, i, a2)
-            _add(out, used, vals, i, a3)
-            _add(out, used, vals, i, a4)
-            _add(out, used, vals, i, a5)
-            _add(out, used, vals, i, a6)
-            _add(out, used, vals, i, a7)
-            t += 8
-        while t < T:
-            _add(out, used, vals, i, _leaf(X, i, roots[t], rec, recf))
-            t += 1
+        if T < 8:
+            for t in range(T):
+                leaves[t] = _leaf(X, i, roots[t], rec, recf)
+        else:
+            a0, a1, a2, a3 = roots[0], roots[1], roots[2], roots[3]
+            a4, a5, a6, a7 = roots[4], roots[5], roots[6], roots[7]
+            t0, t1, t2, t3, t4, t5, t6, t7 = 0, 1, 2, 3, 4, 5, 6, 7
+            nxt, walking = 8, 8
+            while walking:  # each slot: a step; at a leaf, note it and take the next tree
+                if t0 >= 0:
+                    a0 = _step(X, i, a0, rec, recf)
+                    if _is_leaf(rec, a0):
+                        leaves[t0] = a0
+                        if nxt < T:
+                            t0, a0, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t0, walking = -1, walking - 1
+                if t1 >= 0:
+                    a1 = _step(X, i, a1, rec, recf)
+                    if _is_leaf(rec, a1):
+                        leaves[t1] = a1
+                        if nxt < T:
+                            t1, a1, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t1, walking = -1, walking - 1
+                if t2 >= 0:
+                    a2 = _step(X, i, a2, rec, recf)
+                    if _is_leaf(rec, a2):
+                        leaves[t2] = a2
+                        if nxt < T:
+                            t2, a2, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t2, walking = -1, walking - 1
+                if t3 >= 0:
+                    a3 = _step(X, i, a3, rec, recf)
+                    if _is_leaf(rec, a3):
+                        leaves[t3] = a3
+                        if nxt < T:
+                            t3, a3, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t3, walking = -1, walking - 1
+                if t4 >= 0:
+                    a4 = _step(X, i, a4, rec, recf)
+                    if _is_leaf(rec, a4):
+                        leaves[t4] = a4
+                        if nxt < T:
+                            t4, a4, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t4, walking = -1, walking - 1
+                if t5 >= 0:
+                    a5 = _step(X, i, a5, rec, recf)
+                    if _is_leaf(rec, a5):
+                        leaves[t5] = a5
+                        if nxt < T:
+                            t5, a5, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t5, walking = -1, walking - 1
+                if t6 >= 0:
+                    a6 = _step(X, i, a6, rec, recf)
+                    if _is_leaf(rec, a6):
+                        leaves[t6] = a6
+                        if nxt < T:
+                            t6, a6, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t6, walking = -1, walking - 1
+                if t7 >= 0:
+                    a7 = _step(X, i, a7, rec, recf)
+                    if _is_leaf(rec, a7):
+                        leaves[t7] = a7
+                        if nxt < T:
+                            t7, a7, nxt = nxt, roots[nxt], nxt + 1
+                        else:
+                            t7, walking = -1, walking - 1
+        for t in range(T):
+            _add(out, used, vals, i, leaves[t])
 
 
 @njit(cache=True, inline="always")

@@ -143,6 +143,26 @@ def test_deep_trees_by_traversal(forest):
             CompiledForest(trees, n_classes, d, strategy="ptt")
 
 
+@slow_ok(15)
+@given(st.integers(0, 2**32 - 1), st.integers(8, 40), st.integers(1, 7))
+def test_a_few_rows_through_many_trees_of_unequal_depths(seed, n_trees, n_rows):
+    """Fewer rows than walk together: trees descend eight at a time, each slot taking the
+    next tree when its own reaches a leaf; the leaves still add up in tree order."""
+    rng = np.random.default_rng(seed)
+    cuts = np.round(rng.normal(size=6), 1)
+    trees = [
+        np.array(
+            chain_tree(rng, 3, 2, int(rng.integers(0, 30)), cuts)
+            if rng.random() < 0.5
+            else random_tree(rng, 3, 2, int(rng.integers(0, 7)), 0.7, cuts)
+        )
+        for _ in range(n_trees)
+    ]
+    X = rng.choice(np.concatenate([cuts, np.nextafter(cuts, 9)]), size=(n_rows, 3))
+    cf = CompiledForest(trees, 2, 3, strategy="tt")
+    np.testing.assert_array_equal(cf.predict_proba(X), reference_proba(trees, 2, X))
+
+
 @st.composite
 def problems(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
