@@ -126,8 +126,12 @@ def test_api_erasure_bench_quick(tmp_path):
     keys = {"scenario", "what", "n", "p50_ms", "p99_ms", "max_ms", "per_s", "target", "met"}
     rows = payload["rows"]
     assert all(keys <= set(r) for r in rows)
-    assert {r["what"] for r in rows} == {"1st erasure", f"{sizes.cold}th erasure", "erasure",
+    assert {r["what"] for r in rows} == {"1st erasure", f"{sizes.cold}th erasure",
+                                         f"1st to {sizes.cold}th erasure", "erasure",
                                          "prediction"}  # fmt: skip
+    series = next(r for r in rows if r["what"].startswith("1st to"))
+    assert series["n"] == sizes.cold and "ms apart" in series["scenario"]
+    assert ph["cold"]["window_s"] >= (sizes.cold - 1) * api_erasure.COLD_PAUSE_S  # paced
     for r in rows:
         assert r["p50_ms"] > 0 and r["max_ms"] >= r["p50_ms"], r
         assert (r["met"] is None) == (r["target"] == ""), r
