@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +28,12 @@ from store import journal as journal_mod
 from store._faults import ENV, EXIT_CODE
 from store.errors import StoreCorruptError, StoreReadOnlyError
 from store.journal import NotNow
-from tests.store.helpers import VICTIM, needles, people, populate, scan
-from tests.store.test_group_erasure import _scrub, _summary
+from tests.store.helpers import VICTIM, needles, scan
+from tests.store.test_group_erasure import ROWS, _scrub, _summary, _template
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = people(n_subjects=14, seed=11)
 HOLDERS = sorted({r["subject_id"] for r in ROWS})
 SUBJECTS = [*HOLDERS, "nobody-1"]
-
-
-@cache
-def _template() -> Path:
-    directory = Path(tempfile.mkdtemp()) / "template"
-    with ModelStore.open(directory, evidence_rate=0) as st_:
-        populate(st_, ROWS)
-    return directory
 
 
 def _store(directory: Path) -> ModelStore:
@@ -77,6 +67,21 @@ def _journal(directory: Path) -> bytes:
 
 def _call(s: str) -> dict[str, Any]:
     return {"subject_id": s, "legal_ground": "art17-1-b", "requested_by": "t"}
+
+
+def _died_before_the_record(directory: Path) -> bytes:
+    """The journal line of an erasure of the victim answered in a copy of the template at
+    ``directory``, whose process then died before recording it: the copy is put back as the
+    template left it, the line returned."""
+    st_ = _store(directory)
+    st_.erase_now([_call(VICTIM)])
+    line = (directory / journal_mod.FILE).read_bytes()
+    st_._journal._queue.clear()  # as if the process died here: nothing settles on close
+    st_._journal._keys.clear()
+    st_.close()
+    shutil.rmtree(directory)
+    shutil.copytree(_template(), directory)
+    return line
 
 
 @settings(max_examples=12, deadline=None)
@@ -248,14 +253,7 @@ def test_a_crash_loses_no_answered_erasure(tmp_path: Path, point: str):
 
 
 def test_a_torn_last_line_was_never_answered_and_is_dropped(tmp_path: Path):
-    st_ = _store(tmp_path / "s")
-    st_.erase_now([_call(VICTIM)])
-    line = (tmp_path / "s" / journal_mod.FILE).read_bytes()
-    st_._journal._queue.clear()  # as if the process died here: nothing settles on close
-    st_._journal._keys.clear()
-    st_.close()
-    shutil.rmtree(tmp_path / "s")
-    shutil.copytree(_template(), tmp_path / "s")
+    line = _died_before_the_record(tmp_path / "s")
     (tmp_path / "s" / journal_mod.FILE).write_bytes(line + line[: len(line) // 2])
     with ModelStore.open(tmp_path / "s", evidence_rate=0) as again:
         assert again.find_subject(VICTIM) == {}  # the whole line replayed
@@ -285,12 +283,7 @@ def test_a_read_only_open_refuses_a_store_with_answers_not_yet_recorded(tmp_path
 def test_a_damaged_line_is_refused_not_skipped(tmp_path: Path):
     """Only the last line can be torn (no newline: never answered). A damaged line before it
     may be an answered erasure: the store refuses to open rather than drop it."""
-    st_ = _store(tmp_path / "s")
-    st_.erase_now([_call(VICTIM)])
-    line = (tmp_path / "s" / journal_mod.FILE).read_bytes()
-    st_._journal._queue.clear()  # as if the process died here: nothing settles on close
-    st_._journal._keys.clear()
-    st_.close()
+    line = _died_before_the_record(tmp_path / "s")
     for damaged in (b"{not json\n" + line, line[:-1] + b"\n" + line[:-1]):
         shutil.rmtree(tmp_path / "s")
         shutil.copytree(_template(), tmp_path / "s")
