@@ -155,7 +155,7 @@ class _Fence:
     change: their predictions wait, and those in flight finish first. ``open()`` (an
     erasure's ``after_forget``: the models forgot in memory, and nothing more of the call
     changes them) brings their compiled forms up to date (``defer``: an erasure answered
-    from memory has that done right after its answer, :meth:`Service._refresh_soon`) and
+    from memory has that done right after its answer, :meth:`Service._refresh`) and
     lets their predictions go on
     while the store writes the audit and commits: such a prediction scores with the models
     that already forgot and is labelled with the revision before (the new one is published
@@ -191,10 +191,8 @@ class _Fence:
             est = svc.store.estimator(*target)
             if est is not hit[1]:
                 svc._drop(target)
-            elif self._defer:
-                svc._refresh_soon(target, est)
             else:
-                svc._refresh(est)
+                svc._refresh(target, est, later=self._defer)
         self._pairs = []
         self.release()
 
@@ -670,7 +668,7 @@ class Service:
         Forests recompile the trees the erasure changed now (an erasure's fence did as it
         opened; restrictions' have not), so that no prediction started after the answer pays
         for it; with ``defer`` (an erasure answered from memory) right after the answer
-        (:meth:`_refresh_soon`). The answer cache was emptied by the caller: each
+        (:meth:`_refresh`). The answer cache was emptied by the caller: each
         serving entry is its current (version, revision) again.
         """
         final: dict[Target, Any] = {}  # each version's last action; awaiting a retrain sticks
@@ -692,11 +690,7 @@ class Service:
                     a.revision,
                 )
             if a.action != PENDING:
-                est = self.store.estimator(a.model, a.version)
-                if defer:
-                    self._refresh_soon(target, est)
-                else:
-                    self._refresh(est)
+                self._refresh(target, self.store.estimator(a.model, a.version), later=defer)
         for (name, _), (mv, _) in self._serving.items():
             self.cache.set_current(name, mv.version, mv.revision)
         waiting = {a.model for a in actions if a.action == PENDING}
@@ -708,21 +702,21 @@ class Service:
         self._serving.pop(target, None)
         self._features.pop(target, None)
 
-    def _refresh(self, est: Any) -> None:
-        """Bring a forest's compiled form up to date now, so that no prediction pays for it."""
-        if self.compile_forests and est is not None and hasattr(est, "refresh_compiled"):
-            est.refresh_compiled()
-
-    def _refresh_soon(self, target: Target, est: Any) -> None:
-        """:meth:`_refresh` on the loop right after the erasure's answer is on its way
+    def _refresh(self, target: Target, est: Any, *, later: bool = False) -> None:
+        """Bring a forest's compiled form up to date now, so that no prediction pays for it;
+        ``later`` (the caller on the loop), right after the erasure's answer is on its way
         (:meth:`_answer_round` schedules :meth:`_refresh_due`): not in its latency. Until
         then the model's predictions walk its node arrays, or bring the form up to date
         themselves (its rent-or-buy rule): the same numbers, the model already forgot."""
-        if self.compile_forests and hasattr(est, "refresh_compiled"):
+        if not (self.compile_forests and est is not None and hasattr(est, "refresh_compiled")):
+            return
+        if later:
             self._due[target] = est
+        else:
+            est.refresh_compiled()
 
     def _refresh_due(self) -> None:
-        """Refresh the forests :meth:`_refresh_soon` left, each with its gate held shared
+        """Refresh the forests :meth:`_refresh` left for later, each with its gate held shared
         (beside its predictions, never beside a forget or a compaction); a gate closed now
         is tried again a millisecond later."""
         for target, est in list(self._due.items()):
