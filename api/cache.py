@@ -9,38 +9,41 @@ on the subject, no cached answer of a revision that held the erased rows survive
 
 Inputs are kept only as a BLAKE2b digest: the cache holds no feature values.
 
+Answers are kept as their JSON text, keys as plain tuples of a str, ints and bytes: the
+cycle collector stops tracking such objects, so however many answers the cache holds, a full
+collection — which stops the server while it runs — has none of them to walk (kept as dicts
+of lists, a full 64 MiB cache made each full collection 10-100 ms, a stall every
+prediction felt). A hit is a fresh copy: no caller can change another's answer.
+
 >>> c = PredictionCache(max_bytes=10_000)
 >>> c.set_current("m", 1, 0)
 >>> k = c.key("m", 1, 0, b"row bytes")
->>> c.put(k, {"predictions": [1]}, 100)
+>>> c.put(k, {"predictions": [1]})
 True
 >>> c.get(k)
 {'predictions': [1]}
 >>> c.set_current("m", 1, 1)          # an erasure moved the model on
->>> c.get(k) is None, c.put(k, {"predictions": [1]}, 100)
+>>> c.get(k) is None, c.put(k, {"predictions": [1]})
 (True, False)
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import Any
 
-
-class Key(NamedTuple):
-    model: str
-    version: int
-    revision: int
-    digest: bytes
+Key = tuple[str, int, int, bytes]  # (model, version, revision, digest of the input rows)
+ENTRY_BYTES = 400  # beside its text, what an entry holds (sys.getsizeof): key, digest, slots
 
 
 class PredictionCache:
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Key, tuple[Any, int]] = OrderedDict()
+        self._entries: OrderedDict[Key, tuple[str, int]] = OrderedDict()  # answer, size
         self._current: dict[tuple[str, int], int] = {}  # (model, version) -> revision
         self.bytes = 0
         self.hits = 0
@@ -52,7 +55,7 @@ class PredictionCache:
 
     @classmethod
     def key(cls, model: str, version: int, revision: int, payload: bytes) -> Key:
-        return Key(model, version, revision, cls.digest(payload))
+        return (model, version, revision, cls.digest(payload))
 
     def current(self, model: str, version: int) -> int | None:
         """The revision a served version answers with, as last recorded, if any."""
@@ -65,9 +68,7 @@ class PredictionCache:
             if self._current.get((model, version)) == revision:
                 return
             self._current[(model, version)] = revision
-            self._drop(
-                lambda k: k.model == model and k.version == version and k.revision != revision
-            )
+            self._drop(lambda k: k[0] == model and k[1] == version and k[2] != revision)
 
     def invalidate(self, models: set[str] | None = None) -> int:
         """Drop every entry of ``models`` (all models when None); returns how many."""
@@ -77,30 +78,36 @@ class PredictionCache:
             else:
                 for mv in [mv for mv in self._current if mv[0] in models]:
                     del self._current[mv]
-            return self._drop(lambda k: models is None or k.model in models)
+            return self._drop(lambda k: models is None or k[0] in models)
 
     def get(self, key: Key) -> Any | None:
         with self._lock:
             hit = self._entries.get(key)
-            if hit is None or self._current.get((key.model, key.version)) != key.revision:
+            if hit is None or self._current.get(key[:2]) != key[2]:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return hit[0]
+        return json.loads(hit[0])
 
-    def put(self, key: Key, value: Any, size: int) -> bool:
-        """Store an answer; refused when its revision is not the model's current one."""
-        size += 200  # the key, the tuple, the dict slot
+    def put(self, key: Key, value: Any) -> bool:
+        """Store an answer (JSON data: it comes back as ``json.loads`` gives it); refused when
+        its revision is not the model's current one, when it is bigger than the cache, or
+        when it is not JSON data (then it is scored each time, not kept)."""
+        try:
+            blob = json.dumps(value, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return False
+        size = len(blob) + ENTRY_BYTES
         with self._lock:
-            if self._current.get((key.model, key.version)) != key.revision:
+            if self._current.get(key[:2]) != key[2]:
                 return False
             if size > self.max_bytes:
                 return False
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old[1]
-            self._entries[key] = (value, size)
+            self._entries[key] = (blob, size)
             self.bytes += size
             while self.bytes > self.max_bytes:
                 _, (_, s) = self._entries.popitem(last=False)

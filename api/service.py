@@ -49,7 +49,6 @@ import numpy as np
 import forget
 from api.accuracy import Accuracy
 from api.batching import Batcher
-from api.cache import Key as CacheKey
 from api.cache import PredictionCache
 from api.gates import Gate
 from api.metrics import Metrics
@@ -879,7 +878,7 @@ class Service:
         revision = self.cache.current(name, version)
         if revision is None:
             return None
-        hit = self.cache.get(CacheKey(name, version, revision, req.digest))
+        hit = self.cache.get((name, version, revision, req.digest))
         if hit is not None:
             self.metrics.inc("forget_cache_hits_total", {"model": name})
         return hit
@@ -891,8 +890,7 @@ class Service:
             req.X.shape[0],
         )
         if req.digest is not None:
-            key = CacheKey(name, res["version"], res["revision"], req.digest)
-            self.cache.put(key, res, 64 * (req.X.size + len(res["predictions"])))
+            self.cache.put((name, res["version"], res["revision"], req.digest), res)
 
     def predict(
         self,

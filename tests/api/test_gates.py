@@ -134,7 +134,7 @@ def test_once_the_models_forgot_predictions_go_on_through_the_commit_labelled_th
     assert during["probabilities"] == est._node_proba(X).tolist()  # the model that forgot
     new = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
     assert svc.store.serving("risk")[1] is est and new == before["revision"] + 1
-    assert all(k.revision == new for k in svc.cache._entries if k.model == "risk")
+    assert all(k[2] == new for k in svc.cache._entries if k[0] == "risk")
     after = svc.predict("risk", FRESH)
     assert after["revision"] == new and after["probabilities"] == during["probabilities"]
 
@@ -209,7 +209,7 @@ def test_an_erasure_waits_for_predictions_in_flight_which_answer_the_old_revisio
     assert old["revision"] == mv.revision
     new = {a["model"]: a["revision"] for a in receipt["models"]}["risk"]
     assert new == mv.revision + 1
-    assert all(k.revision == new for k in svc.cache._entries if k.model == "risk")
+    assert all(k[2] == new for k in svc.cache._entries if k[0] == "risk")
     assert svc.predict("risk", PROBE)["revision"] == new
 
 
