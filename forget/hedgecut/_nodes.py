@@ -19,12 +19,19 @@ NODE_FIELDS = (
 
 
 def alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
-    """The node arrays of the kernels' state tuple, for ``m`` nodes.
+    """The node arrays of the kernels' state tuple, room for ``m`` nodes.
 
     What a deletion reads and writes at a node (counts, candidates, children, decision, and the
     links up to the parent that a rebuild follows to find the node's region) lies side by side
     in one int32 record, padded to whole 64-byte lines and aligned to them, so a visit costs one
     or two cache lines instead of one per array; the arrays are strided views into it.
+
+    The records are zeros the process has not touched: the system maps their memory when a
+    record is first written, so room for nodes to come costs address space, not memory, and
+    growing the arrays (on the deletion that needs the room, with predictions waiting) pays
+    only for the nodes in use. A record is written whole before it is read: copied in by the
+    caller, or handed out by the builder (``_build.split_n`` and ``_node_stats`` set every
+    field, children and decision -1 included).
     """
     w = -(-(c + 6 + 4 * k + k * c) // 16) * 16
     buf = np.zeros(m * w + 16, np.int32)
@@ -37,9 +44,6 @@ def alloc_nodes(m: int, k: int, c: int) -> tuple[np.ndarray, ...]:
     row = w * hot.itemsize
     left = as_strided(hot[:, o_left:], shape=(m, k, c), strides=(row, c * 4, 4))
     child = as_strided(hot[:, o_child:], shape=(m, k, 2), strides=(row, 8, 4))
-    child[:] = -1
-    hot[:, c + 1] = -1  # active
-    hot[:, c + 3 : c + 5] = -1  # parent, link
     return (
         hot[:, :c],  # ncls
         hot[:, c],  # ncand

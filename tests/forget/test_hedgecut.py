@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path as Path_
 from unittest import mock
 
 import numpy as np
@@ -185,6 +187,42 @@ def test_build_stack_grows_in_fit_and_forget():
         m.forget(batch.tolist())
     keep = np.setdiff1d(np.arange(300), victims)
     assert_same_forest(m, refit_like(m, X[keep], y[keep], keep), X)
+
+
+def test_a_forest_without_room_grows_its_node_arrays_and_still_equals_a_refit():
+    # no room at all after fit: the first rebuild grows the arrays, whose new records are
+    # untouched zeros until the builder hands them out (alloc_nodes)
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(1500, 5))
+    y = (X[:, 0] + rng.normal(scale=0.8, size=1500) > 0).astype(int)
+    bounds = np.array([[-5.0, 5.0]] * 5)  # declared: a refit has the very same parameters
+    with mock.patch.object(forest, "_room", lambda nodes, n: nodes):
+        m = HedgeCutClassifier(
+            n_estimators=4, random_state=3, max_samples=1.0, feature_bounds=bounds
+        ).fit(X, y)
+    cap = m._S[0].shape[0]
+    victims = rng.permutation(1500)[:150]
+    for v in victims:
+        m.forget([int(v)])
+    assert m._S[0].shape[0] > cap  # grown, maybe more than once
+    keep = np.setdiff1d(np.arange(1500), victims)
+    refit = refit_like(m, X[keep], y[keep], keep)
+    assert_same_forest(m, refit, X)
+    assert m.to_bytes() == refit.to_bytes()
+
+
+@pytest.mark.skipif(not Path_("/proc/self/statm").exists(), reason="reads Linux's /proc")
+def test_room_for_nodes_costs_no_memory_until_a_node_takes_it():
+    from forget.hedgecut._nodes import alloc_nodes
+
+    def resident_mb() -> float:
+        pages = int(Path_("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGESIZE") / 2**20
+
+    before = resident_mb()
+    S = alloc_nodes(2_000_000, 8, 2)  # 64 int32 a record: 512 MB of room
+    assert S[5].shape == (2_000_000, 8, 2)
+    assert resident_mb() - before < 40
 
 
 def test_big_rebuilds_on_gathered_rows_equal_a_refit():
