@@ -347,9 +347,19 @@ def _wal(path: Path) -> Path:
 _THREADS = max(1, os.cpu_count() or 1)
 
 
+# DuckDB checkpoints by itself whenever the WAL passes 16 MB, in the commit that passes it,
+# and every other connection's statements wait while it writes: on a server, the settler's
+# commit made the serving loop's one-subject read wait 70 ms (an erasure storm beside
+# predictions, bench.api_erasure: every prediction waited behind it). The store checkpoints
+# where waiting is harmless instead: each purge (after its compaction: no WAL is left) and
+# close; this threshold only bounds a WAL that no purge empties.
+CHECKPOINT_THRESHOLD = "1GB"
+
+
 def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    config = {"threads": 1, "checkpoint_threshold": CHECKPOINT_THRESHOLD}
     try:
-        return duckdb.connect(str(path), read_only=read_only, config={"threads": 1})
+        return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLockedError(
