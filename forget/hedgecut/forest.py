@@ -580,9 +580,12 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def nbytes_(self) -> int:
-        """Bytes held by the fitted forest (node arrays, row pool, training rows)."""
+        """Bytes held by the fitted forest (node records in use, row pool, training rows); the
+        room after the records in use is memory no one touched (:func:`alloc_nodes`)."""
         self._require_fitted()
-        arrays = [*self._S, self._pool, self._X, self._y, self._free, self._rows.ids]
+        tail = int(self._meta[K.M_TAIL])
+        nodes = [a[:tail] for a in (*self._S, self._free)]
+        arrays = [*nodes, self._pool, self._X, self._y, self._rows.ids]
         return int(sum(a.nbytes for a in arrays))
 
     # ------------------------------------------------------------------ persistence

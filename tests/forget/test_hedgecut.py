@@ -225,6 +225,16 @@ def test_room_for_nodes_costs_no_memory_until_a_node_takes_it():
     assert resident_mb() - before < 40
 
 
+def test_nbytes_counts_the_node_records_in_use_not_the_room_after_them():
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(400, 3)), rng.integers(0, 2, 400)
+    roomy = HedgeCutClassifier(n_estimators=3, random_state=1).fit(X, y)
+    with mock.patch.object(forest, "_room", lambda nodes, n: 10 * nodes + 4 * n):
+        roomier = HedgeCutClassifier(n_estimators=3, random_state=1).fit(X, y)
+    assert roomier._S[0].shape[0] > roomy._S[0].shape[0]
+    assert roomier.nbytes_ == roomy.nbytes_ > X.nbytes
+
+
 def test_big_rebuilds_on_gathered_rows_equal_a_refit():
     # subtrees of >= 512 rows are rebuilt on a gathered copy of their rows (noise features: the
     # top decisions are near ties that deletions flip); the artifact equals a refit's
