@@ -357,7 +357,10 @@ CHECKPOINT_THRESHOLD = "1GB"
 
 
 def _connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    config = {"threads": 1, "checkpoint_threshold": CHECKPOINT_THRESHOLD}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": 1,
+        "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+    }
     try:
         return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
