@@ -72,7 +72,6 @@ from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.journal import NotNow
 from store.registry import PENDING, READY, ModelVersion
 from store.retention import SUBJECT_PREFIX as RETAINED
-from store.store import ErasureRead
 
 log = logging.getLogger("forget.api")
 _T = TypeVar("_T")
@@ -305,11 +304,6 @@ class Service:
         self._settler: threading.Thread | None = None
         # erasure requests of the loop's current round: (call, its future)
         self._round: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
-        # set (on the loop) while a round's read runs on a worker thread, the lock held by
-        # the loop's thread; the read sets ``_read_done`` when it ends, whoever waits
-        self._reading = False
-        self._read_done = threading.Event()
-        self._read_done.set()
         store.on_settled = self._settled
 
     # ------------------------------------------------------------------ lifecycle
@@ -420,7 +414,6 @@ class Service:
         self._shadows.shutdown(wait=True, cancel_futures=True)
         if self.accuracy is not None:
             self.accuracy.close()  # a build in progress ends first: it reads the store
-        self._read_done.wait()  # a round's read on a worker thread uses the store
         with self.lock:
             self.store.close()
 
@@ -590,8 +583,8 @@ class Service:
                         return self._score_with(entry, requests)
                 finally:
                     gate.release_shared()
-            if not wait and (self.store.unsettled or self._reading):
-                return None  # reading the model would record them, or enter a round's lock
+            if not wait and self.store.unsettled:  # reading the model would record them
+                return None
             if not self.lock.acquire(blocking=wait):
                 return None
             try:
@@ -1442,85 +1435,30 @@ class Service:
     def _erase_round(
         self, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]] | None = None, wait: float = 0
     ) -> None:
-        """Carry out the erasure requests of this round of the loop together: the lock
-        taken, their subjects' rows read on a worker thread (the loop serves predictions
-        meanwhile; the lock, held across the read, keeps out whatever would change the rows
-        or the models: purges, trainings, recorded erasures, appends), then the rest on the
-        loop (:meth:`_read_round`); if the store wants the recorded path for the group, each
-        alone. Each request's future gets its receipt, None for the recorded path, or the
-        error (a group that fails fails whole: nothing of it happened). While the lock is
-        held elsewhere (a purge, a training, a recorded erasure) the round waits on the loop
-        and tries again: sent down the recorded path instead, each would hold the lock in
-        turn, and the rounds after it would find it held too. Requests that arrive while a
-        round reads join the next round, which the reading one starts when it is done."""
+        """Carry out the erasure requests of this round of the loop together
+        (:meth:`_erase_now`); if the store wants the recorded path for the group, each alone.
+        Each request's future gets its receipt, None for the recorded path, or the error
+        (a group that fails fails whole: nothing of it happened). While the lock is held (a
+        purge, a training, a recorded erasure) the round waits on the loop and tries again:
+        sent down the recorded path instead, each would hold the lock in turn, and the rounds
+        after it would find it held too."""
         if calls is None:
             calls, self._round = self._round, []
-        if not calls:
-            return
-        loop = asyncio.get_running_loop()
-        if self._reading:  # the lock is this thread's: re-entering it would not wait
-            self._round[:0] = calls
-            return
         if not self.lock.acquire(blocking=False):
             lo, hi = self.BUSY_RETRY_S
             wait = min(max(2 * wait, lo), hi)
-            loop.call_later(wait, self._erase_round, calls, wait)
+            asyncio.get_running_loop().call_later(wait, self._erase_round, calls, wait)
             return
-        self._reading = True
-        self._read_done.clear()
         try:
-            read = loop.run_in_executor(None, self._read_round, [c for c, _ in calls])
-        except BaseException:
-            self._done_reading()
-            raise
-        read.add_done_callback(lambda done: self._after_read(calls, done))
-
-    def _read_round(self, calls: list[dict[str, Any]]) -> ErasureRead:
-        try:
-            return self.store.read_erasures(calls, channel="http")
+            self._answer_round(calls)
         finally:
-            self._read_done.set()
+            self.lock.release()
 
-    def _after_read(
-        self,
-        calls: list[tuple[dict[str, Any], asyncio.Future[Any]]],
-        done: asyncio.Future[ErasureRead],
-    ) -> None:
-        """The round's read is done (on the loop, the lock still held): carry the round out
-        from it, release the lock, and start the round that gathered meanwhile."""
-        try:
-            read: ErasureRead | BaseException
-            try:
-                read = done.result()
-            except Exception as exc:  # NotNow: the store refused the group whole
-                read = exc
-            except BaseException:  # the executor cancelled it (the loop is closing)
-                read = RuntimeError("the erasure round's read did not run")
-            self._answer_round(calls, read)
-        finally:
-            self._done_reading()
-            if self._round:
-                asyncio.get_running_loop().call_soon(self._erase_round)
-
-    def _done_reading(self) -> None:
-        self._reading = False
-        self._read_done.set()
-        self.lock.release()
-
-    def _answer_round(
-        self,
-        calls: list[tuple[dict[str, Any], asyncio.Future[Any]]],
-        read: ErasureRead | BaseException,
-    ) -> None:
-        """The round's requests together from their ``read``, or each alone (the lock
-        held); a read that failed is the group's failure."""
+    def _answer_round(self, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        """The round's requests together, or each alone (the lock held)."""
         got: list[erasure.ErasureReceipt | BaseException | None] = [None] * len(calls)
         try:
-            if isinstance(read, BaseException):
-                raise read
-            together = self._erase_now([c for c, _ in calls], read)
-        except NotNow:
-            together = None
+            together = self._erase_now([c for c, _ in calls])
         except Exception as exc:
             together, got = None, [exc] * len(calls)
         if together is not None:
@@ -1543,9 +1481,7 @@ class Service:
         if self._due:  # after the callers' wake-ups, which answer first
             asyncio.get_running_loop().call_soon(self._refresh_due)
 
-    def _erase_now(
-        self, calls: list[dict[str, Any]], read: ErasureRead | None = None
-    ) -> list[erasure.ErasureReceipt] | None:
+    def _erase_now(self, calls: list[dict[str, Any]]) -> list[erasure.ErasureReceipt] | None:
         """Carry out erasure requests from memory (:meth:`ModelStore.erase_now`): the
         subjects' rows read, the models forgetting under their gates and recompiled, the
         answer cache emptied, the new revisions published, the group durable in the store's
@@ -1561,7 +1497,6 @@ class Service:
                     before_forget=fence.close,
                     after_forget=fence.open,
                     removed=removed,
-                    read=read,
                 ),
                 settled=False,
             )

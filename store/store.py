@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -69,16 +68,6 @@ from store.subjects import KEY_FILE, Subject, SubjectKeys
 
 # what an objection, a restriction or its lift answers with (see ModelStore._withholding)
 _R = TypeVar("_R", _purposes.ObjectionReceipt, _purposes.RestrictionReceipt)
-
-
-@dataclass(frozen=True)
-class ErasureRead:
-    """What :meth:`ModelStore.read_erasures` read for :meth:`ModelStore.erase_now`: the
-    checked requests, their subjects' rows (by subject key, then dataset), when received."""
-
-    requests: list[erasure.Request]
-    found: dict[str, dict[str, DeletedRows]]
-    received: str
 
 
 class ModelStore:
@@ -915,15 +904,28 @@ class ModelStore:
             removed=removed,
         )
 
-    def read_erasures(
-        self, calls: Sequence[Mapping[str, Any]], *, channel: str = "python"
-    ) -> ErasureRead:
-        """The first half of :meth:`erase_now`: the requests checked and the subjects' rows
-        read, with nothing changed. It may run on another thread than ``erase_now`` (a server
-        reads there, its event loop free meanwhile), provided nothing else erases, appends or
-        trains in between (the server holds its lock across both) and no other read runs at
-        once (it has one reading connection). Raises :class:`store.journal.NotNow` where
-        ``erase_now`` would."""
+    def erase_now(
+        self,
+        calls: Sequence[Mapping[str, Any]],
+        *,
+        channel: str = "python",
+        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
+        after_forget: Callable[[], None] | None = None,
+        removed: list[dict[str, DeletedRows]] | None = None,
+    ) -> list[ErasureReceipt]:
+        """:meth:`erase_many` answered from memory: the subjects' rows read, the models
+        forgetting, the group made durable in the erasure journal (one ``fsync``), and the
+        receipts — the same as ``erase_many``'s, checks deferred — with no statement but the
+        read; :meth:`settle` records it later (see :mod:`store.journal`). Meant for the
+        thread that answers while another settles: it never uses the connection settling
+        uses.
+
+        Raises :class:`store.journal.NotNow`, before anything changed, where the recorded
+        path must answer: a subject with no rows (a repeat, or nothing held), one named twice
+        or erased by a group not yet recorded. The catalogue and the model states are read
+        first if a purge or a change dropped them (then nothing is left to record). A group
+        that leaves a version awaiting a retrain is recorded before the answer.
+        """
         if self._closed or self._read_only:
             raise _journal.NotNow("the store is closed or read-only")
         requests = self._requests(calls, channel)
@@ -940,38 +942,6 @@ class ModelStore:
         found = data.read_subjects(self._db.reader(), cat, [r.subject for r in requests])
         if any(k not in found for k in keys):
             raise _journal.NotNow("a subject without rows: a repeat, or nothing held")
-        return ErasureRead(requests, found, received)
-
-    def erase_now(
-        self,
-        calls: Sequence[Mapping[str, Any]],
-        *,
-        channel: str = "python",
-        before_forget: Callable[[Sequence[tuple[str, int]]], None] | None = None,
-        after_forget: Callable[[], None] | None = None,
-        removed: list[dict[str, DeletedRows]] | None = None,
-        read: ErasureRead | None = None,
-    ) -> list[ErasureReceipt]:
-        """:meth:`erase_many` answered from memory: the subjects' rows read (``read``, when
-        :meth:`read_erasures` read them already), the models forgetting, the group made
-        durable in the erasure journal (one ``fsync``), and the receipts — the same as
-        ``erase_many``'s, checks deferred — with no statement but the read; :meth:`settle`
-        records it later (see :mod:`store.journal`). Meant for the thread that answers while
-        another settles: it never uses the connection settling uses.
-
-        Raises :class:`store.journal.NotNow`, before anything changed, where the recorded
-        path must answer: a subject with no rows (a repeat, or nothing held), one named twice
-        or erased by a group not yet recorded. The catalogue and the model states are read
-        first if a purge or a change dropped them (then nothing is left to record). A group
-        that leaves a version awaiting a retrain is recorded before the answer.
-        """
-        if read is None:
-            read = self.read_erasures(calls, channel=channel)
-        elif self._closed or self._read_only:
-            raise _journal.NotNow("the store is closed or read-only")
-        elif any(self._journal.holds(r.subject.key) for r in read.requests):
-            raise _journal.NotNow("a subject erased by an unrecorded group since the read")
-        requests, found, received = read.requests, read.found, read.received
         planned = self._journal.planned()
         touched: list[tuple[str, int]] = []
         try:

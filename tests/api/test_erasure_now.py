@@ -165,48 +165,6 @@ def test_a_busy_lock_makes_the_round_wait_and_then_answer_from_memory(svc: Servi
     assert sizes == [2] and recorded == []  # one group, from memory
 
 
-def test_a_rounds_read_runs_off_the_loop_and_requests_meanwhile_make_the_next_round(
-    svc: Service,
-):
-    """The subjects' rows are read on a worker thread, the lock held: the loop answers
-    predictions meanwhile (with the revision that still serves), and the erasures that arrive
-    then wait for the next round, which starts when this one is done."""
-    sizes = _spy_groups(svc)
-    reading, release = threading.Event(), threading.Event()
-    threads: list[str] = []
-    real = svc.store.read_erasures
-
-    def slow_read(calls: Any, **kwargs: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        if len(threads) == 1:
-            reading.set()
-            assert release.wait(WAIT)  # (a read on the loop would hold the loop here)
-        return real(calls, **kwargs)
-
-    svc.store.read_erasures = slow_read  # type: ignore[method-assign]
-    before = svc.predict("risk", PROBE[:1])["revision"]
-
-    async def go() -> tuple[list[Any], dict[str, Any]]:
-        first = asyncio.ensure_future(svc.erase_async(VICTIM, "art17-1-b"))
-        while not reading.is_set():
-            await asyncio.sleep(0.005)
-        fresh = [dict.fromkeys(FEATURES, 0.7)]  # not cached
-        during = await asyncio.wait_for(svc.predict_async("risk", fresh), WAIT)
-        later = [asyncio.ensure_future(svc.erase_async(s, "art17-1-b")) for s in HOLDERS[:2]]
-        await asyncio.sleep(PAUSE)
-        assert not first.done() and not any(t.done() for t in later)
-        release.set()
-        return await asyncio.gather(first, *later), during
-
-    got, during = asyncio.run(go())
-    assert during["revision"] == before  # the erasure was not answered yet
-    assert [r["status"] for r in got] == ["erased"] * 3
-    assert sizes == [1, 2] and "MainThread" not in threads  # one round, then the next
-    risk = [{a["model"]: a["revision"] for a in r["models"]}["risk"] for r in got]
-    assert risk == [before + 1, before + 2, before + 3]
-    assert svc.predict("risk", PROBE)["revision"] == before + 3
-
-
 def test_a_group_that_cannot_be_made_durable_leaves_nothing(svc: Service):
     before = svc.predict("risk", PROBE)
     _, forgot = svc.store.serving("risk")
@@ -227,16 +185,15 @@ def test_a_group_that_cannot_be_made_durable_leaves_nothing(svc: Service):
 
 
 def _spy_groups(svc: Service) -> list[int]:
-    """The sizes of the groups the store was asked to answer from memory (each is read
-    first: on a worker thread for a round, inline for a request tried alone)."""
+    """The sizes of the groups the store was asked to answer from memory."""
     sizes: list[int] = []
-    real = svc.store.read_erasures
+    real = svc.store.erase_now
 
-    def read_erasures(calls: Any, **kwargs: Any) -> Any:
+    def erase_now(calls: Any, **kwargs: Any) -> Any:
         sizes.append(len(calls))
         return real(calls, **kwargs)
 
-    svc.store.read_erasures = read_erasures  # type: ignore[method-assign]
+    svc.store.erase_now = erase_now  # type: ignore[method-assign]
     return sizes
 
 
