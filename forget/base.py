@@ -69,6 +69,17 @@ class ForgetResult:
         return sum(p is Path.SLOW for p in self.paths)
 
 
+@dataclass(frozen=True)
+class RetrainResult:
+    """What one ``retrain_pending`` call did: the parts that a deletion left pending and that
+    it trained again (``shards``: a sharded model's shards, a forest's trees), the rows they
+    trained on, and the seconds it took."""
+
+    shards: int
+    rows: int
+    seconds: float
+
+
 @runtime_checkable
 class Unlearnable(Protocol):
     """The protocol every model in forget follows (scikit-learn estimator plus ``forget``)."""

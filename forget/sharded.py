@@ -71,7 +71,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from forget import _persist
 from forget._rows import as_row_ids, requested_row_ids
-from forget.base import ForgetResult, Guarantee, Path
+from forget.base import ForgetResult, Guarantee, Path, RetrainResult
 from forget.errors import (
     ArtifactError,
     EmptyModelError,
@@ -89,15 +89,6 @@ _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 class PendingRetrainError(ForgetError, RuntimeError):
     """Every constituent is pending retrain after a deletion: call ``retrain_pending()``."""
-
-
-@dataclass(frozen=True)
-class RetrainResult:
-    """What one :meth:`Sharded.retrain_pending` call did."""
-
-    shards: int
-    rows: int
-    seconds: float
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -55,6 +55,8 @@ def rehearse(model: Any) -> None:
         twin.compact()
     twin.forget([n // 4])
     _refresh(twin)
+    if hasattr(twin, "retrain_pending"):  # deferred work (SISA's shards, a forest's rebuilds)
+        twin.retrain_pending()
 
 
 def _refresh(model: Any) -> None:

@@ -35,6 +35,11 @@ OK = 0
 NEED_NODES = 1
 NEED_POOL = 2
 NEED_STACK = 3
+NEED_DEFER = 4
+
+# Set in a node's ``hedge`` field (a count of variant edges, far below it) while the rebuild of
+# its subtree is deferred (``forget.hedgecut._forget``): clearing a freed node clears it too.
+STALE = 1 << 30
 
 # what forget did to a tree (``CompiledTrees.touched``): nothing, its leaves' counts only, or
 # its active structure too

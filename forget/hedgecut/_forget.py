@@ -8,6 +8,16 @@ thousands of rows. A kept subtree is what a build on the remaining rows gives th
 deletion re-checks its decisions as it does the active ones'); the canonical form (``_canon``)
 drops the variants a fit would not build, so artifacts and compacted models still equal a
 refit's. At most one such subtree is kept per node (older ones are freed).
+
+Deferred rebuilds (``defer`` > 0): a rebuild of a subtree holding ``defer`` live rows or more
+is not done by the deletion that calls for it. Its node is marked ``STALE`` (in its ``hedge``
+field) and listed in ``deferred``; later deletions decrement the node's class counts and go no
+further down (its subtree is to be rebuilt from its rows, whatever they are by then), and
+:func:`rebuild_deferred` rebuilds it later, as the deletion would have, from the rows it holds
+then: the same subtree a fit on them builds. A tree holding a stale node is *pending*
+(:func:`pending_trees`); every other tree is, already, the tree a fit on the remaining rows
+builds. A stale node freed meanwhile (an ancestor rebuilt or made a leaf) loses the mark with
+the rest of its record, and its entry is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from forget.hedgecut._common import (
     M_NPENDING,
     M_POOL,
     M_TAIL,
+    NEED_DEFER,
     NEED_NODES,
     NEED_POOL,
     OK,
@@ -34,6 +45,7 @@ from forget.hedgecut._common import (
     P_SEED,
     RESHAPED,
     SLACK_MIN_N,
+    STALE,
     grown,
     in_tree,
     noalloc,
@@ -152,7 +164,7 @@ def _keep_beside(S, v, alive, rows, meta, free, k, b):
 @njit(cache=True)
 def forget_rows(
     S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount,
-    touched, leaf_log, leaf_n,
+    touched, leaf_log, leaf_n, defer, deferred, dn,
 ):  # fmt: skip
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
@@ -169,10 +181,15 @@ def forget_rows(
     entries in all: a compiled form rewrites those leaves alone. A full log marks the tree
     ``RESHAPED`` instead. Status NEED_POOL asks for ``need`` more pool entries (a subtree
     built beside a kept one takes a range of its own).
+
+    With ``defer`` > 0, a rebuild of ``defer`` live rows or more is deferred instead (see the
+    module docstring): its node is appended to ``deferred`` (``dn[0]`` entries), and counted
+    in ``counts[3]``; status NEED_DEFER asks for a longer ``deferred``.
     """
     rebuilds = counts[0]
     rebuilt_rows = counts[1]
     switches = counts[2]
+    deferrals = counts[3]
     ncls, ncand, feat, thr, left, child, active, slack = S[:8]
     parent, link, depth, hedge, path, start, stop = S[8:]
     k = prm[P_K]
@@ -184,6 +201,17 @@ def forget_rows(
         # finish the rebuilds of the previous row (also when resuming after growth)
         while meta[M_NPENDING] > 0:
             e = pending[meta[M_NPENDING] - 1]
+            v = -e - 1 if e < 0 else e
+            if defer > 0 and _node_n(ncls, v)[0] >= defer:
+                if dn[0] >= deferred.shape[0]:
+                    return NEED_DEFER, i, dn[0] + 1
+                hedge[v] += STALE  # rebuilt whole later (a subtree kept beside goes too)
+                slack[v] = 0
+                deferred[dn[0]] = v
+                dn[0] += 1
+                meta[M_NPENDING] -= 1
+                deferrals[i - 1] += 1
+                continue
             if e < 0:  # a switch to a candidate without a subtree, the old one kept beside
                 v = -e - 1
                 rnd = depth[v] < prm[P_RANDOM_DEPTH]
@@ -226,6 +254,9 @@ def forget_rows(
                 v = stack[sp]
                 ncls[v, cls] -= 1
                 if ncand[v] <= 0:
+                    continue
+                if hedge[v] >= STALE:  # its rebuild, deferred, reads the rows it holds then
+                    touched[t] = RESHAPED
                     continue
                 a = active[v]
                 if a >= 0:  # the child this row goes to next: its record loads meanwhile
@@ -297,3 +328,55 @@ def forget_rows(
         X[r, :] = 0.0
         y[r] = 0
         i += 1
+
+
+@njit(cache=True, nogil=True)
+def rebuild_deferred(S, X, y, alive, rows, meta, free, prm, bounds, deferred, i0, counts):
+    """Rebuild the subtrees of the stale nodes ``deferred[i0:]`` (ancestors first: a node an
+    ancestor's rebuild freed is no longer stale and is skipped), each from the live rows it
+    holds, as ``forget_rows`` would have. Returns (status, next_i, need): OK, or NEED_NODES
+    with ``need`` nodes wanted for the call that resumes at ``next_i``. ``counts`` gets
+    (subtrees rebuilt, rows they held).
+
+    Touches no node of a tree without a stale node (they are neither read nor written; new
+    nodes come from the free list, whose nodes no tree holds, or from the unused tail), so
+    predictions over the other trees may run meanwhile.
+    """
+    hedge = S[11]
+    work = scratch(prm, bounds)
+    for i in range(i0, deferred.shape[0]):
+        v = deferred[i]
+        if hedge[v] < STALE:
+            continue
+        hedge[v] -= STALE
+        got = _clear_subtree(S, v, alive, rows, meta, free)
+        if got < 0:
+            hedge[v] += STALE
+            return NEED_NODES, i, -got
+        work = rebuild(S, v, X, y, rows, meta, free, prm, bounds, work)
+        counts[0] += 1
+        counts[1] += got
+    return OK, deferred.shape[0], 0
+
+
+@njit(cache=True)
+def pending_trees(deferred, hedge, parent, depth, roots, pending):
+    """Set ``pending[t]`` for each tree holding a stale node of ``deferred``; returns those
+    entries still stale (freed ones dropped), ancestors first."""
+    keep = np.empty(deferred.shape[0], dtype=np.int64)
+    n = 0
+    for i in range(deferred.shape[0]):
+        v = deferred[i]
+        if hedge[v] < STALE:
+            continue
+        keep[n] = v
+        n += 1
+        u = v
+        while parent[u] >= 0:
+            u = parent[u]
+        for t in range(roots.shape[0]):
+            if roots[t] == u:
+                pending[t] = True
+                break
+    out = keep[:n]
+    return out[np.argsort(depth[out], kind="mergesort")]

@@ -33,6 +33,7 @@ stop    int64[M]      ``alive`` filters them)
 
 A freed node (``ncand`` -1) is cleared to what a never-used one holds. ``meta`` holds
 counters: nodes used, free-list length, pool used, pending rebuilds, classes emptied by forget.
+A node whose rebuild ``forget`` deferred carries ``STALE`` in its ``hedge`` field (``_forget``).
 ``_canon`` turns the arrays into the canonical form that ``to_bytes`` writes.
 ``prm`` holds the integer parameters (see the ``P_*`` indices below).
 
@@ -50,6 +51,7 @@ from forget.hedgecut._common import (
     M_POOL,
     M_TAIL,
     N_META,
+    NEED_DEFER,
     NEED_NODES,
     NEED_POOL,
     OK,
@@ -59,10 +61,11 @@ from forget.hedgecut._common import (
     P_MAX_VARIANTS,
     P_N,
     P_SAMPLE,
+    RESHAPED,
     root_path,
     tree_rows,
 )
-from forget.hedgecut._forget import forget_rows
+from forget.hedgecut._forget import forget_rows, pending_trees, rebuild_deferred
 from forget.hedgecut._predict import (
     active_structure,
     active_structure_order,
@@ -77,6 +80,7 @@ __all__ = [
     "M_TAIL",
     "NEED_NODES",
     "NEED_POOL",
+    "NEED_DEFER",
     "N_META",
     "OK",
     "P_BUDGET",
@@ -85,15 +89,18 @@ __all__ = [
     "P_MAX_VARIANTS",
     "P_N",
     "P_SAMPLE",
+    "RESHAPED",
     "active_structure",
     "active_structure_order",
     "build",
     "fix_hedges",
     "forget_rows",
     "layout",
+    "pending_trees",
     "preorder",
     "predict_proba_parallel",
     "predict_proba_serial",
+    "rebuild_deferred",
     "root_path",
     "tree_rows",
 ]

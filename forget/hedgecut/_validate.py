@@ -70,6 +70,11 @@ def check_params(est: Any, d: int) -> int:
         value = getattr(est, name)
         if not isinstance(value, int | np.integer) or value < 0:
             raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    defer = est.defer_rows
+    if defer is not None and (
+        isinstance(defer, bool) or not isinstance(defer, int | np.integer) or defer < 1
+    ):
+        raise ValueError(f"defer_rows must be None or a positive int, got {defer!r}")
     mf = est.max_features
     if mf == "sqrt":
         k = round(math.sqrt(d))

@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from forget import _persist
 from forget._rows import RowIndex, as_row_ids
-from forget.base import ForgetResult, Guarantee, Path
+from forget.base import ForgetResult, Guarantee, Path, RetrainResult
 from forget.hedgecut import _kernels as K
 from forget.hedgecut._compiled import CompiledTrees
 from forget.hedgecut._nodes import NODE_FIELDS, alloc_nodes, canonical_forest, grow_nodes
@@ -65,6 +65,11 @@ class ForestInputs:
 REFIT_SHARE = 16
 
 
+# Entries the list of deferred rebuilds starts with (``defer_rows``); forget doubles it as
+# needed (rarely: a stale node blocks the rebuilds below it).
+DEFERRED = 64
+
+
 def _room(nodes: int, n: int) -> int:
     """Node records to allocate for a forest of ``nodes`` nodes over ``n`` rows: room for a
     rebuild of a whole tree (2n), and for the forest to double. Deletions that flip a hedged
@@ -73,6 +78,17 @@ def _room(nodes: int, n: int) -> int:
     room is untouched memory until a node takes it (:func:`alloc_nodes`); growing later copies
     the forest while a deletion and the predictions behind it wait."""
     return 2 * nodes + 2 * n + 64
+
+
+def _with_room(pool: np.ndarray) -> np.ndarray:
+    """The forest's row pool with as much room again after it, for the subtrees that deletions
+    build beside the ones they supersede (each takes a range of its node's live rows). The room
+    is zeros no one touches until a subtree takes it (the system maps them then, as the node
+    arrays' room): no byte of an earlier array. Growing the pool later copies it while a
+    deletion waits (at 1M rows: ~110 ms, on the first such subtree)."""
+    out = np.zeros(2 * pool.size + 1024, np.int32)
+    out[: pool.size] = pool
+    return out
 
 
 def fit_tree(inputs: ForestInputs, t: int) -> Tree:
@@ -168,7 +184,11 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     decremented along their paths, nodes keep their allocation order and the variants hedged
     at fit (rebuilt subtrees have none), and ``budget_``, ``n_forgotten_`` and the row count
     in the kernels' parameters are the fit's. ``compact()`` replaces all of that by the
-    canonical form (what a refit keeps); so does reloading the artifact. Beside the node
+    canonical form (what a refit keeps); so does reloading the artifact. With ``defer_rows``,
+    until :meth:`retrain_pending` a pending tree's subtree under a node whose rebuild was
+    deferred still holds what the forgotten rows left there (cut-offs chosen with them, their
+    counts below that node): no prediction reads it, and ``to_bytes``, ``compact`` and
+    ``tree_structures`` rebuild it first. Beside the node
     arrays, ``predict_proba`` keeps the active trees compiled for scoring (derived from
     ``tree_structures``, never written to the artifact; see ``forget.hedgecut._compiled``).
 
@@ -208,6 +228,16 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         (DaRE's random levels): large nodes then almost never change on deletion.
     max_samples : share of the rows each tree trains on, chosen by a hash of (seed, tree, row
         id), so a deletion touches only that share of the trees (as DynFrs).
+    defer_rows : ``None`` (every deletion leaves the forest exact at once), or a row count: a
+        deletion that calls for rebuilding a subtree of at least this many live rows defers
+        that rebuild and returns; the tree is then *pending* (``pending_``) until
+        :meth:`retrain_pending` rebuilds it. Predictions average the other trees
+        (``served_``), each the very tree a fit on the remaining rows builds: no pending
+        tree's state is scored. ``retrain_pending`` may run beside predictions (a server runs
+        it in the background), not beside ``forget``; ``to_bytes``, ``compact`` and
+        ``tree_structures`` run it first, and ``forget`` does when more than half the trees
+        would be pending. Bounds the rows one deletion rebuilds, which otherwise grow with the
+        data (at 1M rows the slowest deletions rebuild ~100,000).
     n_jobs : threads for ``fit`` and large ``predict`` calls (``None``: 1, ``-1``: all cores);
         :func:`tree_fitter` can hand the trees of ``fit`` to another fitter (e.g. Ray).
     random_state : int seed in ``[0, 2**63)`` (``None`` draws one, kept as ``seed_``); others
@@ -236,6 +266,13 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     guarantee = Guarantee.EXACT
 
+    # deferred rebuilds (``defer_rows``): the stale nodes, ``_dn[0]`` of them (ancestors first
+    # once noted), the trees holding them, and the roots predictions walk meanwhile (None: all)
+    _deferred: np.ndarray
+    _dn: np.ndarray
+    _pending_trees: np.ndarray
+    _served: np.ndarray | None
+
     def __init__(
         self,
         n_estimators: int = 100,
@@ -250,6 +287,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         max_hedge_depth: int = 1,
         random_depth: int = 0,
         max_samples: float = 0.1,
+        defer_rows: int | None = None,
         n_jobs: int | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -265,6 +303,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self.max_hedge_depth = max_hedge_depth
         self.random_depth = random_depth
         self.max_samples = max_samples
+        self.defer_rows = defer_rows
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -364,11 +403,12 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             pool_off += pool_used
         self._S = S
         self._roots = roots
-        self._pool = np.concatenate(rows_parts)
+        self._pool = _with_room(np.concatenate(rows_parts))
         self._meta = np.array([off, 0, pool_off, 0, 0], dtype=np.int64)
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
         self._compiled = CompiledTrees(len(trees))
+        self._no_deferred()
 
     # ------------------------------------------------------------------ forget
 
@@ -390,6 +430,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         A big share of the live rows at once (``1 / REFIT_SHARE`` or more: bulk erasures,
         retention) is forgotten by fitting again on the rest, which is then cheaper: the same
         model, in its canonical form (what ``compact`` would make of it; ``budget_`` anew).
+
+        With ``defer_rows``, rebuilds of that many rows or more are left to
+        :meth:`retrain_pending` (``needs_retrain`` is then set, and ``pending_`` names the
+        trees that wait: until then predictions average the others).
 
         Raises (changing nothing) on unknown, repeated or already forgotten ids, and when the
         request would leave no training rows. Not to be run beside a ``predict_proba`` of the
@@ -416,20 +460,25 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
                     "refit": 1,
                 },
             )
-        counts = np.zeros((3, m), np.int64)  # per row: subtrees rebuilt, rows they held, switches
+        # per row: subtrees rebuilt, rows they held, variant switches, rebuilds deferred
+        counts = np.zeros((4, m), np.int64)
         compiled = self._compiled
         compiled.stale = True  # first: whatever happens below, the next prediction re-checks
+        defer = int(self.defer_rows or 0)
         i = 0
         while True:
             status, i, need = K.forget_rows(
                 self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
                 self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
                 counts, self._ccount, compiled.touched, compiled.leaf_log, compiled.leaf_n,
+                defer, self._deferred, self._dn,
             )  # fmt: skip
             if status == K.OK:
                 break
             if status == K.NEED_POOL:  # a subtree built beside the one it supersedes
                 self._grow_pool(int(need))
+            elif status == K.NEED_DEFER:
+                self._deferred = np.concatenate([self._deferred, np.zeros_like(self._deferred)])
             else:
                 self._grow(int(need))
         if not compiled.built:  # nothing to bring up to date: the marks and leaves go at once
@@ -438,19 +487,99 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self.n_forgotten_ += m
         if self._meta[K.M_EMPTIED]:
             self._drop_empty_classes()
-        rebuilt, rows, switches = counts.tolist()
+        if self._dn[0]:
+            self._note_pending()
+            if 2 * self._pending_trees.size > self._roots.size:  # too few trees left to serve
+                self.retrain_pending()
+        rebuilt, rows, switches, deferred = counts.tolist()
         return ForgetResult(
             gone,
             Guarantee.EXACT,
-            tuple([_PATHS[r > 0] for r in rebuilt]),
+            tuple([_PATHS[r + d > 0] for r, d in zip(rebuilt, deferred, strict=True)]),
             time.perf_counter() - t0,
+            needs_retrain=bool(self._pending_trees.size),
             details={
                 "subtrees_rebuilt": sum(rebuilt),
                 "rows_rebuilt": sum(rows),
                 "variant_switches": sum(switches),
                 "budget_left": max(0, self.budget_ - self.n_forgotten_),
+                "subtrees_deferred": sum(deferred),
+                "trees_pending": int(self._pending_trees.size),
             },
         )
+
+    # ------------------------------------------------------------------ deferred rebuilds
+
+    @property
+    def pending_(self) -> tuple[int, ...]:
+        """The trees whose rebuild ``forget`` deferred (``defer_rows``): left out of
+        predictions until :meth:`retrain_pending`."""
+        self._require_fitted()
+        return tuple(self._pending_trees.tolist())
+
+    @property
+    def served_(self) -> tuple[int, ...]:
+        """The trees predictions average: all but ``pending_``."""
+        self._require_fitted()
+        return tuple(np.setdiff1d(np.arange(self._roots.size), self._pending_trees).tolist())
+
+    def retrain_pending(self) -> RetrainResult:
+        """Do the subtree rebuilds ``forget`` deferred (``defer_rows``), each from the rows its
+        node holds now: then every tree is the tree a fit on the remaining rows builds, and
+        predictions average all of them again. The result counts the trees (``shards``) and
+        the rows rebuilt.
+
+        May run beside ``predict_proba`` on other threads (they score the served trees, which
+        it neither reads nor writes; its kernel releases the GIL), not beside ``forget``,
+        ``compact`` or ``fit`` of the same model.
+        """
+        self._require_fitted()
+        t0 = time.perf_counter()
+        trees = self._pending_trees
+        counts = np.zeros(2, np.int64)
+        if not trees.size:
+            if self.defer_rows is not None:  # the kernels loaded, nothing done: a server's
+                self._note_pending()  # first deferral must not load them (~10 ms)
+                self._rebuild(np.zeros(0, np.int64), counts)
+            return RetrainResult(0, 0, 0.0)
+        self._rebuild(self._deferred[: int(self._dn[0])].copy(), counts)  # ancestors first
+        compiled = self._compiled
+        compiled.touched[trees] = K.RESHAPED
+        compiled.stale = True
+        if not compiled.built:
+            compiled.settled()
+        self._no_deferred()  # last: predictions score every tree from here on
+        return RetrainResult(int(trees.size), int(counts[1]), time.perf_counter() - t0)
+
+    def _rebuild(self, todo: np.ndarray, counts: np.ndarray) -> None:
+        """Rebuild the subtrees of the stale nodes ``todo``, growing the node arrays as asked."""
+        i = 0
+        while True:
+            status, i, need = K.rebuild_deferred(
+                self._S, self._X, self._y, self._rows.alive, self._pool, self._meta, self._free,
+                self._prm, self.feature_bounds_, todo, i, counts,
+            )  # fmt: skip
+            if status == K.OK:
+                break
+            self._grow(int(need))
+
+    def _note_pending(self) -> None:
+        """Drop the entries of freed nodes from the deferred list, order it ancestors first,
+        and note the trees that hold a stale node (those predictions leave out)."""
+        S = self._S
+        flags = np.zeros(self._roots.size, np.bool_)
+        live = K.pending_trees(self._deferred[: int(self._dn[0])], S[11], S[8], S[10],
+                               self._roots, flags)  # fmt: skip
+        self._deferred[: live.size] = live
+        self._dn[0] = live.size
+        self._pending_trees = np.flatnonzero(flags)
+        self._served = self._roots[~flags] if live.size else None
+
+    def _no_deferred(self) -> None:
+        self._deferred = np.zeros(DEFERRED, np.int64)
+        self._dn = np.zeros(1, np.int64)
+        self._pending_trees = np.zeros(0, np.int64)
+        self._served = None
 
     def _refit_without(self, pos: np.ndarray) -> None:
         """Forget the rows at ``pos`` by fitting again on the rest (same parameters, seed and
@@ -533,7 +662,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         (NaN, infinite, or beyond its range), naming their column.
         """
         self._require_fitted()
-        return self._compiled.proba(self, features(self, X))
+        Xf = features(self, X)
+        if self._served is not None:  # trees wait for a deferred rebuild: walk the others
+            return self._walk(Xf)
+        return self._compiled.proba(self, Xf)
 
     def refresh_compiled(self) -> None:
         """Recompile now the trees ``forget`` changed, when the compiled form was built (else
@@ -541,7 +673,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         ``predict_proba`` on other threads (they walk the node arrays or wait for it), not
         beside ``forget`` or ``compact``."""
         self._require_fitted()
-        self._compiled.refresh(self)
+        if self._served is None:  # (while trees wait, predictions walk the others)
+            self._compiled.refresh(self)
 
     def _node_proba(self, X: ArrayLike) -> np.ndarray:
         """``predict_proba`` by walking the node arrays themselves: the reference the compiled
@@ -550,9 +683,11 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         return self._walk(features(self, X))
 
     def _walk(self, Xf: np.ndarray) -> np.ndarray:
-        """Class probabilities of float32 rows, walking the node arrays."""
+        """Class probabilities of float32 rows, walking the node arrays (of the served trees:
+        all but ``pending_``)."""
+        roots = self._served
         S = self._S
-        args = (Xf, self._roots, S[0], S[6], S[2], S[3], S[5])
+        args = (Xf, self._roots if roots is None else roots, S[0], S[6], S[2], S[3], S[5])
         if Xf.shape[0] < _SMALL_BATCH or self._threads() == 1:
             return K.predict_proba_serial(*args)
         return K.predict_proba_parallel(*args)
@@ -565,8 +700,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     def tree_structures(self) -> list[np.ndarray]:
         """The active structure of every tree, in preorder: one row per node,
-        ``(feature, cut-off, 0...)`` for a split and ``(-1, 0, class counts...)`` for a leaf."""
+        ``(feature, cut-off, 0...)`` for a split and ``(-1, 0, class counts...)`` for a leaf.
+        Deferred rebuilds (``pending_``) are done first."""
         self._require_fitted()
+        self.retrain_pending()
         return [self._tree_structure(t) for t in range(self._roots.size)]
 
     def _tree_structure(self, t: int) -> np.ndarray:
@@ -585,7 +722,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._require_fitted()
         tail = int(self._meta[K.M_TAIL])
         nodes = [a[:tail] for a in (*self._S, self._free)]
-        arrays = [*nodes, self._pool, self._X, self._y, self._rows.ids]
+        pool = self._pool[: int(self._meta[K.M_POOL])]
+        arrays = [*nodes, pool, self._X, self._y, self._rows.ids]
         return int(sum(a.nbytes for a in arrays))
 
     # ------------------------------------------------------------------ persistence
@@ -623,7 +761,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _canonical(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The artifact's arrays and state: only live rows, nodes in the canonical form."""
+        """The artifact's arrays and state: only live rows, nodes in the canonical form
+        (deferred rebuilds done first)."""
+        self.retrain_pending()
         live = self._rows.live()
         n = live.size
         newpos = np.full(self._X.shape[0], -1, dtype=np.int64)
@@ -690,8 +830,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
             dst[:used] = a[f"node_{name}"]
         self._S = S
         self._roots = a["roots"].astype(np.int64)
-        self._pool = a["pool"].astype(np.int32)
+        self._pool = _with_room(a["pool"].astype(np.int32))
         self._meta = a["meta"].astype(np.int64).copy()
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
         self._compiled = CompiledTrees(self._roots.size)
+        self._no_deferred()

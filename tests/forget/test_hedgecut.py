@@ -96,6 +96,94 @@ def test_forget_equals_refit_on_remaining_rows(refit_share, problem):
     assert model.n_rows_ == int((~gone).sum())
 
 
+def served_walk(refit: HedgeCutClassifier, trees, X) -> np.ndarray:
+    """The mean over ``trees`` of the refit's trees: what a forest with the others pending
+    must predict."""
+    S = refit._S
+    roots = refit._roots[np.asarray(trees, dtype=np.int64)]
+    Xf = np.asarray(X, dtype=np.float32)
+    return forest.K.predict_proba_serial(Xf, roots, S[0], S[6], S[2], S[3], S[5])
+
+
+def assert_serves_the_refits_other_trees(model, refit, X) -> None:
+    pending, served = model.pending_, model.served_
+    assert sorted(pending + served) == list(range(model.n_estimators))
+    for t in served:  # every served tree is, already, the refit's tree
+        np.testing.assert_array_equal(model._tree_structure(t), refit._tree_structure(t))
+    np.testing.assert_array_equal(model.predict_proba(X), served_walk(refit, served, X))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(), st.sampled_from([1, 2, 4, 12]), st.data())
+def test_deferred_rebuilds_serve_the_refits_other_trees_then_equal_a_refit(problem, defer, data):
+    """With ``defer_rows``, a deletion that calls for a rebuild of that many rows leaves its
+    tree pending: predictions are the mean over the other trees, each the tree a fit on the
+    remaining rows builds; ``retrain_pending`` (at random points) makes the forest the refit,
+    artifact included."""
+    X, y, ids, batches, params = problem
+    model = HedgeCutClassifier(**params, defer_rows=defer).fit(X, y, row_ids=ids)
+    gone = np.zeros(len(y), dtype=bool)
+    for batch in batches:
+        with mock.patch.object(forest, "REFIT_SHARE", 0):
+            result = model.forget(ids[batch].tolist())
+        gone[batch] = True
+        keep = ~gone
+        refit = refit_like(model, X[keep], y[keep], ids[keep])
+        assert result.needs_retrain == bool(model.pending_)
+        assert 2 * len(model.pending_) <= model.n_estimators
+        event(f"pending after forget: {bool(model.pending_)}")
+        assert_serves_the_refits_other_trees(model, refit, X)
+        if data.draw(st.booleans(), label="retrain now"):
+            trees = len(model.pending_)
+            assert model.retrain_pending().shards == trees
+            assert model.pending_ == ()
+            assert_same_forest(model, refit, X)
+    keep = ~gone
+    refit = refit_like(model, X[keep], y[keep], ids[keep]).set_params(feature_bounds=None)
+    assert model.to_bytes() == refit.to_bytes()  # the deferred rebuilds done first
+    assert model.pending_ == ()
+    assert_same_forest(model, refit, X)
+
+
+def test_deferred_big_rebuilds_bound_the_rows_a_deletion_rebuilds():
+    # noise features: the top decisions are near ties that deletions flip; rebuilds of 256
+    # rows or more wait for retrain_pending, which leaves the forest equal to a refit
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 6))
+    y = (rng.random(3000) < 0.5).astype(int)
+    bounds = np.array([[-4.0, 4.0]] * 6)  # declared: a refit has the very same parameters
+    m = HedgeCutClassifier(
+        n_estimators=8, random_state=5, max_samples=1.0, feature_bounds=bounds, defer_rows=256
+    ).fit(X, y)
+    victims = rng.permutation(3000)[:80]
+    details, longest = [], 0
+    with mock.patch.object(forest, "DEFERRED", 1):  # the list of deferred rebuilds grows
+        m._no_deferred()  # a fresh list, of one entry
+        for v in victims:
+            details.append(m.forget([int(v)]).details)
+            longest = max(longest, m._deferred.size)
+            if len(m.pending_) >= 3:
+                m.retrain_pending()
+    # each subtree a deletion rebuilt held fewer than 256 rows (the rest waited)
+    assert all(d["rows_rebuilt"] < 256 * max(1, d["subtrees_rebuilt"]) for d in details)
+    assert sum(d["subtrees_deferred"] for d in details) > 0
+    assert longest > 1
+    keep = np.setdiff1d(np.arange(3000), victims)
+    refit = refit_like(m, X[keep], y[keep], keep)
+    if m.pending_:
+        assert_serves_the_refits_other_trees(m, refit, X)
+    m.compact()  # the deferred rebuilds first, then the canonical form
+    assert m.pending_ == ()
+    assert_same_forest(m, refit, X)
+    assert m.to_bytes() == refit.to_bytes()
+
+
+@pytest.mark.parametrize("defer", [0, -3, 2.5, True, "100"])
+def test_defer_rows_must_be_a_positive_int(defer):
+    with pytest.raises(ValueError, match="defer_rows must be None or a positive int"):
+        HedgeCutClassifier(defer_rows=defer).fit([[0.0], [1.0]], [0, 1])
+
+
 def test_deletions_that_empty_leaves_and_whole_classes():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 3))
@@ -223,6 +311,12 @@ def test_room_for_nodes_costs_no_memory_until_a_node_takes_it():
     S = alloc_nodes(2_000_000, 8, 2)  # 64 int32 a record: 512 MB of room
     assert S[5].shape == (2_000_000, 8, 2)
     assert resident_mb() - before < 40
+    # nor does the row pool's room for subtrees built beside: only the rows in use
+    rows = np.arange(10_000_000, dtype=np.int32)  # 40 MB in use
+    before = resident_mb()
+    pool = forest._with_room(rows)
+    assert pool.size > 20_000_000  # 40 MB more of room
+    assert resident_mb() - before < 60
 
 
 def test_nbytes_counts_the_node_records_in_use_not_the_room_after_them():
