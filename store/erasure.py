@@ -54,6 +54,7 @@ from store.registry import (
     ForgetOutcome,
     Registry,
     ShardRetrain,
+    parts_of,
 )
 from store.subjects import Subject
 
@@ -536,7 +537,7 @@ def _evidence(
     if estimator is None or outcome.action == PENDING:
         return {"method": "none", "reason": outcome.reason or "model not in memory"}
     if outcome.shards:  # a sharded model serving without them: checked once they are back
-        dropped = {"shards_dropped": list(outcome.shards)}
+        dropped = {"shards_dropped": list(outcome.shards), "parts": parts_of(estimator)}
         if not policy.sampled:
             return {"method": "none", "reason": policy.reason()} | dropped
         return evidence.scheduled() | dropped | {"note": evidence.AFTER_SHARDS}

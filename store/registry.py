@@ -89,6 +89,7 @@ __all__ = [
     "Retrain",
     "Revision",
     "ShardRetrain",
+    "parts_of",
 ]
 
 _VERSION_COLUMNS = (
@@ -170,6 +171,20 @@ def dropped_shards(estimator: Any) -> tuple[int, ...]:
         return ()
     pending = tuple(getattr(estimator, "pending_", ()))
     return pending if pending and getattr(estimator, "served_", ()) else ()
+
+
+def parts_of(estimator: Any) -> str:
+    """What the parts a model leaves out until retrained are: a forest deferring rebuilds
+    (``defer_rows``) leaves out ``trees``, a sharded model ``shards``."""
+    return "trees" if hasattr(estimator, "defer_rows") else "shards"
+
+
+def _defers(estimator: Any) -> bool:
+    """Whether the model's ``forget`` may leave parts of it to retrain later (a sharded model
+    retraining in the background, a forest deferring big rebuilds: ``defer_rows``)."""
+    if not callable(getattr(estimator, "retrain_pending", None)):
+        return False
+    return getattr(estimator, "defer_rows", True) is not None
 
 
 class Registry:
@@ -641,13 +656,13 @@ class Registry:
             return ForgetOutcome(PENDING, str(est.guarantee), None, f"{type(exc).__name__}: {exc}")
         live.revision = op.revision
         shards = dropped_shards(est) if result.needs_retrain else ()
-        if shards:  # SISA: served without the shards the rows were in until retrain_shards
-            names = ", ".join(map(str, shards))
+        if shards:  # SISA (or a forest's deferred rebuilds): served without them until
+            names = ", ".join(map(str, shards))  # retrain_shards
             return ForgetOutcome(
                 EXACT,
                 str(result.guarantee),
                 result.seconds,
-                f"shards {names} dropped: served without them until they are retrained",
+                f"{parts_of(est)} {names} dropped: served without them until they are retrained",
                 shards,
             )
         if result.needs_retrain:
@@ -685,8 +700,8 @@ class Registry:
         if live is None:
             return None
         est = live.estimator
-        if est.guarantee is not Guarantee.EXACT or callable(getattr(est, "retrain_pending", None)):
-            return None  # approximate (a bound per call) or sharded (shards dropped per call)
+        if est.guarantee is not Guarantee.EXACT or _defers(est):
+            return None  # approximate (a bound per call), or parts dropped per call
         rows = [r for op in ops for r in op.row_ids]
         try:
             result: ForgetResult = est.forget(rows)
@@ -933,6 +948,7 @@ class Registry:
             doc = {
                 "method": "retrain_shards",
                 "shards": list(shards),
+                "parts": parts_of(model),
                 "training_rows": rows,
                 "requests": list(waiting),
                 "retrained_at": at,

@@ -209,15 +209,23 @@ def _in_words(
     return {"evidence_state": state, "evidence_text": text}
 
 
-def _listing(shards: object) -> str:
-    """``[3, 7]`` as ``shards 3 and 7``."""
+def _listing(shards: object, parts: object = "shards") -> str:
+    """``[3, 7]`` as ``shards 3 and 7`` (``parts``: ``trees`` for a forest's trees)."""
     names = [str(s) for s in shards] if isinstance(shards, list | tuple) else [str(shards)]
-    word = "shard" if len(names) == 1 else "shards"
+    word = "tree" if parts == "trees" else "shard"
+    word += "" if len(names) == 1 else "s"
     return f"{word} {', '.join(names[:-1]) + ' and ' if len(names) > 1 else ''}{names[-1]}"
 
 
 def _action_text(action: str, ev: Mapping[str, Any]) -> str:
-    """What a model action did, in words; a sharded model's forget names the shards."""
+    """What a model action did, in words; a sharded model's forget names the shards, a
+    forest's that deferred rebuilds its trees."""
+    if action == "exact_unlearning" and ev.get("shards_dropped") and ev.get("parts") == "trees":
+        return (
+            f"forgot the rows exactly, leaving out {_listing(ev['shards_dropped'], 'trees')} "
+            "whose subtree rebuilds it deferred; served without them (every tree it still "
+            "uses is that of a retrain without the rows) until they are rebuilt"
+        )
     if action == "exact_unlearning" and ev.get("shards_dropped"):
         return (
             f"forgot the rows exactly at once by dropping {_listing(ev['shards_dropped'])}, "
@@ -240,9 +248,15 @@ def _shards(action: str, ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _evidence_words(action: str, revision: int, ev: Mapping[str, Any]) -> tuple[str, str]:
+    if action == "retrain_shards" and ev.get("parts") == "trees":
+        return "retrained", (
+            f"{_listing(ev.get('shards') or [], 'trees')} rebuilt where their subtrees' "
+            f"rebuilds were deferred, from the {ev.get('training_rows')} remaining rows those "
+            f"held, at {ev.get('retrained_at')} (revision {revision}): exact by construction"
+        )
     if action == "retrain_shards":
         return "retrained", (
-            f"{_listing(ev.get('shards') or [])} retrained from scratch on their "
+            f"{_listing(ev.get('shards') or [], ev.get('parts'))} retrained from scratch on their "
             f"{ev.get('training_rows')} remaining training rows at {ev.get('retrained_at')} "
             f"(revision {revision}): exact by construction"
         )
