@@ -6,6 +6,7 @@ Usage::
     python -m bench.forest_scale --sizes 10000 100000     # the sizes to run
     python -m bench.forest_scale --quick                  # 10k rows, 10 trees, 20 deletions (CI)
     python -m bench.forest_scale --curve                  # accuracy vs deletion latency, 100k
+    python -m bench.forest_scale --defer 256 1024         # also HedgeCut deferring big rebuilds
 
 Two synthetic tasks (``make_classification``, 20 features, seed 0; 10,000 more rows held out
 for testing): ``default`` (scikit-learn's defaults: 2 informative features, 1 % label noise)
@@ -20,9 +21,13 @@ process, every model is fitted with the same ``--n-jobs`` (default 1 thread) and
 - ``predict_proba`` of 10,000 rows (best of 5) and of one row (median of 200);
 - HedgeCut: ``--deletions`` single-row ``forget`` calls (random rows): p50 / p99 / max
   latency, the share that took the slow path (a subtree rebuilt) and the rows rebuilt per slow
-  path; then the first 10,000-row prediction (it recompiles the trees the deletions changed),
-  retraining from scratch on the remaining rows, and a check that the two forests are the
-  same (every tree, every test probability). ExtraTrees and RandomForest can only forget by
+  path (the row-id index a first ``forget`` would build is built before, timed apart, as a
+  store does when it loads a model); with ``--defer N`` also HedgeCut with ``defer_rows=N``,
+  its deferred rebuilds done after each deletion that left trees pending and timed apart
+  (``later``: the work a server's background worker does); then the first 10,000-row
+  prediction (it recompiles the trees the deletions changed), retraining from scratch on the
+  remaining rows, and a check that the two forests are the same (every tree, every test
+  probability). ExtraTrees and RandomForest can only forget by
   retraining: their deletion costs a fit (``retrain_s`` is their fit time).
 
 ``--curve`` measures the trade-off instead, at 100k rows (or ``--sizes``): HedgeCut over a grid
@@ -55,7 +60,7 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from bench._common import latency_summary, table, timed, write_json
 from bench.hedgecut import retrain_without
 from forget import HedgeCutClassifier
-from forget.warm import rehearse
+from forget.warm import prepare, rehearse
 
 TASKS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -159,16 +164,43 @@ def bench_peer(
 
 
 def _forget_one_by_one(model: HedgeCutClassifier, victims: list[int]) -> dict[str, Any]:
-    """Forget ``victims`` one ``forget`` call each: latency, slow-path share, rows rebuilt."""
-    lat, slow, rebuilt, subtrees = [], 0, 0, 0
+    """Forget ``victims`` one ``forget`` call each: latency, slow-path share, rows rebuilt.
+
+    A model with ``defer_rows`` has its deferred rebuilds done after each deletion that left
+    trees pending (as a server's background worker keeping up would), timed apart: the
+    deletion's latency is its answer's, ``later_*`` the rebuilds it left.
+
+    The row-id index a first ``forget`` builds (O(n) once; a store builds it when it loads
+    the model) is built first and timed apart (``row_index_ms``): it is no deletion's cost."""
+    index_s, _ = timed(partial(prepare, model))
+    lat, slow, rebuilt, subtrees, later, later_rows, most = [], 0, 0, 0, [], 0, 0
     for v in victims:
         r = model.forget([v])
         lat.append(r.seconds)
         slow += r.n_slow
         rebuilt += r.details["rows_rebuilt"]
         subtrees += r.details["subtrees_rebuilt"]
+        if r.needs_retrain:
+            most = max(most, len(model.pending_))
+            done = model.retrain_pending()
+            later.append(done.seconds)
+            later_rows += done.rows
     dl = latency_summary(lat)
+    if later:
+        ll = latency_summary(later)
+        deferred = {
+            "deferred_share": len(later) / len(victims),
+            "later_p50_us": ll["p50_us"],
+            "later_p99_us": ll["p99_us"],
+            "later_max_us": ll["max_us"],
+            "later_rows_per_deferral": later_rows / len(later),
+            "trees_pending_max": most,
+        }
+    else:
+        deferred = {"deferred_share": 0.0}
     return {
+        "row_index_ms": index_s * 1e3,
+        **deferred,
         "deletions": dl["n"],
         "delete_p50_us": dl["p50_us"],
         "delete_p99_us": dl["p99_us"],
@@ -181,11 +213,16 @@ def _forget_one_by_one(model: HedgeCutClassifier, victims: list[int]) -> dict[st
 
 
 def bench_hedgecut(
-    trees: int, n_jobs: int | None, seeds: int, deletions: int, data: tuple[np.ndarray, ...]
+    trees: int,
+    n_jobs: int | None,
+    seeds: int,
+    deletions: int,
+    data: tuple[np.ndarray, ...],
+    defer: int | None = None,
 ) -> dict[str, Any]:
     X, y, Xte, yte = data
-    params = {"n_estimators": trees, "n_jobs": n_jobs}
-    rehearse(HedgeCutClassifier(**params, random_state=0).fit(X[:200], y[:200]))  # compile
+    params = {"n_estimators": trees, "n_jobs": n_jobs, "defer_rows": defer}
+    rehearse(HedgeCutClassifier(**params, random_state=0).fit(X[:200], y[:200]))  # load kernels
     turn = _turn()
     model = HedgeCutClassifier(**params, random_state=0)
     fit_s, _ = timed(partial(model.fit, X, y))
@@ -207,7 +244,8 @@ def bench_hedgecut(
         )
         acc = (acc0 + (seeds - 1) * others) / seeds
     return {
-        "model": "forget HedgeCut",
+        "model": "forget HedgeCut" + (f", defer_rows={defer}" if defer else ""),
+        "defer_rows": defer,
         "accuracy": acc,
         "accuracy_seed0": acc0,
         "fit_s": fit_s,
@@ -233,11 +271,18 @@ def make_task(task: str, n: int) -> tuple[np.ndarray, ...]:
 
 
 def bench_size(
-    task: str, n: int, trees: int, deletions: int, seeds: int, n_jobs: int | None, peers: list[str]
+    task: str,
+    n: int,
+    trees: int,
+    deletions: int,
+    seeds: int,
+    n_jobs: int | None,
+    peers: list[str],
+    defers: tuple[int | None, ...] = (None,),
 ) -> list[dict[str, Any]]:
     data = make_task(task, n)
     rows = [bench_peer(key, trees, n_jobs, seeds, data) for key in peers]
-    rows.append(bench_hedgecut(trees, n_jobs, seeds, deletions, data))
+    rows += [bench_hedgecut(trees, n_jobs, seeds, deletions, data, defer) for defer in defers]
     et = next((r for r in rows if r["model"] == PEERS["et"][0]), None)
     for r in rows:
         r.update(task=task, rows=n, seeds=seeds, model_mb=r["model_bytes"] / 1e6)
@@ -337,6 +382,8 @@ COLUMNS = [
     ("delete_max_us", "max µs"),
     ("slow_path_share", "slow path"),
     ("rows_rebuilt_per_slow_path", "rows rebuilt / slow"),
+    ("deferred_share", "deferred"),
+    ("later_p99_us", "later p99 µs"),
     ("retrain_s", "retrain s"),
     ("equals_retrain", "= retrain"),
 ]
@@ -364,8 +411,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "at --sizes "
         "(default 100k rows); writes forest_scale_curve.json",
     )
+    ap.add_argument(
+        "--defer",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also run HedgeCut with defer_rows set to each of these (its deferred rebuilds "
+        "done after each deletion, timed apart)",
+    )
+    ap.add_argument("--no-default", action="store_true", help="skip HedgeCut without defer_rows")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
     args = ap.parse_args(argv)
+    defers = tuple(args.defer) if args.no_default else (None, *args.defer)
     sizes, trees, deletions, seeds = args.sizes, args.trees, args.deletions, args.seeds
     if args.curve and sizes == ap.get_default("sizes"):
         sizes = [100_000]
@@ -381,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.curve:
                 part = bench_curve(task, n, trees, deletions, k, args.n_jobs)
             else:
-                part = bench_size(task, n, trees, deletions, k, args.n_jobs, args.peers)
+                part = bench_size(task, n, trees, deletions, k, args.n_jobs, args.peers, defers)
             rows += part
             print(table(part, columns), flush=True)
     print()
