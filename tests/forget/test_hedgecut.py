@@ -178,6 +178,49 @@ def test_deferred_big_rebuilds_bound_the_rows_a_deletion_rebuilds():
     assert m.to_bytes() == refit.to_bytes()
 
 
+def test_retrain_pending_runs_beside_predictions_which_score_served_trees_throughout():
+    """Predictions on another thread while the deferred rebuilds run: each answer is the
+    refit's forest over the served trees (before the rebuilds are done) or over all of them
+    (after), never a mix or a pending tree's old state."""
+    import threading
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 6))
+    y = (rng.random(3000) < 0.5).astype(int)
+    bounds = np.array([[-4.0, 4.0]] * 6)
+    m = HedgeCutClassifier(
+        n_estimators=8, random_state=5, max_samples=1.0, feature_bounds=bounds, defer_rows=64
+    ).fit(X, y)
+    victims = []
+    for v in rng.permutation(3000):
+        victims.append(int(v))
+        if m.forget([int(v)]).needs_retrain:
+            break
+    assert m.pending_
+    keep = np.setdiff1d(np.arange(3000), victims)
+    refit = refit_like(m, X[keep], y[keep], keep)
+    probe = X[:200]
+    during = served_walk(refit, m.served_, probe)
+    after = refit.predict_proba(probe)
+    assert not np.array_equal(during, after)
+    answers, done = [], threading.Event()
+
+    def predict() -> None:
+        while not done.is_set():
+            answers.append(m.predict_proba(probe))
+        answers.append(m.predict_proba(probe))
+
+    thread = threading.Thread(target=predict)
+    thread.start()
+    m.retrain_pending()
+    done.set()
+    thread.join()
+    assert answers and all(
+        np.array_equal(a, during) or np.array_equal(a, after) for a in answers
+    )
+    np.testing.assert_array_equal(answers[-1], after)
+
+
 @pytest.mark.parametrize("defer", [0, -3, 2.5, True, "100"])
 def test_defer_rows_must_be_a_positive_int(defer):
     with pytest.raises(ValueError, match="defer_rows must be None or a positive int"):
