@@ -215,9 +215,7 @@ def test_retrain_pending_runs_beside_predictions_which_score_served_trees_throug
     m.retrain_pending()
     done.set()
     thread.join()
-    assert answers and all(
-        np.array_equal(a, during) or np.array_equal(a, after) for a in answers
-    )
+    assert answers and all(np.array_equal(a, during) or np.array_equal(a, after) for a in answers)
     np.testing.assert_array_equal(answers[-1], after)
 
 
