@@ -504,6 +504,11 @@ class HedgeCutClassifierParams(Params):
     max_hedge_depth: Int = Field(default=1, ge=0, le=1_000)
     random_depth: Int = Field(default=0, ge=0, le=1_000)
     max_samples: float = Field(default=0.1, gt=0, le=1)
+    defer_rows: PositiveInt | None = Field(
+        default=None,
+        description="rebuilds of subtrees of this many rows or more wait: their trees sit out "
+        "of predictions until rebuilt in the background (null: none wait)",
+    )
     n_jobs: Annotated[int, Field(strict=True, ge=-1, le=256), Whole] | None = Field(
         default=None, description="threads; -1: all"
     )

@@ -70,7 +70,7 @@ from store.errors import (
 )
 from store.evidence import DEFERRED, SCHEDULED, check_mode
 from store.journal import NotNow
-from store.registry import PENDING, READY, ModelVersion
+from store.registry import PENDING, READY, ModelVersion, parts_of
 from store.retention import SUBJECT_PREFIX as RETAINED
 
 log = logging.getLogger("forget.api")
@@ -274,6 +274,8 @@ class Service:
         # shadow scoring runs beside the answers, on its own thread, and is dropped (counted)
         # rather than queued without bound when it falls behind
         self._shadows = ThreadPoolExecutor(1, thread_name_prefix="forget-shadow")
+        # forests' deferred rebuilds (``defer_rows``), beside predictions, off the loop
+        self._rebuilds = ThreadPoolExecutor(1, thread_name_prefix="forget-rebuild")
         self._shadow_slots = threading.BoundedSemaphore(SHADOW_BACKLOG)
         self.cache = PredictionCache(cache_bytes)
         # estimated accuracy of served classifiers on unlabeled traffic (api.accuracy): a
@@ -412,6 +414,7 @@ class Service:
             if thread is not None:
                 thread.join()
         self._shadows.shutdown(wait=True, cancel_futures=True)
+        self._rebuilds.shutdown(wait=True)
         if self.accuracy is not None:
             self.accuracy.close()  # a build in progress ends first: it reads the store
         with self.lock:
@@ -598,6 +601,9 @@ class Service:
         self, entry: tuple[ModelVersion, Any], requests: Sequence[_Request]
     ) -> list[dict[str, Any] | Exception]:
         mv, est = entry
+        if parts_of(est) == "trees" and est.pending_:  # trees wait for a rebuild: answers
+            for req in requests:  # are not kept (the same revision answers with all soon)
+                req.digest = None
         out: list[dict[str, Any] | Exception] = []
         good: list[tuple[int, np.ndarray]] = []
         for i, req in enumerate(requests):
@@ -706,13 +712,49 @@ class Service:
         ``later`` (the caller on the loop), right after the erasure's answer is on its way
         (:meth:`_answer_round` schedules :meth:`_refresh_due`): not in its latency. Until
         then the model's predictions walk its node arrays, or bring the form up to date
-        themselves (its rent-or-buy rule): the same numbers, the model already forgot."""
-        if not (self.compile_forests and est is not None and hasattr(est, "refresh_compiled")):
+        themselves (its rent-or-buy rule): the same numbers, the model already forgot.
+
+        A forest that deferred rebuilds (``defer_rows``: trees pending, its predictions
+        averaging the others) does them first: now, or ``later`` on a thread of their own
+        (:meth:`_rebuild`), beside its predictions, so that the loop goes on meanwhile."""
+        if est is None:
+            return
+        if parts_of(est) == "trees" and est.pending_:  # (a sharded model's wait for the purge)
+            if later:
+                self._rebuilds.submit(self._rebuild, target, est)
+            else:
+                est.retrain_pending()
+                if self.compile_forests:
+                    est.refresh_compiled()
+            return
+        if not (self.compile_forests and hasattr(est, "refresh_compiled")):
             return
         if later:
             self._due[target] = est
         else:
             est.refresh_compiled()
+
+    def _rebuild(self, target: Target, est: Any) -> None:
+        """A forest's deferred rebuilds and its compiled form's catch-up, with its gate held
+        shared (beside its predictions, which score the trees that do not wait; never beside
+        a forget or a compaction, which close the gate)."""
+        gate = self._gates.get(target[0])
+        if gate is not None:
+            gate.acquire_shared()
+        try:
+            est.retrain_pending()
+            if self.compile_forests:
+                est.refresh_compiled()
+        except Exception:  # the trees wait for the purge, which rebuilds them (store.registry)
+            log.exception("rebuilding the deferred subtrees of %s v%d failed", *target)
+        finally:
+            if gate is not None:
+                gate.release_shared()
+
+    def _rebuilt(self) -> None:
+        """Wait for the forests' deferred rebuilds submitted so far (the lock held: no erasure
+        submits more meanwhile): before a purge copies or compacts models they read."""
+        self._rebuilds.submit(int).result()
 
     def _refresh_due(self) -> None:
         """Refresh the forests :meth:`_refresh` left for later, each with its gate held shared
@@ -1878,10 +1920,12 @@ class Service:
         t0 = time.perf_counter()
         checked = self.collect_evidence()
         with self.lock:  # sharded models' dropped shards: copied under the lock,
+            self._rebuilt()
             jobs = self.store.shard_jobs()
         for job in jobs:  # retrained outside it (erasures and trainings go on),
             job.run()
         with self.lock:  # published as new revisions unless an erasure moved them meanwhile
+            self._rebuilt()  # (compaction reads the forests a rebuild may be changing)
             self._awaiting_purge = False
             shards = self.store.publish_shards(jobs)
             result = self.store.purge(evidence=False, guard=self._closed)

@@ -278,6 +278,35 @@ def forest_scale_table(payload: dict[str, Any]) -> str:
 TABLES["forest_scale"] = forest_scale_table
 
 
+def forest_scale_defer_table(payload: dict[str, Any]) -> str:
+    """HedgeCut with and without ``defer_rows`` (``bench.forest_scale --defer``)."""
+    lines = [
+        "| task | rows | defer_rows | forget p50 / p99 / max µs | slow path "
+        "| rows rebuilt per slow path | deferred | later p50 / p99 µs | trees pending at most "
+        "| equals retrain |",
+        "|" + "---|" * 10,
+    ]
+    for r in payload["results"]:
+        d = r.get("defer_rows")
+        cells = [
+            r["task"],
+            f"{r['rows']:,}",
+            str(d) if d else "—",
+            f"{r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f}",
+            f"{100 * r['slow_path_share']:.0f}%",
+            f"{r['rows_rebuilt_per_slow_path']:,.0f}",
+            f"{100 * r['deferred_share']:.0f}%",
+            f"{r['later_p50_us']:,.0f} / {r['later_p99_us']:,.0f}" if d else "",
+            str(r["trees_pending_max"]) if d else "",
+            "yes" if r["equals_retrain"] else "NO",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES["forest_scale_defer"] = forest_scale_defer_table
+
+
 def forest_scale_curve_table(payload: dict[str, Any]) -> str:
     lines = [
         "| task | rows | model | max_samples | max_features | random_depth | accuracy "

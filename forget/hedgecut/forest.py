@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,18 @@ def _room(nodes: int, n: int) -> int:
     room is untouched memory until a node takes it (:func:`alloc_nodes`); growing later copies
     the forest while a deletion and the predictions behind it wait."""
     return 2 * nodes + 2 * n + 64
+
+
+class _Lock:
+    """A lock that a copied or unpickled model gets afresh (``retrain_pending``'s)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[_Lock], tuple[()]]:
+        return type(self), ()
 
 
 def _with_room(pool: np.ndarray) -> np.ndarray:
@@ -272,6 +285,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     _dn: np.ndarray
     _pending_trees: np.ndarray
     _served: np.ndarray | None
+    _settling: _Lock
 
     def __init__(
         self,
@@ -408,6 +422,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
         self._compiled = CompiledTrees(len(trees))
+        self._settling = _Lock()
         self._no_deferred()
 
     # ------------------------------------------------------------------ forget
@@ -530,10 +545,15 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         the rows rebuilt.
 
         May run beside ``predict_proba`` on other threads (they score the served trees, which
-        it neither reads nor writes; its kernel releases the GIL), not beside ``forget``,
-        ``compact`` or ``fit`` of the same model.
+        it neither reads nor writes; its kernel releases the GIL), and beside itself (calls
+        take turns: ``to_bytes`` and the other readers that call it first then read a forest
+        with nothing pending); not beside ``forget``, ``compact`` or ``fit``.
         """
         self._require_fitted()
+        with self._settling.lock:
+            return self._retrain_pending()
+
+    def _retrain_pending(self) -> RetrainResult:
         t0 = time.perf_counter()
         trees = self._pending_trees
         counts = np.zeros(2, np.int64)
@@ -835,4 +855,5 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._free = np.empty(S[0].shape[0], np.int32)
         self._pending = np.empty(S[0].shape[0], np.int64)
         self._compiled = CompiledTrees(self._roots.size)
+        self._settling = _Lock()
         self._no_deferred()

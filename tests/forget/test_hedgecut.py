@@ -181,7 +181,8 @@ def test_deferred_big_rebuilds_bound_the_rows_a_deletion_rebuilds():
 def test_retrain_pending_runs_beside_predictions_which_score_served_trees_throughout():
     """Predictions on another thread while the deferred rebuilds run: each answer is the
     refit's forest over the served trees (before the rebuilds are done) or over all of them
-    (after), never a mix or a pending tree's old state."""
+    (after), never a mix or a pending tree's old state; an artifact written meanwhile on a
+    third thread (which rebuilds first too) is the refit's."""
     import threading
 
     rng = np.random.default_rng(11)
@@ -210,13 +211,18 @@ def test_retrain_pending_runs_beside_predictions_which_score_served_trees_throug
             answers.append(m.predict_proba(probe))
         answers.append(m.predict_proba(probe))
 
+    artifacts: list[bytes] = []
     thread = threading.Thread(target=predict)
+    writer = threading.Thread(target=lambda: artifacts.append(m.to_bytes()))  # rebuilds too
     thread.start()
+    writer.start()
     m.retrain_pending()
+    writer.join()
     done.set()
     thread.join()
     assert answers and all(np.array_equal(a, during) or np.array_equal(a, after) for a in answers)
     np.testing.assert_array_equal(answers[-1], after)
+    assert artifacts == [refit.to_bytes()]  # the two rebuilds took turns
 
 
 @pytest.mark.parametrize("defer", [0, -3, 2.5, True, "100"])

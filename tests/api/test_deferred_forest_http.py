@@ -1,0 +1,91 @@
+"""A forest that defers big rebuilds (``defer_rows``, issue 16) served over real HTTP: an
+erasure whose rebuilds it deferred is answered at once, the server rebuilds the waiting trees
+in the background (no purge: its interval is an hour), and its predictions become, bit for bit,
+those of a fit on the remaining rows; the report names the trees left out meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forget import HedgeCutClassifier
+from store import ModelStore
+from tests.api.conftest import Server, auth, launch
+from tests.store.helpers import FEATURES, people
+
+PARAMS = {
+    "n_estimators": 6,
+    "max_samples": 1.0,
+    "defer_rows": 4,
+    "random_state": 3,
+    "feature_bounds": [[-4.0, 4.0]] * 3,  # declared: a refit has the very same parameters
+}
+TRAIN = {
+    "name": "hc",
+    "dataset": "people",
+    "estimator": {"kind": "HedgeCutClassifier", "params": PARAMS},
+    "label": "label",
+    "features": FEATURES,
+}
+PROBE = np.random.default_rng(5).normal(size=(40, 3)).round(4)
+ROWS = [dict(zip(FEATURES, map(float, x), strict=True)) for x in PROBE]
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[Server]:
+    with ModelStore.open(tmp_path / "store") as st:
+        st.ingest("people", people(), subject_column="subject_id")
+    s = launch(tmp_path / "store", tmp_path / "server.log", "--purge-interval", "3600")
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _refit(erased: set[str]) -> HedgeCutClassifier:
+    """The fit on the rows the erasures left, in the store's order."""
+    rows = [r for r in people() if r["subject_id"] not in erased]
+    X = np.array([[r[f] for f in FEATURES] for r in rows])
+    y = np.array([r["label"] for r in rows])
+    return HedgeCutClassifier(**PARAMS).fit(X, y)
+
+
+def test_deferred_trees_are_rebuilt_in_the_background(srv: Server) -> None:
+    c = srv.client
+    r = c.post("/v1/models", json=TRAIN, headers=auth("admin"))
+    assert r.status_code == 201, r.text
+    subjects = sorted({row["subject_id"] for row in people()})
+    erased: set[str] = set()
+    deferred = None
+    for subject in subjects:
+        e = c.post("/v1/erasure-requests", json={"subject_id": subject}, headers=auth("erase"))
+        assert e.status_code in (201, 202), e.text
+        erased.add(subject)
+        (action,) = e.json()["models"]
+        assert action["action"] == "exact_unlearning"
+        if action["evidence"].get("shards_dropped"):
+            deferred = e.json()
+            break
+    assert deferred is not None, "no erasure deferred a rebuild"
+    (action,) = deferred["models"]
+    assert action["evidence"]["parts"] == "trees"
+    expect = _refit(erased).predict_proba(PROBE)
+    deadline, got = time.monotonic() + 30, None
+    while time.monotonic() < deadline:  # rebuilt off the answer's path, no purge
+        p = c.post("/v1/models/hc/predict", json={"rows": ROWS}, headers=auth("predict"))
+        assert p.status_code == 200, p.text
+        assert p.json()["revision"] == action["revision"]  # a rebuild is no new revision
+        got = np.array(p.json()["probabilities"])
+        if np.array_equal(got, expect):
+            break
+        time.sleep(0.05)
+    np.testing.assert_array_equal(got, expect)
+    report = c.get(
+        f"/v1/erasure-requests/{deferred['request_id']}/report", headers=auth("audit")
+    ).json()
+    (m,) = report["models"]
+    assert "leaving out tree" in m["action_text"] and "shard" not in m["action_text"]
