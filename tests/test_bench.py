@@ -158,6 +158,24 @@ def test_forest_scale_bench_quick(tmp_path):
     assert readme.forest_scale_table(payload).count("\n") == 1 + len(rows)
 
 
+def test_forest_scale_bench_quick_with_deferred_rebuilds(tmp_path):
+    from bench import forest_scale, readme
+
+    payload = forest_scale.main(
+        ["--quick", "--peers", "--tasks", "hard", "--defer", "8", "--out", str(tmp_path / "d.json")]
+    )
+    plain, deferring = payload["results"]
+    assert plain["defer_rows"] is None and deferring["defer_rows"] == 8
+    assert deferring["model"] == "forget HedgeCut, defer_rows=8"
+    for r in (plain, deferring):
+        assert r["equals_retrain"] is True and r["deletions"] == 20 and r["row_index_ms"] > 0
+    assert plain["deferred_share"] == 0.0
+    assert 0.0 < deferring["deferred_share"] <= 1.0  # 10k rows, 10 trees: some rebuilds wait
+    assert deferring["later_max_us"] >= deferring["later_p50_us"] > 0
+    assert 1 <= deferring["trees_pending_max"] <= 10
+    assert readme.forest_scale_defer_table(payload).count("\n") == 1 + 2
+
+
 def test_forest_scale_curve_quick(tmp_path):
     from bench import forest_scale, readme
 

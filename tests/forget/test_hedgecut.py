@@ -28,6 +28,20 @@ def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
     return HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
 
 
+def noise_forest(n_estimators: int, **params):
+    """3,000 rows of noise features and labels (the top decisions are near ties that deletions
+    flip), the cut-off domain declared (a refit has the very same parameters), and a forest of
+    ``n_estimators`` trees on every row, fitted on them; the rng goes on to pick victims."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 6))
+    y = (rng.random(3000) < 0.5).astype(int)
+    bounds = np.array([[-4.0, 4.0]] * 6)
+    m = HedgeCutClassifier(
+        n_estimators=n_estimators, random_state=5, max_samples=1.0, feature_bounds=bounds, **params
+    ).fit(X, y)
+    return X, y, m, rng
+
+
 def assert_same_forest(a: HedgeCutClassifier, b: HedgeCutClassifier, X) -> None:
     sa, sb = a.tree_structures(), b.tree_structures()
     assert len(sa) == len(sb)
@@ -146,15 +160,9 @@ def test_deferred_rebuilds_serve_the_refits_other_trees_then_equal_a_refit(probl
 
 
 def test_deferred_big_rebuilds_bound_the_rows_a_deletion_rebuilds():
-    # noise features: the top decisions are near ties that deletions flip; rebuilds of 256
-    # rows or more wait for retrain_pending, which leaves the forest equal to a refit
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(3000, 6))
-    y = (rng.random(3000) < 0.5).astype(int)
-    bounds = np.array([[-4.0, 4.0]] * 6)  # declared: a refit has the very same parameters
-    m = HedgeCutClassifier(
-        n_estimators=8, random_state=5, max_samples=1.0, feature_bounds=bounds, defer_rows=256
-    ).fit(X, y)
+    # rebuilds of 256 rows or more wait for retrain_pending, which leaves the forest equal to
+    # a refit
+    X, y, m, rng = noise_forest(8, defer_rows=256)
     victims = rng.permutation(3000)[:80]
     details, longest = [], 0
     with mock.patch.object(forest, "DEFERRED", 1):  # the list of deferred rebuilds grows
@@ -185,13 +193,7 @@ def test_retrain_pending_runs_beside_predictions_which_score_served_trees_throug
     third thread (which rebuilds first too) is the refit's."""
     import threading
 
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(3000, 6))
-    y = (rng.random(3000) < 0.5).astype(int)
-    bounds = np.array([[-4.0, 4.0]] * 6)
-    m = HedgeCutClassifier(
-        n_estimators=8, random_state=5, max_samples=1.0, feature_bounds=bounds, defer_rows=64
-    ).fit(X, y)
+    X, y, m, rng = noise_forest(8, defer_rows=64)
     victims = []
     for v in rng.permutation(3000):
         victims.append(int(v))
@@ -377,15 +379,9 @@ def test_nbytes_counts_the_node_records_in_use_not_the_room_after_them():
 
 
 def test_big_rebuilds_on_gathered_rows_equal_a_refit():
-    # subtrees of >= 512 rows are rebuilt on a gathered copy of their rows (noise features: the
-    # top decisions are near ties that deletions flip); the artifact equals a refit's
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(3000, 6))
-    y = (rng.random(3000) < 0.5).astype(int)
-    bounds = np.array([[-4.0, 4.0]] * 6)  # declared: a refit has the very same parameters
-    m = HedgeCutClassifier(
-        n_estimators=4, random_state=5, max_samples=1.0, feature_bounds=bounds
-    ).fit(X, y)
+    # subtrees of >= 512 rows are rebuilt on a gathered copy of their rows; the artifact
+    # equals a refit's
+    X, y, m, rng = noise_forest(4)
     victims = rng.permutation(3000)[:80]
     biggest = max(m.forget([int(v)]).details["rows_rebuilt"] for v in victims)
     assert biggest >= 512
