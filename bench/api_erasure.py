@@ -5,6 +5,7 @@ Usage::
     python -m bench.api_erasure                      # adult 24,000 rows
     python -m bench.api_erasure --quick              # 2,000 rows, a few dozen requests a phase
     python -m bench.api_erasure --profile storm.json # and a py-spy profile of a storm
+    python -m bench.api_erasure --synthetic --rows 300000   # ten times adult, synthetic
 
 The store is the one ``bench.store_erasure`` builds (adult with made-up subject ids, one to
 three rows each; HedgeCut, kNN and ridge regression), served by ``forget serve`` in a
@@ -93,13 +94,29 @@ QUICK = Sizes(2_000, 20, 20, 20, 60, 1, 10, 1.5, 30.0)
 
 
 # ---------------------------------------------------------------------- store and bodies
-def _build(directory: Path, n: int) -> tuple[list[str], np.ndarray, list[str]]:
+def _build(
+    directory: Path, n: int, synthetic: bool = False, defer_rows: int | None = None
+) -> tuple[list[str], np.ndarray, list[str]]:
     """The store of ``bench.store_erasure``; the forest's features, its rows, and the subject
-    ids in a seeded random order (every one holds rows)."""
-    cols, names, subjects = _columns(n)
+    ids in a seeded random order (every one holds rows). ``synthetic``: ``n`` rows of
+    ``make_classification`` (10 informative features of adult's 14, 5 % label noise) under
+    adult's column names instead, for data bigger than adult; ``defer_rows`` for the forest."""
+    cols, names, subjects = _columns(n if not synthetic else 10)
+    if synthetic:
+        from sklearn.datasets import make_classification
+
+        Xs, ys = make_classification(n, len(names), n_informative=10, flip_y=0.05, random_state=0)
+        subjects = np.repeat(np.arange(n), np.random.default_rng(0).integers(1, 4, size=n))[:n]
+        cols = {
+            "subject_id": [f"person-{s:06d}" for s in subjects],
+            "income": ys.astype(float).tolist(),
+        }
+        cols |= {name: Xs[:, j].round(6).tolist() for j, name in enumerate(names)}
+    models = _models(names)
+    models["hedgecut"][0].set_params(defer_rows=defer_rows)
     with ModelStore.open(directory) as st:
         st.ingest("adult", cols, subject_column="subject_id")
-        for name, (est, label, feats) in _models(names).items():
+        for name, (est, label, feats) in models.items():
             st.train(name, dataset="adult", estimator=est, label=label, features=feats)
     X = np.column_stack([np.asarray(cols[c], dtype=float) for c in names])
     people = np.random.default_rng(1).permutation(np.unique(subjects))
@@ -485,6 +502,8 @@ def run(
     profile: Path | None = None,
     pyspy: str = PYSPY,
     flags: Sequence[str] = (),
+    synthetic: bool = False,
+    defer_rows: int | None = None,
 ) -> dict[str, Any]:
     """Build the store, serve it (``forget serve`` with ``flags`` added), run every phase
     against the one server; the payload."""
@@ -492,7 +511,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t = time.perf_counter()
-        names, X, subjects = _build(work / "store", sizes.rows)
+        names, X, subjects = _build(work / "store", sizes.rows, synthetic, defer_rows)
         build_s = time.perf_counter() - t
         server = _Server(work / "store", work / "server.log", evidence_rate, flags)
         ph: dict[str, Any] = {}
@@ -539,6 +558,8 @@ def run(
     return {
         "quick": sizes is QUICK,
         "store_rows": sizes.rows,
+        "data": "synthetic" if synthetic else "adult",
+        "defer_rows": defer_rows,
         "sizes": asdict(sizes),
         "evidence_rate": evidence_rate,
         "server": " ".join(["forget serve --purge-interval 0", *flags]),
@@ -559,6 +580,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rows", type=int, default=FULL.rows, help="adult rows in the store")
+    ap.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="--rows synthetic rows (make_classification under adult's columns) instead",
+    )
+    ap.add_argument("--defer-rows", type=int, default=None, help="the forest's defer_rows")
     ap.add_argument("--quick", action="store_true", help="2,000 rows, short phases")
     ap.add_argument("--evidence-rate", type=float, default=0.1, help="as forget serve's default")
     ap.add_argument(
@@ -578,7 +605,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else replace(FULL, rows=args.rows)
-    payload = run(sizes, args.evidence_rate, args.profile, args.py_spy, args.serve_flag)
+    payload = run(
+        sizes,
+        args.evidence_rate,
+        args.profile,
+        args.py_spy,
+        args.serve_flag,
+        args.synthetic,
+        args.defer_rows,
+    )
     print()
     print(
         table(

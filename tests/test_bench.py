@@ -104,6 +104,17 @@ def test_gpu_scoring_bench_runs_on_torch_cpu(tmp_path):
     assert {r["plan"].split("/")[1] for r in rows} == {"torch", "numba"}
 
 
+def test_api_erasure_builds_a_synthetic_store_under_adults_columns(tmp_path):
+    from bench import api_erasure
+    from store import ModelStore
+
+    names, X, subjects = api_erasure._build(tmp_path / "s", 600, synthetic=True, defer_rows=64)
+    assert X.shape == (600, len(names)) and "fnlwgt" in names  # the bench's bodies need it
+    with ModelStore.open(tmp_path / "s") as st:
+        assert st.estimator("hedgecut", 1).defer_rows == 64
+        assert len(set(subjects)) == len(subjects) and 200 <= len(subjects) <= 600
+
+
 def test_api_erasure_bench_quick(tmp_path):
     """Every phase ran against the one server: each erasure was accepted (201/202, never a
     repeat: every subject distinct), each prediction answered 200, and the JSON holds a row
