@@ -419,11 +419,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._roots = roots
         self._pool = _with_room(np.concatenate(rows_parts))
         self._meta = np.array([off, 0, pool_off, 0, 0], dtype=np.int64)
-        self._free = np.empty(S[0].shape[0], np.int32)
-        self._pending = np.empty(S[0].shape[0], np.int64)
-        self._compiled = CompiledTrees(len(trees))
-        self._settling = _Lock()
-        self._no_deferred()
+        self._working_state()
 
     # ------------------------------------------------------------------ forget
 
@@ -852,8 +848,15 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         self._roots = a["roots"].astype(np.int64)
         self._pool = _with_room(a["pool"].astype(np.int32))
         self._meta = a["meta"].astype(np.int64).copy()
-        self._free = np.empty(S[0].shape[0], np.int32)
-        self._pending = np.empty(S[0].shape[0], np.int64)
+        self._working_state()
+
+    def _working_state(self) -> None:
+        """What the kernels work in beside the node arrays (``_S`` and ``_roots`` set): the
+        free list and pending-rebuild stack, the compiled form (built on first use), no
+        deferred rebuild."""
+        m = self._S[0].shape[0]
+        self._free = np.empty(m, np.int32)
+        self._pending = np.empty(m, np.int64)
         self._compiled = CompiledTrees(self._roots.size)
         self._settling = _Lock()
         self._no_deferred()
