@@ -279,6 +279,9 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     guarantee = Guarantee.EXACT
 
+    # the kernels' working state (``_working_state``): the free list, the pending-rebuild stack
+    _free: np.ndarray
+    _pending: np.ndarray
     # deferred rebuilds (``defer_rows``): the stale nodes, ``_dn[0]`` of them (ancestors first
     # once noted), the trees holding them, and the roots predictions walk meanwhile (None: all)
     _deferred: np.ndarray
