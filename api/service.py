@@ -601,8 +601,8 @@ class Service:
         self, entry: tuple[ModelVersion, Any], requests: Sequence[_Request]
     ) -> list[dict[str, Any] | Exception]:
         mv, est = entry
-        if parts_of(est) == "trees" and est.pending_:  # trees wait for a rebuild: answers
-            for req in requests:  # are not kept (the same revision answers with all soon)
+        if _trees_wait(est):  # answers are not kept (the same revision answers with all soon)
+            for req in requests:
                 req.digest = None
         out: list[dict[str, Any] | Exception] = []
         good: list[tuple[int, np.ndarray]] = []
@@ -719,13 +719,11 @@ class Service:
         (:meth:`_rebuild`), beside its predictions, so that the loop goes on meanwhile."""
         if est is None:
             return
-        if parts_of(est) == "trees" and est.pending_:  # (a sharded model's wait for the purge)
+        if _trees_wait(est):
             if later:
                 self._rebuilds.submit(self._rebuild, target, est)
             else:
-                est.retrain_pending()
-                if self.compile_forests:
-                    est.refresh_compiled()
+                self._catch_up(est)
             return
         if not (self.compile_forests and hasattr(est, "refresh_compiled")):
             return
@@ -742,14 +740,18 @@ class Service:
         if gate is not None:
             gate.acquire_shared()
         try:
-            est.retrain_pending()
-            if self.compile_forests:
-                est.refresh_compiled()
+            self._catch_up(est)
         except Exception:  # the trees wait for the purge, which rebuilds them (store.registry)
             log.exception("rebuilding the deferred subtrees of %s v%d failed", *target)
         finally:
             if gate is not None:
                 gate.release_shared()
+
+    def _catch_up(self, est: Any) -> None:
+        """A forest's deferred rebuilds, then its compiled form's catch-up."""
+        est.retrain_pending()
+        if self.compile_forests:
+            est.refresh_compiled()
 
     def _rebuilt(self) -> None:
         """Wait for the forests' deferred rebuilds submitted so far (the lock held: no erasure
@@ -2006,6 +2008,12 @@ class Service:
             finally:
                 self.lock.release()
         return {"status": "ok", "models": len(self._names), "version": forget.__version__}
+
+
+def _trees_wait(est: Any) -> bool:
+    """Whether a forest left trees out of its predictions until its deferred rebuilds
+    (``defer_rows``); a sharded model's dropped shards wait for the purge instead."""
+    return parts_of(est) == "trees" and bool(est.pending_)
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> np.ndarray:
