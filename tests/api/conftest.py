@@ -16,7 +16,7 @@ import pytest
 
 from api.server import free_port
 from store import ModelStore
-from tests.store.helpers import populate
+from tests.store.helpers import people, populate
 
 TOKENS = {
     "admin": "tok-admin-3b9f",
@@ -106,6 +106,18 @@ def launch(directory: Path, log: Path, *extra: str) -> Server:
     url = f"http://127.0.0.1:{proc.port}"  # type: ignore[attr-defined]
     wait_ready(url, proc, log)
     return Server(url, directory, log, proc)
+
+
+def people_server(tmp_path: Path, *extra: str) -> Iterator[Server]:
+    """A server of its own (``forget serve`` flags ``extra``) over a store that holds the
+    dataset ``people`` and no model yet."""
+    with ModelStore.open(tmp_path / "store") as st:
+        st.ingest("people", people(), subject_column="subject_id")
+    srv = launch(tmp_path / "store", tmp_path / "server.log", *extra)
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def populated_server(tmp_path: Path) -> Iterator[Server]:

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from forget import HedgeCutClassifier
-from store import ModelStore
-from tests.api.conftest import Server, auth, launch
+from tests.api.conftest import Server, auth, people_server
 from tests.store.helpers import FEATURES, people
 
 PARAMS = {
@@ -37,13 +36,7 @@ ROWS = [dict(zip(FEATURES, map(float, x), strict=True)) for x in PROBE]
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[Server]:
-    with ModelStore.open(tmp_path / "store") as st:
-        st.ingest("people", people(), subject_column="subject_id")
-    s = launch(tmp_path / "store", tmp_path / "server.log", "--purge-interval", "3600")
-    try:
-        yield s
-    finally:
-        s.stop()
+    yield from people_server(tmp_path, "--purge-interval", "3600")
 
 
 def _refit(erased: set[str]) -> HedgeCutClassifier:

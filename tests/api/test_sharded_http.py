@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from store import ModelStore
-from tests.api.conftest import Server, auth, launch
-from tests.store.helpers import FEATURES, VICTIM, people
+from tests.api.conftest import Server, auth, people_server
+from tests.store.helpers import FEATURES, VICTIM
 
 INNER = {"kind": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"max_iter": 10}}
 TRAIN = {
@@ -30,13 +29,7 @@ ROWS = [{"a": 0.1, "b": -0.2, "c": 0.3}, {"a": -1.0, "b": 1.0, "c": 0.0}]
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[Server]:
-    with ModelStore.open(tmp_path / "store") as st:
-        st.ingest("people", people(), subject_column="subject_id")
-    s = launch(tmp_path / "store", tmp_path / "server.log", "--purge-interval", "0.2")
-    try:
-        yield s
-    finally:
-        s.stop()
+    yield from people_server(tmp_path, "--purge-interval", "0.2")
 
 
 def test_train_erase_predict_and_report(srv: Server) -> None:
