@@ -41,9 +41,10 @@ NEED_DEFER = 4
 # its subtree is deferred (``forget.hedgecut._forget``): clearing a freed node clears it too.
 STALE = 1 << 30
 
-# what forget did to a tree (``CompiledTrees.touched``): nothing, its leaves' counts only, or
-# its active structure too
-LEAVES, RESHAPED = 1, 2
+# what forget did to a tree (``CompiledTrees.touched``): nothing, its leaves' counts only, its
+# active structure below the nodes it logged (the compiled form replaces those subtrees), or
+# so much that the tree is compiled again whole
+LEAVES, SPLICED, RESHAPED = 1, 2, 3
 
 BIG = 1 << 30
 TOL = 1e-9  # a split must beat the parent by TOL * n (in purity units) to count as a gain

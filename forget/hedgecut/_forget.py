@@ -45,6 +45,7 @@ from forget.hedgecut._common import (
     P_SEED,
     RESHAPED,
     SLACK_MIN_N,
+    SPLICED,
     STALE,
     grown,
     in_tree,
@@ -161,10 +162,27 @@ def _keep_beside(S, v, alive, rows, meta, free, k, b):
     return OK, base, n
 
 
+@njit(cache=True, inline="always")
+def _reshaped(touched, shape_log, shape_n, t, v):
+    """Tree t's active structure changed at node v: log it for the compiled form, which
+    replaces that subtree (``SPLICED``), or when the log is full mark the tree to be compiled
+    again whole (``RESHAPED``)."""
+    if touched[t] == RESHAPED:
+        return
+    q = shape_n[0]
+    if q < shape_log.shape[0]:
+        shape_log[q, 0] = t
+        shape_log[q, 1] = v
+        shape_n[0] = q + 1
+        touched[t] = SPLICED
+    else:
+        touched[t] = RESHAPED
+
+
 @njit(cache=True)
 def forget_rows(
     S, X, y, ids, alive, rows, meta, free, pending, prm, bounds, roots, todo, i0, counts, ccount,
-    touched, leaf_log, leaf_n, defer, deferred, dn,
+    touched, leaf_log, leaf_n, shape_log, shape_n, defer, deferred, dn,
 ):  # fmt: skip
     """Remove rows ``todo[i0:]`` (positions into X) from every tree, in order.
 
@@ -175,12 +193,14 @@ def forget_rows(
     forgotten row's features and label are overwritten in X and y: the model no longer holds
     them. Only the ids of rows in ``todo[i0:]`` are read (a forgotten row's id may be scrubbed).
     ``touched[t]`` is set for every tree a removed row trained (only those trees change): to
-    ``LEAVES`` when only its counts changed, to ``RESHAPED`` when its active structure did (a
-    split switched, a subtree became a leaf or was rebuilt). For a tree left ``LEAVES`` the
-    active leaf each row reached is appended to ``leaf_log`` as (tree, node), ``leaf_n[0]``
-    entries in all: a compiled form rewrites those leaves alone. A full log marks the tree
-    ``RESHAPED`` instead. Status NEED_POOL asks for ``need`` more pool entries (a subtree
-    built beside a kept one takes a range of its own).
+    ``LEAVES`` when only its counts changed, to ``SPLICED`` when its active structure did (a
+    split switched, a subtree became a leaf or was rebuilt) and each node where it did is
+    appended to ``shape_log`` as (tree, node), ``shape_n[0]`` entries in all. For a tree not
+    ``RESHAPED`` the active leaf each row reached is appended to ``leaf_log`` likewise: a
+    compiled form rewrites those leaves and replaces those subtrees alone. A full log, or a
+    node whose rebuild is deferred, marks the tree ``RESHAPED`` instead (compiled whole).
+    Status NEED_POOL asks for ``need`` more pool entries (a subtree built beside a kept one
+    takes a range of its own).
 
     With ``defer`` > 0, a rebuild of ``defer`` live rows or more is deferred instead (see the
     module docstring): its node is appended to ``deferred`` (``dn[0]`` entries), and counted
@@ -272,7 +292,7 @@ def forget_rows(
                     # too small or pure: a leaf for good (deletions only shrink and purify)
                     if active[v] >= 0:
                         switches[i] += 1
-                        touched[t] = RESHAPED
+                        _reshaped(touched, shape_log, shape_n, t, v)
                     _free_children(S, v, meta, free)
                     active[v] = -1
                     clear_candidates(S, v)
@@ -281,7 +301,7 @@ def forget_rows(
                     rnd = depth[v] < prm[P_RANDOM_DEPTH]
                     b = decide(ncls, left, v, k, m, rnd)
                     if b != active[v]:
-                        touched[t] = RESHAPED
+                        _reshaped(touched, shape_log, shape_n, t, v)
                         if b < 0:
                             _free_children(S, v, meta, free)
                             active[v] = -1
@@ -313,7 +333,7 @@ def forget_rows(
                         side = 0 if X[ru, np.uint64(feat[u, c])] <= thr[u, c] else 1
                         stack[sp] = child[u, c, side]
                         sp += 1
-            if touched[t] == LEAVES:  # the leaf whose counts changed, for the compiled form
+            if touched[t] != RESHAPED:  # the leaf whose counts changed, for the compiled form
                 v = roots[t]
                 while active[v] >= 0:
                     c = active[v]

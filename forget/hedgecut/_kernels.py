@@ -62,6 +62,7 @@ from forget.hedgecut._common import (
     P_N,
     P_SAMPLE,
     RESHAPED,
+    SPLICED,
     root_path,
     tree_rows,
 )
@@ -69,8 +70,10 @@ from forget.hedgecut._forget import forget_rows, pending_trees, rebuild_deferred
 from forget.hedgecut._predict import (
     active_structure,
     active_structure_order,
+    on_active,
     predict_proba_parallel,
     predict_proba_serial,
+    splice_points,
 )
 
 __all__ = [
@@ -90,17 +93,20 @@ __all__ = [
     "P_N",
     "P_SAMPLE",
     "RESHAPED",
+    "SPLICED",
     "active_structure",
     "active_structure_order",
     "build",
     "fix_hedges",
     "forget_rows",
     "layout",
+    "on_active",
     "pending_trees",
     "preorder",
     "predict_proba_parallel",
     "predict_proba_serial",
     "rebuild_deferred",
     "root_path",
+    "splice_points",
     "tree_rows",
 ]

@@ -109,3 +109,57 @@ def active_structure_order(root, ncls, active, feat, thr, child):
             for j in range(nc):
                 enc[q, 2 + j] = ncls[v, j]
     return enc, order[:n_out]
+
+
+@njit(cache=True)
+def _on_active(v, t, parent, active, child, roots):
+    """Whether node v is on tree t's active structure (each parent's active split leads to it)."""
+    u = v
+    while parent[u] >= 0:
+        p = parent[u]
+        a = active[p]
+        if a < 0 or (child[p, a, 0] != u and child[p, a, 1] != u):
+            return False
+        u = p
+    return u == roots[t]
+
+
+@njit(cache=True)
+def on_active(log, parent, active, child, roots):
+    """For each (tree, node) entry of ``log``: whether the node is on its tree's active
+    structure (a logged node may have been freed since, and its record used again)."""
+    out = np.zeros(log.shape[0], np.bool_)
+    for i in range(log.shape[0]):
+        out[i] = _on_active(log[i, 1], log[i, 0], parent, active, child, roots)
+    return out
+
+
+@njit(cache=True)
+def splice_points(log, parent, active, child, roots):
+    """The entries of ``log`` (tree, node: where ``forget`` changed a tree's active structure)
+    whose subtrees a compiled form replaces: each node on its tree's active structure with
+    no other such logged node above it, once (disjoint subtrees holding every change)."""
+    n = log.shape[0]
+    live = on_active(log, parent, active, child, roots)
+    nodes = np.sort(log[live, 1])
+    keep = np.zeros(n, np.bool_)
+    for i in range(n):
+        if not live[i]:
+            continue
+        v = log[i, 1]
+        top = True
+        u = parent[v]
+        while u >= 0 and top:
+            j = np.searchsorted(nodes, u)
+            top = j == nodes.size or nodes[j] != u
+            u = parent[u]
+        keep[i] = top
+    out = np.empty(n, np.int64)
+    m = 0
+    last = -1
+    for i in np.argsort(log[:, 1], kind="mergesort"):  # a node logged twice: once
+        if keep[i] and log[i, 1] != last:
+            out[m] = i
+            m += 1
+            last = log[i, 1]
+    return np.sort(out[:m])

@@ -485,7 +485,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
                 self._S, self._X, self._y, self._rows.ids, self._rows.alive, self._pool, self._meta,
                 self._free, self._pending, self._prm, self.feature_bounds_, self._roots, pos, i,
                 counts, self._ccount, compiled.touched, compiled.leaf_log, compiled.leaf_n,
-                defer, self._deferred, self._dn,
+                compiled.shape_log, compiled.shape_n, defer, self._deferred, self._dn,
             )  # fmt: skip
             if status == K.OK:
                 break
@@ -731,8 +731,27 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
     def _tree_structure_order(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_tree_structure`, and the node behind each of its rows."""
+        return self._structure_order(int(self._roots[t]))
+
+    def _structure_order(self, v: int) -> tuple[np.ndarray, np.ndarray]:
+        """The active structure under node ``v`` (as :meth:`_tree_structure` gives a tree's),
+        and the node behind each of its rows."""
         S = self._S
-        return K.active_structure_order(self._roots[t], S[0], S[6], S[2], S[3], S[5])
+        return K.active_structure_order(v, S[0], S[6], S[2], S[3], S[5])
+
+    def _depth(self, v: int) -> int:
+        return int(self._S[10][v])
+
+    def _splice_points(self, log: np.ndarray) -> np.ndarray:
+        """The indices of the (tree, node) entries of ``log`` whose node is on its tree's
+        active structure with no other such entry above it, once each."""
+        S = self._S
+        return K.splice_points(log, S[8], S[6], S[5], self._roots)
+
+    def _live_leaves(self, log: np.ndarray) -> np.ndarray:
+        """Which (tree, node) entries of ``log`` name a leaf of its tree's active structure."""
+        S = self._S
+        return K.on_active(log, S[8], S[6], S[5], self._roots) & (S[6][log[:, 1]] < 0)
 
     @property
     def nbytes_(self) -> int:

@@ -3,13 +3,15 @@
 Node record of the tree-traversal (TT) pool: ``rec[v] = (feature, cut-off bits, left, right)``
 as int32, with ``recf`` a float32 view of the same buffer (the cut-off is ``recf[v, 1]``), so a
 visit reads one 16-byte record. Left and right are absolute node indices; a tree is stored in
-preorder, so ``left == v + 1``. A leaf is ``(0, 0.0, v, v)``: it loops on itself, so a step
-from a leaf stays there and a row can advance in lock step with others. ``vals[v]`` holds a
-leaf's class shares (counts / total) followed by its vote (1.0, or 0.0 for an empty leaf,
-whose shares are 0.0): adding a non-voting leaf adds +0.0, which leaves a non-negative sum
-bitwise unchanged. A forest compiled from leaf values (scikit-learn's probabilities or
-regression targets) stores them as they are, and every leaf votes: the sum over trees is
-divided by the number of trees, as scikit-learn's forests do.
+preorder, so ``left == v + 1``, except at the root of a subtree spliced in
+(``TreePool.splice``), whose descendants follow the rest of its tree. A leaf is
+``(0, 0.0, v, v)``: it loops on itself, so a step from a leaf stays there and a row can
+advance in lock step with others. ``vals[v]`` holds a leaf's class shares (counts / total)
+followed by its vote (1.0, or 0.0 for an empty leaf, whose shares are 0.0): adding a
+non-voting leaf adds +0.0, which leaves a non-negative sum bitwise unchanged. A forest
+compiled from leaf values (scikit-learn's probabilities or regression targets) stores them as
+they are, and every leaf votes: the sum over trees is divided by the number of trees, as
+scikit-learn's forests do.
 
 The traversal kernels take the pool's arrays as *flat unsigned* views (``rec`` as uint32 and
 ``recf`` as float32, both 1-d; ``roots`` as uint64). Numba wraps negative indices, so a
@@ -201,6 +203,34 @@ def set_leaves(rec, vals, roots, sizes, trees, pos, counts, shares, bad):
             bad[i] = 1
             continue
         write_leaf(vals, q, counts[i], shares)
+
+
+@njit(cache=True, nogil=True)
+def clear_below(rec, vals, a):
+    """Zero the records under record ``a`` (the subtree's below it, by its links) and their
+    values; ``a`` itself is left as it is. Returns how many were zeroed."""
+    if rec[a, 2] == a:
+        return 0
+    stack = np.empty(64, np.int64)
+    stack[0] = rec[a, 2]
+    stack[1] = rec[a, 3]
+    sp = 2
+    n = 0
+    while sp > 0:
+        sp -= 1
+        v = stack[sp]
+        if rec[v, 2] != v:
+            if sp + 2 > stack.shape[0]:
+                more = np.empty(2 * stack.shape[0], np.int64)
+                more[:sp] = stack[:sp]
+                stack = more
+            stack[sp] = rec[v, 2]
+            stack[sp + 1] = rec[v, 3]
+            sp += 2
+        rec[v, :] = 0
+        vals[v, :] = 0.0
+        n += 1
+    return n
 
 
 @njit(cache=True)

@@ -1,10 +1,17 @@
 """Tree traversal (TT): every tree's compact preorder records in one pool, one slot per tree.
 
 The pool is also the compiled forest's source of truth: the perfect-tree and GEMM layouts are
-derived from it tree by tree. Replacing a tree writes its slot in place when it fits, else
-appends a slot with room to grow at the pool's tail (doubling the arrays when full); the old
-slot becomes garbage, and the pool is compacted when garbage passes half of it. Either way the
+derived from it tree by tree. Every slot has room for its tree to grow by a quarter (memory no
+one touches until used). Replacing a tree writes its slot in place when it fits, else
+appends a slot with room at the pool's tail (doubling the arrays when full); the old slot
+becomes garbage, and the pool is compacted when garbage passes half of it. Either way the
 other trees' records are not recompiled (compaction only moves them).
+
+Splicing replaces one subtree of a tree and leaves the rest of its records where they are: the
+new subtree's root is written over the old one's record and its descendants after the tree's
+last record, in the slot's room; a tree whose room is used up is replaced whole. Superseded
+records (a replaced tree's old slot or tail, a spliced-out subtree) are zeroed at once: the
+pool holds the counts of no leaf its trees no longer have.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ class TreePool:
 
     def __init__(self, trees: list[ParsedTree], n_classes: int) -> None:
         self.n_classes = n_classes
-        total = sum(tr.size for tr in trees)
+        total = sum(_with_room(tr.size) for tr in trees)
         self._alloc(total)
         T = len(trees)
         self.roots = np.zeros(T, np.int64)
@@ -33,8 +40,8 @@ class TreePool:
         self.garbage = 0
         self.generation = 0  # bumped whenever the arrays are reallocated or trees moved
         for t, tr in enumerate(trees):
-            self._place(t, tr, self.tail, tr.size)
-            self.tail += tr.size
+            self._place(t, tr, self.tail, _with_room(tr.size))
+            self.tail += int(self.caps[t])
 
     def _alloc(self, capacity: int) -> None:
         self.rec = np.zeros((capacity, 4), np.int32)
@@ -63,12 +70,19 @@ class TreePool:
         self.vals[base : base + m] = tr.vals
         self.roots[t], self.sizes[t], self.caps[t], self.depths[t] = base, m, cap, tr.depth
 
+    def _clear(self, start: int, stop: int) -> None:
+        self.rec[start:stop] = 0
+        self.vals[start:stop] = 0.0
+
     def replace(self, t: int, tr: ParsedTree) -> None:
         """Put tree t's new records in place, or in a new slot when they no longer fit."""
+        old = self.span(t)
         if tr.size <= self.caps[t]:
             self._place(t, tr, int(self.roots[t]), int(self.caps[t]))
+            self._clear(old.start + tr.size, old.stop)
             return
-        cap = tr.size + tr.size // 4  # room for the tree to grow a little more
+        self._clear(old.start, old.stop)
+        cap = _with_room(tr.size)
         self.garbage += int(self.caps[t])
         self.sizes[t] = self.caps[t] = 0  # the old slot is garbage now
         if self.garbage > self.tail // 2:
@@ -77,6 +91,25 @@ class TreePool:
             self._grow(self.tail + cap)
         self._place(t, tr, self.tail, cap)
         self.tail += cap
+
+    def splice(self, t: int, at: int, tr: ParsedTree, depth: int) -> np.ndarray | None:
+        """Replace the subtree under tree t's record ``at`` (its index in the slot) by ``tr``,
+        whose root lies at ``depth`` in the tree; return the index in the slot of each of
+        ``tr``'s records, or None (nothing changed) when the slot has no room for them."""
+        r, size, m = int(self.roots[t]), int(self.sizes[t]), tr.size
+        if size + m - 1 > self.caps[t]:
+            return None
+        K.clear_below(self.rec, self.vals, r + at)
+        where = np.empty(m, np.int64)  # the root over the old one, the rest after the tree
+        where[0] = r + at
+        where[1:] = np.arange(r + size, r + size + m - 1)
+        rec = tr.rec.copy()
+        rec[:, 2:] = where[tr.rec[:, 2:]]  # local child indices to absolute
+        self.rec[where] = rec
+        self.vals[where] = tr.vals
+        self.sizes[t] = size + m - 1
+        self.depths[t] = max(int(self.depths[t]), depth + tr.depth)  # at most: never lowered
+        return where - r
 
     def _grow(self, need: int) -> None:
         rec, vals = self.rec, self.vals
@@ -106,3 +139,8 @@ class TreePool:
         if parallel:  # one block of rows per thread (see the kernels)
             return K.tt_proba_parallel(*args, numba.get_num_threads())
         return K.tt_proba(*args)
+
+
+def _with_room(size: int) -> int:
+    """A slot's records: the tree's, a quarter more and 16, for it to grow into."""
+    return size + size // 4 + 16

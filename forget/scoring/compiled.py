@@ -177,7 +177,8 @@ class CompiledForest:
 
     @property
     def depths_(self) -> np.ndarray:
-        """Depth of every tree (a single leaf has depth 0)."""
+        """Depth of every tree (a single leaf has depth 0); after :meth:`splice`, a bound
+        (a splice raises it where the new subtree reaches deeper, never lowers it)."""
         return self._pool.depths.copy()
 
     @property
@@ -406,6 +407,43 @@ class CompiledForest:
         if self._torch is not None and done:
             self._torch.changed(set(done))
         return np.unique(t[bad == 1]).tolist()
+
+    def warm(self) -> None:
+        """Load the kernels that :meth:`set_leaves` and :meth:`splice` run (~10 ms each when
+        first called in a process), by calls that change nothing: a server's first erasure
+        must not load them with its model's gate closed."""
+        self.set_leaves([], [], np.zeros((0, self.n_classes)))
+        K.clear_below(np.zeros((1, 4), np.int32), np.zeros((1, self.n_classes + 1)), 0)
+
+    def splice(self, t: int, at: int, structure: ArrayLike, depth: int) -> np.ndarray | None:
+        """Replace one subtree of tree ``t`` by ``structure`` (a subtree in the form of a
+        tree's, see the class docstring), the tree's other records left as they are: far
+        cheaper than :meth:`refresh` when a deletion changed a small part of a big tree.
+
+        ``at`` is the index of the old subtree's root in the tree's records (its node's row in
+        the tree's structure as compiled, or as a splice returned it) and ``depth`` the new
+        root's depth in the tree. Returns the index in the tree's records of each row of
+        ``structure``, or None, changing nothing, when the tree has no room left for it or
+        when this forest may score with a layout other than tree traversal (those copy whole
+        trees): then :meth:`refresh` the tree. The records it replaces are zeroed. Not safe to
+        run beside a ``predict_proba`` on another thread.
+        """
+        pool = self._pool
+        if not 0 <= t < self.n_trees or not 0 <= at < pool.sizes[t]:
+            raise ValueError(f"no record {at!r} in tree {t!r}")
+        if not self._traversal_only():
+            return None
+        where = pool.splice(t, at, self._parse(structure, t), int(depth))
+        if where is not None:
+            self._auto.clear()
+            self._small_plan = None
+        return where
+
+    def _traversal_only(self) -> bool:
+        """Whether nothing but the tree-traversal pool scores this forest, now and later."""
+        derived = (self._ptt, self._gemm, self._qtt, self._torch)  # numba "auto" builds none
+        tt = self.backend == "numba" and self.strategy in ("auto", "tt")
+        return tt and all(x is None for x in derived)
 
     def refresh(self, changed: Mapping[int, ArrayLike]) -> None:
         """Recompile the trees in ``changed`` (tree index → new structure), and only them.

@@ -20,6 +20,7 @@ from forget.hedgecut._common import RESHAPED
 from forget.hedgecut._compiled import CompiledTrees
 from forget.hedgecut._validate import features
 from forget.scoring import CompiledForest
+from tests.forget.helpers import held_outside_trees, trees_held
 
 
 def make(n=600, d=5, n_classes=2, seed=0, **params):
@@ -32,11 +33,12 @@ def make(n=600, d=5, n_classes=2, seed=0, **params):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts of compiled-form work: whole compiles, refreshes (with the trees given) and
-    rewrites of leaves (with the trees whose leaves were rewritten)."""
-    seen: dict[str, list] = {"compile": [], "refresh": [], "leaves": []}
+    """Counts of compiled-form work: whole compiles, refreshes (with the trees given),
+    rewrites of leaves (with the trees whose leaves were rewritten), splices (the tree) and
+    splices refused for want of room (the tree)."""
+    seen: dict[str, list] = {k: [] for k in ("compile", "refresh", "leaves", "splice", "no room")}
     init, refresh = CompiledForest.__init__, CompiledForest.refresh
-    set_leaves = CompiledForest.set_leaves
+    set_leaves, splice = CompiledForest.set_leaves, CompiledForest.splice
 
     def counted_init(self, structures, *args, **kwargs):
         seen["compile"].append([np.array(s) for s in structures])
@@ -52,7 +54,13 @@ def calls(monkeypatch):
             seen["leaves"].append(set(np.asarray(trees).tolist()) - set(failed))
         return failed
 
+    def counted_splice(self, t, at, structure, depth):
+        where = splice(self, t, at, structure, depth)
+        seen["splice" if where is not None else "no room"].append(t)
+        return where
+
     monkeypatch.setattr(CompiledForest, "__init__", counted_init)
+    monkeypatch.setattr(CompiledForest, "splice", counted_splice)
     monkeypatch.setattr(CompiledForest, "refresh", counted_refresh)
     monkeypatch.setattr(CompiledForest, "set_leaves", counted_set_leaves)
     return seen
@@ -60,7 +68,7 @@ def calls(monkeypatch):
 
 def updates(calls) -> int:
     """How many times the compiled form was brought up to date without compiling it whole."""
-    return len(calls["refresh"]) + len(calls["leaves"])
+    return len(calls["refresh"]) + len(calls["leaves"]) + len(calls["splice"])
 
 
 def touched_trees(before, after) -> set[int]:
@@ -132,8 +140,22 @@ def test_predictions_equal_the_node_arrays_through_any_history(history):
             model = HedgeCutClassifier.from_bytes(model.to_bytes())
         if then != "none":
             np.testing.assert_array_equal(model.predict_proba(queries), model._node_proba(queries))
+        if model._compiled.built and not model._compiled.stale:
+            assert_compiled_as_anew(model)
     np.testing.assert_array_equal(model.predict_proba(queries), model._node_proba(queries))
     assert model.predict_proba(queries).shape == (len(queries), model.classes_.size)
+
+
+def assert_compiled_as_anew(model) -> None:
+    """The model's compiled form holds its trees as a fresh compile of them does (records
+    reached from each root in order: features, cut-offs, leaves' values) and nothing else:
+    whatever refreshes, rewrites and splices it went through, no record from before a
+    deletion is left."""
+    pool = model._compiled._forest._pool
+    fresh = CompiledForest(model.tree_structures(), int(model.classes_.size), model.n_features_in_)
+    for t, (a, b) in enumerate(zip(trees_held(pool), trees_held(fresh._pool), strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"tree {t}")
+    assert held_outside_trees(pool) == 0
 
 
 def shape(structure: np.ndarray) -> np.ndarray:
@@ -143,7 +165,7 @@ def shape(structure: np.ndarray) -> np.ndarray:
 
 def test_forget_compiles_nothing_and_a_batch_updates_only_the_trees_it_changed(calls):
     """Trees whose splits stayed have their leaves rewritten in place; trees whose splits
-    changed are recompiled; no other tree is touched."""
+    changed have the subtrees that changed spliced in; no other tree is touched."""
     model, X, _ = make(n=1500, n_estimators=20, max_samples=0.1, min_samples_leaf=20)
     model.predict_proba(X)
     before = model.tree_structures()
@@ -157,28 +179,84 @@ def test_forget_compiles_nothing_and_a_batch_updates_only_the_trees_it_changed(c
     assert len(reshaped) <= model.n_estimators // 2 and changed - reshaped  # (not compiled anew)
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
     (leaves,) = calls["leaves"]
-    (refreshed,) = calls["refresh"] or [{}]
-    assert set(refreshed) == reshaped and leaves == changed - reshaped
-    for t, structure in refreshed.items():
-        np.testing.assert_array_equal(structure, after[t])
+    spliced = set(calls["splice"])
+    assert calls["refresh"] == [] and spliced == reshaped  # no tree compiled again whole
+    assert leaves - reshaped == changed - reshaped
     done = updates(calls)
     model.predict_proba(X)
     assert updates(calls) == done and len(calls["compile"]) == 1
 
 
 def test_no_mark_of_where_a_forgotten_row_went_outlives_the_refresh():
-    """The touched trees and the leaves the forgotten rows reached tell, in part, where those
-    rows were: zeroed at the refresh, and at once when nothing is compiled."""
+    """The touched trees, the leaves the forgotten rows reached and the nodes where trees
+    changed shape tell, in part, where those rows were: zeroed at the refresh, and at once
+    when nothing is compiled."""
     model, X, _ = make(n=1500, n_estimators=20, max_samples=0.1, min_samples_leaf=20)
     compiled = model._compiled
     model.forget([3, 70])  # never predicted: nothing to refresh
     assert not compiled.touched.any() and not compiled.leaf_log.any() and not compiled.leaf_n[0]
     model.predict_proba(X[:1])
-    model.forget([140, 210])
-    assert compiled.touched.any() and compiled.leaf_log.any()  # the test bites
+    model.forget(list(range(100, 400, 5)))
+    logs = [getattr(compiled, k) for k in ("touched", "leaf_log", "leaf_n", "shape_log", "shape_n")]
+    assert all(log.any() for log in logs)  # the test bites
     model.refresh_compiled()
-    assert not compiled.touched.any() and not compiled.leaf_log.any() and not compiled.leaf_n[0]
+    assert not any(log.any() for log in logs)
     np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+
+
+def test_deletions_splice_the_subtrees_they_changed_into_the_compiled_trees(calls):
+    """A deletion that reshapes a big tree (a split switched, a subtree made a leaf or
+    rebuilt) has its compiled form replace the subtrees under the nodes that changed, never
+    the tree: deletions one by one, and batches whose later rows change what earlier ones
+    changed (a node freed and its record used again, a switch above a switch)."""
+    model, X, _ = make(n=4000, n_estimators=8, min_samples_leaf=2)
+    model.predict_proba(X)
+    compiled = model._compiled._forest
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(X))
+    start = 0
+    for size in [1] * 30 + [25] * 8:
+        model.forget(order[start : start + size].tolist())
+        start += size
+        np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+        assert_compiled_as_anew(model)
+    assert len(calls["splice"]) > 30 and model._compiled._forest is compiled  # never anew
+    # a tree is compiled again only when its slot has no room left for a subtree
+    assert {t for refreshed in calls["refresh"] for t in refreshed} <= set(calls["no room"])
+
+
+def test_splice_points_are_the_topmost_logged_nodes_still_in_their_trees():
+    model, _, _ = make(n=2000, n_estimators=3)
+    for row in range(0, 300, 3):  # one by one (a big batch is refitted): some nodes freed
+        model.forget([row])
+    S, roots = model._S, model._roots
+    root = int(roots[0])
+    child = int(S[5][root, S[6][root], 0])
+    grandchild = int(S[5][child, S[6][child], 1])
+    freed = model._free[: int(model._meta[K.M_NFREE])]
+    log = np.array([[0, grandchild], [0, child], [1, child], [0, child], [0, grandchild]])
+    assert model._splice_points(log).tolist() == [1]  # once, and only in its own tree
+    log = np.array([[0, grandchild], [2, int(roots[2])], [0, root], [1, grandchild]])
+    assert model._splice_points(log).tolist() == [1, 2]
+    assert model._splice_points(np.array([[t, int(freed[0])] for t in range(3)])).size == 0
+    leaves = model._live_leaves(np.array([[0, root], [0, grandchild], [1, grandchild]]))
+    assert leaves.tolist() == [False, S[6][grandchild] < 0, False]
+    cut = copy.deepcopy(model)  # the child made a leaf: its old subtree hangs off it, unused
+    cut._S[6][child] = -1
+    assert cut._splice_points(np.array([[0, grandchild], [0, child]])).tolist() == [1]
+    assert cut._live_leaves(np.array([[0, grandchild], [0, child]])).tolist() == [False, True]
+
+
+def test_a_full_shape_log_recompiles_the_trees_it_could_not_hold(calls):
+    model, X, _ = make(n=4000, n_estimators=20, min_samples_leaf=2)
+    model.predict_proba(X)
+    model._compiled.shape_log = np.zeros((2, 2), np.int64)
+    model.forget(list(range(0, 160, 4)))
+    assert model._compiled.shape_n[0] == 2  # full: the trees past it are to recompile
+    assert 0 < (model._compiled.touched == RESHAPED).sum() <= 10  # (not compiled anew)
+    np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
+    assert calls["refresh"] and len(calls["compile"]) == 1
+    assert_compiled_as_anew(model)
 
 
 @pytest.mark.parametrize("log", [1, 3, 40])
@@ -405,7 +483,10 @@ def test_refresh_compiled_brings_the_form_up_to_date_before_any_prediction(calls
 
 
 def _forgotten(most: bool, round_: int, model) -> np.ndarray:
-    """Forget one row (some trees change) or 40 (most trees: the form is compiled anew)."""
+    """Forget one row (some trees change) or 40 (most trees, with no room to log where their
+    structures changed: the form is compiled anew)."""
+    if most:
+        model._compiled.shape_log = np.zeros((0, 2), np.int64)
     model.forget(np.arange(40 * round_, 40 * round_ + (40 if most else 1)))
     assert model._compiled.stale
     if most:

@@ -21,6 +21,7 @@ from forget.scoring import (
     compiled,
 )
 from forget.scoring import _kernels as K
+from tests.forget.helpers import held_outside_trees, trees_held
 
 TORCH = _torch.importable()
 COMBOS = [(s, b) for b in ("numba", "torch") for s in ("tt", "ptt", "gemm")]
@@ -305,8 +306,89 @@ def test_refresh_in_place_and_after_moves(strategy, backend):
         np.testing.assert_array_equal(cf.predict_proba(X), want, err_msg=f"step {step}")
         fresh = CompiledForest(trees, 3, 4, strategy=strategy, backend=backend)
         np.testing.assert_array_equal(fresh.predict_proba(X), want)
+        assert held_outside_trees(cf._pool) == 0  # the old slot, or its tail, zeroed
     assert len(generations) > 1  # slots moved or the pool grew along the way
     assert cf._pool.tail <= 2 * int(cf._pool.caps.sum()) + 1
+
+
+def subtree_end(enc: np.ndarray, at: int) -> int:
+    """Where the subtree whose root is row ``at`` of a preorder structure ends."""
+    open_, j = 1, at
+    while open_:
+        open_ += 1 if enc[j, 0] >= 0 else -1
+        j += 1
+    return j
+
+
+def row_depth(enc: np.ndarray, at: int) -> int:
+    depth, stack = 0, []  # (depth of the node whose right child comes next)
+    for v in range(at + 1):
+        if v > 0:
+            depth = depth + 1 if enc[v - 1, 0] >= 0 else stack.pop() + 1
+        if enc[v, 0] >= 0:
+            stack.append(depth)
+    return depth
+
+
+@slow_ok(40)
+@given(st.integers(0, 2**32 - 1))
+def test_splices_replace_subtrees_and_leave_nothing_else(seed):
+    """Splice random subtrees into random trees, one after another (each at the position a
+    fresh compile or the last splice gave the node): scores stay the plain semantics' of the
+    trees as changed, no other tree changes, and no record outside the trees holds
+    anything; a tree out of room is refused, unchanged, and refreshed whole instead."""
+    rng = np.random.default_rng(seed)
+    cuts = np.array([-1.0, -0.3, 0.0, 0.4, 1.0])
+    trees = [np.array(random_tree(rng, 3, 2, 6, 0.8, cuts)) for _ in range(4)]
+    where = [np.arange(len(enc)) for enc in trees]  # each row's index in its tree's records
+    X = rng.normal(size=(60, 3))
+    cf = CompiledForest(trees, 2, 3, strategy="auto", backend="numba")
+    refused = 0
+    for _ in range(12):
+        t = int(rng.integers(len(trees)))
+        enc = trees[t]
+        at = int(rng.integers(len(enc)))
+        end = subtree_end(enc, at)
+        sub = np.array(random_tree(rng, 3, 2, int(rng.integers(0, 5)), 0.7, cuts))
+        before = trees_held(cf._pool)
+        got = cf.splice(t, int(where[t][at]), sub, row_depth(enc, at))
+        trees[t] = np.concatenate([enc[:at], sub, enc[end:]])
+        if got is None:  # no room: unchanged, then the tree goes whole
+            refused += 1
+            cf.refresh({t: trees[t]})
+            where[t] = np.arange(len(trees[t]))
+        else:
+            where[t] = np.concatenate([where[t][:at], got, where[t][end:]])
+            assert cf.depths_[t] >= max(row_depth(trees[t], v) for v in range(len(trees[t])))
+        for u, (was, now) in enumerate(zip(before, trees_held(cf._pool), strict=True)):
+            if u != t:  # (a refresh may compact the pool: records move, trees stay)
+                np.testing.assert_array_equal(now, was)
+        np.testing.assert_array_equal(cf.predict_proba(X), reference_proba(trees, 2, X))
+        assert held_outside_trees(cf._pool) == 0
+    assert refused < 12
+
+
+def test_splice_declines_where_another_layout_scores_and_checks_its_position():
+    rng = np.random.default_rng(5)
+    cuts = np.array([-1.0, 0.0, 1.0])
+    trees = [np.array(random_tree(rng, 2, 2, 4, 1.0, cuts)) for _ in range(3)]
+    leaf = np.array([[-1.0, 0.0, 3.0, 1.0]])
+    for strategy, backend in (("ptt", "numba"), ("gemm", "numba"), ("qtt", "numba")):
+        cf = CompiledForest(trees, 2, 2, strategy=strategy, backend=backend)
+        rec = cf._pool.rec.copy()
+        assert cf.splice(0, 1, leaf, 1) is None  # those layouts copy whole trees
+        np.testing.assert_array_equal(cf._pool.rec, rec)
+    cf = CompiledForest(trees, 2, 2, strategy="tt", backend="numba")
+    for t, at in ((3, 0), (0, len(trees[0])), (-1, 0), (0, -1)):
+        with pytest.raises(ValueError, match="no record"):
+            cf.splice(t, at, leaf, 0)
+    with pytest.raises(ValueError, match="tree 1"):
+        cf.splice(1, 0, np.array([[0.0, 0.5, 0.0, 0.0]]), 0)  # a split with no children
+    assert cf.splice(1, 0, leaf, 0) is not None  # the whole tree, at its root
+    X = rng.normal(size=(20, 2))
+    np.testing.assert_array_equal(
+        cf.predict_proba(X), reference_proba([trees[0], leaf, trees[2]], 2, X)
+    )
 
 
 def test_a_growing_tree_moves_and_the_pool_compacts(monkeypatch):
