@@ -148,7 +148,7 @@ def _search_rows(X, perm, tree, lo, hi, ids, alive, Q, k, out_d, out_p, i0, i1):
         )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def kneighbors_serial(X, perm, tree, lo, hi, ids, alive, Q, k):
     """Squared distances and fit positions of the k nearest live rows, one query at a time.
 
@@ -160,7 +160,7 @@ def kneighbors_serial(X, perm, tree, lo, hi, ids, alive, Q, k):
     return out_d, out_p
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def kneighbors_parallel(X, perm, tree, lo, hi, ids, alive, Q, k, block=64):
     """As :func:`kneighbors_serial`, blocks of ``block`` queries spread over threads."""
     n = Q.shape[0]
@@ -174,7 +174,7 @@ def kneighbors_parallel(X, perm, tree, lo, hi, ids, alive, Q, k, block=64):
     return out_d, out_p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_kdtree(X, live, leaf_size):
     """A KD-tree over the columns ``live`` of ``X``: split on the widest side at the median.
 
@@ -238,7 +238,7 @@ def build_kdtree(X, live, leaf_size):
     return order, tree[:n_nodes].copy(), lo[:n_nodes].copy(), hi[:n_nodes].copy(), leaf_of
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def shrink_boxes(X, perm, tree, lo, hi, alive, leaf_of, slot):
     """Refit the boxes from ``slot``'s leaf up to the root to the live rows, after a forget.
 
@@ -263,7 +263,7 @@ def shrink_boxes(X, perm, tree, lo, hi, alive, leaf_of, slot):
         node = tree[node, 4]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def aggregate(nb_d2, nb_p, y, n_out, by_class, distance):
     """Per query: class weights (``by_class``, normalised to sum 1) or the weighted mean of ``y``.
 

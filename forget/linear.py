@@ -355,7 +355,7 @@ def _n_sums(d: int) -> int:
 _ROWS_PER_CARRY = 1 << 20
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _linear_add(X, y, rows, sums, sign, lead):  # pragma: no cover - jitted
     """Add (``sign`` 1) or subtract (-1) the terms of ``rows`` to the sums, then normalise.
 

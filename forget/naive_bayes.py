@@ -421,7 +421,7 @@ class MultinomialNB(_NaiveBayes):
 
 
 # ---------------------------------------------------------------------- kernels
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gauss_add(X, yk, rows, sums, lead, cnt, sign):  # pragma: no cover - jitted
     """Add (``sign`` 1) or subtract (-1) the ``x``, ``x²`` terms of ``rows`` to their class's
     sums and to the sums over all rows, and the rows to ``cnt``; zero subtracted rows;
@@ -503,7 +503,7 @@ def _gauss_moments(sums, lead, cnt, n, dirty, theta, var):  # pragma: no cover -
     return gmax
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _multinomial_add(X, yk, rows, sums, lead, cnt, sign):  # pragma: no cover - jitted
     """Add (``sign`` 1) or subtract (-1) ``rows`` to their class's sums and to ``cnt``; zero
     subtracted rows; normalise; return which classes' sums changed."""
