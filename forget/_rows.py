@@ -122,6 +122,11 @@ class RowIndex:
         self.alive[pos] = False
         self.dropped(pos)
 
+    @property
+    def prepared(self) -> bool:
+        """Whether the lookups are built (:meth:`prepare`, or a ``resolve`` or ``drop``)."""
+        return self._lookup is not None and self._rank is not None
+
     def prepare(self) -> None:
         """Build now the lookups the first ``resolve`` and ``drop`` would build (each O(n)):
         a server does this at startup, so that its first erasure costs what the next do."""

@@ -615,6 +615,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         fresh.set_params(feature_bounds=self.feature_bounds, random_state=self.random_state)
         if self._compiled.built:  # scoring goes on compiled, as after ``compact``
             fresh._compiled.compile(fresh)
+        if self._rows.prepared:
+            fresh._rows.prepare()
         self.__dict__.update(fresh.__dict__)
 
     def _budget(self, n: int) -> int:
@@ -783,17 +785,20 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
 
         ``forget`` keeps the hot path short: until this is called, memory still holds layout
         that a refit would not (see the class docstring). The canonical form, and its compiled
-        trees when the model had them, are built beside the model, which only reads its own
-        state meanwhile (so ``predict_proba`` may go on on other threads); the model then takes
-        them in one step of attribute assignments, inside ``swap`` when given (a server closes
-        the model's gate there: microseconds, not the build). Both forms are in memory until
-        that step. Like ``forget``, not to be run beside another ``forget`` or ``compact``.
+        trees and row-id lookups when the model had them, are built beside the model, which
+        only reads its own state meanwhile (so ``predict_proba`` may go on on other threads);
+        the model then takes them in one step of attribute assignments, inside ``swap`` when
+        given (a server closes the model's gate there: microseconds, not the build). Both
+        forms are in memory until that step. Like ``forget``, not to be run beside another
+        ``forget`` or ``compact``.
         """
         self._require_fitted()
         fresh = copy.copy(self)  # the parameters shared; every fitted attribute set anew
         fresh._install(*self._canonical())
         if self._compiled.built:  # superseded records of refreshed trees go too
             fresh._compiled.compile(fresh)
+        if self._rows.prepared:  # the row-id lookups too: not built by the next erasure (O(n))
+            fresh._rows.prepare()
         with swap if swap is not None else nullcontext():
             self.__dict__.update(fresh.__dict__)
         return self
