@@ -6,6 +6,7 @@ Usage::
     python -m bench.api_erasure --quick              # 2,000 rows, a few dozen requests a phase
     python -m bench.api_erasure --profile storm.json # and a py-spy profile of a storm
     python -m bench.api_erasure --synthetic --rows 300000   # ten times adult, synthetic
+                                                           # (api_erasure_synthetic.json)
 
 The store is the one ``bench.store_erasure`` builds (adult with made-up subject ids, one to
 three rows each; HedgeCut, kNN and ridge regression), served by ``forget serve`` in a
@@ -643,7 +644,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"profile: {payload['profile']['path']}")
         for f in payload["profile"].get("project", []):
             print(f"  {100 * f['share']:5.1f}%  {f['frame']}")
-    path = write_json("api_erasure-quick" if args.quick else "api_erasure", payload, args.out)
+    name = "api_erasure" + ("-quick" if args.quick else "_synthetic" if args.synthetic else "")
+    path = write_json(name, payload, args.out)
     print(f"\nwritten: {path}")
     return payload
 

@@ -233,6 +233,7 @@ TABLES = {
     "store_erasure": store_erasure_table,
     "serving": serving_table,
     "api_erasure": api_erasure_table,
+    "api_erasure_synthetic": api_erasure_table,  # the same phases on a store 10x adult
     "monitoring": monitoring_table,
     "drift": drift_table,
     "cluster": cluster_table,
