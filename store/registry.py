@@ -1075,7 +1075,8 @@ class Registry:
         ``guard(model, version)`` is entered while each model takes its compacted form (the
         ``swap`` of its ``compact``, microseconds: a server keeps that model's predictions out
         meanwhile; the form is built beside the model as they go on); the artifact is written
-        after, outside it: writing only reads the model. Shards that erasures dropped are
+        after, outside it, from the same canonical form when the model offers both in one
+        (``compact_to_bytes``): writing only reads it. Shards that erasures dropped are
         retrained first (:meth:`retrain_shards`): no artifact is written at a revision that
         served without them (loading an artifact trains every shard)."""
         self.retrain_shards()
@@ -1089,10 +1090,15 @@ class Registry:
             if live.revision == ckpt:
                 continue
             rel = Artifacts.relpath(name, version, live.revision)
-            compact = getattr(live.estimator, "compact", None)
-            if compact is not None:  # memory as the artifact: no layout left by erased rows
-                compact(guard(name, version) if guard is not None else None)
-            sha = self.artifacts.write(rel, live.estimator.to_bytes())
+            swap = guard(name, version) if guard is not None else None
+            est = live.estimator
+            if hasattr(est, "compact_to_bytes"):  # memory as the artifact: no layout left by
+                blob = est.compact_to_bytes(swap)  # erased rows (one canonical form for both)
+            else:
+                if hasattr(est, "compact"):
+                    est.compact(swap)
+                blob = est.to_bytes()
+            sha = self.artifacts.write(rel, blob)
             crash_point("checkpoint.written")
             with self.db.atomic():
                 self._set_checkpoint(name, version, live.revision, rel, sha)

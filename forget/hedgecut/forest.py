@@ -792,16 +792,31 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         forms are in memory until that step. Like ``forget``, not to be run beside another
         ``forget`` or ``compact``.
         """
+        self._compact(swap)
+        return self
+
+    def compact_to_bytes(self, swap: AbstractContextManager[Any] | None = None) -> bytes:
+        """:meth:`compact`, then :meth:`to_bytes`, from one canonical form: the compacted
+        model's artifact byte for byte, at the cost of one (a store's checkpoint does both:
+        on 300,000 rows the canonical form takes ~1-2.5 s)."""
+        arrays, state = self._compact(swap)
+        return _persist.dump(type(self).__name__, self._json_params(), state, arrays)
+
+    def _compact(
+        self, swap: AbstractContextManager[Any] | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """:meth:`compact`; the canonical arrays and state the model took (copies of them)."""
         self._require_fitted()
         fresh = copy.copy(self)  # the parameters shared; every fitted attribute set anew
-        fresh._install(*self._canonical())
+        arrays, state = self._canonical()
+        fresh._install(arrays, state)
         if self._compiled.built:  # superseded records of refreshed trees go too
             fresh._compiled.compile(fresh)
         if self._rows.prepared:  # the row-id lookups too: not built by the next erasure (O(n))
             fresh._rows.prepare()
         with swap if swap is not None else nullcontext():
             self.__dict__.update(fresh.__dict__)
-        return self
+        return arrays, state
 
     def _canonical(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The artifact's arrays and state: only live rows, nodes in the canonical form

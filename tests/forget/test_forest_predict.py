@@ -579,3 +579,15 @@ def test_row_lookups_a_server_built_outlive_compaction_and_refits(how):
     for m in (model, plain):
         m.forget([799])
     np.testing.assert_array_equal(model._node_proba(X), plain._node_proba(X))
+
+
+def test_compact_to_bytes_is_compact_then_to_bytes():
+    model, X, _ = make(n=1500, max_samples=0.3)
+    model.predict_proba(X)
+    model.forget(list(range(0, 300, 7)))
+    twin = copy.deepcopy(model)
+    data = model.compact_to_bytes()
+    twin.compact()
+    assert data == twin.to_bytes() == model.to_bytes()
+    np.testing.assert_array_equal(model.predict_proba(X), twin.predict_proba(X))
+    assert model.n_forgotten_ == 0 and model._compiled.built  # compacted: scored compiled
