@@ -805,7 +805,8 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def _compact(
         self, swap: AbstractContextManager[Any] | None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """:meth:`compact`; the canonical arrays and state the model took (copies of them)."""
+        """:meth:`compact`; the canonical arrays and state the model took (it may hold some
+        of the very arrays, ``X`` among them: write them before it forgets again)."""
         self._require_fitted()
         fresh = copy.copy(self)  # the parameters shared; every fitted attribute set anew
         arrays, state = self._canonical()
