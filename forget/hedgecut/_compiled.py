@@ -23,8 +23,9 @@ compiled form is derived state, held beside the node arrays and never written to
   compiled again instead (as fast: 1M rows, 100 trees, all touched: 0.42 s to refresh, 0.37 s
   to compile), as it is when a class dropped by ``forget`` changed every tree's columns;
 - records a refresh supersedes (a spliced-out subtree, a recompiled tree's old slot) are zeroed
-  as it goes: the scorer holds no leaf counts from before a deletion. ``compact`` (and so the
-  store's checkpoint) compiles the canonical trees again at once, dropping the zeroed records;
+  as it goes, and where the nodes ``forget`` freed were compiled is forgotten: the scorer holds
+  no leaf counts from before a deletion. ``compact`` (and so the store's checkpoint) compiles
+  the canonical trees again at once, dropping the zeroed records;
 - pickling and copying drop it (it is compiled again on use).
 
 When to refresh: a rent-or-buy rule, in measured seconds. Between a deletion and the refresh,
@@ -196,6 +197,8 @@ class CompiledTrees:
                 forest.refresh(trees)
                 nodes = sum(structure.shape[0] for structure in trees.values())
                 self._per_node_s = (time.perf_counter() - t0) / max(nodes, 1)
+            freed = model._freed()  # where nodes forget freed were compiled: no longer kept
+            self._pos[freed[freed < self._pos.size]] = -1
         self.settled()
         return forest
 

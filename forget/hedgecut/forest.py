@@ -744,6 +744,10 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
     def _depth(self, v: int) -> int:
         return int(self._S[10][v])
 
+    def _freed(self) -> np.ndarray:
+        """The nodes on the free list (freed by ``forget``, not used again yet)."""
+        return self._free[: int(self._meta[K.M_NFREE])]
+
     def _splice_points(self, log: np.ndarray) -> np.ndarray:
         """The indices of the (tree, node) entries of ``log`` whose node is on its tree's
         active structure with no other such entry above it, once each."""

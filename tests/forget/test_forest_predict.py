@@ -220,7 +220,9 @@ def test_deletions_splice_the_subtrees_they_changed_into_the_compiled_trees(call
         start += size
         np.testing.assert_array_equal(model.predict_proba(X), model._node_proba(X))
         assert_compiled_as_anew(model)
+        assert (model._compiled._pos[model._freed()] == -1).all()  # no place of a freed node
     assert len(calls["splice"]) > 30 and model._compiled._forest is compiled  # never anew
+    assert model._freed().size
     # a tree is compiled again only when its slot has no room left for a subtree
     assert {t for refreshed in calls["refresh"] for t in refreshed} <= set(calls["no room"])
 
