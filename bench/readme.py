@@ -242,6 +242,11 @@ TABLES = {
 }
 
 
+def _forget_us(r: dict[str, Any]) -> str:
+    """The forest_scale tables' deletion cell: p50 / p99 / max in µs."""
+    return f"{r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f}"
+
+
 def forest_scale_table(payload: dict[str, Any]) -> str:
     lines = [
         "| task | rows | model | accuracy | vs ExtraTrees | fit s | model MB | peak RSS MB "
@@ -264,9 +269,7 @@ def forest_scale_table(payload: dict[str, Any]) -> str:
             f"{r['predict_10k_ms']:,.1f}",
             "" if et else f"{r['predict_vs_et']:.1f}×",
             f"{r['predict_1_us']:,.1f}",
-            f"{r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f}"
-            if ours
-            else "",
+            _forget_us(r) if ours else "",
             f"{100 * r['slow_path_share']:.0f}%" if ours else "",
             f"{r['rows_rebuilt_per_slow_path']:,.0f}" if ours else "",
             f"{r['retrain_s']:.2f}",
@@ -293,7 +296,7 @@ def forest_scale_defer_table(payload: dict[str, Any]) -> str:
             r["task"],
             f"{r['rows']:,}",
             str(d) if d else "—",
-            f"{r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f}",
+            _forget_us(r),
             f"{100 * r['slow_path_share']:.0f}%",
             f"{r['rows_rebuilt_per_slow_path']:,.0f}",
             f"{100 * r['deferred_share']:.0f}%",
@@ -325,7 +328,7 @@ def forest_scale_curve_table(payload: dict[str, Any]) -> str:
             f"| {r['max_features']} | {r['random_depth']} | {r['accuracy']:.4f} "
             f"| {r['accuracy_vs_et_points']:+.2f} pts "
             f"| {r['fit_s']:.2f} "
-            f"| {r['delete_p50_us']:,.0f} / {r['delete_p99_us']:,.0f} / {r['delete_max_us']:,.0f} "
+            f"| {_forget_us(r)} "
             f"| {100 * r['slow_path_share']:.0f}% | {r['rows_rebuilt_per_slow_path']:,.0f} |"
         )
     return "\n".join(lines)
