@@ -183,6 +183,9 @@ def scoring_table(payload: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for r in same["results"]:
+            if r.get("batch_ms") is None:  # a peer not installed or not run
+                lines.append(f"| {r['scorer']}: {r.get('note', '')} | | | | | | |")
+                continue
             one = "" if r.get("one_us") is None else _num(r["one_us"], 1)
             cold = "" if r.get("cold_one_us") is None else _num(r["cold_one_us"], 1)
             exact = {True: "yes", False: f"no ({r.get('diff')})", None: ""}[r.get("exact")]

@@ -20,8 +20,11 @@ One run, on the same data (adult, 80/20 split, rows drawn from the test part):
    ``refresh(changed)`` against compiling every tree again.
 4. **Same forest**: scikit-learn's ExtraTrees trees converted into ``CompiledForest``
    (``forget.scoring.from_sklearn``, bitwise its ``predict_proba``) and scored on one thread
-   beside ``predict_proba`` itself and ONNX Runtime (via skl2onnx; ``pip install
-   'forget[peers]'``, skipped when missing), in interleaved rounds. ``ns per visited node`` is
+   beside ``predict_proba`` itself, ONNX Runtime (via skl2onnx) and tl2cgen's compiled C
+   (treelite's import of the forest, gcc ``-O1`` by default: the C of 1.8M nodes takes gcc
+   ~20 minutes on two cores, once, then comes from a cache; ``--no-tl2cgen`` leaves it out),
+   the peers from ``pip install 'forget[peers]'`` and skipped when missing, in interleaved
+   rounds. ``ns per visited node`` is
    the time over the nodes the rows' paths visit (leaves included, summed over trees), and
    the bound rows are the physical floor: the node bytes those visits touch over a measured
    one-thread copy bandwidth, for forget's 16-byte records and scikit-learn's 64-byte nodes.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import itertools
 import os
 import time
@@ -338,11 +342,60 @@ def _onnx_scorer(
     return score, f"ONNX Runtime {ort.__version__}"
 
 
+def tl2cgen_library(model: Any, opt: str = "-O3") -> tuple[Any, str, float]:
+    """A treelite model compiled to C by tl2cgen with gcc, one thread: its predictor, the
+    library's path and the compile's seconds (0 when it came from the cache).
+
+    The library is cached under ``$XDG_CACHE_HOME/forget-bench/tl2cgen`` by a digest of the
+    model's bytes, the optimisation level and tl2cgen's version: a deep forest takes gcc tens
+    of minutes on two cores, once."""
+    import tl2cgen
+
+    key = hashlib.sha256(model.serialize_bytes())
+    key.update(f"{opt} {tl2cgen.__version__}".encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "forget-bench"
+    lib = cache / "tl2cgen" / f"{key.hexdigest()[:24]}.so"
+    seconds = 0.0
+    if not lib.exists():
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lib.with_suffix(f".{os.getpid()}.so")
+        t = time.perf_counter()
+        parts = 4 * (os.cpu_count() or 1)  # translation units gcc compiles side by side
+        tl2cgen.export_lib(
+            model, toolchain="gcc", libpath=str(tmp), params={"parallel_comp": parts},
+            options=[opt],  # after tl2cgen's own -O3: the last level given wins
+        )  # fmt: skip
+        seconds = time.perf_counter() - t
+        tmp.replace(lib)
+    return tl2cgen.Predictor(str(lib), nthread=1), str(lib), seconds
+
+
+def _tl2cgen_scorer(
+    et: ExtraTreesClassifier, opt: str
+) -> tuple[Callable[[np.ndarray], Any] | None, str]:
+    """tl2cgen's compiled C of the forest (treelite's scikit-learn import), one thread."""
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError as exc:
+        return None, f"not installed ({exc.name}): pip install 'forget[peers]'"
+    print(f"tl2cgen: compiling the forest with gcc {opt} (cached; the first time takes long)")
+    pred, _, seconds = tl2cgen_library(treelite.sklearn.import_model(et), opt)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        dm = tl2cgen.DMatrix(np.asarray(rows, np.float32).astype(np.float64))
+        return np.asarray(pred.predict(dm)).reshape(len(rows), -1)
+
+    compiled = f"compiled in {seconds:.0f} s" if seconds else "cached"
+    return score, f"tl2cgen {tl2cgen.__version__} (gcc {opt}, {compiled})"
+
+
 COLD_REPS = 40  # one-row calls per scorer with the caches emptied before each
 
 
-def bench_same_forest(et, rows, rounds, budget_s) -> dict[str, Any]:
-    """ExtraTrees' own trees: scikit-learn, forget's compiled form, ONNX Runtime."""
+def bench_same_forest(et, rows, rounds, budget_s, tl2cgen_opt: str | None) -> dict[str, Any]:
+    """ExtraTrees' own trees: scikit-learn, forget's compiled form, ONNX Runtime and tl2cgen
+    (``tl2cgen_opt``: gcc's optimisation level, ``None``: not run)."""
     n, d = rows.shape
     t0 = time.perf_counter()
     cf = from_sklearn(et)  # one thread, as the others
@@ -356,6 +409,11 @@ def bench_same_forest(et, rows, rounds, budget_s) -> dict[str, Any]:
     }
     if onnx is not None:
         entries[onnx_name] = onnx
+    c_score, c_name = (None, "not run (--no-tl2cgen or --quick)")
+    if tl2cgen_opt is not None:
+        c_score, c_name = _tl2cgen_scorer(et, tl2cgen_opt)
+    if c_score is not None:
+        entries[c_name] = c_score
     calls: dict[str, Callable[[], Any]] = {k: partial(f, rows) for k, f in entries.items()}
     batch = measure(calls, rounds, budget_s, 30)
     single = measure({k: _one_row(f, rows) for k, f in entries.items()}, rounds, budget_s / 2, 2000)
@@ -381,6 +439,8 @@ def bench_same_forest(et, rows, rounds, budget_s) -> dict[str, Any]:
         )
     if onnx is None:
         out.append({"scorer": "ONNX Runtime", "note": onnx_name})
+    if c_score is None:
+        out.append({"scorer": "tl2cgen", "note": c_name})
     bw = copy_bandwidth()
     leaf_bytes = 8 * (want.shape[1] + 1)  # a leaf's values, once per row and tree
     sk_node = et.estimators_[0].tree_.__getstate__()["nodes"].dtype.itemsize
@@ -420,6 +480,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     ap.add_argument("--quick", action="store_true", help="10 trees, 1,000 rows, short timings")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/scoring.json)")
+    ap.add_argument(
+        "--tl2cgen-opt",
+        default="-O1",
+        help="gcc's level for tl2cgen's C of the deep forest (-O1: ~20 min on 2 cores, once)",
+    )
+    ap.add_argument("--no-tl2cgen", action="store_true", help="leave tl2cgen out")
     args = ap.parse_args(argv)
     trees, n_rows, rounds, budget = args.trees, args.rows, args.rounds, 6.0
     depths: list[int | None] = [3, 6, 8, 10, 12]
@@ -485,7 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ],
         )
     )
-    same = bench_same_forest(et, rows, rounds, budget)
+    opt = None if args.quick or args.no_tl2cgen else args.tl2cgen_opt
+    same = bench_same_forest(et, rows, rounds, budget, opt)
     f = same["forest"]
     print(
         f"\nsame forest: ExtraTrees' own {f['trees']} trees, {f['nodes']:,} nodes, depth mean "
