@@ -423,8 +423,11 @@ class Service:
     SETTLE_RETRY_S = 1.0  # after a failed settle (the journal keeps the groups)
     # the settler waits this long after an answer before recording, gathering the next
     # answers into the same transaction: each settle costs ~6 statements however many groups
-    # it records, and its statements take the interpreter lock from the loop each time
-    SETTLE_GATHER_S = 0.02
+    # it records, and its statements take the interpreter lock from the loop each time.
+    # 0.1 s against 0.02: storms of 8 erasing connections 361 -> 430 erasures/s (adult,
+    # medians of 3 alternating runs of bench.api_erasure, 2026-12-08); the cost is that long
+    # of the rows in the drift references (memory only) and of the journal's lines
+    SETTLE_GATHER_S = 0.1
 
     def _settle_loop(self) -> None:
         """Record the erasures answered from memory, a transaction for all those answered
