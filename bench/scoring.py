@@ -22,7 +22,7 @@ One run, on the same data (adult, 80/20 split, rows drawn from the test part):
    (``forget.scoring.from_sklearn``, bitwise its ``predict_proba``) and scored on one thread
    beside ``predict_proba`` itself, ONNX Runtime (via skl2onnx) and tl2cgen's compiled C
    (treelite's import of the forest, gcc ``-O1`` by default: the C of 1.8M nodes takes gcc
-   ~20 minutes on two cores, once, then comes from a cache; ``--no-tl2cgen`` leaves it out),
+   ~33 minutes on two cores, once, then comes from a cache; ``--no-tl2cgen`` leaves it out),
    the peers from ``pip install 'forget[peers]'`` and skipped when missing, in interleaved
    rounds. ``ns per visited node`` is
    the time over the nodes the rows' paths visit (leaves included, summed over trees), and
@@ -342,13 +342,16 @@ def _onnx_scorer(
     return score, f"ONNX Runtime {ort.__version__}"
 
 
-def tl2cgen_library(model: Any, opt: str = "-O3") -> tuple[Any, str, float]:
-    """A treelite model compiled to C by tl2cgen with gcc, one thread: its predictor, the
-    library's path and the compile's seconds (0 when it came from the cache).
+def tl2cgen_library(
+    model: Any, opt: str = "-O3"
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, float]:
+    """A treelite model compiled to C by tl2cgen with gcc, scoring on one thread: its scorer
+    (rows -> the model's outputs, float32 rows as doubles, as forget and scikit-learn see
+    them), the library's path and the compile's seconds (0 when it came from the cache).
 
     The library is cached under ``$XDG_CACHE_HOME/forget-bench/tl2cgen`` by a digest of the
-    model's bytes, the optimisation level and tl2cgen's version: a deep forest takes gcc tens
-    of minutes on two cores, once."""
+    model's bytes, the optimisation level and tl2cgen's version: a deep forest takes gcc half
+    an hour on two cores, once."""
     import tl2cgen
 
     key = hashlib.sha256(model.serialize_bytes())
@@ -367,7 +370,13 @@ def tl2cgen_library(model: Any, opt: str = "-O3") -> tuple[Any, str, float]:
         )  # fmt: skip
         seconds = time.perf_counter() - t
         tmp.replace(lib)
-    return tl2cgen.Predictor(str(lib), nthread=1), str(lib), seconds
+    pred = tl2cgen.Predictor(str(lib), nthread=1)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        dm = tl2cgen.DMatrix(np.asarray(rows, np.float32).astype(np.float64))
+        return np.asarray(pred.predict(dm)).reshape(len(rows), -1)
+
+    return score, str(lib), seconds
 
 
 def _tl2cgen_scorer(
@@ -380,12 +389,7 @@ def _tl2cgen_scorer(
     except ImportError as exc:
         return None, f"not installed ({exc.name}): pip install 'forget[peers]'"
     print(f"tl2cgen: compiling the forest with gcc {opt} (cached; the first time takes long)")
-    pred, _, seconds = tl2cgen_library(treelite.sklearn.import_model(et), opt)
-
-    def score(rows: np.ndarray) -> np.ndarray:
-        dm = tl2cgen.DMatrix(np.asarray(rows, np.float32).astype(np.float64))
-        return np.asarray(pred.predict(dm)).reshape(len(rows), -1)
-
+    score, _, seconds = tl2cgen_library(treelite.sklearn.import_model(et), opt)
     compiled = f"compiled in {seconds:.0f} s" if seconds else "cached"
     return score, f"tl2cgen {tl2cgen.__version__} (gcc {opt}, {compiled})"
 
@@ -487,7 +491,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--tl2cgen-opt",
         default="-O1",
-        help="gcc's level for tl2cgen's C of the deep forest (-O1: ~20 min on 2 cores, once)",
+        help="gcc's level for tl2cgen's C of the deep forest (-O1: ~33 min on 2 cores, once)",
     )
     ap.add_argument("--no-tl2cgen", action="store_true", help="leave tl2cgen out")
     args = ap.parse_args(argv)

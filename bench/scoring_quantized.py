@@ -169,12 +169,7 @@ def _tl2cgen(
     if nodes > TL2CGEN_MAX_NODES:
         return None, f"tl2cgen: not run, {nodes:,} nodes: gcc would take many minutes", 0
     model = _treelite_model(structures, n_classes, n_features, leaves)
-    pred, lib, compile_s = tl2cgen_library(model)
-
-    def score(rows: np.ndarray) -> np.ndarray:
-        dm = tl2cgen.DMatrix(np.asarray(rows, np.float32).astype(np.float64))
-        return np.asarray(pred.predict(dm)).reshape(len(rows), -1)
-
+    score, lib, compile_s = tl2cgen_library(model)
     compiled = f"compiled in {compile_s:.0f} s" if compile_s else "cached"
     name = f"tl2cgen {tl2cgen.__version__} (gcc, {compiled})"
     return score, name, Path(lib).stat().st_size
