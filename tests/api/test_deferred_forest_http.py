@@ -1,7 +1,8 @@
 """A forest that defers big rebuilds (``defer_rows``, issue 16) served over real HTTP: an
 erasure whose rebuilds it deferred is answered at once, the server rebuilds the waiting trees
 in the background (no purge: its interval is an hour), and its predictions become, bit for bit,
-those of a fit on the remaining rows; the report names the trees left out meanwhile."""
+those of a fit on the remaining rows; the report names the trees left out meanwhile. In
+process, with the rebuilds held back: no answer given meanwhile is cached."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.service import Service
 from forget import HedgeCutClassifier
+from store import ModelStore
 from tests.api.conftest import Server, auth, people_server
 from tests.store.helpers import FEATURES, people
 
@@ -82,3 +85,42 @@ def test_deferred_trees_are_rebuilt_in_the_background(srv: Server) -> None:
     ).json()
     (m,) = report["models"]
     assert "leaving out tree" in m["action_text"] and "shard" not in m["action_text"]
+
+
+def test_no_answer_is_kept_while_trees_wait(tmp_path: Path) -> None:
+    """In process, the rebuilds held back: answers given while a forest leaves trees out are
+    not cached (a rebuild keeps the revision, so a kept answer would outlive it); after the
+    rebuild the same request gets the refit's probabilities."""
+    with ModelStore.open(tmp_path / "store") as st:
+        st.ingest("people", people(), subject_column="subject_id")
+    svc = Service.open(tmp_path / "store", purge_interval=0, evidence_rate=0)
+    try:
+        held: list[object] = []
+        svc._catch_up = held.append  # type: ignore[method-assign]  # the rebuilds wait
+        svc.train(
+            "hc",
+            dataset="people",
+            kind="HedgeCutClassifier",
+            params=PARAMS,
+            label="label",
+            features=FEATURES,
+        )
+        erased: set[str] = set()
+        for subject in sorted({row["subject_id"] for row in people()}):
+            svc.erase(subject, "art17-1-b")
+            erased.add(subject)
+            if held:
+                break
+        assert held, "no erasure deferred a rebuild"
+        est = held[-1]
+        assert est.pending_  # type: ignore[attr-defined]
+        first = svc.predict("hc", ROWS)
+        assert len(svc.cache) == 0  # answered, not kept
+        Service._catch_up(svc, est)  # the rebuild: the same revision, all trees again
+        after = svc.predict("hc", ROWS)
+        assert after["revision"] == first["revision"]
+        expect = _refit(erased).predict_proba(PROBE)
+        np.testing.assert_array_equal(np.array(after["probabilities"]), expect)
+        assert not np.array_equal(np.array(first["probabilities"]), expect)
+    finally:
+        svc.close()
