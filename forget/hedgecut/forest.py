@@ -613,11 +613,17 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         fresh.set_params(feature_bounds=self.feature_bounds_, random_state=self.seed_)
         fresh.fit(self._X[live], self.classes_[self._y[live]], self._rows.ids[live])
         fresh.set_params(feature_bounds=self.feature_bounds, random_state=self.random_state)
-        if self._compiled.built:  # scoring goes on compiled, as after ``compact``
+        self._derive_for(fresh)  # scoring goes on compiled, as after ``compact``
+        self.__dict__.update(fresh.__dict__)
+
+    def _derive_for(self, fresh: HedgeCutClassifier) -> None:
+        """Build on ``fresh`` (this model fitted or compacted anew, about to be taken over)
+        the derived state this model had built: its compiled trees and its row-id lookups,
+        so that neither is built on the next prediction or erasure (each O(n))."""
+        if self._compiled.built:
             fresh._compiled.compile(fresh)
         if self._rows.prepared:
             fresh._rows.prepare()
-        self.__dict__.update(fresh.__dict__)
 
     def _budget(self, n: int) -> int:
         return max(1, round(float(self.deletion_budget) * n)) if self.deletion_budget else 0
@@ -815,10 +821,7 @@ class HedgeCutClassifier(ClassifierMixin, BaseEstimator):
         fresh = copy.copy(self)  # the parameters shared; every fitted attribute set anew
         arrays, state = self._canonical()
         fresh._install(arrays, state)
-        if self._compiled.built:  # superseded records of refreshed trees go too
-            fresh._compiled.compile(fresh)
-        if self._rows.prepared:  # the row-id lookups too: not built by the next erasure (O(n))
-            fresh._rows.prepare()
+        self._derive_for(fresh)  # superseded records of refreshed trees go too
         with swap if swap is not None else nullcontext():
             self.__dict__.update(fresh.__dict__)
         return arrays, state
