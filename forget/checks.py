@@ -39,6 +39,7 @@ __all__ = [
     "check_state_equals_refit",
     "outputs",
     "refit_on_remaining",
+    "unfitted_twin",
 ]
 
 # Float models (sufficient statistics) match a refit to rounding; trees and kNN match exactly.
@@ -66,18 +67,22 @@ def pinned_params(model: Any) -> dict[str, Any]:
     """
     pinned = {}
     if "feature_bounds" in model.get_params() and hasattr(model, "feature_bounds_"):
-        pinned["feature_bounds"] = model.feature_bounds_
+        pinned["feature_bounds"] = np.array(model.feature_bounds_)  # the model's stays its own
     return pinned
 
 
 def refit_on_remaining(
     model: Any, X: np.ndarray, y: np.ndarray, ids: np.ndarray, gone: Sequence[int]
 ) -> Any:
-    """A fresh model with the same parameters (and :func:`pinned_params`) fitted on the rows
-    not in ``gone``."""
-    params = {**model.get_params(), **pinned_params(model)}
+    """:func:`unfitted_twin` fitted on the rows not in ``gone``."""
     keep = ~np.isin(ids, np.asarray(gone))
-    return type(model)(**params).fit(X[keep], y[keep], row_ids=ids[keep])
+    return unfitted_twin(model).fit(X[keep], y[keep], row_ids=ids[keep])
+
+
+def unfitted_twin(model: Any) -> Any:
+    """A fresh, unfitted model with the same parameters as ``model`` and its
+    :func:`pinned_params`: what a refit starts from (no fitted state of ``model``)."""
+    return type(model)(**{**model.get_params(), **pinned_params(model)})
 
 
 def _assert_same(model: Any, ref: Any, X: np.ndarray, what: str) -> None:

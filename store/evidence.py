@@ -20,8 +20,10 @@ check runs later in three phases, so that a caller holding a lock around the sto
 only for the reads and the writes:
 
 1. :func:`jobs` (under the lock): one :class:`EvidenceJob` per model version with scheduled
-   checks, holding what the refit needs, read now: a copy of the model at the version's
-   current revision, and the ids, features and labels of the version's remaining rows;
+   checks, holding what the check needs, read now: the ids, features and labels of the
+   version's remaining rows, the model's outputs on the probe rows at its current revision,
+   and an unfitted twin (its parameters and pinned choices) — no copy of the model, whose
+   working arrays can be large (a 100-tree forest on 300,000 rows: ~680 MB, ~5 s to copy);
 2. :meth:`EvidenceJob.run` (no store, no lock): the refit and the comparison;
 3. :func:`record` (under the lock): the result goes into each scheduled check's evidence and
    into an ``erasure.evidence_recorded`` audit entry that carries it whole.
@@ -122,14 +124,27 @@ def compare(estimator: Any, ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> di
     """Compare ``estimator`` with a refit on rows ``ids, X, y``; JSON-able result."""
     # imported here: the checks load scikit-learn and every model, which the read-only
     # commands (report, verify, models) never need
-    from forget.checks import APPROX_ATOL, RTOL, outputs, refit_on_remaining
+    from forget.checks import unfitted_twin
 
-    ref = refit_on_remaining(estimator, X, y, ids, [])
-    probe = np.unique(np.linspace(0, ids.size - 1, min(PROBE_ROWS, ids.size)).astype(np.int64))
-    a, b = outputs(estimator, X[probe]), outputs(ref, X[probe])
+    return judge(_served(estimator, X, ids.size), estimator.guarantee, unfitted_twin(estimator),
+                 ids, X, y)  # fmt: skip
+
+
+def judge(
+    served: np.ndarray, guarantee: Guarantee, twin: Any, ids: np.ndarray, X: np.ndarray,
+    y: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit ``twin`` (unfitted: :func:`forget.checks.unfitted_twin`) on rows ``ids, X, y`` and
+    compare its outputs on the probe rows with ``served``, the unlearned model's there, as
+    ``guarantee`` asks; JSON-able result."""
+    from forget.checks import APPROX_ATOL, RTOL, outputs
+
+    ref = twin.fit(X, y, row_ids=ids)
+    probe = _probe(ids.size)
+    a, b = served, outputs(ref, X[probe])
     diff = float(np.abs(a - b).max()) if a.size else 0.0
     identical = bool(np.array_equal(a, b))
-    if estimator.guarantee is Guarantee.APPROXIMATE:
+    if guarantee is Guarantee.APPROXIMATE:
         passed, tolerance = diff <= APPROX_ATOL, APPROX_ATOL
     else:
         passed = identical or bool(np.allclose(a, b, rtol=RTOL, atol=RTOL))
@@ -145,19 +160,29 @@ def compare(estimator: Any, ids: np.ndarray, X: np.ndarray, y: np.ndarray) -> di
     }
 
 
+def _served(estimator: Any, X: np.ndarray, n: int) -> np.ndarray:
+    """The unlearned model's outputs on the probe rows of its ``n`` remaining rows ``X``
+    (none without rows: the refit then fails, and says so)."""
+    from forget.checks import outputs
+
+    return outputs(estimator, X[_probe(n)]) if n else np.empty(0)
+
+
+def _probe(n: int) -> np.ndarray:
+    """The probe rows among ``n``: up to ``PROBE_ROWS``, evenly spread."""
+    return np.unique(np.linspace(0, n - 1, min(PROBE_ROWS, n)).astype(np.int64))
+
+
 def retrain_check(registry: Registry, mv: ModelVersion, estimator: Any) -> dict[str, Any]:
     """Compare ``estimator`` with a refit on the version's remaining rows; JSON-able result."""
     ids, X, y = registry.training_data(mv)
     return compare(estimator, ids, X, y)
 
 
-def refit_failed(exc: Exception) -> dict[str, Any]:
-    """The evidence of a check whose reference refit raised (too few rows for k, one class)."""
-    return {
-        "method": METHOD,
-        "passed": None,
-        "error": f"the reference refit failed: {type(exc).__name__}: {exc}",
-    }
+def refit_failed(exc: Exception, what: str = "the reference refit failed") -> dict[str, Any]:
+    """The evidence of a check whose reference refit raised (too few rows for k, one class),
+    or whatever ``what`` says raised."""
+    return {"method": METHOD, "passed": None, "error": f"{what}: {type(exc).__name__}: {exc}"}
 
 
 def scheduled() -> dict[str, Any]:
@@ -175,16 +200,20 @@ class EvidenceJob:
     """The scheduled checks of one model version, and all their refit needs (phase 2).
 
     ``checks`` are the (request id, revision) pairs it answers; ``revision`` is the version's
-    revision when the job was made, which ``estimator`` (a private copy of the model) is at;
-    ``row_ids``, ``X``, ``y`` are the version's rows still in its dataset then. With no
-    ``estimator`` (a retired version) ``reason`` says why nothing can be checked.
+    revision when the job was made, at which the model answered ``served`` on the probe rows
+    (or raised it, recorded as the check's result); ``twin`` is an unfitted model with its
+    parameters and pinned choices, fitted by :meth:`run` on ``row_ids``, ``X``, ``y``: the
+    version's rows still in its dataset then. With no ``twin`` (a retired version) ``reason``
+    says why nothing can be checked.
     """
 
     model: str
     version: int
     revision: int
     checks: tuple[tuple[str, int], ...]
-    estimator: Any | None
+    twin: Any | None
+    served: np.ndarray | Exception
+    guarantee: Guarantee | None
     row_ids: np.ndarray
     X: np.ndarray
     y: np.ndarray
@@ -193,11 +222,14 @@ class EvidenceJob:
     def run(self) -> dict[str, Any]:
         """The refit and comparison (JSON-able): pure computation on the job's own copies,
         safe on another thread without the store's lock. A refit that raises is a result."""
-        if self.estimator is None:
+        if self.twin is None or self.guarantee is None:
             return {"method": "none", "passed": None, "reason": self.reason}
+        if isinstance(self.served, Exception):
+            return refit_failed(self.served, "the model could not score its probe rows")
         t0 = time.perf_counter()
         try:
-            result = compare(self.estimator, self.row_ids, self.X, self.y)
+            twin = copy.deepcopy(self.twin)  # unfitted: cheap; the job can run again
+            result = judge(self.served, self.guarantee, twin, self.row_ids, self.X, self.y)
         except Exception as exc:  # the refit refused the rows: recorded, as inline
             result = refit_failed(exc)
         return result | {"check_seconds": time.perf_counter() - t0}
@@ -211,7 +243,10 @@ def outstanding(db: Database) -> int:
 
 def jobs(db: Database, registry: Registry, limit: int | None = None) -> list[EvidenceJob]:
     """Phase 1: a job for each version with scheduled checks (oldest first, at most
-    ``limit``); versions awaiting a retrain are left for after it. Reads and copies only."""
+    ``limit``); versions awaiting a retrain are left for after it. Reads, and a prediction
+    on the probe rows per version; nothing is changed."""
+    from forget.checks import unfitted_twin
+
     by_version: dict[tuple[str, int], list[tuple[str, int]]] = {}
     for m, v, r, q in db.all(_SCHEDULED_CHECKS + " ORDER BY f.logged_at, 1, 2, 3", [SCHEDULED] * 2):
         by_version.setdefault((str(m), int(v)), []).append((str(q), int(r)))
@@ -226,13 +261,31 @@ def jobs(db: Database, registry: Registry, limit: int | None = None) -> list[Evi
             reason = "the version was retired before its check ran; it is never served again"
             none = np.empty(0, dtype=np.int64)
             out.append(
-                EvidenceJob(name, version, revision, tuple(checks), None, none, none, none, reason)
+                EvidenceJob(
+                    name,
+                    version,
+                    revision,
+                    tuple(checks),
+                    twin=None,
+                    served=none,
+                    guarantee=None,
+                    row_ids=none,
+                    X=none,
+                    y=none,
+                    reason=reason,
+                )
             )
         elif status != PENDING and estimator is not None and not dropped_shards(estimator):
             ids, X, y = registry.training_data(registry.get(name, version))
-            # a copy, not to_bytes(): ~20 ms for a 100-tree forest against ~350 (compression)
-            model = copy.deepcopy(estimator)
-            out.append(EvidenceJob(name, version, revision, tuple(checks), model, ids, X, y))
+            try:  # the model's answers now (a prediction), not a copy of the model
+                served: np.ndarray | Exception = _served(estimator, X, ids.size)
+            except Exception as exc:  # recorded as the check's result
+                served = exc
+            twin, guarantee = unfitted_twin(estimator), estimator.guarantee
+            out.append(
+                EvidenceJob(name, version, revision, tuple(checks), twin, served, guarantee,
+                            ids, X, y)
+            )  # fmt: skip
     return out
 
 
@@ -300,7 +353,7 @@ def record(db: Database, registry: Registry, job: EvidenceJob, result: Mapping[s
 def _moved(registry: Registry, job: EvidenceJob) -> str | None:
     """How the version left the state the job copied, if it did."""
     status = registry.status(job.model, job.version)
-    if status == RETIRED and job.estimator is not None:
+    if status == RETIRED and job.twin is not None:
         return "the version has been retired since"
     if status == PENDING:
         return "the version has gone to await a retrain since"
@@ -315,7 +368,7 @@ def _recorded(
 ) -> dict[str, Any]:
     doc = dict(result) | {"status": RECORDED, "checked_revision": job.revision, "recorded_at": at}
     notes = []
-    if job.estimator is not None and job.revision > revision:
+    if job.twin is not None and job.revision > revision:
         notes.append(
             f"checked at revision {job.revision}, later than this request's {revision}: the "
             "rows it erased are not among the rows the reference was refitted on, so a pass "

@@ -22,6 +22,7 @@ from hypothesis import strategies as hst
 
 from forget.base import ForgetResult
 from forget.base import Path as ForgetPath
+from forget.checks import outputs
 from forget.linear import LinearRegression
 from store import ModelStore, erasure
 from store._faults import ENV, EXIT_CODE
@@ -174,6 +175,11 @@ def test_report_shows_scheduled_then_recorded_in_the_audit_chain(populated: Mode
         ("score", 1, ((r.request_id, 1),)),
     ]
     assert all(j.X.shape == (len(j.row_ids), len(FEATURES)) for j in jobs)
+    for j in jobs:  # the model's answers at the job's revision and an unfitted twin: no copy
+        model = st.estimator(j.model, 1)
+        assert len(j.served) == len(j.row_ids)  # (fewer rows than probes: all of them)
+        np.testing.assert_array_equal(j.served, outputs(model, j.X))
+        assert type(j.twin) is type(model) and not hasattr(j.twin, "n_features_in_")
     assert [st.record_evidence(j, j.run()) for j in jobs] == [1, 1]
     assert st.evidence_scheduled() == 0
 
@@ -254,6 +260,20 @@ def test_a_refit_that_fails_is_recorded_not_raised(populated: ModelStore) -> Non
     for a in st.erasure_request(r.request_id).models:
         assert a.evidence["status"] == RECORDED and a.evidence["passed"] is None
         assert a.evidence["error"].startswith("the reference refit failed")
+
+
+def test_a_model_that_cannot_score_its_probe_rows_is_recorded_not_raised(
+    populated: ModelStore,
+) -> None:
+    st = populated
+    r = st.erase(VICTIM, legal_ground="art17-1-b", purge=False, evidence=DEFERRED)
+    model = st.estimator("risk", 1)
+    with patch.object(type(model), "predict_proba", side_effect=RuntimeError("no scorer")):
+        jobs = st.evidence_jobs()  # phase 1 scores the probe rows: its failure is a result
+    assert [st.record_evidence(j, j.run()) for j in jobs] == [1, 1]
+    risk, score = st.erasure_request(r.request_id).models
+    assert risk.evidence["passed"] is None and "could not score" in risk.evidence["error"]
+    assert score.evidence["passed"] is True
 
 
 def test_purge_and_close_collect_what_is_scheduled(store_dir: Path) -> None:
