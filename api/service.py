@@ -295,6 +295,7 @@ class Service:
         self._awaiting_purge = False
         self._awaiting_evidence = False
         self._collecting = threading.Lock()  # one evidence collector at a time
+        self._purging = threading.Lock()  # one purge at a time (its copies record the forgets)
         self._stop = threading.Event()
         self._purger: threading.Thread | None = None
         # erasures answered from memory on the event loop (erase_async; the store's journal)
@@ -1919,9 +1920,17 @@ class Service:
         return receipt
 
     def purge(self) -> dict[str, Any]:
-        """Run the scheduled checks and retrain sharded models' dropped shards (off the lock),
-        then retrain, purge and compact under it, so that a request completed by the purge
-        shows its evidence; versions retrained here have theirs checked after."""
+        """Run the scheduled checks and retrain sharded models' dropped shards (off the lock);
+        under it, retrain what awaits a retrain and copy the models whose artifacts are
+        rewritten (:meth:`ModelStore.purge_plan`); off it again, build their compacted forms
+        and artifacts while erasures and trainings go on; under it, have the models take
+        them, compact the database and complete the requests that waited at the copy
+        (:meth:`ModelStore.purge_finish`). One purge at a time; versions retrained here have
+        their checks run after."""
+        with self._purging:
+            return self._purge()
+
+    def _purge(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         checked = self.collect_evidence()
         with self.lock:  # sharded models' dropped shards: copied under the lock,
@@ -1930,17 +1939,24 @@ class Service:
         for job in jobs:  # retrained outside it (erasures and trainings go on),
             job.run()
         with self.lock:  # published as new revisions unless an erasure moved them meanwhile
-            self._rebuilt()  # (compaction reads the forests a rebuild may be changing)
+            self._rebuilt()  # (the copies read the forests a rebuild may be changing)
             self._awaiting_purge = False
             shards = self.store.publish_shards(jobs)
-            result = self.store.purge(evidence=False, guard=self._closed)
-            if shards or result.retrained or result.shards_retrained:  # new model objects
+            plan = self.store.purge_plan(evidence=False)
+            retrained = bool(shards or plan.retrained or plan.shards_retrained)
+            if retrained:  # new model objects
                 if self.monitoring is not None:
                     self.monitoring.stale_all()  # rebuilt as the entries are published
                 self._changed()
+        try:
+            plan.run()  # the compacted models and their artifacts, without the lock
+        finally:
+            with self.lock:  # taken by the models (under their gates), or dropped
+                self._rebuilt()
+                result = self.store.purge_finish(plan, guard=self._closed)
         self.metrics.inc("forget_purges_total", {})
         log.info("purged %d requests in %.2f s", len(result.requests), time.perf_counter() - t0)
-        if shards or result.retrained or result.shards_retrained:
+        if retrained:
             checked += self.collect_evidence()
         return {
             "requests": list(result.requests),

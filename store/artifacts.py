@@ -45,6 +45,17 @@ class Artifacts:
         fsync_path(path.parent)
         return hashlib.sha256(data).hexdigest()
 
+    @staticmethod
+    def staged(relpath: str) -> str:
+        """Where an artifact built beside the serving model waits until it is taken."""
+        return relpath + ".staged"
+
+    def promote(self, staged: str, relpath: str) -> None:
+        """Move the file written at ``staged`` to ``relpath`` (atomically, durably)."""
+        path = self.root / relpath
+        os.replace(self.root / staged, path)
+        fsync_path(path.parent)
+
     def read(self, relpath: str, sha256: str) -> bytes:
         path = self.root / relpath
         try:

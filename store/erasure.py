@@ -50,6 +50,7 @@ from store.registry import (
     PENDING,
     SHARDS,
     SHARDS_RETRAINED,
+    CheckpointJob,
     ForgetOp,
     ForgetOutcome,
     Registry,
@@ -638,6 +639,27 @@ class PurgeResult:
     shards_retrained: tuple[ShardRetrain, ...] = ()  # sharded models' dropped shards, retrained
 
 
+@dataclass(eq=False)
+class PurgePlan:
+    """Phase 1 of :func:`purge`, taken under the caller's lock: the checkpoint jobs (copies of
+    the models whose revision moved) and the requests awaiting a purge then, which the purge
+    completes. :meth:`run` (phase 2, without the lock) builds and writes the artifacts;
+    :func:`purge_finish` (phase 3, under it) takes them, scrubs, compacts, and completes those
+    requests. ``retrained``, ``shards_retrained``: what the store did before (see
+    :class:`PurgeResult`)."""
+
+    jobs: list[CheckpointJob]
+    waiting: list[str]
+    force: bool
+    t0: float
+    retrained: tuple[RetrainResult, ...] = ()
+    shards_retrained: tuple[ShardRetrain, ...] = ()
+
+    def run(self) -> None:
+        for job in self.jobs:
+            job.run()
+
+
 def purge(
     db: Database,
     registry: Registry,
@@ -646,12 +668,39 @@ def purge(
     guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
 ) -> PurgeResult:
     """Rewrite changed artifacts, clear the erased rows' ids from the tables that no longer
-    need them, compact the database, then mark purged requests completed. ``guard``: see
-    :meth:`Registry.checkpoint`."""
+    need them, compact the database, then mark purged requests completed: :func:`purge_plan`,
+    its run, :func:`purge_finish` in one go. ``guard``: see :meth:`Registry.checkpoint_finish`."""
+    plan = purge_plan(db, registry, force=force)
+    try:
+        plan.run()
+    finally:
+        result = purge_finish(db, registry, plan, guard)
+    return result
+
+
+def purge_plan(db: Database, registry: Registry, *, force: bool = False) -> PurgePlan:
+    """Phase 1 of a purge (under the caller's lock; shards dropped are retrained first)."""
     t0 = time.perf_counter()
-    written = registry.checkpoint(guard)
-    waiting = pending_purge(db)
-    compacted = bool(waiting) or force
+    jobs = registry.checkpoint_jobs()
+    return PurgePlan(jobs, pending_purge(db), force, t0)
+
+
+def purge_finish(
+    db: Database,
+    registry: Registry,
+    plan: PurgePlan,
+    guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+) -> PurgeResult:
+    """Phase 3 of a purge (under the caller's lock): the artifacts the plan's jobs wrote are
+    taken, then, when a request was waiting at the plan (or with ``force``), the erased rows'
+    ids leave the log and the lineage tables, the database is compacted and those requests
+    are completed. A plan whose run failed is finished all the same (its jobs dropped), and
+    completes nothing."""
+    written = registry.checkpoint_finish(plan.jobs, guard)
+    if any(job.sha is None for job in plan.jobs):  # the run failed: the caller sees why
+        return PurgeResult((), written, False, time.perf_counter() - plan.t0)
+    waiting = plan.waiting
+    compacted = bool(waiting) or plan.force
     if compacted:
         with db.atomic():  # the erased rows' ids leave the log and the lineage tables
             registry.scrub()
@@ -686,7 +735,14 @@ def purge(
                 ],
             )
         db.checkpoint()  # leave no WAL behind, even of entries without personal data
-    return PurgeResult(tuple(waiting), written, compacted, time.perf_counter() - t0)
+    return PurgeResult(
+        tuple(waiting),
+        written,
+        compacted,
+        time.perf_counter() - plan.t0,
+        plan.retrained,
+        plan.shards_retrained,
+    )
 
 
 def resolve(db: Database, at: str) -> list[tuple[str, dict[str, Any]]]:

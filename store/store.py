@@ -1122,6 +1122,23 @@ class ModelStore:
         its compacted form (``compact``'s ``swap``: what its predictions read is replaced);
         nothing else a purge does changes a model that serves.
         """
+        plan = self.purge_plan(force=force, retrain=retrain, evidence=evidence)
+        try:
+            plan.run()
+        finally:
+            result = self.purge_finish(plan, guard=guard)
+        return result
+
+    def purge_plan(
+        self, *, force: bool = False, retrain: bool = True, evidence: bool = True
+    ) -> erasure.PurgePlan:
+        """Phase 1 of :meth:`purge`, for a caller holding a lock around the store (a server):
+        the retrains, the checks, and copies of the models whose artifacts are rewritten.
+        The plan's ``run()`` (phase 2) builds and writes those artifacts without the lock,
+        while the models serve and forget on; :meth:`purge_finish` (phase 3, under the lock
+        again, always called once per plan) has the models take their compacted forms,
+        records the checkpoints, compacts, and completes the requests that waited at the
+        plan. One plan at a time."""
         db = self._writable("purge")
         done = (
             self.retrain_pending(raise_errors=False) if retrain and self._registry.pending() else ()
@@ -1129,15 +1146,18 @@ class ModelStore:
         shards = self._registry.retrain_shards() if retrain else ()
         if evidence:
             self.collect_evidence()
-        result = erasure.purge(db, self._registry, force=force, guard=guard)
-        return PurgeResult(
-            result.requests,
-            result.artifacts_written,
-            result.compacted,
-            result.seconds,
-            done,
-            shards,
-        )
+        plan = erasure.purge_plan(db, self._registry, force=force)
+        plan.retrained, plan.shards_retrained = done, shards
+        return plan
+
+    def purge_finish(
+        self,
+        plan: erasure.PurgePlan,
+        *,
+        guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+    ) -> PurgeResult:
+        """Phase 3 of :meth:`purge` (see :meth:`purge_plan`)."""
+        return erasure.purge_finish(self._writable("purge"), self._registry, plan, guard=guard)
 
     # ------------------------------------------------------------------ deferred evidence
     def evidence_scheduled(self) -> int:

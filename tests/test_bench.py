@@ -134,6 +134,8 @@ def test_api_erasure_bench_quick(tmp_path):
         assert ph[k]["erasures"]["n"] == n
         assert set(ph[k]["erasures"]["statuses"]) <= {"201", "202"}, ph[k]
     assert len(ph["purge"]["purges"]) == sizes.purges and ph["purge"]["predictions"]["n"] > 0
+    assert ph["purge"]["erasures"]["n"] > 0  # sent during the purges, answered meanwhile
+    assert set(ph["purge"]["erasures"]["statuses"]) <= {"201", "202"}
     keys = {"scenario", "what", "n", "p50_ms", "p99_ms", "max_ms", "per_s", "target", "met"}
     rows = payload["rows"]
     assert all(keys <= set(r) for r in rows)

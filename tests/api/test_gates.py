@@ -255,36 +255,47 @@ def test_a_purge_closes_a_gate_only_around_that_models_compaction(svc: Service):
     assert during["probabilities"] == before["probabilities"]
 
 
-def test_a_purge_builds_a_forests_compacted_form_while_it_serves(svc: Service):
-    """The canonical form (and its compiled trees) is built beside the forest with its gate
-    open: a prediction meanwhile answers at once, as before; the gate closes only while the
-    forest takes the new form."""
-    svc.erase(VICTIM, "art17-1-b")
-    before = svc.predict("risk", PROBE)
-    (version,) = [v for (name, v) in svc.store._registry._live if name == "risk"]
-    forest = svc.store._registry._live[("risk", version)].estimator
-    inside, go_on = threading.Event(), threading.Event()
-    real = forest._canonical
+def test_a_purge_builds_a_forests_compacted_form_while_it_serves_and_forgets(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The canonical form (and its compiled trees) is built from a copy of the forest without
+    the service lock and with the forest's gate open: a prediction meanwhile answers at once,
+    as before, and so does an erasure (its forget is replayed onto the compacted copy before
+    the forest takes it); the gate closes only while the forest takes the new form. The
+    erasure made meanwhile waits for the next purge."""
+    from forget.hedgecut import forest as forest_module
 
-    def canonical() -> Any:
+    first = svc.erase(VICTIM, "art17-1-b")
+    before = svc.predict("risk", PROBE)
+    inside, go_on = threading.Event(), threading.Event()
+    real = forest_module._canon_from
+
+    def canonical(inputs: Any) -> Any:
         inside.set()
         assert go_on.wait(WAIT)
-        return real()
+        return real(inputs)
 
-    forest._canonical = canonical
-    try:
-        with background(svc.purge) as purge:
-            assert inside.wait(WAIT)  # the purge is building the forest's canonical form
+    monkeypatch.setattr(forest_module, "_canon_from", canonical)
+    other = next(
+        p["subject_id"] for p in people(n_subjects=30, seed=3) if p["subject_id"] != VICTIM
+    )
+    with background(svc.purge) as purge:
+        assert inside.wait(WAIT)  # the purge is building the forest's canonical form
+        try:
             with background(lambda: svc.predict("risk", FRESH)) as predicting:
-                try:  # not cached: the model scores it, without waiting for the purge
-                    during = predicting.result(timeout=WAIT)
-                finally:
-                    go_on.set()
-            assert purge.result(timeout=WAIT)["compacted"]
-    finally:
-        del forest._canonical
+                during = predicting.result(timeout=WAIT)  # not cached: the model scores it
+            with background(lambda: svc.erase(other, "art17-1-b")) as erasing:
+                erased = erasing.result(timeout=WAIT)  # answered, the purge still building
+        finally:
+            go_on.set()
+        done = purge.result(timeout=WAIT)
+    assert done["compacted"] and done["requests"] == [first["request_id"]]
     assert during["revision"] == before["revision"]
-    assert svc.predict("risk", FRESH)["probabilities"] == during["probabilities"]
+    after = svc.predict("risk", FRESH)
+    (risk,) = [m for m in erased["models"] if m["model"] == "risk"]
+    assert after["revision"] == risk["revision"] == before["revision"] + 1
+    assert svc.request(erased["request_id"])["status"] == "erased"  # the next purge's
+    assert svc.purge()["requests"] == [erased["request_id"]]
 
 
 def test_a_failed_erasure_drops_the_entries_of_models_that_forgot(svc: Service):

@@ -20,6 +20,7 @@ from forget.errors import (
     UnknownRowIdsError,
 )
 from forget.hedgecut import forest
+from forget.warm import prepare
 
 
 def refit_like(model: HedgeCutClassifier, X, y, ids) -> HedgeCutClassifier:
@@ -664,3 +665,38 @@ def test_parallel_fit_and_predict_match_serial():
     a = HedgeCutClassifier(n_estimators=12, random_state=9).fit(X, y)
     b = HedgeCutClassifier(n_estimators=12, random_state=9, n_jobs=2).fit(X, y)
     assert_same_forest(a, b, X)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(), st.booleans())
+def test_a_compaction_built_while_the_model_forgets_on_is_the_compaction_then(problem, warm):
+    """``compaction()`` copies the state of one moment: its artifact is what
+    ``compact_to_bytes`` gives at that moment, though the model forgets on meanwhile (the
+    copies share nothing it changes); the twin, made to forget what the model forgot since,
+    and adopted, leaves the model equal to a refit — and to the model that was never
+    snapshotted, byte for byte."""
+    X, y, ids, batches, params = problem
+    if len(batches) < 2:
+        batches = [batches[0][: len(batches[0]) // 2], batches[0][len(batches[0]) // 2 :]]
+    first, *rest = batches
+    model = HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
+    plain = HedgeCutClassifier(**params).fit(X, y, row_ids=ids)
+    if warm:  # compiled trees and row lookups built: the twin builds them too
+        model.predict_proba(X), plain.predict_proba(X)
+        prepare(model), prepare(plain)
+    model.forget(ids[first].tolist()), plain.forget(ids[first].tolist())
+    job, derived = model.compaction(), model._derived()
+    since = [ids[b].tolist() for b in rest if len(b)]
+    for batch in since:
+        model.forget(batch)
+    artifact = job.build()
+    assert artifact == plain.compact_to_bytes()  # the moment of the copy
+    twin = job.model
+    assert twin is not None and twin._derived() == derived  # built as the model had
+    for batch in since:
+        twin.forget(batch), plain.forget(batch)
+    model.adopt(twin, None)
+    assert model.compact_to_bytes() == plain.compact_to_bytes()
+    np.testing.assert_array_equal(model.predict_proba(X), plain.predict_proba(X))
+    keep = ~np.isin(ids, np.concatenate([ids[b] for b in batches]))
+    assert_same_forest(model, refit_like(model, X[keep], y[keep], ids[keep]), X)

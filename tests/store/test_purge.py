@@ -225,14 +225,12 @@ def test_after_purge_the_models_memory_holds_no_trace(tmp_path: Path, store_dir:
 def test_a_checkpoint_canonicalises_a_forest_once(populated: ModelStore, monkeypatch) -> None:
     """The purge compacts a forest and writes its artifact from the one canonical form (on
     300,000 rows each costs ~1-2.5 s): the artifact is the compacted model's own."""
-    from forget import HedgeCutClassifier
+    from forget.hedgecut import forest
 
     calls: list[int] = []
-    canonical = HedgeCutClassifier._canonical
+    canonical = forest._canon_from
     monkeypatch.setattr(
-        HedgeCutClassifier,
-        "_canonical",
-        lambda self: (calls.append(1), canonical(self))[1],
+        forest, "_canon_from", lambda inputs: (calls.append(1), canonical(inputs))[1]
     )
     populated.erase(VICTIM, legal_ground="art17-1-b", purge=False)
     populated.purge()
@@ -245,3 +243,57 @@ def test_a_checkpoint_canonicalises_a_forest_once(populated: ModelStore, monkeyp
         [mv.name, mv.version],
     )
     assert reg.artifacts.read(rel, sha) == est.to_bytes()
+
+
+def test_erasures_between_a_purges_copy_and_its_finish_are_replayed(store_dir: Path) -> None:
+    """A server purges in three phases, erasures going on while the artifacts are built from
+    copies of the models: those erasures' forgets are replayed onto the compacted copies, which
+    the models in memory take. The models then equal a refit on the remaining rows, hold
+    nothing of the rows the purge completed, and their checkpoints (at the copy's revision,
+    later forgets replayed onto them) load to the same models; the erasures made meanwhile wait
+    for the next purge."""
+    import numpy as np
+
+    from forget.checks import _reachable, outputs, refit_on_remaining
+    from store.data import fetch
+
+    st = ModelStore.open(store_dir)
+    st._db.execute(  # distinctive row ids: a match anywhere is the victim's
+        "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)]
+    )
+    st.ingest("people", people(), subject_column="subject_id")
+    populate_models(st)
+    ids, cols = fetch(st._db, "people", ["subject_id"])
+    gone = [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+    first = st.erase(VICTIM, legal_ground="art17-1-b", purge=False)
+    models = {name: st.estimator(name, 1) for name in ("risk", "score")}
+    plan = st.purge_plan()
+    during = [st.erase("subj-001", legal_ground="art17-1-b", purge=False)]
+    plan.run()
+    during.append(st.erase("subj-002", legal_ground="art17-1-b", purge=False))
+    result = st.purge_finish(plan)
+
+    assert result.requests == (first.request_id,) and result.artifacts_written == 2
+    assert st.erasure_request(first.request_id).status == "completed"
+    assert {st.erasure_request(r.request_id).status for r in during} == {"erased"}
+    assert scan(st.directory, needles()) == []  # the completed request's subject: nowhere
+    for name, est in models.items():
+        assert st.estimator(name, 1) is est  # the same objects took the compacted state
+        mv = st.get_model(name, 1)
+        row_ids, X, y = st._registry.training_data(mv)
+        ref = refit_on_remaining(est, X, y, row_ids, [])
+        np.testing.assert_allclose(outputs(est, X), outputs(ref, X), rtol=1e-9, atol=1e-12)
+        for arr in _reachable(est):
+            if arr.dtype.kind in "iu":
+                assert not np.isin(arr, gone).any(), name
+        ckpt = st._db.one(
+            "SELECT checkpoint_revision FROM model_versions WHERE model = ? AND version = 1",
+            [name],
+        )
+        assert ckpt == (first.models[0].revision,)  # the copy's; the later two replay on it
+        before = est.to_bytes()
+        st._registry.reload([(name, 1)])  # artifact + forget_log, as at open
+        assert st.estimator(name, 1).to_bytes() == before
+    assert sorted(st.purge().requests) == sorted(r.request_id for r in during)
+    assert {st.erasure_request(r.request_id).status for r in during} == {"completed"}
+    st.close()
