@@ -261,20 +261,9 @@ def jobs(db: Database, registry: Registry, limit: int | None = None) -> list[Evi
             reason = "the version was retired before its check ran; it is never served again"
             none = np.empty(0, dtype=np.int64)
             out.append(
-                EvidenceJob(
-                    name,
-                    version,
-                    revision,
-                    tuple(checks),
-                    twin=None,
-                    served=none,
-                    guarantee=None,
-                    row_ids=none,
-                    X=none,
-                    y=none,
-                    reason=reason,
-                )
-            )
+                EvidenceJob(name, version, revision, tuple(checks), None, none, None, none, none,
+                            none, reason)
+            )  # fmt: skip
         elif status != PENDING and estimator is not None and not dropped_shards(estimator):
             ids, X, y = registry.training_data(registry.get(name, version))
             try:  # the model's answers now (a prediction), not a copy of the model

@@ -190,6 +190,18 @@ def test_after_erase_and_purge_no_file_holds_the_subject_or_its_row_ids(
     assert [h for h in hits if not h.startswith(f"{store_dir / 'store.duckdb'}: pseudonym")] == []
 
 
+def distinct_rows(st: ModelStore) -> list[int]:
+    """Populate ``st`` with row ids no other number in it has (a match anywhere is the
+    victim's); the victim's row ids."""
+    from store.data import fetch
+
+    st._db.execute("UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)])
+    st.ingest("people", people(), subject_column="subject_id")
+    populate_models(st)
+    ids, cols = fetch(st._db, "people", ["subject_id"])
+    return [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+
+
 def test_after_purge_the_models_memory_holds_no_trace(tmp_path: Path, store_dir: Path) -> None:
     """The served models in memory, after erase + purge: no row id or value of the subject is
     reachable, and the forest holds no slot vacated by the erased rows (the checkpoint compacts
@@ -198,16 +210,9 @@ def test_after_purge_the_models_memory_holds_no_trace(tmp_path: Path, store_dir:
 
     from forget._rows import GONE
     from forget.checks import _reachable
-    from store.data import fetch
 
     with ModelStore.open(store_dir) as st:
-        st._db.execute(  # distinctive row ids: a match anywhere is the victim's
-            "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)]
-        )
-        st.ingest("people", people(), subject_column="subject_id")
-        populate_models(st)
-        ids, cols = fetch(st._db, "people", ["subject_id"])
-        gone = [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+        gone = distinct_rows(st)
         forest = st.estimator("risk", 1)
         assert GONE not in forest._rows.ids.tolist()
         st.erase(VICTIM, legal_ground="art17-1-b", purge=True)
@@ -255,16 +260,9 @@ def test_erasures_between_a_purges_copy_and_its_finish_are_replayed(store_dir: P
     import numpy as np
 
     from forget.checks import _reachable, outputs, refit_on_remaining
-    from store.data import fetch
 
     st = ModelStore.open(store_dir)
-    st._db.execute(  # distinctive row ids: a match anywhere is the victim's
-        "UPDATE store_meta SET value = ? WHERE key = 'next_row_id'", [str(BASE_ROW_ID)]
-    )
-    st.ingest("people", people(), subject_column="subject_id")
-    populate_models(st)
-    ids, cols = fetch(st._db, "people", ["subject_id"])
-    gone = [int(i) for i, s in zip(ids, cols["subject_id"], strict=True) if s == VICTIM]
+    gone = distinct_rows(st)
     first = st.erase(VICTIM, legal_ground="art17-1-b", purge=False)
     models = {name: st.estimator(name, 1) for name in ("risk", "score")}
     plan = st.purge_plan()
