@@ -1950,6 +1950,11 @@ class Service:
                 self._changed()
         try:
             plan.run()  # the compacted models and their artifacts, without the lock
+            for _ in range(self.CATCH_UP_ROUNDS):  # the forgets made meanwhile, replayed
+                with self.lock:  # onto them without it too, up to the last few
+                    if not self.store.purge_since(plan):
+                        break
+                plan.catch_up()
         finally:
             with self.lock:  # taken by the models (under their gates), or dropped
                 self._rebuilt()
@@ -1965,6 +1970,8 @@ class Service:
             "seconds": result.seconds,
             "evidence_recorded": checked,
         }
+
+    CATCH_UP_ROUNDS = 3  # a purge's replays without the lock; the finish replays the rest
 
     @contextmanager
     def _closed(self, name: str, version: int) -> Iterator[None]:

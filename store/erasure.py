@@ -654,10 +654,18 @@ class PurgePlan:
     t0: float
     retrained: tuple[RetrainResult, ...] = ()
     shards_retrained: tuple[ShardRetrain, ...] = ()
+    since: list[list[list[int] | None]] = field(default_factory=list)
 
     def run(self) -> None:
         for job in self.jobs:
             job.run()
+
+    def catch_up(self) -> None:
+        """Replay onto the compacted models what :meth:`ModelStore.purge_since` handed
+        over (``since``: per job, the batches of rows forgotten), without the lock."""
+        since, self.since = self.since, []
+        for job, rows in zip(self.jobs, since or [[]] * len(self.jobs), strict=True):
+            job.catch_up(rows)
 
 
 def purge(
@@ -696,6 +704,7 @@ def purge_finish(
     ids leave the log and the lineage tables, the database is compacted and those requests
     are completed. A plan whose run failed is finished all the same (its jobs dropped), and
     completes nothing."""
+    plan.catch_up()  # what purge_since handed over and no one replayed yet
     written = registry.checkpoint_finish(plan.jobs, guard)
     if any(job.sha is None for job in plan.jobs):  # the run failed: the caller sees why
         return PurgeResult((), written, False, time.perf_counter() - plan.t0)

@@ -111,7 +111,8 @@ _LOG_COLUMNS = (
 class _Live:
     """A model in memory and the revision it is at; while a checkpoint is built from a copy
     of it (:meth:`Registry.checkpoint_jobs`), ``since`` lists the rows it forgot since the
-    copy, in order (None for rows it learned: no replay from ids)."""
+    copy (or since :meth:`Registry.checkpoint_since` took them), in order (None for rows it
+    learned: no replay from ids)."""
 
     def __init__(self, estimator: Any, revision: int) -> None:
         self.estimator = estimator
@@ -139,10 +140,18 @@ class CheckpointJob:
     made: Any
     artifacts: Artifacts
     sha: str | None = None  # once written
+    replayable: bool = True  # every forget replayed so far onto the compacted model
 
     def run(self) -> None:
         self.sha = self.artifacts.write(Artifacts.staged(self.rel), self.made.build())
         crash_point("checkpoint.written")
+
+    def catch_up(self, since: Sequence[list[int] | None]) -> None:
+        """Replay onto the compacted model (once built) rows its version forgot since the
+        copy, as :meth:`Registry.checkpoint_since` handed them over: any thread, the
+        version's forgets going on meanwhile."""
+        if since and self.replayable and self.made.model is not None:
+            self.replayable = _replayed(self.made.model, since)
 
 
 class _Copied:
@@ -1154,13 +1163,27 @@ class Registry:
             )
         return jobs
 
+    def checkpoint_since(self, jobs: Sequence[CheckpointJob]) -> list[list[list[int] | None]]:
+        """For each job (under the caller's lock), the rows its version forgot since the
+        copy or the last call, taken from what the version keeps recording: the caller
+        replays them without the lock (:meth:`CheckpointJob.catch_up`), and
+        :meth:`checkpoint_finish` only what came after."""
+        out: list[list[list[int] | None]] = []
+        for job in jobs:
+            since = job.live.since
+            if since is not None:
+                job.live.since = []
+            out.append(since or [])
+        return out
+
     def checkpoint_finish(
         self,
         jobs: Sequence[CheckpointJob],
         guard: Callable[[str, int], AbstractContextManager[Any]] | None = None,
     ) -> int:
         """Phase 3 of :meth:`checkpoint` (under the caller's lock): each job's compacted
-        model, made to forget the rows its version forgot since the copy, is taken by the
+        model, made to forget the rows its version forgot since the copy (those
+        :meth:`CheckpointJob.catch_up` has not replayed yet), is taken by the
         model in memory (``guard(model, version)`` is entered for that step of attribute
         assignments: a server keeps that model's predictions out meanwhile, microseconds),
         and its artifact becomes the version's checkpoint (at the job's revision: later
@@ -1178,7 +1201,7 @@ class Registry:
                 continue
             swap = guard(job.model, job.version) if guard is not None else None
             twin = job.made.model
-            if since is not None and _replayed(twin, since):
+            if since is not None and job.replayable and _replayed(twin, since):
                 with swap if swap is not None else nullcontext():
                     live.estimator.__dict__.update(twin.__dict__)
             elif hasattr(live.estimator, "compact"):

@@ -1135,7 +1135,9 @@ class ModelStore:
         """Phase 1 of :meth:`purge`, for a caller holding a lock around the store (a server):
         the retrains, the checks, and copies of the models whose artifacts are rewritten.
         The plan's ``run()`` (phase 2) builds and writes those artifacts without the lock,
-        while the models serve and forget on; :meth:`purge_finish` (phase 3, under the lock
+        while the models serve and forget on (:meth:`purge_since` and the plan's
+        ``catch_up()`` replay those forgets onto the copies without it, as far as they
+        go); :meth:`purge_finish` (phase 3, under the lock
         again, always called once per plan) has the models take their compacted forms,
         records the checkpoints, compacts, and completes the requests that waited at the
         plan. One plan at a time."""
@@ -1149,6 +1151,14 @@ class ModelStore:
         plan = erasure.purge_plan(db, self._registry, force=force)
         plan.retrained, plan.shards_retrained = done, shards
         return plan
+
+    def purge_since(self, plan: erasure.PurgePlan) -> int:
+        """Between the plan's ``run()`` and :meth:`purge_finish` (under the caller's lock):
+        hand over to ``plan.catch_up`` (without the lock) the rows the copied models' versions
+        forgot since, so that the finish replays only what came after; how many batches."""
+        since = self._registry.checkpoint_since(plan.jobs)
+        plan.since = since
+        return sum(len(rows) for rows in since)
 
     def purge_finish(
         self,

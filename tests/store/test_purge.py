@@ -269,6 +269,11 @@ def test_erasures_between_a_purges_copy_and_its_finish_are_replayed(store_dir: P
     during = [st.erase("subj-001", legal_ground="art17-1-b", purge=False)]
     plan.run()
     during.append(st.erase("subj-002", legal_ground="art17-1-b", purge=False))
+    assert st.purge_since(plan) == 4  # two forgets of each model, replayed without a lock
+    plan.catch_up()
+    during.append(st.erase("subj-003", legal_ground="art17-1-b", purge=False))
+    assert st.purge_since(plan) == 2  # only the last one's now: left to the finish
+    during.append(st.erase("subj-004", legal_ground="art17-1-b", purge=False))  # the finish's
     result = st.purge_finish(plan)
 
     assert result.requests == (first.request_id,) and result.artifacts_written == 2
@@ -288,7 +293,7 @@ def test_erasures_between_a_purges_copy_and_its_finish_are_replayed(store_dir: P
             "SELECT checkpoint_revision FROM model_versions WHERE model = ? AND version = 1",
             [name],
         )
-        assert ckpt == (first.models[0].revision,)  # the copy's; the later two replay on it
+        assert ckpt == (first.models[0].revision,)  # the copy's; the later ones replay on it
         before = est.to_bytes()
         st._registry.reload([(name, 1)])  # artifact + forget_log, as at open
         assert st.estimator(name, 1).to_bytes() == before
