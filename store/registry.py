@@ -1143,24 +1143,31 @@ class Registry:
         (:meth:`retrain_shards`): no artifact is written at a revision that served without
         them (loading an artifact trains every shard)."""
         self.retrain_shards()
-        jobs = []
-        for (name, version), live in sorted(self._live.items()):
-            ckpt, old = self.db.one(
-                "SELECT checkpoint_revision, checkpoint_path FROM model_versions "
-                "WHERE model = ? AND version = ?",
-                [name, version],
-            ) or (0, None)
-            if live.revision == ckpt:
-                continue
-            if live.since is not None:  # its forgets would go to two jobs' lists
-                raise RuntimeError("a checkpoint of this store is already being built")
-            est = live.estimator
-            made = est.compaction() if hasattr(est, "compaction") else _Copied(est)
-            live.since = []
-            rel = Artifacts.relpath(name, version, live.revision)
-            jobs.append(
-                CheckpointJob(name, version, live.revision, rel, old, live, made, self.artifacts)
-            )
+        jobs: list[CheckpointJob] = []
+        try:
+            for (name, version), live in sorted(self._live.items()):
+                ckpt, old = self.db.one(
+                    "SELECT checkpoint_revision, checkpoint_path FROM model_versions "
+                    "WHERE model = ? AND version = ?",
+                    [name, version],
+                ) or (0, None)
+                if live.revision == ckpt:
+                    continue
+                if live.since is not None:  # its forgets would go to two jobs' lists
+                    raise RuntimeError("a checkpoint of this store is already being built")
+                est = live.estimator
+                made = est.compaction() if hasattr(est, "compaction") else _Copied(est)
+                live.since = []
+                rel = Artifacts.relpath(name, version, live.revision)
+                jobs.append(
+                    CheckpointJob(
+                        name, version, live.revision, rel, old, live, made, self.artifacts
+                    )
+                )
+        except BaseException:  # no job made is finished: the versions record nothing more
+            for job in jobs:
+                job.live.since = None
+            raise
         return jobs
 
     def checkpoint_since(self, jobs: Sequence[CheckpointJob]) -> list[list[list[int] | None]]:

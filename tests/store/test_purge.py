@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from store import ModelStore
 from tests.store.helpers import VICTIM, VICTIM_VALUES, needles, people, populate, scan, write_csv
 
@@ -300,3 +302,21 @@ def test_erasures_between_a_purges_copy_and_its_finish_are_replayed(store_dir: P
     assert sorted(st.purge().requests) == sorted(r.request_id for r in during)
     assert {st.erasure_request(r.request_id).status for r in during} == {"completed"}
     st.close()
+
+
+def test_a_purge_that_fails_to_copy_a_model_leaves_the_next_one_free(
+    populated: ModelStore, monkeypatch
+) -> None:
+    """A copy that raises (after another model's copy was made) fails the purge, changing
+    nothing; the next purge makes its copies and completes the request."""
+    from store import registry
+
+    st = populated
+    r = st.erase(VICTIM, legal_ground="art17-1-b", purge=False)
+    with monkeypatch.context() as m:  # the ridge's copy, after the forest's ("risk" < "score")
+        m.setattr(registry, "_Copied", lambda est: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            st.purge()
+    assert st.erasure_request(r.request_id).status == "erased"
+    assert st.purge().requests == (r.request_id,)
+    assert scan(st.directory, needles()) == []
