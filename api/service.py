@@ -1138,7 +1138,7 @@ class Service:
         the one ``alias`` (``default``: the bare name) answers keyless requests with."""
         if self.monitoring is None:
             raise MonitoringOffError("this server runs without drift monitoring")
-        with self.lock:
+        with self._after_purge() if self.retrain_on_drift else self.lock:  # (a training)
             self.store.settle()  # erasures answered from memory leave the windows first
             mv, _ = self._served((name, self._route(name, alias, version).version))
             doc = self.monitoring.report(self.store, mv)
@@ -1267,7 +1267,7 @@ class Service:
     def delete_version(self, name: str, version: int, *, by: str | None = None) -> dict[str, Any]:
         """Delete a version, its artifacts and its rows' link (audited; refused while an alias
         names it); its serving entry, cached answers and drift monitor go first."""
-        with self.lock:
+        with self._after_purge():
             self._unserve((name, version))
             mv = self.store.delete_version(name, version, by=by)
             self._deleted([mv])
@@ -1284,7 +1284,7 @@ class Service:
         """Keep the last ``keep_last`` versions of each model (None: all; audited), applied
         now and after each training (:meth:`ModelStore.set_retention`): older versions,
         except those an alias names and the newest ready one, are deleted and purged."""
-        with self.lock:
+        with self._after_purge():
             if keep_last is not None:  # no version about to go answers any more; those
                 for target in list(self._serving):  # that stay are read again on next use
                     self._unserve(target)
@@ -1339,7 +1339,7 @@ class Service:
         purpose: str | None = None,
     ) -> dict[str, Any]:
         estimator = build_estimator(kind, params)
-        with self.lock:
+        with self._after_purge():  # its version retention may purge
             try:
                 mv = self.store.train(
                     name,
@@ -1972,6 +1972,14 @@ class Service:
         }
 
     CATCH_UP_ROUNDS = 3  # a purge's replays without the lock; the finish replays the rest
+
+    @contextmanager
+    def _after_purge(self) -> Iterator[None]:
+        """The lock, once any purge in progress has finished: for what may purge the store
+        itself (a training's or a retention's deletion of versions), which must not run
+        between a purge's copies and its finish."""
+        with self._purging, self.lock:
+            yield
 
     @contextmanager
     def _closed(self, name: str, version: int) -> Iterator[None]:

@@ -262,9 +262,11 @@ def test_a_purge_builds_a_forests_compacted_form_while_it_serves_and_forgets(
     the service lock and with the forest's gate open: a prediction meanwhile answers at once,
     as before, and so does an erasure (its forget is replayed onto the compacted copy before
     the forest takes it); the gate closes only while the forest takes the new form. The
-    erasure made meanwhile waits for the next purge."""
+    erasure made meanwhile waits for the next purge; a training that purges the store itself
+    waits for this one."""
     from forget.hedgecut import forest as forest_module
 
+    svc.set_version_retention(1)  # a new version deletes the old one, and purges
     first = svc.erase(VICTIM, "art17-1-b")
     before = svc.predict("risk", PROBE)
     inside, go_on = threading.Event(), threading.Event()
@@ -276,6 +278,7 @@ def test_a_purge_builds_a_forests_compacted_form_while_it_serves_and_forgets(
         return real(inputs)
 
     monkeypatch.setattr(forest_module, "_canon_from", canonical)
+    trainer = ThreadPoolExecutor(1)
     other = next(
         p["subject_id"] for p in people(n_subjects=30, seed=3) if p["subject_id"] != VICTIM
     )
@@ -286,16 +289,24 @@ def test_a_purge_builds_a_forests_compacted_form_while_it_serves_and_forgets(
                 during = predicting.result(timeout=WAIT)  # not cached: the model scores it
             with background(lambda: svc.erase(other, "art17-1-b")) as erasing:
                 erased = erasing.result(timeout=WAIT)  # answered, the purge still building
+            # a training that purges the store itself (its version retention) waits
+            training = trainer.submit(
+                svc.train, "score", dataset="people", kind="LinearRegression",
+                params={}, label="score", features=FEATURES,
+            )  # fmt: skip
+            with pytest.raises(TimeoutError):
+                training.result(timeout=0.5)
         finally:
             go_on.set()
         done = purge.result(timeout=WAIT)
     assert done["compacted"] and done["requests"] == [first["request_id"]]
+    assert training.result(timeout=WAIT)["version"] == 2  # after the purge: no refusal
     assert during["revision"] == before["revision"]
     after = svc.predict("risk", FRESH)
     (risk,) = [m for m in erased["models"] if m["model"] == "risk"]
     assert after["revision"] == risk["revision"] == before["revision"] + 1
-    assert svc.request(erased["request_id"])["status"] == "erased"  # the next purge's
-    assert svc.purge()["requests"] == [erased["request_id"]]
+    # not this purge's (its copies were made before it): the training's, deleting score v1
+    assert svc.request(erased["request_id"])["status"] == "completed"
 
 
 def test_a_failed_erasure_drops_the_entries_of_models_that_forgot(svc: Service):
