@@ -1955,6 +1955,9 @@ class Service:
                     if not self.store.purge_since(plan):
                         break
                 plan.catch_up()
+        except BaseException:
+            self._awaiting_purge = True  # its requests still wait: the next round purges
+            raise
         finally:
             with self.lock:  # taken by the models (under their gates), or dropped
                 self._rebuilt()

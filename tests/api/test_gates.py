@@ -309,6 +309,26 @@ def test_a_purge_builds_a_forests_compacted_form_while_it_serves_and_forgets(
     assert svc.request(erased["request_id"])["status"] == "completed"
 
 
+def test_a_purge_whose_build_fails_leaves_its_requests_to_the_next_round(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build raising (a full disk, say) fails the purge, completing nothing and keeping
+    the models as they serve; the purger's next round sees the requests still waiting and
+    completes them."""
+    from forget.hedgecut import forest as forest_module
+
+    r = svc.erase(VICTIM, "art17-1-b")
+    before = svc.predict("risk", PROBE)
+    with monkeypatch.context() as m:
+        m.setattr(forest_module.Compaction, "build", lambda self: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            svc.purge()
+    assert svc.request(r["request_id"])["status"] == "erased"
+    assert svc.predict("risk", PROBE)["probabilities"] == before["probabilities"]
+    assert svc._awaiting_purge  # what the purger's loop checks
+    assert svc.purge()["requests"] == [r["request_id"]]
+
+
 def test_a_failed_erasure_drops_the_entries_of_models_that_forgot(svc: Service):
     """The store rebuilds those models from what committed (new objects): the service
     serves those, at the revision they had, with the same answers."""
